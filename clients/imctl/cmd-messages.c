@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Conversation commands: list, history, send, read.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "imctl.h"
+
+/* History options in the order of the command's option table. */
+enum { HISTORY_OPT_LIMIT, HISTORY_OPT_BEFORE };
+
+static int read_reply_value(sd_bus_message *reply, const char *what, json_type type,
+                            struct json_object **ret) {
+        int r;
+
+        r = bus_read_json(reply, ret);
+        if (r <= 0 || !json_object_is_type(*ret, type)) {
+                fprintf(stderr, "imctl: unexpected reply to %s\n", what);
+                return IMCTL_EXIT_BUS;
+        }
+        return IMCTL_EXIT_OK;
+}
+
+int cmd_list(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *list = NULL;
+        int r;
+
+        r = imctl_call_simple(ctx, "GetConversations", &reply, NULL);
+        if (r != 0)
+                return r;
+        r = read_reply_value(reply, "GetConversations", json_type_array, &list);
+        if (r != 0)
+                return r;
+
+        if (ctx->json)
+                r = output_json(list);
+        else
+                for (size_t i = 0; i < json_object_array_length(list) && r >= 0; i++)
+                        r = output_conversation_line(json_object_array_get_idx(list, i));
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
+}
+
+int cmd_history(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *messages = NULL, *complete = NULL, *out = NULL;
+        uint32_t limit = IMCTL_HISTORY_DEFAULT_LIMIT;
+        const char *before = opts[HISTORY_OPT_BEFORE] ? opts[HISTORY_OPT_BEFORE] : "";
+        int r;
+
+        /* validated by the option table */
+        if (opts[HISTORY_OPT_LIMIT] && !parse_uint32(opts[HISTORY_OPT_LIMIT], 1, &limit))
+                return IMCTL_EXIT_USAGE;
+
+        r = imctl_call_simple(ctx, "GetMessages", &reply, "ssu", args[0], before, limit);
+        if (r != 0)
+                return r;
+        r = read_reply_value(reply, "GetMessages", json_type_array, &messages);
+        if (r == 0)
+                r = read_reply_value(reply, "GetMessages", json_type_boolean, &complete);
+        if (r != 0)
+                return r;
+
+        if (ctx->json) {
+                out = json_object_new_object();
+                if (!out)
+                        return imctl_print_errno("cannot build JSON", -ENOMEM);
+                json_object_object_add(out, "messages", TAKE_PTR(messages));
+                json_object_object_add(out, "complete", TAKE_PTR(complete));
+                r = output_json(out);
+        } else {
+                /* imd returns newest first; a transcript reads oldest first */
+                for (size_t i = json_object_array_length(messages); i > 0 && r >= 0; i--)
+                        r = output_message_line(json_object_array_get_idx(messages, i - 1));
+        }
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
+}
+
+int cmd_send(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *out = NULL;
+        const char *id;
+        int r;
+
+        r = imctl_call_simple(ctx, "SendText", &reply, "ss", args[0], args[1]);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &id);
+        if (r < 0) {
+                fprintf(stderr, "imctl: unexpected reply to SendText\n");
+                return IMCTL_EXIT_BUS;
+        }
+
+        if (ctx->json) {
+                out = json_object_new_object();
+                if (!out)
+                        return imctl_print_errno("cannot build JSON", -ENOMEM);
+                json_object_object_add(out, "id", json_object_new_string(id));
+                r = output_json(out);
+        } else
+                r = output_line("%s", id);
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
+}
+
+int cmd_read(struct imctl *ctx, char **args, char **opts) {
+        return imctl_call_simple(ctx, "MarkRead", NULL, "s", args[0]);
+}

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * imctl: entry point. Global options, the command table, argument checking
+ * (done before anything touches the bus) and the shared call/error helpers.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "imctl.h"
+
+#define MAX_COMMAND_OPTIONS 2
+
+enum option_kind {
+        OPTION_STRING,          /* any non-empty value */
+        OPTION_COUNT,           /* an integer in 1..UINT32_MAX */
+};
+
+struct command_option {
+        const char *name;
+        enum option_kind kind;
+};
+
+struct command {
+        const char *name;
+        const char *args;               /* usage text after the name */
+        unsigned n_args;                /* exact number of positional arguments */
+        /* options taking a value; the command gets them in this order */
+        struct command_option options[MAX_COMMAND_OPTIONS];
+        int (*run)(struct imctl *ctx, char **args, char **opts);
+        const char *summary;
+};
+
+static int cmd_help(struct imctl *ctx, char **args, char **opts);
+
+static const struct command commands[] = {
+        { "login",   "JID [--url WS_URL] [--ca-file FILE]", 1, { { "--url", OPTION_STRING }, { "--ca-file", OPTION_STRING } },
+          cmd_login,   "Log in; the password is read from stdin (or the tty)" },
+        { "logout",  "",                                     0, { { NULL } },
+          cmd_logout,  "Log out" },
+        { "status",  "",                                     0, { { NULL } },
+          cmd_status,  "Show account, connection state and unread count" },
+        { "list",    "",                                     0, { { NULL } },
+          cmd_list,    "List conversations" },
+        { "history", "CONV [--limit N] [--before ID]",       1, { { "--limit", OPTION_COUNT }, { "--before", OPTION_STRING } },
+          cmd_history, "Show messages of a conversation (default 20)" },
+        { "send",    "CONV TEXT",                            2, { { NULL } },
+          cmd_send,    "Send a text message" },
+        { "read",    "CONV",                                 1, { { NULL } },
+          cmd_read,    "Mark a conversation read" },
+        { "monitor", "",                                     0, { { NULL } },
+          cmd_monitor, "Print events until interrupted" },
+        { "chat",    "CONV",                                 1, { { NULL } },
+          cmd_chat,    "Interactive chat: stdin lines are sent, messages printed" },
+        { "help",    "",                                     0, { { NULL } },
+          cmd_help,    "Show this help" },
+};
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: imctl [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
+                "\n"
+                "Options:\n"
+                "  --json               Print JSON (monitor and chat: one object per line)\n"
+                "  --timeout SECONDS    D-Bus method call timeout (login default: 60)\n"
+                "  --help               Show this help\n"
+                "\n"
+                "Commands:\n");
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                const struct command *c = &commands[i];
+                g_autofree char *head = g_strdup_printf("%s %s", c->name, c->args);
+
+                fprintf(f, "  %-42s %s\n", head, c->summary);
+        }
+}
+
+static int cmd_help(struct imctl *ctx, char **args, char **opts) {
+        usage(stdout);
+        return IMCTL_EXIT_OK;
+}
+
+int imctl_usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("imctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'imctl --help' for more information.\n", stderr);
+        return IMCTL_EXIT_USAGE;
+}
+
+static int command_usage_error(const struct command *c, const char *what) {
+        return imctl_usage_error("%s\nUsage: imctl %s%s%s", what, c->name, c->args[0] ? " " : "", c->args);
+}
+
+static int check_option_value(const struct command *c, const struct command_option *o, const char *v) {
+        g_autofree char *m = NULL;
+        uint32_t n;
+
+        switch (o->kind) {
+        case OPTION_STRING:
+                if (v[0])
+                        return 0;
+                m = g_strdup_printf("option '%s' needs a non-empty value", o->name);
+                break;
+        case OPTION_COUNT:
+                if (parse_uint32(v, 1, &n))
+                        return 0;
+                m = g_strdup_printf("invalid number '%s' for '%s': expected a positive integer", v, o->name);
+                break;
+        }
+        return command_usage_error(c, m);
+}
+
+bool parse_seconds(const char *s, uint64_t *ret_usec) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        /* at most a day: long enough for anything, far from overflowing usec */
+        if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 86400)
+                return false;
+        *ret_usec = (uint64_t) (v * 1e6);
+        if (*ret_usec == 0)
+                *ret_usec = 1;
+        return true;
+}
+
+bool parse_uint32(const char *s, uint32_t min, uint32_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!g_ascii_isdigit(s[0]))
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v < min || v > UINT32_MAX)
+                return false;
+        *ret = (uint32_t) v;
+        return true;
+}
+
+/* "--name VALUE" or "--name=VALUE"; returns the value or NULL if @arg is not @name. */
+static const char *match_option(const char *name, int argc, char **argv, int *i, bool *missing) {
+        size_t n = strlen(name);
+        const char *arg = argv[*i];
+
+        *missing = false;
+        if (strncmp(arg, name, n) != 0)
+                return NULL;
+        if (arg[n] == '=')
+                return arg + n + 1;
+        if (arg[n] != '\0')
+                return NULL;
+        if (*i + 1 >= argc) {
+                *missing = true;
+                return NULL;
+        }
+        return argv[++*i];
+}
+
+/* Options that are global but also accepted after the command. */
+static int parse_global_option(struct imctl *ctx, int argc, char **argv, int *i, bool *handled) {
+        const char *v;
+        bool missing;
+
+        *handled = true;
+        if (strcmp(argv[*i], "--json") == 0) {
+                ctx->json = true;
+                return 0;
+        }
+        v = match_option("--timeout", argc, argv, i, &missing);
+        if (missing)
+                return imctl_usage_error("option '--timeout' needs a value");
+        if (v) {
+                if (!parse_seconds(v, &ctx->timeout_usec))
+                        return imctl_usage_error("invalid timeout '%s': expected a positive number of seconds", v);
+                return 0;
+        }
+        *handled = false;
+        return 0;
+}
+
+static int run_command(struct imctl *ctx, const struct command *c, int argc, char **argv) {
+        char *args[3] = { NULL };
+        char *opts[MAX_COMMAND_OPTIONS] = { NULL };
+        unsigned n = 0;
+        bool dashdash = false;
+        int r;
+
+        for (int i = 0; i < argc; i++) {
+                const char *a = argv[i];
+
+                if (!g_utf8_validate(a, -1, NULL))
+                        return command_usage_error(c, "argument is not valid UTF-8");
+
+                if (!dashdash && a[0] == '-' && a[1] == '-') {
+                        bool handled = false, missing = false;
+
+                        if (a[2] == '\0') {
+                                dashdash = true;
+                                continue;
+                        }
+                        if (strcmp(a, "--help") == 0) {
+                                usage(stdout);
+                                return IMCTL_EXIT_OK;
+                        }
+                        r = parse_global_option(ctx, argc, argv, &i, &handled);
+                        if (r != 0)
+                                return r;
+                        if (handled)
+                                continue;
+                        for (size_t o = 0; o < MAX_COMMAND_OPTIONS && c->options[o].name; o++) {
+                                const char *v = match_option(c->options[o].name, argc, argv, &i, &missing);
+
+                                if (missing) {
+                                        g_autofree char *m = g_strdup_printf("option '%s' needs a value",
+                                                                             c->options[o].name);
+                                        return command_usage_error(c, m);
+                                }
+                                if (v) {
+                                        r = check_option_value(c, &c->options[o], v);
+                                        if (r != 0)
+                                                return r;
+                                        opts[o] = (char *) v;
+                                        handled = true;
+                                        break;
+                                }
+                        }
+                        if (!handled) {
+                                g_autofree char *m = g_strdup_printf("unknown option '%s' for '%s'", a, c->name);
+                                return command_usage_error(c, m);
+                        }
+                        continue;
+                }
+
+                if (n >= c->n_args) {
+                        g_autofree char *m = g_strdup_printf("too many arguments for '%s'", c->name);
+                        return command_usage_error(c, m);
+                }
+                args[n++] = (char *) a;
+        }
+
+        if (n < c->n_args) {
+                g_autofree char *m = g_strdup_printf("missing argument for '%s'", c->name);
+                return command_usage_error(c, m);
+        }
+
+        if (c->run == cmd_help)
+                return c->run(ctx, args, opts);
+
+        r = sd_bus_open_user(&ctx->bus);
+        if (r < 0) {
+                fprintf(stderr, "imctl: cannot connect to the session bus: %s\n", strerror(-r));
+                return IMCTL_EXIT_BUS;
+        }
+        return c->run(ctx, args, opts);
+}
+
+int main(int argc, char **argv) {
+        struct imctl ctx = { 0 };
+        int i, r;
+
+        for (i = 1; i < argc; i++) {
+                bool handled;
+
+                if (argv[i][0] != '-')
+                        break;
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                        usage(stdout);
+                        return IMCTL_EXIT_OK;
+                }
+                if (strcmp(argv[i], "--") == 0) {
+                        i++;
+                        break;
+                }
+                r = parse_global_option(&ctx, argc, argv, &i, &handled);
+                if (r != 0)
+                        return r;
+                if (!handled)
+                        return imctl_usage_error("unknown option '%s'", argv[i]);
+        }
+
+        if (i >= argc)
+                return imctl_usage_error("missing command");
+
+        for (size_t c = 0; c < G_N_ELEMENTS(commands); c++) {
+                if (strcmp(commands[c].name, argv[i]) != 0)
+                        continue;
+                r = run_command(&ctx, &commands[c], argc - i - 1, argv + i + 1);
+                /* flush queued calls (async MarkRead etc.) before leaving */
+                ctx.bus = sd_bus_flush_close_unref(ctx.bus);
+                if (fflush(stdout) != 0 && r == IMCTL_EXIT_OK)
+                        r = imctl_print_errno("cannot write output", -errno);
+                return r;
+        }
+
+        return imctl_usage_error("unknown command '%s'", argv[i]);
+}
+
+bool imctl_error_is_no_daemon(const sd_bus_error *error) {
+        return sd_bus_error_has_name(error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+               sd_bus_error_has_name(error, SD_BUS_ERROR_NAME_HAS_NO_OWNER);
+}
+
+void imctl_print_bus_error(const sd_bus_error *error, int r) {
+        if (imctl_error_is_no_daemon(error)) {
+                fprintf(stderr, "imctl: imd is not running: nothing owns %s on the session bus (%s)\n",
+                        IM_SERVICE, error->name);
+                return;
+        }
+        if (sd_bus_error_is_set(error)) {
+                fprintf(stderr, "imctl: %s (%s)\n",
+                        error->message ? error->message : error->name, error->name);
+                return;
+        }
+        fprintf(stderr, "imctl: D-Bus call failed: %s\n", strerror(-r));
+}
+
+int imctl_print_errno(const char *what, int r) {
+        fprintf(stderr, "imctl: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        return IMCTL_EXIT_BUS;
+}
+
+int imctl_new_call(struct imctl *ctx, const char *member, sd_bus_message **ret) {
+        int r;
+
+        r = sd_bus_message_new_method_call(ctx->bus, ret, IM_SERVICE, IM_PATH, IM_INTERFACE, member);
+        if (r < 0)
+                return imctl_print_errno("cannot create the method call", r);
+        return IMCTL_EXIT_OK;
+}
+
+int imctl_call(struct imctl *ctx, sd_bus_message *m, uint64_t usec, sd_bus_message **reply) {
+        _cleanup_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call(ctx->bus, m, usec ? usec : ctx->timeout_usec, &error, reply);
+        if (r < 0) {
+                imctl_print_bus_error(&error, r);
+                return IMCTL_EXIT_BUS;
+        }
+        return IMCTL_EXIT_OK;
+}
+
+int imctl_call_simple(struct imctl *ctx, const char *member, sd_bus_message **reply,
+                      const char *types, ...) {
+        _cleanup_message_ sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = imctl_new_call(ctx, member, &m);
+        if (r != 0)
+                return r;
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return imctl_print_errno("cannot build the method call", r);
+        }
+        return imctl_call(ctx, m, 0, reply);
+}
+
+/* Fails (printing the usual message) when nobody owns the service name. */
+int imctl_check_daemon(struct imctl *ctx) {
+        _cleanup_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(ctx->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetNameOwner", &error, &reply,
+                               "s", IM_SERVICE);
+        if (r < 0) {
+                imctl_print_bus_error(&error, r);
+                return IMCTL_EXIT_BUS;
+        }
+        return IMCTL_EXIT_OK;
+}
+
+/* Calls @lost when the daemon drops its name; install before imctl_check_daemon(). */
+int imctl_watch_daemon(struct imctl *ctx, sd_bus_message_handler_t lost, void *userdata) {
+        int r;
+
+        r = sd_bus_add_match(ctx->bus, NULL,
+                             "type='signal',sender='org.freedesktop.DBus',"
+                             "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                             "member='NameOwnerChanged',arg0='" IM_SERVICE "'",
+                             lost, userdata);
+        if (r < 0)
+                return imctl_print_errno("cannot watch the service name", r);
+        return IMCTL_EXIT_OK;
+}
+
+bool imctl_name_owner_lost(sd_bus_message *m) {
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return false;
+        return strcmp(name, IM_SERVICE) == 0 && new_owner[0] == '\0';
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rendering: JSON documents (one line each, flushed, since scripts read
+ * imctl through pipes) and the one-line text forms of messages and
+ * conversations.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <glib.h>
+
+#include "imctl.h"
+
+static int flush_stdout(void) {
+        if (fflush(stdout) != 0)
+                return -errno;
+        return 0;
+}
+
+int output_json(struct json_object *o) {
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        if (!s)
+                return -ENOMEM;
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        return flush_stdout();
+}
+
+int output_line(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfprintf(stdout, fmt, ap);
+        va_end(ap);
+        fputc('\n', stdout);
+        return flush_stdout();
+}
+
+const char *json_get_string(struct json_object *o, const char *key, const char *fallback) {
+        struct json_object *v;
+
+        if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+                return json_object_get_string(v);
+        return fallback;
+}
+
+int64_t json_get_int(struct json_object *o, const char *key, int64_t fallback) {
+        struct json_object *v;
+
+        if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
+                return json_object_get_int64(v);
+        return fallback;
+}
+
+bool json_get_bool(struct json_object *o, const char *key, bool fallback) {
+        struct json_object *v;
+
+        if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean))
+                return json_object_get_boolean(v);
+        return fallback;
+}
+
+void output_format_time(int64_t unix_ms, char buf[static 16]) {
+        time_t t;
+        struct tm tm;
+
+        if (unix_ms < 0) {
+                strcpy(buf, "--:--");
+                return;
+        }
+        t = (time_t) (unix_ms / 1000);
+        if (!localtime_r(&t, &tm) || strftime(buf, 16, "%H:%M", &tm) == 0)
+                strcpy(buf, "--:--");
+}
+
+/* Text of a message for one-line displays: control characters become spaces. */
+char *output_message_summary(struct json_object *message) {
+        const char *type = json_get_string(message, "type", "text");
+        const char *text = json_get_string(message, "text", NULL);
+        char *s;
+
+        if (json_get_bool(message, "revoked", false))
+                return g_strdup("[revoked]");
+        if (text && text[0])
+                s = g_strdup(text);
+        else if (strcmp(type, "text") != 0)
+                s = g_strdup_printf("[%s]", type);
+        else
+                s = g_strdup("");
+        for (char *p = s; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        return s;
+}
+
+/* "HH:MM sender: text" */
+int output_message_line(struct json_object *message) {
+        g_autofree char *text = output_message_summary(message);
+        char when[16];
+
+        output_format_time(json_get_int(message, "time", -1), when);
+        return output_line("%s %s: %s", when, json_get_string(message, "sender", "?"), text);
+}
+
+/* "ID  [N unread]  last-text" */
+int output_conversation_line(struct json_object *conversation) {
+        struct json_object *last = NULL;
+        g_autofree char *text = NULL;
+
+        if (json_object_object_get_ex(conversation, "last", &last) &&
+            json_object_is_type(last, json_type_object))
+                text = output_message_summary(last);
+
+        return output_line("%s  [%" PRId64 " unread]%s%s",
+                           json_get_string(conversation, "id", "?"),
+                           json_get_int(conversation, "unread", 0),
+                           text && text[0] ? "  " : "", text ? text : "");
+}

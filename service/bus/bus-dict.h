@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+#include <systemd/sd-bus.h>
+
+#include "store.h"
+
+/* The message and conversation dictionaries of dbus/org.example.IM.xml. */
+int bus_append_message(sd_bus_message *m, const StoreMessage *msg);                  /* a{sv} */
+int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv);       /* a{sv} */
+int bus_append_conversations(sd_bus_message *m, GPtrArray *convs);                   /* aa{sv} */
+int bus_append_messages(sd_bus_message *m, GPtrArray *msgs);                         /* aa{sv} */

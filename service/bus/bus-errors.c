@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus-errors.h"
+
+typedef struct ErrnoMapping {
+        int error;
+        const char *name;
+        const char *text;
+} ErrnoMapping;
+
+static const ErrnoMapping mappings[] = {
+        { EINVAL,       IM_ERROR_PREFIX "InvalidArgument", "Invalid argument" },
+        { ENOTCONN,     IM_ERROR_PREFIX "NotLoggedIn",     "Not logged in" },
+        { EACCES,       IM_ERROR_PREFIX "AuthFailed",      "The server refused the credentials" },
+        { ECONNREFUSED, IM_ERROR_PREFIX "Network",         "Cannot reach the server" },
+        { ECONNRESET,   IM_ERROR_PREFIX "Network",         "The connection to the server was lost" },
+        { ECONNABORTED, IM_ERROR_PREFIX "Network",         "The connection was closed" },
+        { EPROTO,       IM_ERROR_PREFIX "Network",         "Protocol or TLS failure talking to the server" },
+        { ENETUNREACH,  IM_ERROR_PREFIX "Network",         "The network is unreachable" },
+        { ENOENT,       IM_ERROR_PREFIX "NotFound",        "Not found" },
+        { EPERM,        IM_ERROR_PREFIX "NotAllowed",      "Not allowed" },
+        { ENODATA,      IM_ERROR_PREFIX "TooShort",        "Too short" },
+        { EMSGSIZE,     IM_ERROR_PREFIX "TooLarge",        "Too large" },
+        { E2BIG,        IM_ERROR_PREFIX "TooLarge",        "Too large" },
+        { EBUSY,        IM_ERROR_PREFIX "Busy",            "Busy" },
+        { ENOTSUP,      IM_ERROR_PREFIX "NotSupported",    "Not supported" },
+        { ETIMEDOUT,    IM_ERROR_PREFIX "Timeout",         "The server did not answer in time" },
+};
+
+static const ErrnoMapping *lookup(int error) {
+        if (error < 0)
+                error = -error;
+        for (size_t i = 0; i < sizeof(mappings) / sizeof(mappings[0]); i++)
+                if (mappings[i].error == error)
+                        return &mappings[i];
+        return NULL;
+}
+
+const char *bus_error_name_from_errno(int error) {
+        const ErrnoMapping *m = lookup(error);
+        return m ? m->name : SD_BUS_ERROR_FAILED;
+}
+
+int bus_reply_errno(sd_bus_message *m, int error, const char *message) {
+        const ErrnoMapping *map = lookup(error);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!message)
+                message = map ? map->text : strerror(error < 0 ? -error : error);
+        sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, message);
+        r = sd_bus_reply_method_error(m, &e);
+        sd_bus_error_free(&e);
+        return r;
+}
+
+int bus_set_errno(sd_bus_error *ret_error, int error, const char *format, ...) {
+        const ErrnoMapping *map = lookup(error);
+        char text[512];
+        va_list ap;
+
+        if (format) {
+                va_start(ap, format);
+                vsnprintf(text, sizeof(text), format, ap);
+                va_end(ap);
+        } else
+                snprintf(text, sizeof(text), "%s", map ? map->text : strerror(error < 0 ? -error : error));
+        return sd_bus_error_set(ret_error, map ? map->name : SD_BUS_ERROR_FAILED, text);
+}

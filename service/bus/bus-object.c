@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Every method handler follows one order: read the arguments, validate them
+ * (named errors), check the session state, act, reply. Validation lives here
+ * because this is where untrusted input enters; the layers below assume it.
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus-dict.h"
+#include "bus-errors.h"
+#include "bus-object.h"
+#include "jid.h"
+
+#define TEXT_MAX_BYTES      65536
+#define PASSWORD_MAX_BYTES  1024
+#define URL_MAX_BYTES       2048
+#define ID_MAX_BYTES        256
+#define MESSAGES_MAX_LIMIT  500
+
+/* --- argument checks --- */
+
+/* A conversation or account id: a bare JID with a localpart. Returns the
+ * normalised form or sets an InvalidArgument error. */
+static char *parse_user_jid(const char *s, const char *what, sd_bus_error *error) {
+        char *bare;
+
+        if (!jid_is_valid_user_bare(s) || !(bare = jid_normalize_bare(s))) {
+                bus_set_errno(error, -EINVAL, "Invalid %s '%.100s': expected a bare JID like user@example.org",
+                              what, s);
+                return NULL;
+        }
+        return bare;
+}
+
+/* XML 1.0 cannot carry most control characters; a stanza with one would make
+ * the server close the whole stream. */
+static bool text_is_xml_safe(const char *text) {
+        for (const char *p = text; *p; p = g_utf8_next_char(p)) {
+                gunichar c = g_utf8_get_char(p);
+                if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0xFFFE || c == 0xFFFF)
+                        return false;
+        }
+        return true;
+}
+
+static int check_text(const char *text, sd_bus_error *error) {
+        size_t len = strlen(text);
+
+        if (len == 0)
+                return bus_set_errno(error, -EINVAL, "The text is empty");
+        if (len > TEXT_MAX_BYTES)
+                return bus_set_errno(error, -EMSGSIZE, "The text is %zu bytes; at most %d are allowed",
+                                     len, TEXT_MAX_BYTES);
+        if (!g_utf8_validate(text, (gssize) len, NULL) || !text_is_xml_safe(text))
+                return bus_set_errno(error, -EINVAL, "The text contains characters that cannot be sent");
+        return 0;
+}
+
+/* --- Login --- */
+
+typedef struct LoginOptions {
+        char *websocket_url;
+        char *ca_file;
+} LoginOptions;
+
+static void login_options_clear(LoginOptions *o) {
+        g_free(o->websocket_url);
+        g_free(o->ca_file);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(LoginOptions, login_options_clear)
+
+static int read_string_option(sd_bus_message *m, const char *key, char **ret, sd_bus_error *error) {
+        const char *value;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "s");
+        if (r < 0)
+                return bus_set_errno(error, -EINVAL, "Option '%s' must be a string", key);
+        r = sd_bus_message_read(m, "s", &value);
+        if (r < 0)
+                return r;
+        g_free(*ret);
+        *ret = g_strdup(value);
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_login_options(sd_bus_message *m, LoginOptions *o, sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "websocket_url") == 0)
+                        r = read_string_option(m, key, &o->websocket_url, error);
+                else if (strcmp(key, "ca_file") == 0)
+                        r = read_string_option(m, key, &o->ca_file, error);
+                else
+                        return bus_set_errno(error, -EINVAL, "Unknown option '%.100s'", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int check_login_options(LoginOptions *o, const char *jid, sd_bus_error *error) {
+        if (!o->websocket_url) {
+                /* RFC 7395 endpoints are commonly at this path; XEP-0156 discovery comes later. */
+                const char *domain = strchr(jid, '@') + 1;
+                o->websocket_url = g_strdup_printf("wss://%s/xmpp-websocket", domain);
+        }
+        if (strlen(o->websocket_url) > URL_MAX_BYTES ||
+            !(g_str_has_prefix(o->websocket_url, "ws://") || g_str_has_prefix(o->websocket_url, "wss://")) ||
+            !text_is_xml_safe(o->websocket_url))
+                return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL");
+        if (o->ca_file) {
+                if (!g_path_is_absolute(o->ca_file) || access(o->ca_file, R_OK) < 0)
+                        return bus_set_errno(error, -EINVAL, "ca_file '%.200s' is not a readable absolute path",
+                                             o->ca_file);
+        }
+        return 0;
+}
+
+static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_auto(LoginOptions) opts = { 0 };
+        g_autofree char *jid = NULL;
+        const char *jid_arg, *password;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &jid_arg, &password);
+        if (r < 0)
+                return r;
+        r = read_login_options(m, &opts, error);
+        if (r < 0)
+                return r;
+
+        jid = parse_user_jid(jid_arg, "account", error);
+        if (!jid)
+                return -EINVAL;
+        if (!*password || strlen(password) > PASSWORD_MAX_BYTES)
+                return bus_set_errno(error, -EINVAL, "The password must be 1 to %d bytes", PASSWORD_MAX_BYTES);
+        r = check_login_options(&opts, jid, error);
+        if (r < 0)
+                return r;
+
+        if (mgr->pending_login)
+                return bus_set_errno(error, -EBUSY, "A login is already in progress");
+        r = session_login(mgr->session, jid, password, opts.websocket_url, opts.ca_file);
+        if (r == -EBUSY)
+                return bus_set_errno(error, r, "Already logged in as %s; log out first",
+                                     session_account(mgr->session));
+        if (r == -EINVAL)
+                return bus_set_errno(error, r, "Cannot use websocket_url '%.200s'", opts.websocket_url);
+        if (r < 0)
+                return bus_set_errno(error, r, NULL);
+
+        /* Replied to from on_login_finished(). */
+        mgr->pending_login = sd_bus_message_ref(m);
+        return 1;
+}
+
+static int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+
+        session_logout(mgr->session);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* --- messages --- */
+
+static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL, *id = NULL;
+        const char *conv_arg, *text;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &conv_arg, &text);
+        if (r < 0)
+                return r;
+        conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!conversation)
+                return -EINVAL;
+        r = check_text(text, error);
+        if (r < 0)
+                return r;
+
+        r = session_send_text(mgr->session, conversation, text, &id);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "Not logged in: call Login first");
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot send the message: %s", g_strerror(-r));
+        return sd_bus_reply_method_return(m, "s", id);
+}
+
+static int method_get_conversations(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(GPtrArray) convs = NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = session_get_conversations(mgr->session, &convs);
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot read the conversations");
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = bus_append_conversations(reply, convs);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_get_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(GPtrArray) msgs = NULL;
+        g_autofree char *conversation = NULL;
+        const char *conv_arg, *before_id;
+        sd_bus_message *reply = NULL;
+        bool complete = false;
+        uint32_t limit;
+        int r;
+
+        r = sd_bus_message_read(m, "ssu", &conv_arg, &before_id, &limit);
+        if (r < 0)
+                return r;
+        conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!conversation)
+                return -EINVAL;
+        if (strlen(before_id) > ID_MAX_BYTES)
+                return bus_set_errno(error, -EINVAL, "before_id is too long");
+        if (limit < 1 || limit > MESSAGES_MAX_LIMIT)
+                return bus_set_errno(error, -EINVAL, "limit must be between 1 and %d", MESSAGES_MAX_LIMIT);
+
+        r = session_get_messages(mgr->session, conversation, before_id, limit, &msgs, &complete);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+        if (r == -ENOENT)
+                return bus_set_errno(error, r, "No message '%.100s' in %s", before_id, conversation);
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot read the history");
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = bus_append_messages(reply, msgs);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "b", complete);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_mark_read(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        const char *conv_arg;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &conv_arg);
+        if (r < 0)
+                return r;
+        conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!conversation)
+                return -EINVAL;
+
+        r = session_mark_read(mgr->session, conversation);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+        if (r == -ENOENT)
+                return bus_set_errno(error, r, "No conversation with %s", conversation);
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot update the history");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* --- properties --- */
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+
+        if (strcmp(property, "NetState") == 0)
+                return sd_bus_message_append(reply, "s",
+                                             session_net_state_to_string(session_net_state(mgr->session)));
+        if (strcmp(property, "Ready") == 0)
+                return sd_bus_message_append(reply, "b", session_is_ready(mgr->session));
+        if (strcmp(property, "Account") == 0)
+                return sd_bus_message_append(reply, "s", session_account(mgr->session));
+        if (strcmp(property, "UnreadTotal") == 0)
+                return sd_bus_message_append(reply, "u", session_unread_total(mgr->session));
+        return -ENOENT;
+}
+
+static const sd_bus_vtable im_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Login",
+                                SD_BUS_ARGS("s", jid, "s", password, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("Logout", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_logout, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendText",
+                                SD_BUS_ARGS("s", conversation, "s", text),
+                                SD_BUS_RESULT("s", id),
+                                method_send_text, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetConversations", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("aa{sv}", conversations),
+                                method_get_conversations, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetMessages",
+                                SD_BUS_ARGS("s", conversation, "s", before_id, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", messages, "b", complete),
+                                method_get_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("MarkRead",
+                                SD_BUS_ARGS("s", conversation),
+                                SD_BUS_NO_RESULT,
+                                method_mark_read, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageReceived", SD_BUS_ARGS("a{sv}", message), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ConversationsChanged", SD_BUS_ARGS("aa{sv}", conversations), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Error", SD_BUS_ARGS("s", name, "s", message), 0),
+        SD_BUS_PROPERTY("NetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Ready", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Account", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UnreadTotal", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END
+};
+
+int bus_object_add(Manager *m) {
+        return sd_bus_add_object_vtable(m->bus, &m->object_slot, IM_OBJECT_PATH, IM_INTERFACE, im_vtable, m);
+}
+
+/* --- session events -> signals --- */
+
+static void emit_signal_logged(Manager *mgr, sd_bus_message *sig, int r, const char *name) {
+        if (r >= 0)
+                r = sd_bus_send(mgr->bus, sig, NULL);
+        if (r < 0)
+                g_warning("Cannot emit %s: %s", name, g_strerror(-r));
+        sd_bus_message_unref(sig);
+}
+
+static void on_state_changed(void *userdata) {
+        Manager *mgr = userdata;
+        if (mgr->bus)
+                sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE,
+                                               "NetState", "Ready", "Account", NULL);
+}
+
+static void on_unread_total_changed(void *userdata) {
+        Manager *mgr = userdata;
+        if (mgr->bus)
+                sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "UnreadTotal", NULL);
+}
+
+static void on_messages_added(GPtrArray *messages, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (!mgr->bus)
+                return;
+        for (guint i = 0; i < messages->len; i++) {
+                sd_bus_message *sig = NULL;
+                int r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "MessageReceived");
+                if (r >= 0)
+                        r = bus_append_message(sig, g_ptr_array_index(messages, i));
+                emit_signal_logged(mgr, sig, r, "MessageReceived");
+        }
+}
+
+static void on_conversations_changed(GPtrArray *conversations, void *userdata) {
+        Manager *mgr = userdata;
+        sd_bus_message *sig = NULL;
+        int r;
+
+        if (!mgr->bus)
+                return;
+        r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "ConversationsChanged");
+        if (r >= 0)
+                r = bus_append_conversations(sig, conversations);
+        emit_signal_logged(mgr, sig, r, "ConversationsChanged");
+}
+
+static void on_error(int error, const char *text, void *userdata) {
+        Manager *mgr = userdata;
+
+        g_message("%s", text);
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "Error", "ss",
+                                   bus_error_name_from_errno(error), text);
+}
+
+static void on_login_finished(int error, const char *text, void *userdata) {
+        Manager *mgr = userdata;
+        sd_bus_message *call = g_steal_pointer(&mgr->pending_login);
+
+        if (!call)
+                return;
+        if (error == 0)
+                sd_bus_reply_method_return(call, NULL);
+        else
+                bus_reply_errno(call, error, text);
+        sd_bus_message_unref(call);
+}
+
+const SessionEvents bus_session_events = {
+        .state_changed = on_state_changed,
+        .messages_added = on_messages_added,
+        .conversations_changed = on_conversations_changed,
+        .unread_total_changed = on_unread_total_changed,
+        .login_finished = on_login_finished,
+        .error = on_error,
+};

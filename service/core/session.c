@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "jid.h"
+#include "session.h"
+#include "stream.h"
+
+#define LAST_ACCOUNT_FILE "last-account"
+
+struct Session {
+        SessionEvents events;
+        void *userdata;
+        char *data_dir;                 /* $XDG_DATA_HOME/imd */
+        XmppTransportContext *transport_ctx;
+
+        char *account;                  /* bare JID whose history is open, or NULL */
+        Store *store;
+        XmppStream *stream;
+        SessionNetState net_state;
+        bool ready;
+        bool login_pending;             /* login_finished() not yet delivered */
+        char *login_jid;                /* account being logged in */
+        guint reap_source;              /* frees a closed stream outside its callback */
+        XmppStream *dead_stream;
+
+        /* Incoming messages are stored in one transaction per main-loop pass and
+         * announced after it commits: a signalled message is always on disk, and a
+         * flood costs one commit per batch rather than per message. */
+        bool batch_open;
+        guint batch_source;
+        GPtrArray *batch_messages;      /* StoreMessage*, in arrival order */
+        GHashTable *batch_conversations; /* conversation id set */
+        uint32_t unread_total;
+};
+
+static void session_flush(Session *s);
+static void drop_stream(Session *s);
+
+const char *session_net_state_to_string(SessionNetState state) {
+        switch (state) {
+        case SESSION_NET_DISCONNECTED:
+                return "disconnected";
+        case SESSION_NET_CONNECTING:
+                return "connecting";
+        case SESSION_NET_CONNECTED:
+                return "connected";
+        }
+        return "disconnected";
+}
+
+static void refresh_unread_total(Session *s) {
+        uint32_t total = 0;
+
+        if (s->store && store_unread_total(s->store, &total) < 0)
+                return;
+        if (total == s->unread_total)
+                return;
+        s->unread_total = total;
+        s->events.unread_total_changed(s->userdata);
+}
+
+static void set_state(Session *s, SessionNetState net_state, bool ready) {
+        if (s->net_state == net_state && s->ready == ready)
+                return;
+        s->net_state = net_state;
+        s->ready = ready;
+        s->events.state_changed(s->userdata);
+}
+
+/* Opens the history of account (closing another account's). */
+static int open_account(Session *s, const char *account) {
+        g_autofree char *dir = NULL;
+        Store *store = NULL;
+        int r;
+
+        if (s->account && strcmp(s->account, account) == 0 && s->store)
+                return 0;
+        dir = g_build_filename(s->data_dir, account, NULL);
+        if (g_mkdir_with_parents(dir, 0700) < 0)
+                return -errno;
+        r = store_open(dir, &store);
+        if (r < 0)
+                return r;
+
+        session_flush(s);
+        store_close(s->store);
+        s->store = store;
+        g_free(s->account);
+        s->account = g_strdup(account);
+        s->unread_total = 0;
+        refresh_unread_total(s);
+        s->events.state_changed(s->userdata);
+        return 0;
+}
+
+static void remember_account(Session *s) {
+        g_autofree char *path = g_build_filename(s->data_dir, LAST_ACCOUNT_FILE, NULL);
+        g_autoptr(GError) error = NULL;
+
+        if (!g_file_set_contents_full(path, s->account, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+                g_warning("Cannot record the last account: %s", error->message);
+}
+
+/* --- batching of incoming messages --- */
+
+static gboolean on_batch_flush(gpointer userdata) {
+        Session *s = userdata;
+        s->batch_source = 0;
+        session_flush(s);
+        return G_SOURCE_REMOVE;
+}
+
+static void announce_conversations(Session *s, GHashTable *ids) {
+        g_autoptr(GPtrArray) convs = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
+        GHashTableIter it;
+        gpointer key;
+
+        g_hash_table_iter_init(&it, ids);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                StoreConversation *c = NULL;
+                if (store_get_conversation(s->store, key, &c) >= 0)
+                        g_ptr_array_add(convs, c);
+        }
+        if (convs->len > 0)
+                s->events.conversations_changed(convs, s->userdata);
+}
+
+static void session_flush(Session *s) {
+        g_autoptr(GPtrArray) messages = NULL;
+        g_autoptr(GHashTable) conversations = NULL;
+        int r;
+
+        if (s->batch_source) {
+                g_source_remove(s->batch_source);
+                s->batch_source = 0;
+        }
+        if (!s->batch_open)
+                return;
+        s->batch_open = false;
+        messages = g_steal_pointer(&s->batch_messages);
+        conversations = g_steal_pointer(&s->batch_conversations);
+
+        r = store_commit(s->store);
+        if (r < 0) {
+                /* Nothing of the batch is on disk; don't announce it. */
+                store_rollback(s->store);
+                s->events.error(r, "Cannot write the message history", s->userdata);
+                return;
+        }
+        if (messages->len > 0)
+                s->events.messages_added(messages, s->userdata);
+        announce_conversations(s, conversations);
+        refresh_unread_total(s);
+}
+
+static int batch_begin(Session *s) {
+        int r;
+
+        if (s->batch_open)
+                return 0;
+        r = store_begin(s->store);
+        if (r < 0)
+                return r;
+        s->batch_open = true;
+        s->batch_messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        s->batch_conversations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        /* Default priority, not idle: under a sustained flood an idle source would
+         * never run and the batch would never commit. */
+        s->batch_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_batch_flush, s, NULL);
+        return 0;
+}
+
+/* --- stream callbacks --- */
+
+static void on_stream_ready(void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        /* The account's history opens only once the server accepted it, so a
+         * mistyped JID leaves nothing behind. */
+        r = open_account(s, s->login_jid);
+        if (r < 0) {
+                drop_stream(s);
+                set_state(s, SESSION_NET_DISCONNECTED, false);
+                s->login_pending = false;
+                s->events.login_finished(-EIO, "Cannot open the message history", s->userdata);
+                return;
+        }
+        remember_account(s);
+        set_state(s, SESSION_NET_CONNECTED, true);
+        if (s->login_pending) {
+                s->login_pending = false;
+                s->events.login_finished(0, NULL, s->userdata);
+        }
+}
+
+static gboolean on_reap(gpointer userdata);
+
+/* Called from within the stream's own callbacks: free it from the main loop. */
+static void drop_stream(Session *s) {
+        xmpp_stream_free(s->dead_stream);
+        s->dead_stream = g_steal_pointer(&s->stream);
+        if (!s->reap_source)
+                s->reap_source = g_idle_add(on_reap, s);
+}
+
+static gboolean on_reap(gpointer userdata) {
+        Session *s = userdata;
+        s->reap_source = 0;
+        xmpp_stream_free(g_steal_pointer(&s->dead_stream));
+        return G_SOURCE_REMOVE;
+}
+
+static void on_stream_closed(int error, const char *text, void *userdata) {
+        Session *s = userdata;
+
+        session_flush(s);
+        drop_stream(s);
+
+        set_state(s, SESSION_NET_DISCONNECTED, false);
+        if (s->login_pending) {
+                s->login_pending = false;
+                s->events.login_finished(error ? error : -ECONNRESET, text, s->userdata);
+        } else if (error)
+                s->events.error(error, text, s->userdata);
+}
+
+static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
+        Session *s = userdata;
+        g_autofree char *generated_id = NULL;
+        StoreMessage m = { 0 };
+        int64_t seq;
+        int r;
+
+        r = batch_begin(s);
+        if (r < 0) {
+                s->events.error(r, "Cannot write the message history", s->userdata);
+                return;
+        }
+        if (!msg->id)
+                generated_id = xmpp_new_id();
+        m.id = (char *) (msg->id ? msg->id : generated_id);
+        m.conversation = (char *) msg->from;
+        m.sender = (char *) msg->from;
+        m.stanza_id = (char *) msg->stanza_id;
+        m.direction = STORE_DIRECTION_IN;
+        m.time_ms = msg->time_ms ? msg->time_ms : g_get_real_time() / 1000;
+        m.type = (char *) "text";
+        m.text = (char *) msg->body;
+        m.status = (char *) "received";
+
+        r = store_append_message(s->store, &m, &seq);
+        if (r == -EEXIST) {
+                g_debug("session: duplicate message %s from %s ignored", m.id, m.conversation);
+                return;
+        }
+        if (r < 0) {
+                s->events.error(r, "Cannot write the message history", s->userdata);
+                return;
+        }
+        m.seq = seq;
+        g_ptr_array_add(s->batch_messages, store_message_copy(&m));
+        g_hash_table_add(s->batch_conversations, g_strdup(m.conversation));
+}
+
+static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool full, void *userdata) {
+        /* The roster is fetched as part of the login (the TIM SDK_READY contract);
+         * contacts are exposed in a later interface version. */
+        g_debug("session: roster %s with %zu items", full ? "received" : "push", n_items);
+}
+
+static const XmppStreamCallbacks stream_callbacks = {
+        .ready = on_stream_ready,
+        .closed = on_stream_closed,
+        .chat_message = on_stream_chat_message,
+        .roster = on_stream_roster,
+};
+
+/* --- public API --- */
+
+static char *read_last_account(const char *data_dir) {
+        g_autofree char *path = g_build_filename(data_dir, LAST_ACCOUNT_FILE, NULL);
+        g_autofree char *contents = NULL;
+
+        if (!g_file_get_contents(path, &contents, NULL, NULL))
+                return NULL;
+        g_strstrip(contents);
+        return jid_normalize_bare(contents);
+}
+
+int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionEvents *events,
+                void *userdata, Session **ret) {
+        Session *s;
+        g_autofree char *last = NULL;
+
+        if (g_mkdir_with_parents(data_dir, 0700) < 0)
+                return -errno;
+
+        s = g_new0(Session, 1);
+        s->events = *events;
+        s->userdata = userdata;
+        s->data_dir = g_strdup(data_dir);
+        s->transport_ctx = transport_ctx;
+        s->net_state = SESSION_NET_DISCONNECTED;
+
+        /* The last account's history stays readable while logged out. */
+        last = read_last_account(data_dir);
+        if (last && open_account(s, last) < 0)
+                g_warning("Cannot open the history of %s", last);
+        *ret = s;
+        return 0;
+}
+
+void session_free(Session *s) {
+        if (!s)
+                return;
+        session_flush(s);
+        if (s->reap_source)
+                g_source_remove(s->reap_source);
+        xmpp_stream_free(s->dead_stream);
+        xmpp_stream_free(s->stream);
+        store_close(s->store);
+        g_free(s->account);
+        g_free(s->login_jid);
+        g_free(s->data_dir);
+        g_free(s);
+}
+
+int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file) {
+        XmppStreamConfig config = {
+                .jid = jid,
+                .password = password,
+                .url = url,
+                .ca_file = ca_file,
+        };
+        int r;
+
+        if (s->stream || s->login_pending)
+                return -EBUSY;
+        r = xmpp_stream_new(s->transport_ctx, &config, &stream_callbacks, s, &s->stream);
+        if (r < 0)
+                return r;
+        s->login_pending = true;
+        g_free(s->login_jid);
+        s->login_jid = g_strdup(jid);
+        set_state(s, SESSION_NET_CONNECTING, false);
+        return 0;
+}
+
+void session_logout(Session *s) {
+        if (!s->stream)
+                return;
+        session_flush(s);
+        if (s->login_pending) {
+                s->login_pending = false;
+                s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
+        }
+        xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
+        set_state(s, SESSION_NET_DISCONNECTED, false);
+}
+
+SessionNetState session_net_state(const Session *s) {
+        return s->net_state;
+}
+
+bool session_is_ready(const Session *s) {
+        return s->ready;
+}
+
+const char *session_account(const Session *s) {
+        return s->account ? s->account : "";
+}
+
+uint32_t session_unread_total(const Session *s) {
+        return s->unread_total;
+}
+
+int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id) {
+        g_autofree char *id = NULL;
+        g_autoptr(GPtrArray) added = NULL;
+        g_autoptr(GHashTable) changed = NULL;
+        StoreMessage m = { 0 };
+        int64_t seq;
+        int r;
+
+        if (!s->ready || !s->stream)
+                return -ENOTCONN;
+        session_flush(s);
+
+        id = xmpp_new_id();
+        m.id = id;
+        m.conversation = (char *) conversation;
+        m.sender = s->account;
+        m.direction = STORE_DIRECTION_OUT;
+        m.time_ms = g_get_real_time() / 1000;
+        m.type = (char *) "text";
+        m.text = (char *) text;
+        m.status = (char *) "pending";
+
+        /* Stored (committed) before it goes out: a message the caller was told
+         * about is never lost. */
+        r = store_append_message(s->store, &m, &seq);
+        if (r < 0)
+                return r == -EEXIST ? -EIO : r;
+        m.seq = seq;
+        r = xmpp_stream_send_chat(s->stream, conversation, text, id);
+        if (r < 0)
+                g_debug("session: %s stays pending: %s", id, g_strerror(-r));
+
+        added = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        g_ptr_array_add(added, store_message_copy(&m));
+        s->events.messages_added(added, s->userdata);
+        changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_hash_table_add(changed, (char *) conversation);
+        announce_conversations(s, changed);
+
+        *ret_id = g_steal_pointer(&id);
+        return 0;
+}
+
+int session_get_conversations(Session *s, GPtrArray **ret) {
+        if (!s->store) {
+                *ret = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
+                return 0;
+        }
+        session_flush(s);
+        return store_list_conversations(s->store, ret);
+}
+
+int session_get_messages(Session *s, const char *conversation, const char *before_id, unsigned limit,
+                         GPtrArray **ret, bool *ret_complete) {
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        return store_get_messages(s->store, conversation, before_id, limit, ret, ret_complete);
+}
+
+int session_mark_read(Session *s, const char *conversation) {
+        g_autofree char *last_incoming = NULL;
+        g_autoptr(GHashTable) changed = NULL;
+        StoreConversation *before = NULL;
+        uint32_t unread;
+        int r;
+
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_conversation(s->store, conversation, &before);
+        if (r < 0)
+                return r;
+        unread = before->unread;
+        store_conversation_free(before);
+
+        r = store_mark_read(s->store, conversation, &last_incoming);
+        if (r < 0)
+                return r;
+        if (last_incoming && s->ready && s->stream)
+                xmpp_stream_send_displayed(s->stream, conversation, last_incoming);
+        if (unread == 0)
+                return 0;
+        changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_hash_table_add(changed, (char *) conversation);
+        announce_conversations(s, changed);
+        refresh_unread_total(s);
+        return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The IM session: ties the XMPP stream to the history store and decides what
+ * each event means (store it, which conversation changed, what to announce).
+ * Knows nothing of D-Bus: it reports through SessionEvents, which the bus
+ * layer turns into signals and method replies.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "store.h"
+#include "transport.h"
+
+typedef struct Session Session;
+
+typedef enum SessionNetState {
+        SESSION_NET_DISCONNECTED,
+        SESSION_NET_CONNECTING,
+        SESSION_NET_CONNECTED,
+} SessionNetState;
+
+typedef struct SessionEvents {
+        /* NetState, Ready or Account changed. */
+        void (*state_changed)(void *userdata);
+        /* Messages were added to the history (already committed), oldest first. */
+        void (*messages_added)(GPtrArray *messages /* StoreMessage* */, void *userdata);
+        void (*conversations_changed)(GPtrArray *conversations /* StoreConversation* */, void *userdata);
+        void (*unread_total_changed)(void *userdata);
+        /* The outcome of session_login(): 0 once ready, else negative errno and a text. */
+        void (*login_finished)(int error, const char *text, void *userdata);
+        /* Something went wrong outside any method call (e.g. connection lost). */
+        void (*error)(int error, const char *text, void *userdata);
+} SessionEvents;
+
+int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionEvents *events,
+                void *userdata, Session **ret);
+void session_free(Session *s);
+
+/* Starts logging in; login_finished() follows. jid must be a normalised bare JID.
+ * -EBUSY if connecting or connected, -EIO if the history cannot be opened. */
+int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file);
+void session_logout(Session *s);
+
+SessionNetState session_net_state(const Session *s);
+bool session_is_ready(const Session *s);
+const char *session_account(const Session *s);          /* "" if none */
+uint32_t session_unread_total(const Session *s);
+
+/* conversation must be a normalised bare JID. -ENOTCONN if not ready. */
+int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id);
+int session_get_conversations(Session *s, GPtrArray **ret);
+/* -ENOTCONN if no account was ever logged in here; -ENOENT unknown before_id. */
+int session_get_messages(Session *s, const char *conversation, const char *before_id, unsigned limit,
+                         GPtrArray **ret, bool *ret_complete);
+int session_mark_read(Session *s, const char *conversation);
+
+const char *session_net_state_to_string(SessionNetState state);

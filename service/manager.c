@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <glib-unix.h>
+
+#include "bus-object.h"
+#include "bus-source.h"
+#include "manager.h"
+
+static gboolean on_quit_signal(gpointer userdata) {
+        Manager *m = userdata;
+        g_main_loop_quit(m->loop);
+        return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_bus_disconnected(gpointer userdata) {
+        Manager *m = userdata;
+        /* Our bus is gone: nobody can reach us any more, so don't outlive it. */
+        g_message("The D-Bus connection is gone; exiting");
+        m->bus_source = NULL;
+        g_main_loop_quit(m->loop);
+        return G_SOURCE_REMOVE;
+}
+
+int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
+        g_autoptr(Manager) m = g_new0(Manager, 1);
+        int r;
+
+        m->loop = g_main_loop_new(NULL, FALSE);
+        m->data_dir = g_strdup(data_dir);
+        m->cache_dir = g_strdup(cache_dir);
+        if (g_mkdir_with_parents(cache_dir, 0700) < 0)
+                return -errno;
+        r = xmpp_transport_context_new(m->loop, &m->transport_ctx);
+        if (r < 0)
+                return r;
+        r = session_new(data_dir, m->transport_ctx, &bus_session_events, m, &m->session);
+        if (r < 0)
+                return r;
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = sd_bus_open_user_with_description(&m->bus, "imd");
+        if (r < 0)
+                return r;
+        r = bus_object_add(m);
+        if (r < 0)
+                return r;
+        /* Export first, then take the name: an activated client's first call
+         * must find the object. */
+        r = sd_bus_request_name(m->bus, IM_BUS_NAME, 0);
+        if (r < 0)
+                return r;
+
+        m->bus_source = bus_source_new(m->bus, on_bus_disconnected, m);
+        g_source_attach(m->bus_source, NULL);
+        m->sigterm_source = g_unix_signal_add(SIGTERM, on_quit_signal, m);
+        m->sigint_source = g_unix_signal_add(SIGINT, on_quit_signal, m);
+        return 0;
+}
+
+void manager_run(Manager *m) {
+        g_main_loop_run(m->loop);
+}
+
+void manager_free(Manager *m) {
+        if (!m)
+                return;
+        if (m->sigterm_source)
+                g_source_remove(m->sigterm_source);
+        if (m->sigint_source)
+                g_source_remove(m->sigint_source);
+        /* The session first: it may still announce its last batch on the bus. */
+        session_free(m->session);
+        if (m->pending_login)
+                sd_bus_message_unref(m->pending_login);
+        sd_bus_slot_unref(m->object_slot);
+        if (m->bus_source) {
+                g_source_destroy(m->bus_source);
+                g_source_unref(m->bus_source);
+        }
+        if (m->bus) {
+                sd_bus_flush(m->bus);
+                sd_bus_close_unref(m->bus);
+        }
+        xmpp_transport_context_free(m->transport_ctx);
+        g_main_loop_unref(m->loop);
+        g_free(m->data_dir);
+        g_free(m->cache_dir);
+        g_free(m);
+}

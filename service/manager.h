@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+#include <systemd/sd-bus.h>
+
+#include "session.h"
+#include "transport.h"
+
+#define IM_BUS_NAME "org.example.IM"
+#define IM_OBJECT_PATH "/org/example/IM"
+#define IM_INTERFACE "org.example.IM"
+
+/* The one owner of everything the daemon runs: no globals elsewhere. */
+typedef struct Manager {
+        GMainLoop *loop;
+        sd_bus *bus;
+        GSource *bus_source;
+        sd_bus_slot *object_slot;
+        XmppTransportContext *transport_ctx;
+        Session *session;
+        sd_bus_message *pending_login;  /* the Login call waiting for the session */
+        char *data_dir;
+        char *cache_dir;
+        guint sigterm_source, sigint_source;
+} Manager;
+
+int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);
+/* Connects to the session bus, exports the object and takes the bus name.
+ * -EEXIST if another instance owns the name. */
+int manager_start(Manager *m);
+void manager_run(Manager *m);
+void manager_free(Manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)

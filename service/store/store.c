@@ -1,0 +1,942 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define STORE_FILE "history.sqlite"
+
+/* Another imd (or a user's sqlite3 shell) may hold the write lock for a moment;
+ * waiting a little is better than failing a write the user cares about. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/*
+ * migrations[i] takes the schema from user_version i to i + 1, so a schema change
+ * appends a step. A released step never changes: databases out there already ran it.
+ *
+ * Version 1:
+ *  - the UNIQUE (conversation, id) constraint is the dedupe key for our own ids;
+ *    the partial index dedupes MAM results by server stanza-id without indexing
+ *    the many messages that have none;
+ *  - (conversation, seq) makes paging a range search ending in the rowid, so
+ *    neither paging nor "newest incoming" ever scans the table;
+ *  - conversations deliberately has no index on (time_ms, last_seq): every append
+ *    moves a conversation's time, and re-sorting a few hundred rows when the list
+ *    is asked for is cheaper than maintaining an index 20,000 times a second.
+ */
+static const char *const migrations[] = {
+        "CREATE TABLE messages ("
+        "        seq INTEGER PRIMARY KEY,"
+        "        conversation TEXT NOT NULL,"
+        "        id TEXT NOT NULL,"
+        "        sender TEXT,"
+        "        stanza_id TEXT,"
+        "        direction INTEGER NOT NULL,"
+        "        time_ms INTEGER NOT NULL,"
+        "        type TEXT,"
+        "        text TEXT,"
+        "        status TEXT,"
+        "        UNIQUE (conversation, id));"
+        "CREATE UNIQUE INDEX messages_stanza_id ON messages (stanza_id) WHERE stanza_id IS NOT NULL;"
+        "CREATE INDEX messages_conversation_seq ON messages (conversation, seq);"
+        "CREATE TABLE conversations ("
+        "        id TEXT PRIMARY KEY,"
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        unread INTEGER NOT NULL DEFAULT 0,"
+        "        time_ms INTEGER NOT NULL,"
+        "        last_seq INTEGER REFERENCES messages (seq) ON DELETE SET NULL);"
+        "CREATE TABLE meta ("
+        "        key TEXT PRIMARY KEY,"
+        "        value TEXT NOT NULL);",
+};
+
+#define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
+
+typedef enum StoreStatement {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_SAVEPOINT_NEST,
+        STMT_RELEASE_NEST,
+        STMT_ROLLBACK_TO_NEST,
+        STMT_SAVEPOINT_APPEND,
+        STMT_RELEASE_APPEND,
+        STMT_ROLLBACK_TO_APPEND,
+        STMT_INSERT_MESSAGE,
+        STMT_UPSERT_CONVERSATION,
+        STMT_GET_MESSAGE,
+        STMT_GET_SEQ,
+        STMT_GET_MESSAGES,
+        STMT_SET_STATUS,
+        STMT_LIST_CONVERSATIONS,
+        STMT_GET_CONVERSATION,
+        STMT_LAST_INCOMING,
+        STMT_CLEAR_UNREAD,
+        STMT_UNREAD_TOTAL,
+        STMT_GET_META,
+        STMT_SET_META,
+        STMT_DELETE_META,
+        _STMT_MAX,
+} StoreStatement;
+
+/* Column order read by message_from_row(). */
+#define MESSAGE_COLUMNS \
+        "messages.seq, messages.conversation, messages.id, messages.sender, messages.stanza_id, " \
+        "messages.direction, messages.time_ms, messages.type, messages.text, messages.status"
+
+/* Column order read by conversation_from_row(). */
+#define CONVERSATION_SELECT \
+        "SELECT c.id, c.kind, c.name, c.unread, c.time_ms, " MESSAGE_COLUMNS " " \
+        "FROM conversations AS c LEFT JOIN messages ON messages.seq = c.last_seq "
+
+static const char *const statement_sql[_STMT_MAX] = {
+        /* IMMEDIATE: take the write lock up front, so a batch never fails halfway
+         * with SQLITE_BUSY when upgrading from a read lock. */
+        [STMT_BEGIN]               = "BEGIN IMMEDIATE",
+        [STMT_COMMIT]              = "COMMIT",
+        [STMT_ROLLBACK]            = "ROLLBACK",
+        [STMT_SAVEPOINT_NEST]      = "SAVEPOINT nest",
+        [STMT_RELEASE_NEST]        = "RELEASE nest",
+        [STMT_ROLLBACK_TO_NEST]    = "ROLLBACK TO nest",
+        [STMT_SAVEPOINT_APPEND]    = "SAVEPOINT append",
+        [STMT_RELEASE_APPEND]      = "RELEASE append",
+        [STMT_ROLLBACK_TO_APPEND]  = "ROLLBACK TO append",
+        [STMT_INSERT_MESSAGE]      =
+                "INSERT INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        [STMT_UPSERT_CONVERSATION] =
+                "INSERT INTO conversations (id, kind, name, unread, time_ms, last_seq) "
+                "VALUES (?1, 'chat', '', ?2, ?3, ?4) "
+                "ON CONFLICT (id) DO UPDATE SET unread = unread + excluded.unread, "
+                "time_ms = excluded.time_ms, last_seq = excluded.last_seq",
+        [STMT_GET_MESSAGE]         =
+                "SELECT " MESSAGE_COLUMNS " FROM messages WHERE conversation = ?1 AND id = ?2",
+        [STMT_GET_SEQ]             =
+                "SELECT seq FROM messages WHERE conversation = ?1 AND id = ?2",
+        [STMT_GET_MESSAGES]        =
+                "SELECT " MESSAGE_COLUMNS " FROM messages WHERE conversation = ?1 AND seq < ?2 "
+                "ORDER BY seq DESC LIMIT ?3",
+        [STMT_SET_STATUS]          =
+                "UPDATE messages SET status = ?3 WHERE conversation = ?1 AND id = ?2",
+        [STMT_LIST_CONVERSATIONS]  =
+                CONVERSATION_SELECT "ORDER BY c.time_ms DESC, c.last_seq DESC",
+        [STMT_GET_CONVERSATION]    =
+                CONVERSATION_SELECT "WHERE c.id = ?1",
+        [STMT_LAST_INCOMING]       =
+                "SELECT id FROM messages WHERE conversation = ?1 AND direction = 0 ORDER BY seq DESC LIMIT 1",
+        [STMT_CLEAR_UNREAD]        = "UPDATE conversations SET unread = 0 WHERE id = ?1",
+        [STMT_UNREAD_TOTAL]        = "SELECT coalesce(sum(unread), 0) FROM conversations",
+        [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",
+        [STMT_SET_META]            =
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [STMT_DELETE_META]         = "DELETE FROM meta WHERE key = ?1",
+};
+
+struct Store {
+        sqlite3 *db;
+        /* Prepared once at open: compiling SQL costs more than running these. */
+        sqlite3_stmt *stmt[_STMT_MAX];
+        /* Depth of store_begin(); 0 means every write is its own transaction. */
+        unsigned nesting;
+};
+
+/* A cached statement handed out by this is reset when it goes out of scope, so an
+ * early return can never leave it holding a read snapshot or stale bindings. */
+static void stmt_resetp(sqlite3_stmt **st) {
+        if (*st) {
+                sqlite3_reset(*st);
+                sqlite3_clear_bindings(*st);
+        }
+}
+#define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
+
+static int sqlite_fail(sqlite3 *db, const char *what) {
+        g_debug("store: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "out of memory",
+                db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM);
+        return -EIO;
+}
+
+static int store_fail(Store *store, StoreStatement id) {
+        return sqlite_fail(store->db, statement_sql[id]);
+}
+
+static int stmt_run(Store *store, StoreStatement id) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, id);
+        return 0;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s) {
+        /* The strings outlive the statement's use, so SQLite need not copy them. */
+        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static char *column_strdup(sqlite3_stmt *st, int i) {
+        const unsigned char *s;
+
+        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+                return NULL;
+        s = sqlite3_column_text(st, i);
+        return g_strndup((const char *) s, (gsize) sqlite3_column_bytes(st, i));
+}
+
+static bool valid_key(const char *s) {
+        return s && *s && g_utf8_validate(s, -1, NULL);
+}
+
+static bool valid_optional(const char *s) {
+        return !s || g_utf8_validate(s, -1, NULL);
+}
+
+/* SQLite rolls a transaction back by itself after some errors (I/O, full disk,
+ * out of memory). Inside a batch that must not go unnoticed, or the rest of the
+ * batch would silently run as separate autocommitted writes. */
+static int store_check_transaction(Store *store) {
+        if (store->nesting > 0 && sqlite3_get_autocommit(store->db)) {
+                g_debug("store: transaction was rolled back by SQLite after an error");
+                return -EIO;
+        }
+        return 0;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql) {
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return sqlite_fail(db, sql);
+        return 0;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return sqlite_fail(db, sql);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+                r = sqlite_fail(db, sql);
+                sqlite3_finalize(st);
+                return r;
+        }
+        *ret = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return 0;
+}
+
+static int store_set_journal_mode(sqlite3 *db) {
+        static const char sql[] = "PRAGMA journal_mode = WAL";
+        sqlite3_stmt *st = NULL;
+        const char *mode;
+        int r = 0;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return sqlite_fail(db, sql);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                r = sqlite_fail(db, sql);
+        else {
+                /* SQLite answers with the mode it kept when it cannot switch
+                 * (e.g. no shared memory on the file system): refuse rather than
+                 * silently losing the WAL guarantees. */
+                mode = (const char *) sqlite3_column_text(st, 0);
+                if (!mode || g_ascii_strcasecmp(mode, "wal") != 0) {
+                        g_debug("store: journal mode is %s, not wal", mode ? mode : "(null)");
+                        r = -EIO;
+                }
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int store_migrate(sqlite3 *db) {
+        g_autofree char *set_version = NULL;
+        int version, r;
+
+        /* One transaction for all steps: a crash mid-way leaves the old version
+         * intact (SQLite DDL is transactional), never a half-migrated schema. */
+        r = exec_sql(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+
+        r = query_int(db, "PRAGMA user_version", &version);
+        if (r < 0)
+                goto rollback;
+        if (version < 0 || version > STORE_SCHEMA_VERSION) {
+                g_debug("store: schema version %d is newer than %d, written by a newer imd?",
+                        version, STORE_SCHEMA_VERSION);
+                r = -EPROTO;
+                goto rollback;
+        }
+
+        for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+                g_debug("store: migrating schema from version %d to %d", v, v + 1);
+                r = exec_sql(db, migrations[v]);
+                if (r < 0)
+                        goto rollback;
+        }
+
+        if (version < STORE_SCHEMA_VERSION) {
+                set_version = g_strdup_printf("PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+                r = exec_sql(db, set_version);
+                if (r < 0)
+                        goto rollback;
+        }
+
+        r = exec_sql(db, "COMMIT");
+        if (r < 0)
+                goto rollback;
+        return 0;
+
+rollback:
+        if (!sqlite3_get_autocommit(db))
+                (void) exec_sql(db, "ROLLBACK");
+        return r;
+}
+
+int store_open(const char *dir, Store **ret) {
+        g_autoptr(Store) store = NULL;
+        g_autofree char *path = NULL;
+        int fd, r;
+
+        if (!dir || !ret)
+                return -EINVAL;
+
+        path = g_build_filename(dir, STORE_FILE, NULL);
+
+        /* SQLite would create the file as 0644 & ~umask; history is private. SQLite
+         * then gives -wal and -shm the mode of the database file. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        (void) close(fd);
+
+        store = g_new0(Store, 1);
+
+        /* No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
+         * between we would rather fail than create it with the wrong mode. */
+        if (sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
+                return sqlite_fail(store->db, path);
+
+        /* Extended codes tell a duplicate (CONSTRAINT_UNIQUE) from other failures. */
+        sqlite3_extended_result_codes(store->db, 1);
+        sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
+        /* Nothing here needs to write the schema behind SQLite's back. */
+        sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+
+        r = store_set_journal_mode(store->db);
+        if (r < 0)
+                return r;
+
+        /* In WAL mode a commit is complete once its frames are write()n to the
+         * -wal file. From then on the data is in the kernel's hands and survives
+         * the process crashing or being killed with SIGKILL, which is what the
+         * daemon promises. NORMAL only skips the fsync() per commit (the WAL is
+         * synced at checkpoints), so an OS crash or power cut may lose the last
+         * commits but never corrupts the database. FULL would add an fsync()
+         * per batch, costing far more than the batch itself. */
+        r = exec_sql(store->db, "PRAGMA synchronous = NORMAL");
+        if (r < 0)
+                return r;
+        r = exec_sql(store->db, "PRAGMA foreign_keys = ON");
+        if (r < 0)
+                return r;
+
+        r = store_migrate(store->db);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                if (sqlite3_prepare_v3(store->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &store->stmt[i], NULL) != SQLITE_OK)
+                        return sqlite_fail(store->db, statement_sql[i]);
+
+        *ret = g_steal_pointer(&store);
+        return 0;
+}
+
+void store_close(Store *store) {
+        if (!store)
+                return;
+
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(store->stmt[i]);
+        /* Closing rolls back a batch still open: store_commit() was never called,
+         * so none of it was promised to anyone. */
+        sqlite3_close_v2(store->db);
+        g_free(store);
+}
+
+int store_begin(Store *store) {
+        int r;
+
+        if (!store || store->nesting == UINT_MAX)
+                return -EINVAL;
+
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+
+        /* Inner levels are savepoints, so an inner rollback undoes only its part. */
+        r = stmt_run(store, store->nesting == 0 ? STMT_BEGIN : STMT_SAVEPOINT_NEST);
+        if (r < 0)
+                return r;
+
+        store->nesting++;
+        return 0;
+}
+
+int store_commit(Store *store) {
+        int r;
+
+        if (!store || store->nesting == 0)
+                return -EINVAL;
+
+        store->nesting--;
+
+        if (sqlite3_get_autocommit(store->db)) {
+                g_debug("store: commit of a transaction SQLite already rolled back");
+                return -EIO;
+        }
+
+        if (store->nesting > 0)
+                return stmt_run(store, STMT_RELEASE_NEST);
+
+        r = stmt_run(store, STMT_COMMIT);
+        /* A failed COMMIT may leave the transaction open; the next write would
+         * then silently join it instead of being committed. */
+        if (r < 0 && !sqlite3_get_autocommit(store->db))
+                (void) stmt_run(store, STMT_ROLLBACK);
+        return r;
+}
+
+int store_rollback(Store *store) {
+        int r;
+
+        if (!store || store->nesting == 0)
+                return -EINVAL;
+
+        store->nesting--;
+
+        /* Already rolled back by SQLite after an error: nothing left to undo. */
+        if (sqlite3_get_autocommit(store->db))
+                return 0;
+
+        if (store->nesting == 0)
+                return stmt_run(store, STMT_ROLLBACK);
+
+        /* ROLLBACK TO keeps the savepoint open; RELEASE pops it. */
+        r = stmt_run(store, STMT_ROLLBACK_TO_NEST);
+        if (r < 0)
+                return r;
+        return stmt_run(store, STMT_RELEASE_NEST);
+}
+
+static bool direction_valid(StoreDirection d) {
+        switch (d) {
+        case STORE_DIRECTION_IN:
+        case STORE_DIRECTION_OUT:
+                return true;
+        }
+        return false;
+}
+
+static int message_insert(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_INSERT_MESSAGE];
+        int r;
+
+        if (bind_text(st, 1, msg->conversation) != SQLITE_OK ||
+            bind_text(st, 2, msg->id) != SQLITE_OK ||
+            bind_text(st, 3, msg->sender) != SQLITE_OK ||
+            bind_text(st, 4, msg->stanza_id) != SQLITE_OK ||
+            sqlite3_bind_int(st, 5, (int) msg->direction) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 6, msg->time_ms) != SQLITE_OK ||
+            bind_text(st, 7, msg->type) != SQLITE_OK ||
+            bind_text(st, 8, msg->text) != SQLITE_OK ||
+            bind_text(st, 9, msg->status) != SQLITE_OK)
+                return store_fail(store, STMT_INSERT_MESSAGE);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_CONSTRAINT_UNIQUE || r == SQLITE_CONSTRAINT_PRIMARYKEY)
+                return -EEXIST;     /* the failed INSERT changed nothing */
+        if (r != SQLITE_DONE)
+                return store_fail(store, STMT_INSERT_MESSAGE);
+
+        *ret_seq = sqlite3_last_insert_rowid(store->db);
+        return 0;
+}
+
+static int conversation_upsert(Store *store, const StoreMessage *msg, int64_t seq) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPSERT_CONVERSATION];
+
+        if (bind_text(st, 1, msg->conversation) != SQLITE_OK ||
+            sqlite3_bind_int(st, 2, msg->direction == STORE_DIRECTION_IN ? 1 : 0) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, msg->time_ms) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 4, seq) != SQLITE_OK)
+                return store_fail(store, STMT_UPSERT_CONVERSATION);
+
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_UPSERT_CONVERSATION);
+        return 0;
+}
+
+int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
+        int64_t seq = 0;
+        int r, k;
+
+        if (!store || !msg ||
+            !valid_key(msg->conversation) || !valid_key(msg->id) ||
+            !valid_optional(msg->sender) || !valid_optional(msg->type) ||
+            !valid_optional(msg->text) || !valid_optional(msg->status) ||
+            (msg->stanza_id && !valid_key(msg->stanza_id)) ||
+            !direction_valid(msg->direction))
+                return -EINVAL;
+
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+
+        /* The savepoint makes message and conversation one unit: outside a batch
+         * it is the transaction, inside one it undoes a half-done append without
+         * touching the rest of the batch. */
+        r = stmt_run(store, STMT_SAVEPOINT_APPEND);
+        if (r < 0)
+                return r;
+
+        r = message_insert(store, msg, &seq);
+        if (r >= 0)
+                r = conversation_upsert(store, msg, seq);
+        if (r < 0 && r != -EEXIST && !sqlite3_get_autocommit(store->db))
+                (void) stmt_run(store, STMT_ROLLBACK_TO_APPEND);
+
+        if (sqlite3_get_autocommit(store->db))
+                /* SQLite gave up the whole transaction, savepoint included. */
+                k = r < 0 ? r : -EIO;
+        else {
+                k = stmt_run(store, STMT_RELEASE_APPEND);
+                /* Outside a batch RELEASE is the commit; if it failed, do not
+                 * leave a transaction open for the next write to fall into. */
+                if (k < 0 && store->nesting == 0 && !sqlite3_get_autocommit(store->db))
+                        (void) stmt_run(store, STMT_ROLLBACK);
+        }
+        if (r < 0)
+                return r;
+        if (k < 0)
+                return k;
+
+        if (ret_seq)
+                *ret_seq = seq;
+        return 0;
+}
+
+static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
+        StoreMessage *m;
+        int d;
+
+        d = sqlite3_column_int(st, col + 5);
+        if (!direction_valid((StoreDirection) d)) {
+                g_debug("store: message with invalid direction %d", d);
+                return -EIO;
+        }
+
+        m = g_new0(StoreMessage, 1);
+        m->seq = sqlite3_column_int64(st, col);
+        m->conversation = column_strdup(st, col + 1);
+        m->id = column_strdup(st, col + 2);
+        m->sender = column_strdup(st, col + 3);
+        m->stanza_id = column_strdup(st, col + 4);
+        m->direction = (StoreDirection) d;
+        m->time_ms = sqlite3_column_int64(st, col + 6);
+        m->type = column_strdup(st, col + 7);
+        m->text = column_strdup(st, col + 8);
+        m->status = column_strdup(st, col + 9);
+
+        *ret = m;
+        return 0;
+}
+
+int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !id || !ret)
+                return -EINVAL;
+
+        st = store->stmt[STMT_GET_MESSAGE];
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+                return store_fail(store, STMT_GET_MESSAGE);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_GET_MESSAGE);
+
+        return message_from_row(st, 0, ret);
+}
+
+int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !id || !valid_key(status))
+                return -EINVAL;
+
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+
+        st = store->stmt[STMT_SET_STATUS];
+        if (bind_text(st, 1, conversation) != SQLITE_OK ||
+            bind_text(st, 2, id) != SQLITE_OK ||
+            bind_text(st, 3, status) != SQLITE_OK)
+                return store_fail(store, STMT_SET_STATUS);
+
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_SET_STATUS);
+
+        /* Counts matched rows, also when the status was already the same. */
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_SEQ];
+        int r;
+
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+                return store_fail(store, STMT_GET_SEQ);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_GET_SEQ);
+
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int store_get_messages(Store *store, const char *conversation, const char *before_id, unsigned limit,
+                       GPtrArray **ret, bool *ret_complete) {
+        g_autoptr(GPtrArray) messages = NULL;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int64_t before = INT64_MAX;
+        bool complete = true;
+        int r;
+
+        if (!store || !conversation || !ret)
+                return -EINVAL;
+
+        if (before_id && *before_id) {
+                r = message_seq(store, conversation, before_id, &before);
+                if (r < 0)
+                        return r;
+        }
+
+        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+
+        /* One row more than asked for tells whether older ones exist, without a
+         * second query. */
+        st = store->stmt[STMT_GET_MESSAGES];
+        if (bind_text(st, 1, conversation) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, before) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, (int64_t) limit + 1) != SQLITE_OK)
+                return store_fail(store, STMT_GET_MESSAGES);
+
+        for (;;) {
+                StoreMessage *m;
+
+                r = sqlite3_step(st);
+                if (r == SQLITE_DONE)
+                        break;
+                if (r != SQLITE_ROW)
+                        return store_fail(store, STMT_GET_MESSAGES);
+                if (messages->len == limit) {
+                        complete = false;
+                        break;
+                }
+
+                r = message_from_row(st, 0, &m);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(messages, m);
+        }
+
+        *ret = g_steal_pointer(&messages);
+        if (ret_complete)
+                *ret_complete = complete;
+        return 0;
+}
+
+static uint32_t clamp_u32(int64_t v) {
+        return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
+}
+
+static int conversation_from_row(sqlite3_stmt *st, StoreConversation **ret) {
+        g_autoptr(StoreConversation) c = NULL;
+        int r;
+
+        c = g_new0(StoreConversation, 1);
+        c->id = column_strdup(st, 0);
+        c->kind = column_strdup(st, 1);
+        c->name = column_strdup(st, 2);
+        c->unread = clamp_u32(sqlite3_column_int64(st, 3));
+        c->time_ms = sqlite3_column_int64(st, 4);
+
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+                r = message_from_row(st, 5, &c->last);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = g_steal_pointer(&c);
+        return 0;
+}
+
+int store_list_conversations(Store *store, GPtrArray **ret) {
+        g_autoptr(GPtrArray) conversations = NULL;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !ret)
+                return -EINVAL;
+
+        conversations = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
+
+        st = store->stmt[STMT_LIST_CONVERSATIONS];
+        for (;;) {
+                StoreConversation *c;
+
+                r = sqlite3_step(st);
+                if (r == SQLITE_DONE)
+                        break;
+                if (r != SQLITE_ROW)
+                        return store_fail(store, STMT_LIST_CONVERSATIONS);
+
+                r = conversation_from_row(st, &c);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(conversations, c);
+        }
+
+        *ret = g_steal_pointer(&conversations);
+        return 0;
+}
+
+int store_get_conversation(Store *store, const char *id, StoreConversation **ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !id || !ret)
+                return -EINVAL;
+
+        st = store->stmt[STMT_GET_CONVERSATION];
+        if (bind_text(st, 1, id) != SQLITE_OK)
+                return store_fail(store, STMT_GET_CONVERSATION);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_GET_CONVERSATION);
+
+        return conversation_from_row(st, ret);
+}
+
+static int last_incoming_id(Store *store, const char *conversation, char **ret) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_LAST_INCOMING];
+        int r;
+
+        if (bind_text(st, 1, conversation) != SQLITE_OK)
+                return store_fail(store, STMT_LAST_INCOMING);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_LAST_INCOMING);
+
+        *ret = column_strdup(st, 0);
+        return 0;
+}
+
+int store_mark_read(Store *store, const char *conversation, char **ret_last_incoming_id) {
+        g_autofree char *last = NULL;
+        int r;
+
+        if (!store || !conversation)
+                return -EINVAL;
+
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+
+        if (ret_last_incoming_id) {
+                r = last_incoming_id(store, conversation, &last);
+                if (r < 0)
+                        return r;
+        }
+
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CLEAR_UNREAD];
+
+                if (bind_text(st, 1, conversation) != SQLITE_OK)
+                        return store_fail(store, STMT_CLEAR_UNREAD);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                        return store_fail(store, STMT_CLEAR_UNREAD);
+                if (sqlite3_changes(store->db) == 0)
+                        return -ENOENT;
+        }
+
+        if (ret_last_incoming_id)
+                *ret_last_incoming_id = g_steal_pointer(&last);
+        return 0;
+}
+
+int store_unread_total(Store *store, uint32_t *ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+
+        if (!store || !ret)
+                return -EINVAL;
+
+        st = store->stmt[STMT_UNREAD_TOTAL];
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return store_fail(store, STMT_UNREAD_TOTAL);
+
+        *ret = clamp_u32(sqlite3_column_int64(st, 0));
+        return 0;
+}
+
+int store_get_meta(Store *store, const char *key, char **ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !key || !ret)
+                return -EINVAL;
+
+        st = store->stmt[STMT_GET_META];
+        if (bind_text(st, 1, key) != SQLITE_OK)
+                return store_fail(store, STMT_GET_META);
+
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_GET_META);
+
+        *ret = column_strdup(st, 0);
+        return 0;
+}
+
+int store_set_meta(Store *store, const char *key, const char *value) {
+        StoreStatement id = value ? STMT_SET_META : STMT_DELETE_META;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !valid_key(key) || !valid_optional(value))
+                return -EINVAL;
+
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+
+        st = store->stmt[id];
+        if (bind_text(st, 1, key) != SQLITE_OK ||
+            (value && bind_text(st, 2, value) != SQLITE_OK))
+                return store_fail(store, id);
+
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, id);
+        return 0;
+}
+
+int store_explain(Store *store, char **ret) {
+        g_autoptr(GString) plan = NULL;
+
+        if (!store || !ret)
+                return -EINVAL;
+
+        plan = g_string_new(NULL);
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                g_autofree char *sql = g_strconcat("EXPLAIN QUERY PLAN ", statement_sql[i], NULL);
+                sqlite3_stmt *st = NULL;
+                int r;
+
+                if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK)
+                        return sqlite_fail(store->db, sql);
+
+                g_string_append_printf(plan, "%s\n", statement_sql[i]);
+                while ((r = sqlite3_step(st)) == SQLITE_ROW)
+                        g_string_append_printf(plan, "\t%s\n", (const char *) sqlite3_column_text(st, 3));
+                sqlite3_finalize(st);
+                if (r != SQLITE_DONE)
+                        return sqlite_fail(store->db, sql);
+        }
+
+        *ret = g_string_free(g_steal_pointer(&plan), false);
+        return 0;
+}
+
+StoreMessage *store_message_copy(const StoreMessage *msg) {
+        StoreMessage *m;
+
+        if (!msg)
+                return NULL;
+
+        m = g_new0(StoreMessage, 1);
+        m->seq = msg->seq;
+        m->id = g_strdup(msg->id);
+        m->conversation = g_strdup(msg->conversation);
+        m->sender = g_strdup(msg->sender);
+        m->stanza_id = g_strdup(msg->stanza_id);
+        m->direction = msg->direction;
+        m->time_ms = msg->time_ms;
+        m->type = g_strdup(msg->type);
+        m->text = g_strdup(msg->text);
+        m->status = g_strdup(msg->status);
+        return m;
+}
+
+void store_message_free(StoreMessage *msg) {
+        if (!msg)
+                return;
+
+        g_free(msg->id);
+        g_free(msg->conversation);
+        g_free(msg->sender);
+        g_free(msg->stanza_id);
+        g_free(msg->type);
+        g_free(msg->text);
+        g_free(msg->status);
+        g_free(msg);
+}
+
+void store_conversation_free(StoreConversation *conv) {
+        if (!conv)
+                return;
+
+        g_free(conv->id);
+        g_free(conv->kind);
+        g_free(conv->name);
+        store_message_free(conv->last);
+        g_free(conv);
+}
+
+const char *store_direction_to_string(StoreDirection d) {
+        switch (d) {
+        case STORE_DIRECTION_IN:
+                return "in";
+        case STORE_DIRECTION_OUT:
+                return "out";
+        }
+        return NULL;
+}

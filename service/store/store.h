@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The local history cache of one account: SQLite in WAL mode.
+ *
+ * Knows nothing of D-Bus or XMPP. Errors are negative errno:
+ * -ENOENT (no such conversation / message), -EEXIST (duplicate message),
+ * -EINVAL (bad argument), -EIO (SQLite failure, logged at debug level).
+ *
+ * Conversations and their unread counts are derived from the messages: they are
+ * updated in the same transaction as the message that changes them, so they can
+ * never disagree with the history.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+typedef struct Store Store;
+
+typedef enum StoreDirection {
+        STORE_DIRECTION_IN,
+        STORE_DIRECTION_OUT,
+} StoreDirection;
+
+typedef struct StoreMessage {
+        int64_t seq;            /* local order (SQLite rowid); set by store_append_message */
+        char *id;               /* stable id: XEP-0359 origin-id, else one the daemon generated */
+        char *conversation;     /* bare JID */
+        char *sender;           /* bare JID */
+        char *stanza_id;        /* server-assigned XEP-0359 stanza-id, or NULL */
+        StoreDirection direction;
+        int64_t time_ms;        /* Unix milliseconds */
+        char *type;             /* "text", ... */
+        char *text;
+        char *status;           /* "pending" "sent" "delivered" "read" "failed" "received" */
+} StoreMessage;
+
+typedef struct StoreConversation {
+        char *id;               /* bare JID */
+        char *kind;             /* "chat" or "group" */
+        char *name;             /* display name, "" if unknown */
+        uint32_t unread;
+        int64_t time_ms;        /* time of the last message */
+        StoreMessage *last;     /* NULL if the conversation has no messages */
+} StoreConversation;
+
+/* Opens (creating if needed) DIR/history.sqlite, mode 0600, migrating the schema
+ * to the current version. DIR must exist (-ENOENT otherwise). -EPROTO if the
+ * schema is newer than this build knows (written by a newer imd). */
+int store_open(const char *dir, Store **ret);
+void store_close(Store *store);                       /* NULL is fine */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
+
+/* Group several writes into one transaction (nesting is counted; only the
+ * outermost commit writes). Without them every write is its own transaction. */
+int store_begin(Store *store);
+int store_commit(Store *store);
+int store_rollback(Store *store);
+
+/* Appends a message, creating its conversation (kind "chat") if new and
+ * updating its last message, time and, for incoming messages, the unread
+ * count. -EEXIST if (conversation, id) or a non-NULL stanza_id is already
+ * stored. *ret_seq (optional) gets the new seq. conversation and id must be
+ * non-empty; sender, type, text and status may be NULL and read back as NULL;
+ * stanza_id is NULL or non-empty; all strings valid UTF-8 (else -EINVAL). */
+int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq);
+
+int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
+int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
+
+/* Newest first: up to limit messages older than before_id (NULL or "" = from the
+ * newest). -ENOENT if before_id is not in that conversation. *ret_complete is
+ * true when no older message exists in the cache. Uses the (conversation, seq)
+ * index: never scans the table. */
+int store_get_messages(Store *store, const char *conversation, const char *before_id, unsigned limit,
+                       GPtrArray **ret /* of StoreMessage*, owns them */, bool *ret_complete);
+
+/* All conversations, most recent first, each with its last message. */
+int store_list_conversations(Store *store, GPtrArray **ret /* of StoreConversation* */);
+int store_get_conversation(Store *store, const char *id, StoreConversation **ret);
+
+/* Sets unread to 0. -ENOENT if the conversation does not exist.
+ * *ret_last_incoming_id (optional) gets the id of the newest incoming message
+ * (NULL if none), for the XEP-0333 displayed marker. */
+int store_mark_read(Store *store, const char *conversation, char **ret_last_incoming_id);
+int store_unread_total(Store *store, uint32_t *ret);
+
+/* Small key/value table for per-account state. *ret NULL if unset.
+ * store_set_meta() with value NULL unsets the key. */
+int store_get_meta(Store *store, const char *key, char **ret);
+int store_set_meta(Store *store, const char *key, const char *value);
+
+/* For tests: EXPLAIN QUERY PLAN of every cached statement, each as its SQL on
+ * one line followed by its plan lines indented with a tab, so a test can check
+ * that nothing scans the messages table. */
+int store_explain(Store *store, char **ret);
+
+StoreMessage *store_message_copy(const StoreMessage *msg);
+void store_message_free(StoreMessage *msg);
+void store_conversation_free(StoreConversation *conv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreMessage, store_message_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreConversation, store_conversation_free)
+
+const char *store_direction_to_string(StoreDirection d);   /* "in" / "out" */

@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "jid.h"
+#include "scram.h"
+#include "stream.h"
+#include "xml.h"
+
+#define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
+#define NS_STREAMS  "http://etherx.jabber.org/streams"
+#define NS_CLIENT   "jabber:client"
+#define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_ROSTER   "jabber:iq:roster"
+#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_SID      "urn:xmpp:sid:0"
+#define NS_DELAY    "urn:xmpp:delay"
+#define NS_MARKERS  "urn:xmpp:chat-markers:0"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_HINTS    "urn:xmpp:hints"
+#define NS_PING     "urn:xmpp:ping"
+
+typedef enum StreamPhase {
+        PHASE_CONNECTING,       /* WebSocket not up yet */
+        PHASE_OPENING,          /* <open/> sent, waiting for features */
+        PHASE_SASL,             /* <auth/> sent */
+        PHASE_REOPENING,        /* authenticated, stream restarted */
+        PHASE_BINDING,
+        PHASE_SESSION,
+        PHASE_ROSTER,
+        PHASE_READY,
+        PHASE_CLOSING,
+        PHASE_CLOSED,
+} StreamPhase;
+
+typedef enum SaslMech {
+        MECH_NONE,
+        MECH_SCRAM_SHA256,
+        MECH_SCRAM_SHA1,
+        MECH_PLAIN,
+} SaslMech;
+
+struct XmppStream {
+        XmppStreamCallbacks cb;
+        void *userdata;
+        XmppTransport *transport;
+        StreamPhase phase;
+        char *jid;              /* bare */
+        char *local, *domain;
+        char *password;
+        char *resource;
+        char *full_jid;         /* after bind */
+        SaslMech mech;
+        ScramClient *scram;
+        char *pending_iq;       /* id of the one setup IQ in flight */
+        guint login_timer;
+        guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
+        bool orphan;
+        unsigned next_id;
+};
+
+static const XmlLimits stanza_limits = {
+        .max_bytes = 256 * 1024,
+        .max_depth = 16,
+        .max_attrs = 32,
+        .max_children = 4096,
+};
+
+char *xmpp_new_id(void) {
+        return g_uuid_string_random();
+}
+
+static void stream_fail(XmppStream *s, int error, const char *text);
+
+static void send_node(XmppStream *s, const XmlNode *node) {
+        size_t len;
+        g_autofree char *xml = xml_serialize(node, &len);
+        if (xmpp_transport_send(s->transport, xml, len) < 0)
+                g_debug("xmpp: dropped stanza on a closed transport");
+}
+
+static void send_open(XmppStream *s) {
+        g_autoptr(XmlNode) open = xml_node_new("open", NS_FRAMING);
+        xml_node_set_attr(open, "to", s->domain);
+        xml_node_set_attr(open, "version", "1.0");
+        send_node(s, open);
+}
+
+static char *next_iq_id(XmppStream *s) {
+        return g_strdup_printf("imd-%u", ++s->next_id);
+}
+
+/* Sends a setup IQ (bind, session, roster) and remembers its id: exactly one is
+ * in flight during login, which keeps the state machine linear. */
+static void send_setup_iq(XmppStream *s, XmlNode *iq) {
+        g_free(s->pending_iq);
+        s->pending_iq = next_iq_id(s);
+        xml_node_set_attr(iq, "id", s->pending_iq);
+        send_node(s, iq);
+}
+
+/* --- SASL --- */
+
+static SaslMech choose_mechanism(XmppStream *s, const XmlNode *mechanisms) {
+        bool sha256 = false, sha1 = false, plain = false;
+
+        for (const XmlNode *m = mechanisms->first_child; m; m = m->next) {
+                const char *name = xml_node_text(m);
+                if (strcmp(m->name, "mechanism") != 0)
+                        continue;
+                sha256 |= strcmp(name, "SCRAM-SHA-256") == 0;
+                sha1 |= strcmp(name, "SCRAM-SHA-1") == 0;
+                plain |= strcmp(name, "PLAIN") == 0;
+        }
+        if (sha256)
+                return MECH_SCRAM_SHA256;
+        if (sha1)
+                return MECH_SCRAM_SHA1;
+        /* PLAIN sends the password itself: only inside TLS, and only when SCRAM is not offered. */
+        if (plain && xmpp_transport_is_tls(s->transport))
+                return MECH_PLAIN;
+        return MECH_NONE;
+}
+
+static void send_sasl(XmppStream *s, const char *element, const char *mechanism, const char *payload, size_t len) {
+        g_autoptr(XmlNode) node = xml_node_new(element, NS_SASL);
+        g_autofree char *b64 = len ? g_base64_encode((const guchar *) payload, len) : g_strdup("=");
+
+        if (mechanism)
+                xml_node_set_attr(node, "mechanism", mechanism);
+        xml_node_set_text(node, b64);
+        send_node(s, node);
+}
+
+static void start_auth(XmppStream *s, const XmlNode *mechanisms) {
+        s->mech = choose_mechanism(s, mechanisms);
+        switch (s->mech) {
+        case MECH_SCRAM_SHA256:
+        case MECH_SCRAM_SHA1: {
+                ScramHash hash = s->mech == MECH_SCRAM_SHA256 ? SCRAM_SHA256 : SCRAM_SHA1;
+                g_autofree char *first = NULL;
+
+                s->scram = scram_client_new(hash, s->local, s->password, NULL);
+                if (!s->scram || scram_client_first(s->scram, &first) < 0)
+                        return stream_fail(s, -EACCES, "the user name or password cannot be used with SCRAM");
+                send_sasl(s, "auth", scram_mechanism_name(hash), first, strlen(first));
+                break;
+        }
+        case MECH_PLAIN: {
+                size_t ll = strlen(s->local), pl = strlen(s->password);
+                g_autofree char *msg = g_malloc(ll + pl + 2);
+                msg[0] = '\0';
+                memcpy(msg + 1, s->local, ll);
+                msg[1 + ll] = '\0';
+                memcpy(msg + 2 + ll, s->password, pl);
+                send_sasl(s, "auth", "PLAIN", msg, ll + pl + 2);
+                explicit_bzero(msg, ll + pl + 2);
+                break;
+        }
+        case MECH_NONE:
+                return stream_fail(s, -ENOTSUP, xmpp_transport_is_tls(s->transport)
+                                   ? "the server offers no supported SASL mechanism"
+                                   : "the server offers no SCRAM mechanism, and PLAIN is refused without TLS");
+        }
+        s->phase = PHASE_SASL;
+}
+
+static int decode_sasl_payload(const XmlNode *node, char **ret, size_t *ret_len) {
+        const char *text = xml_node_text(node);
+        gsize len = 0;
+        guchar *data;
+
+        if (!*text || strcmp(text, "=") == 0) {
+                *ret = g_strdup("");
+                *ret_len = 0;
+                return 0;
+        }
+        data = g_base64_decode(text, &len);
+        if (!data || len == 0) {
+                g_free(data);
+                return -EBADMSG;
+        }
+        *ret = g_realloc(data, len + 1);
+        (*ret)[len] = '\0';
+        *ret_len = len;
+        return 0;
+}
+
+static void handle_sasl(XmppStream *s, const XmlNode *node) {
+        g_autofree char *payload = NULL;
+        size_t len = 0;
+        int r;
+
+        if (strcmp(node->name, "failure") == 0) {
+                const XmlNode *cond = node->first_child;
+                g_autofree char *text = g_strdup_printf("authentication failed (%s)", cond ? cond->name : "unknown");
+                return stream_fail(s, -EACCES, text);
+        }
+        if (decode_sasl_payload(node, &payload, &len) < 0)
+                return stream_fail(s, -EPROTO, "malformed SASL payload");
+
+        if (strcmp(node->name, "challenge") == 0) {
+                g_autofree char *final = NULL;
+                if (!s->scram)
+                        return stream_fail(s, -EPROTO, "unexpected SASL challenge");
+                r = scram_client_final(s->scram, payload, len, &final);
+                if (r < 0)
+                        return stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
+                send_sasl(s, "response", NULL, final, strlen(final));
+                explicit_bzero(final, strlen(final));
+                return;
+        }
+        if (strcmp(node->name, "success") == 0) {
+                /* The server proves it knows the password too; without that a
+                 * man in the middle could accept any credentials. */
+                if (s->scram && scram_client_verify(s->scram, payload, len) < 0)
+                        return stream_fail(s, -EPROTO, "the server's SCRAM signature is invalid");
+                scram_client_free(s->scram);
+                s->scram = NULL;
+                explicit_bzero(s->password, strlen(s->password));
+                s->phase = PHASE_REOPENING;
+                send_open(s);
+                return;
+        }
+        stream_fail(s, -EPROTO, "unexpected SASL element");
+}
+
+/* --- session setup --- */
+
+static void send_bind(XmppStream *s) {
+        g_autoptr(XmlNode) iq = xml_node_new("iq", NS_CLIENT);
+        XmlNode *bind;
+
+        xml_node_set_attr(iq, "type", "set");
+        bind = xml_node_add_child(iq, "bind", NS_BIND);
+        xml_node_set_text(xml_node_add_child(bind, "resource", NULL), s->resource);
+        s->phase = PHASE_BINDING;
+        send_setup_iq(s, iq);
+}
+
+static void send_roster_get(XmppStream *s) {
+        g_autoptr(XmlNode) iq = xml_node_new("iq", NS_CLIENT);
+        xml_node_set_attr(iq, "type", "get");
+        xml_node_add_child(iq, "query", NS_ROSTER);
+        s->phase = PHASE_ROSTER;
+        send_setup_iq(s, iq);
+}
+
+static void handle_features(XmppStream *s, const XmlNode *features) {
+        if (s->phase == PHASE_OPENING) {
+                const XmlNode *mechs = xml_node_child(features, "mechanisms", NS_SASL);
+                if (!mechs)
+                        return stream_fail(s, -ENOTSUP, "the server offers no SASL authentication");
+                return start_auth(s, mechs);
+        }
+        if (s->phase == PHASE_REOPENING) {
+                if (!xml_node_child(features, "bind", NS_BIND))
+                        return stream_fail(s, -EPROTO, "the server offers no resource binding");
+                return send_bind(s);
+        }
+        stream_fail(s, -EPROTO, "unexpected stream features");
+}
+
+static void roster_deliver(XmppStream *s, const XmlNode *query, bool full) {
+        g_autoptr(GArray) items = g_array_new(FALSE, TRUE, sizeof(XmppRosterItem));
+        g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func(g_free);
+
+        for (const XmlNode *item = query->first_child; item; item = item->next) {
+                XmppRosterItem ri;
+                char *jid;
+
+                if (strcmp(item->name, "item") != 0 || strcmp(item->ns, NS_ROSTER) != 0)
+                        continue;
+                jid = jid_normalize_bare(xml_node_attr(item, "jid"));
+                if (!jid)
+                        continue;       /* invalid JIDs never reach the layer above */
+                g_ptr_array_add(jids, jid);
+                ri.jid = jid;
+                ri.name = xml_node_attr(item, "name");
+                if (!ri.name || !g_utf8_validate(ri.name, -1, NULL))
+                        ri.name = "";
+                ri.subscription = xml_node_attr(item, "subscription");
+                if (!ri.subscription)
+                        ri.subscription = "none";
+                g_array_append_val(items, ri);
+        }
+        if (s->cb.roster)
+                s->cb.roster((const XmppRosterItem *) (void *) items->data, items->len, full, s->userdata);
+}
+
+static void become_ready(XmppStream *s) {
+        g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
+
+        send_node(s, presence);
+        s->phase = PHASE_READY;
+        if (s->login_timer) {
+                g_source_remove(s->login_timer);
+                s->login_timer = 0;
+        }
+        s->cb.ready(s->userdata);
+}
+
+/* Replies from anyone but our server (no from, our domain, or our own bare JID)
+ * are not replies to what we asked the server. */
+static bool from_server(XmppStream *s, const XmlNode *stanza) {
+        const char *from = xml_node_attr(stanza, "from");
+        g_autofree char *bare = NULL;
+
+        if (!from)
+                return true;
+        bare = jid_normalize_bare(from);
+        return bare && (strcmp(bare, s->domain) == 0 || strcmp(bare, s->jid) == 0);
+}
+
+static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
+        const char *type = xml_node_attr(iq, "type");
+
+        g_clear_pointer(&s->pending_iq, g_free);
+        if (!type || strcmp(type, "result") != 0) {
+                if (s->phase == PHASE_ROSTER)
+                        /* A server without a roster is still usable. */
+                        return become_ready(s);
+                return stream_fail(s, -EPROTO, s->phase == PHASE_BINDING ? "resource binding refused"
+                                                                         : "session setup refused");
+        }
+        switch (s->phase) {
+        case PHASE_BINDING: {
+                const XmlNode *bind = xml_node_child(iq, "bind", NS_BIND);
+                const char *jid = bind ? xml_node_child_text(bind, "jid", NS_BIND) : NULL;
+                Jid parsed = { 0 };
+                g_autofree char *bare = NULL;
+
+                if (!jid || jid_parse(jid, &parsed) < 0)
+                        return stream_fail(s, -EPROTO, "the server bound an invalid JID");
+                bare = jid_to_bare(&parsed);
+                if (strcmp(bare, s->jid) != 0 || !parsed.resource) {
+                        jid_clear(&parsed);
+                        return stream_fail(s, -EPROTO, "the server bound another account's JID");
+                }
+                g_free(s->full_jid);
+                s->full_jid = jid_to_string(&parsed);
+                jid_clear(&parsed);
+                return send_roster_get(s);
+        }
+        case PHASE_ROSTER: {
+                const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
+                if (query)
+                        roster_deliver(s, query, true);
+                return become_ready(s);
+        }
+        case PHASE_CONNECTING:
+        case PHASE_OPENING:
+        case PHASE_SASL:
+        case PHASE_REOPENING:
+        case PHASE_SESSION:
+        case PHASE_READY:
+        case PHASE_CLOSING:
+        case PHASE_CLOSED:
+                break;
+        }
+        stream_fail(s, -EPROTO, "unexpected IQ result");
+}
+
+/* --- stanzas once ready --- */
+
+static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
+        g_autoptr(XmlNode) reply = xml_node_new("iq", NS_CLIENT);
+        const char *from = xml_node_attr(iq, "from");
+        const char *id = xml_node_attr(iq, "id");
+
+        if (!id)
+                return;
+        xml_node_set_attr(reply, "type", ok ? "result" : "error");
+        xml_node_set_attr(reply, "id", id);
+        if (from)
+                xml_node_set_attr(reply, "to", from);
+        if (!ok) {
+                XmlNode *error = xml_node_add_child(reply, "error", NULL);
+                xml_node_set_attr(error, "type", "cancel");
+                xml_node_add_child(error, "service-unavailable", NS_STANZAS);
+        }
+        send_node(s, reply);
+}
+
+static void handle_iq(XmppStream *s, const XmlNode *iq) {
+        const char *type = xml_node_attr(iq, "type");
+        const char *id = xml_node_attr(iq, "id");
+
+        if (!type)
+                return;
+        if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+                if (s->pending_iq && id && strcmp(id, s->pending_iq) == 0 && from_server(s, iq))
+                        handle_setup_result(s, iq);
+                else
+                        g_debug("xmpp: ignoring an IQ reply nobody asked for");
+                return;
+        }
+        if (strcmp(type, "set") == 0) {
+                const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
+                if (query) {
+                        /* RFC 6121 §2.1.6: a roster push from anyone but our server is forged. */
+                        if (!from_server(s, iq)) {
+                                g_debug("xmpp: ignoring a roster push from %s", xml_node_attr(iq, "from"));
+                                return;
+                        }
+                        roster_deliver(s, query, false);
+                        return send_iq_reply(s, iq, true);
+                }
+        } else if (strcmp(type, "get") == 0 && xml_node_child(iq, "ping", NS_PING))
+                return send_iq_reply(s, iq, true);
+        send_iq_reply(s, iq, false);
+}
+
+static int64_t parse_delay(const XmlNode *msg) {
+        const XmlNode *delay = xml_node_child(msg, "delay", NS_DELAY);
+        const char *stamp = delay ? xml_node_attr(delay, "stamp") : NULL;
+        g_autoptr(GDateTime) dt = NULL;
+        int64_t ms, now = g_get_real_time() / 1000;
+
+        if (!stamp)
+                return 0;
+        dt = g_date_time_new_from_iso8601(stamp, NULL);
+        if (!dt)
+                return 0;
+        ms = g_date_time_to_unix(dt) * 1000 + g_date_time_get_microsecond(dt) / 1000;
+        /* A stamp in the future would sort the message above newer ones. */
+        return ms > now ? now : ms;
+}
+
+static void handle_message(XmppStream *s, const XmlNode *msg) {
+        const char *type = xml_node_attr(msg, "type");
+        const char *body = xml_node_child_text(msg, "body", NS_CLIENT);
+        const char *to = xml_node_attr(msg, "to");
+        g_autofree char *from = jid_normalize_bare(xml_node_attr(msg, "from"));
+        XmppChatMessage m = { 0 };
+
+        if (!type)
+                type = "normal";
+        if (strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
+                return;         /* groupchat, headline, error: later */
+        if (!body || !*body)
+                return;         /* chat states, receipts, markers: later */
+        if (!from || !strchr(from, '@')) {
+                g_debug("xmpp: ignoring a message without a valid sender");
+                return;
+        }
+        if (to && !jid_bare_equal(to, s->jid)) {
+                g_debug("xmpp: ignoring a message addressed to someone else");
+                return;
+        }
+
+        m.from = from;
+        m.body = body;
+        m.time_ms = parse_delay(msg);
+        for (const XmlNode *c = msg->first_child; c; c = c->next) {
+                if (strcmp(c->ns, NS_SID) != 0)
+                        continue;
+                if (strcmp(c->name, "origin-id") == 0 && !m.id)
+                        m.id = xml_node_attr(c, "id");
+                /* XEP-0359 §5: only a stanza-id added by our own server can be trusted. */
+                else if (strcmp(c->name, "stanza-id") == 0 && !m.stanza_id &&
+                         jid_bare_equal(xml_node_attr(c, "by"), s->jid))
+                        m.stanza_id = xml_node_attr(c, "id");
+        }
+        if (!m.id)
+                m.id = xml_node_attr(msg, "id");
+        if (m.id && (!*m.id || strlen(m.id) > 256))
+                m.id = NULL;
+        if (m.stanza_id && (!*m.stanza_id || strlen(m.stanza_id) > 256))
+                m.stanza_id = NULL;
+        s->cb.chat_message(&m, s->userdata);
+}
+
+static void handle_stream_error(XmppStream *s, const XmlNode *error) {
+        const XmlNode *cond = error->first_child;
+        g_autofree char *text = g_strdup_printf("stream error from the server: %s",
+                                                cond ? cond->name : "undefined-condition");
+        stream_fail(s, -ECONNRESET, text);
+}
+
+/* --- transport callbacks --- */
+
+static void on_transport_connected(void *userdata) {
+        XmppStream *s = userdata;
+        s->phase = PHASE_OPENING;
+        send_open(s);
+}
+
+static void dispatch(XmppStream *s, const XmlNode *node) {
+        if (strcmp(node->ns, NS_FRAMING) == 0) {
+                if (strcmp(node->name, "close") == 0) {
+                        if (s->phase == PHASE_CLOSING)
+                                return;
+                        return stream_fail(s, -ECONNRESET, "the server closed the stream");
+                }
+                return;         /* <open/>: the server's stream header; nothing to check beyond parse */
+        }
+        if (strcmp(node->ns, NS_STREAMS) == 0) {
+                if (strcmp(node->name, "features") == 0)
+                        return handle_features(s, node);
+                if (strcmp(node->name, "error") == 0)
+                        return handle_stream_error(s, node);
+                return;
+        }
+        if (strcmp(node->ns, NS_SASL) == 0) {
+                if (s->phase != PHASE_SASL)
+                        return stream_fail(s, -EPROTO, "unexpected SASL element");
+                return handle_sasl(s, node);
+        }
+        if (strcmp(node->ns, NS_CLIENT) != 0)
+                return;
+        if (strcmp(node->name, "iq") == 0)
+                return handle_iq(s, node);
+        if (s->phase != PHASE_READY)
+                return;
+        if (strcmp(node->name, "message") == 0)
+                return handle_message(s, node);
+}
+
+static void on_transport_message(const char *data, size_t len, void *userdata) {
+        XmppStream *s = userdata;
+        g_autoptr(XmlNode) node = NULL;
+        int r;
+
+        if (s->phase == PHASE_CLOSED || s->orphan)
+                return;
+        r = xml_parse(data, len, &stanza_limits, &node);
+        if (r < 0) {
+                /* RFC 6120 §4.9.3: a stream that is not well-formed or uses restricted XML ends. */
+                g_debug("xmpp: refusing stanza: %s", g_strerror(-r));
+                return stream_fail(s, -EPROTO, r == -EPERM ? "the server sent restricted XML"
+                                                           : "the server sent malformed or oversized XML");
+        }
+        dispatch(s, node);
+}
+
+static gboolean on_orphan_reap(gpointer userdata) {
+        XmppStream *s = userdata;
+        s->orphan_timer = 0;
+        xmpp_stream_free(s);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_transport_closed(int error, const char *reason, void *userdata) {
+        XmppStream *s = userdata;
+        StreamPhase was = s->phase;
+        int r = error;
+
+        if (s->orphan) {
+                /* Free outside the transport's callback. */
+                if (s->orphan_timer)
+                        g_source_remove(s->orphan_timer);
+                s->orphan_timer = g_idle_add(on_orphan_reap, s);
+                return;
+        }
+        s->phase = PHASE_CLOSED;
+        if (s->login_timer) {
+                g_source_remove(s->login_timer);
+                s->login_timer = 0;
+        }
+        if (was == PHASE_CLOSING)
+                r = 0;
+        s->cb.closed(r, reason ? reason : "connection closed", s->userdata);
+}
+
+static const XmppTransportCallbacks transport_callbacks = {
+        .connected = on_transport_connected,
+        .message = on_transport_message,
+        .closed = on_transport_closed,
+};
+
+/* Ends the session with an error: report it once, then drop the connection. */
+static void stream_fail(XmppStream *s, int error, const char *text) {
+        if (s->phase == PHASE_CLOSED)
+                return;
+        g_debug("xmpp: session failed: %s", text);
+        s->phase = PHASE_CLOSED;
+        if (s->login_timer) {
+                g_source_remove(s->login_timer);
+                s->login_timer = 0;
+        }
+        if (s->transport) {
+                g_autoptr(XmlNode) close = xml_node_new("close", NS_FRAMING);
+                send_node(s, close);
+                xmpp_transport_free(s->transport);
+                s->transport = NULL;
+        }
+        s->cb.closed(error, text, s->userdata);
+}
+
+static gboolean on_login_timeout(gpointer userdata) {
+        XmppStream *s = userdata;
+        s->login_timer = 0;
+        stream_fail(s, -ETIMEDOUT, "the server did not complete the login in time");
+        return G_SOURCE_REMOVE;
+}
+
+int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, const XmppStreamCallbacks *cb,
+                    void *userdata, XmppStream **ret) {
+        XmppStream *s;
+        Jid jid = { 0 };
+        int r;
+
+        if (jid_parse(config->jid, &jid) < 0 || !jid.local)
+                return -EINVAL;
+
+        s = g_new0(XmppStream, 1);
+        s->cb = *cb;
+        s->userdata = userdata;
+        s->jid = jid_to_bare(&jid);
+        s->local = g_strdup(jid.local);
+        s->domain = g_strdup(jid.domain);
+        jid_clear(&jid);
+        s->password = g_strdup(config->password);
+        s->resource = config->resource ? g_strdup(config->resource)
+                                       : g_strdup_printf("imd-%08x", g_random_int());
+        s->phase = PHASE_CONNECTING;
+
+        r = xmpp_transport_connect(ctx, config->url, config->ca_file, stanza_limits.max_bytes,
+                                   &transport_callbacks, s, &s->transport);
+        if (r < 0) {
+                xmpp_stream_free(s);
+                return r;
+        }
+        s->login_timer = g_timeout_add(config->login_timeout_ms ? config->login_timeout_ms : 30000,
+                                       on_login_timeout, s);
+        *ret = s;
+        return 0;
+}
+
+void xmpp_stream_close(XmppStream *s) {
+        g_autoptr(XmlNode) close = NULL;
+
+        if (s->phase == PHASE_CLOSED || s->phase == PHASE_CLOSING)
+                return;
+        if (s->phase == PHASE_CONNECTING) {
+                stream_fail(s, 0, "closed");
+                return;
+        }
+        close = xml_node_new("close", NS_FRAMING);
+        send_node(s, close);
+        s->phase = PHASE_CLOSING;
+        xmpp_transport_close(s->transport);
+}
+
+void xmpp_stream_close_and_free(XmppStream *s) {
+        if (!s)
+                return;
+        if (s->phase == PHASE_CLOSED || s->phase == PHASE_CONNECTING || !s->transport) {
+                xmpp_stream_free(s);
+                return;
+        }
+        xmpp_stream_close(s);
+        s->orphan = true;
+        if (s->login_timer) {
+                g_source_remove(s->login_timer);
+                s->login_timer = 0;
+        }
+        s->orphan_timer = g_timeout_add_seconds(3, on_orphan_reap, s);
+}
+
+void xmpp_stream_free(XmppStream *s) {
+        if (!s)
+                return;
+        if (s->login_timer)
+                g_source_remove(s->login_timer);
+        if (s->orphan_timer)
+                g_source_remove(s->orphan_timer);
+        xmpp_transport_free(s->transport);
+        scram_client_free(s->scram);
+        if (s->password) {
+                explicit_bzero(s->password, strlen(s->password));
+                g_free(s->password);
+        }
+        g_free(s->jid);
+        g_free(s->local);
+        g_free(s->domain);
+        g_free(s->resource);
+        g_free(s->full_jid);
+        g_free(s->pending_iq);
+        g_free(s);
+}
+
+bool xmpp_stream_is_ready(const XmppStream *s) {
+        return s->phase == PHASE_READY;
+}
+
+const char *xmpp_stream_full_jid(const XmppStream *s) {
+        return s->full_jid;
+}
+
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id) {
+        g_autoptr(XmlNode) msg = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        msg = xml_node_new("message", NS_CLIENT);
+        xml_node_set_attr(msg, "type", "chat");
+        xml_node_set_attr(msg, "to", to);
+        xml_node_set_attr(msg, "id", origin_id);
+        xml_node_set_text(xml_node_add_child(msg, "body", NULL), body);
+        xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
+        xml_node_add_child(msg, "markable", NS_MARKERS);
+        xml_node_add_child(msg, "request", NS_RECEIPTS);
+        send_node(s, msg);
+        return 0;
+}
+
+int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xml_node_new("message", NS_CLIENT);
+        xml_node_set_attr(msg, "type", "chat");
+        xml_node_set_attr(msg, "to", to);
+        xml_node_set_attr(msg, "id", stanza_id);
+        xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
+        /* Markers carry no body; ask the server to archive them so other devices see them. */
+        xml_node_add_child(msg, "store", NS_HINTS);
+        send_node(s, msg);
+        return 0;
+}

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <string.h>
+#include <libwebsockets.h>
+
+#include "transport.h"
+
+/* Messages bigger than this are refused before anything is buffered. */
+#define RX_CHUNK 16384
+
+struct XmppTransportContext {
+        struct lws_context *lws;
+        GHashTable *vhosts;         /* ca_file ("" = system store) -> struct lws_vhost* */
+        unsigned n_vhosts;
+};
+
+typedef struct OutMessage {
+        size_t len;
+        unsigned char buf[];        /* LWS_PRE bytes of headroom, then the payload */
+} OutMessage;
+
+struct XmppTransport {
+        XmppTransportContext *ctx;
+        struct lws *wsi;
+        XmppTransportCallbacks cb;
+        void *userdata;
+        GString *rx;
+        size_t max_message_bytes;
+        GQueue out;                 /* of OutMessage* */
+        bool tls;
+        bool established;
+        bool closing;               /* close requested: close once the queue is written */
+        bool dispatching;           /* inside a callback to the layer above */
+        bool freed;                 /* xmpp_transport_free() ran during a callback */
+        bool reported;              /* closed() already delivered */
+        bool in_connect;            /* inside xmpp_transport_connect(): report failures by return value */
+        int connect_error;
+};
+
+static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+static const struct lws_protocols protocols[] = {
+        { .name = "xmpp", .callback = protocol_callback, .rx_buffer_size = RX_CHUNK },
+        { 0 }
+};
+
+static void lws_log_to_glib(int level, const char *line) {
+        /* lws logs connection failures loudly; they are reported to the user through
+         * the layer above, so keep lws's own words at debug level. */
+        g_debug("lws: %.*s", (int) strcspn(line, "\n"), line);
+}
+
+int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret) {
+        struct lws_context_creation_info info = { 0 };
+        void *foreign_loops[1] = { loop };
+        XmppTransportContext *ctx;
+
+        lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_glib);
+
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = protocols;
+        info.options = LWS_SERVER_OPTION_GLIB | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+        info.foreign_loops = foreign_loops;
+        info.gid = -1;
+        info.uid = -1;
+
+        ctx = g_new0(XmppTransportContext, 1);
+        ctx->lws = lws_create_context(&info);
+        if (!ctx->lws) {
+                g_free(ctx);
+                return -ENOMEM;
+        }
+        ctx->vhosts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        *ret = ctx;
+        return 0;
+}
+
+void xmpp_transport_context_free(XmppTransportContext *ctx) {
+        if (!ctx)
+                return;
+        lws_context_destroy(ctx->lws);
+        g_hash_table_destroy(ctx->vhosts);
+        g_free(ctx);
+}
+
+/* Client TLS settings live on a vhost; one per distinct CA file, made on first use. */
+static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_file) {
+        const char *key = ca_file ? ca_file : "";
+        struct lws_context_creation_info info = { 0 };
+        struct lws_vhost *vh;
+        g_autofree char *name = NULL;
+
+        vh = g_hash_table_lookup(ctx->vhosts, key);
+        if (vh)
+                return vh;
+
+        name = g_strdup_printf("imd-%u", ctx->n_vhosts++);
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = protocols;
+        info.vhost_name = name;
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ca_file;
+        vh = lws_create_vhost(ctx->lws, &info);
+        if (vh)
+                g_hash_table_insert(ctx->vhosts, g_strdup(key), vh);
+        return vh;
+}
+
+static void out_queue_clear(XmppTransport *t) {
+        OutMessage *m;
+        while ((m = g_queue_pop_head(&t->out)))
+                g_free(m);
+}
+
+static void transport_destroy(XmppTransport *t) {
+        out_queue_clear(t);
+        g_string_free(t->rx, TRUE);
+        g_free(t);
+}
+
+/* Deliver closed() once, then forget the wsi (lws frees it after this callback). */
+static void report_closed(XmppTransport *t, int error, const char *reason) {
+        t->wsi = NULL;
+        if (t->reported)
+                return;
+        t->reported = true;
+        if (t->in_connect) {
+                t->connect_error = error;
+                return;
+        }
+        t->dispatching = true;
+        t->cb.closed(error, reason, t->userdata);
+        t->dispatching = false;
+}
+
+static int classify_connect_error(const char *reason) {
+        if (reason && (strstr(reason, "cert") || strstr(reason, "tls") || strstr(reason, "TLS") ||
+                       strstr(reason, "ssl") || strstr(reason, "SSL") || strstr(reason, "X509")))
+                return -EPROTO;
+        return -ECONNREFUSED;
+}
+
+static int handle_receive(XmppTransport *t, struct lws *wsi, const char *in, size_t len) {
+        if (lws_frame_is_binary(wsi)) {
+                /* RFC 7395 §3.2: XMPP frames are text frames. */
+                report_closed(t, -EPROTO, "binary WebSocket frame");
+                return -1;
+        }
+        if (t->rx->len + len > t->max_message_bytes) {
+                report_closed(t, -EMSGSIZE, "WebSocket message too large");
+                return -1;
+        }
+        g_string_append_len(t->rx, in, (gssize) len);
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+                return 0;
+
+        t->dispatching = true;
+        t->cb.message(t->rx->str, t->rx->len, t->userdata);
+        t->dispatching = false;
+        g_string_truncate(t->rx, 0);
+        return 0;
+}
+
+static int handle_writeable(XmppTransport *t, struct lws *wsi) {
+        OutMessage *m;
+
+        /* Write as much as the socket takes now; lws buffers a partial write itself. */
+        while ((m = g_queue_peek_head(&t->out)) && !lws_send_pipe_choked(wsi)) {
+                int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+                g_queue_pop_head(&t->out);
+                g_free(m);
+                if (n < 0) {
+                        report_closed(t, -ECONNRESET, "write failed");
+                        return -1;
+                }
+        }
+        if (!g_queue_is_empty(&t->out)) {
+                lws_callback_on_writable(wsi);
+                return 0;
+        }
+        if (t->closing) {
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+                return -1;
+        }
+        return 0;
+}
+
+static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+        XmppTransport *t = lws_get_opaque_user_data(wsi);
+        int r = 0;
+
+        if (!t)
+                /* Our side was freed while lws still held the connection: drop it. */
+                return reason == LWS_CALLBACK_CLIENT_WRITEABLE || reason == LWS_CALLBACK_CLIENT_RECEIVE ? -1 : 0;
+
+        switch ((int) reason) {
+        case LWS_CALLBACK_CLIENT_ESTABLISHED:
+                t->established = true;
+                t->dispatching = true;
+                t->cb.connected(t->userdata);
+                t->dispatching = false;
+                if (!g_queue_is_empty(&t->out) || t->closing)
+                        lws_callback_on_writable(wsi);
+                break;
+        case LWS_CALLBACK_CLIENT_RECEIVE:
+                r = handle_receive(t, wsi, in, len);
+                break;
+        case LWS_CALLBACK_CLIENT_WRITEABLE:
+                r = handle_writeable(t, wsi);
+                break;
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+                lws_set_opaque_user_data(wsi, NULL);
+                report_closed(t, classify_connect_error(in), in ? in : "connection failed");
+                break;
+        case LWS_CALLBACK_CLIENT_CLOSED:
+                lws_set_opaque_user_data(wsi, NULL);
+                report_closed(t, t->closing ? 0 : -ECONNRESET, t->closing ? NULL : "connection closed by the server");
+                break;
+        default:
+                break;
+        }
+
+        if (t->freed && !t->dispatching) {
+                if (t->wsi)
+                        lws_set_opaque_user_data(wsi, NULL);
+                transport_destroy(t);
+                return -1;
+        }
+        return r;
+}
+
+int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
+                           size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
+                           XmppTransport **ret) {
+        struct lws_client_connect_info info = { 0 };
+        g_autofree char *copy = g_strdup(url);
+        g_autofree char *path = NULL;
+        const char *scheme, *address, *p;
+        int port;
+        XmppTransport *t;
+
+        if (lws_parse_uri(copy, &scheme, &address, &port, &p) != 0 || !*address)
+                return -EINVAL;
+        if (strcmp(scheme, "ws") != 0 && strcmp(scheme, "wss") != 0)
+                return -EINVAL;
+
+        t = g_new0(XmppTransport, 1);
+        t->ctx = ctx;
+        t->cb = *cb;
+        t->userdata = userdata;
+        t->rx = g_string_sized_new(4096);
+        t->max_message_bytes = max_message_bytes;
+        t->tls = strcmp(scheme, "wss") == 0;
+        g_queue_init(&t->out);
+
+        path = g_strconcat("/", p, NULL);   /* lws_parse_uri strips the leading '/' */
+        info.context = ctx->lws;
+        info.vhost = vhost_for_ca(ctx, t->tls ? ca_file : NULL);
+        if (!info.vhost) {
+                transport_destroy(t);
+                return -EINVAL;
+        }
+        info.address = address;
+        info.port = port;
+        info.path = path;
+        info.host = address;
+        info.origin = address;
+        info.protocol = "xmpp";
+        info.ssl_connection = t->tls ? LCCSCF_USE_SSL : 0;
+        info.opaque_user_data = t;
+        info.pwsi = &t->wsi;
+
+        /* A failure may arrive through CLIENT_CONNECTION_ERROR before this returns;
+         * report that one by return value, later ones through closed(). */
+        t->in_connect = true;
+        if (!lws_client_connect_via_info(&info) || t->reported) {
+                int r = t->reported ? t->connect_error : -ECONNREFUSED;
+                transport_destroy(t);
+                return r;
+        }
+        t->in_connect = false;
+        *ret = t;
+        return 0;
+}
+
+int xmpp_transport_send(XmppTransport *t, const char *data, size_t len) {
+        OutMessage *m;
+
+        if (!t->wsi || t->closing || t->reported)
+                return -ENOTCONN;
+        m = g_malloc(sizeof(OutMessage) + LWS_PRE + len);
+        m->len = len;
+        memcpy(m->buf + LWS_PRE, data, len);
+        g_queue_push_tail(&t->out, m);
+        if (t->established)
+                lws_callback_on_writable(t->wsi);
+        return 0;
+}
+
+void xmpp_transport_close(XmppTransport *t) {
+        if (t->closing || !t->wsi)
+                return;
+        t->closing = true;
+        if (t->established)
+                lws_callback_on_writable(t->wsi);
+        else
+                lws_set_timeout(t->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+void xmpp_transport_free(XmppTransport *t) {
+        if (!t)
+                return;
+        if (t->dispatching) {
+                /* Called from our own callback: finish it first. */
+                t->freed = true;
+                return;
+        }
+        if (t->wsi) {
+                lws_set_opaque_user_data(t->wsi, NULL);
+                lws_set_timeout(t->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        }
+        transport_destroy(t);
+}
+
+bool xmpp_transport_is_tls(const XmppTransport *t) {
+        return t->tls;
+}

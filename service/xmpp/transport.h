@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * RFC 7395 transport: one WebSocket connection (subprotocol "xmpp") over
+ * libwebsockets, driven by the GLib main loop through lws's GLib event library.
+ *
+ * It moves whole WebSocket text messages: each one is exactly one XML element
+ * under RFC 7395, so the layer above parses each message on its own. Fragments
+ * are reassembled here, bounded by max_message_bytes.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <glib.h>
+
+typedef struct XmppTransportContext XmppTransportContext;
+typedef struct XmppTransport XmppTransport;
+
+typedef struct XmppTransportCallbacks {
+        void (*connected)(void *userdata);
+        /* One complete message. data is valid only during the call. */
+        void (*message)(const char *data, size_t len, void *userdata);
+        /* The connection is gone: error 0 after a close we asked for, else
+         * -ECONNREFUSED (could not connect: DNS, TCP, HTTP upgrade refused),
+         * -EPROTO (TLS verification or handshake failure),
+         * -ECONNRESET (the connection broke), -EMSGSIZE (peer message too big).
+         * reason is a human-readable text (may be NULL). The transport must not
+         * be used afterwards except for xmpp_transport_free(). */
+        void (*closed)(int error, const char *reason, void *userdata);
+} XmppTransportCallbacks;
+
+/* One libwebsockets context for the process, on the given GLib main loop. */
+int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret);
+void xmpp_transport_context_free(XmppTransportContext *ctx);
+
+/* url: ws://host[:port]/path or wss://... ca_file: PEM CAs to trust for wss
+ * (NULL: the system store). Certificates and host names are always verified.
+ * -EINVAL for a bad URL. The connection attempt continues asynchronously. */
+int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
+                           size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
+                           XmppTransport **ret);
+/* Queue one message; written when the socket is writable. -ENOTCONN when closed. */
+int xmpp_transport_send(XmppTransport *t, const char *data, size_t len);
+/* Close after the queued messages are written; closed(0) follows. */
+void xmpp_transport_close(XmppTransport *t);
+/* Drops the connection at once without callbacks. NULL is fine. */
+void xmpp_transport_free(XmppTransport *t);
+
+bool xmpp_transport_is_tls(const XmppTransport *t);

@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <expat.h>
+
+#include "xml.h"
+
+/* Expat reports qualified names as "URI<sep>local". A space can never occur in
+ * a local name, so splitting at the last space is unambiguous. */
+#define NS_SEP ' '
+#define XML_NS_URI "http://www.w3.org/XML/1998/namespace"
+
+const XmlLimits xml_default_limits = {
+        .max_bytes = 256 * 1024,
+        .max_depth = 32,
+        .max_attrs = 64,
+        .max_children = 10000,
+};
+
+/* Enough for the default depth without touching the heap. */
+#define CHILD_COUNT_STACK 64
+
+struct XmlParser {
+        XML_Parser expat;
+        XmlLimits limits;
+        bool used;      /* expat needs a reset before the second document */
+};
+
+typedef struct ParseCtx {
+        XML_Parser expat;
+        const XmlLimits *limits;
+        XmlNode *root, *cur;
+        unsigned depth;
+        unsigned *n_children;   /* indexed by depth: children seen so far */
+        int error;              /* first reason we stopped expat, 0 if none */
+} ParseCtx;
+
+static char *strdup_len(const char *s, size_t len) {
+        char *r = g_malloc(len + 1);
+        memcpy(r, s, len);
+        r[len] = 0;
+        return r;
+}
+
+static void parse_fail(ParseCtx *ctx, int error) {
+        if (ctx->error == 0)
+                ctx->error = error;
+        /* Stopping from inside a handler is the only way to make expat
+         * return before it reaches the end of the input. */
+        XML_StopParser(ctx->expat, XML_FALSE);
+}
+
+static XmlNode *node_new_take(char *name, char *ns) {
+        XmlNode *n = g_new0(XmlNode, 1);
+        n->name = name;
+        n->ns = ns;
+        return n;
+}
+
+static void node_append(XmlNode *parent, XmlNode *child) {
+        child->parent = parent;
+        if (parent->last_child)
+                parent->last_child->next = child;
+        else
+                parent->first_child = child;
+        parent->last_child = child;
+}
+
+static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Char **atts) {
+        ParseCtx *ctx = userdata;
+        const char *sep, *local;
+        char *ns;
+        unsigned n_attrs = 0;
+        XmlNode *n;
+
+        if (ctx->error != 0)
+                return;
+
+        if (ctx->depth >= ctx->limits->max_depth)
+                return parse_fail(ctx, -ELOOP);
+        if (ctx->cur && ++ctx->n_children[ctx->depth - 1] > ctx->limits->max_children)
+                return parse_fail(ctx, -E2BIG);
+
+        while (atts[n_attrs * 2])
+                n_attrs++;
+        if (n_attrs > ctx->limits->max_attrs)
+                return parse_fail(ctx, -E2BIG);
+
+        sep = strrchr(qname, NS_SEP);
+        if (sep) {
+                ns = strdup_len(qname, sep - qname);
+                local = sep + 1;
+        } else {
+                ns = g_strdup("");
+                local = qname;
+        }
+
+        n = node_new_take(g_strdup(local), ns);
+        if (n_attrs > 0) {
+                n->attrs = g_new(XmlAttr, n_attrs);
+                for (unsigned i = 0; i < n_attrs; i++) {
+                        n->attrs[i].name = g_strdup(atts[i * 2]);
+                        n->attrs[i].value = g_strdup(atts[i * 2 + 1]);
+                }
+                n->n_attrs = n_attrs;
+        }
+
+        if (ctx->cur)
+                node_append(ctx->cur, n);
+        else
+                ctx->root = n;
+        ctx->cur = n;
+        ctx->n_children[ctx->depth] = 0;
+        ctx->depth++;
+}
+
+static void XMLCALL on_end(void *userdata, const XML_Char *qname) {
+        ParseCtx *ctx = userdata;
+
+        if (ctx->error != 0 || !ctx->cur)
+                return;
+        ctx->cur = ctx->cur->parent;
+        ctx->depth--;
+}
+
+static void XMLCALL on_text(void *userdata, const XML_Char *s, int len) {
+        ParseCtx *ctx = userdata;
+
+        if (ctx->error != 0 || !ctx->cur)
+                return;
+        if (!ctx->cur->text)
+                ctx->cur->text = g_string_new_len(s, len);
+        else
+                g_string_append_len(ctx->cur->text, s, len);
+}
+
+static void XMLCALL on_comment(void *userdata, const XML_Char *data) {
+        parse_fail(userdata, -EPERM);
+}
+
+static void XMLCALL on_pi(void *userdata, const XML_Char *target, const XML_Char *data) {
+        parse_fail(userdata, -EPERM);
+}
+
+static void XMLCALL on_doctype(void *userdata, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset) {
+        parse_fail(userdata, -EPERM);
+}
+
+static void XMLCALL on_entity_decl(void *userdata, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation) {
+        parse_fail(userdata, -EPERM);
+}
+
+static void XMLCALL on_skipped_entity(void *userdata, const XML_Char *name, int is_param) {
+        parse_fail(userdata, -EPERM);
+}
+
+static int setup_expat(XML_Parser p, ParseCtx *ctx) {
+        XML_SetUserData(p, ctx);
+        XML_SetElementHandler(p, on_start, on_end);
+        XML_SetCharacterDataHandler(p, on_text);
+        XML_SetCommentHandler(p, on_comment);
+        XML_SetProcessingInstructionHandler(p, on_pi);
+        XML_SetStartDoctypeDeclHandler(p, on_doctype);
+        XML_SetEntityDeclHandler(p, on_entity_decl);
+        XML_SetSkippedEntityHandler(p, on_skipped_entity);
+        if (!XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER))
+                return -EINVAL;
+        return 0;
+}
+
+XmlParser *xml_parser_new(const XmlLimits *limits) {
+        XmlParser *p = g_new0(XmlParser, 1);
+
+        p->limits = limits ? *limits : xml_default_limits;
+        /* The encoding argument overrides any encoding="" in the input, so a
+         * peer cannot switch us to a charset g_utf8_validate() did not check. */
+        p->expat = XML_ParserCreateNS("UTF-8", NS_SEP);
+        if (!p->expat) {
+                g_free(p);
+                return NULL;
+        }
+        return p;
+}
+
+void xml_parser_free(XmlParser *p) {
+        if (!p)
+                return;
+        XML_ParserFree(p->expat);
+        g_free(p);
+}
+
+static int map_expat_error(enum XML_Error e) {
+        return e == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
+}
+
+int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
+        unsigned stack[CHILD_COUNT_STACK];
+        g_autofree unsigned *heap = NULL;
+        ParseCtx ctx = {
+                .expat = p->expat,
+                .limits = &p->limits,
+        };
+        enum XML_Status st;
+        int r;
+
+        g_return_val_if_fail(ret, -EINVAL);
+
+        if (len > p->limits.max_bytes || len > INT_MAX)
+                return -EMSGSIZE;
+        if (!data && len > 0)
+                return -EINVAL;
+        /* Also rejects NUL bytes, which expat would report less precisely. */
+        if (!g_utf8_validate_len(data ? data : "", len, NULL))
+                return -EBADMSG;
+        if (p->limits.max_depth == 0)
+                return -ELOOP;
+
+        if (p->limits.max_depth <= CHILD_COUNT_STACK)
+                ctx.n_children = stack;
+        else
+                ctx.n_children = heap = g_new(unsigned, p->limits.max_depth);
+
+        if (p->used && !XML_ParserReset(p->expat, "UTF-8"))
+                return -ENOMEM;
+        p->used = true;
+        r = setup_expat(p->expat, &ctx);
+        if (r < 0)
+                return r;
+
+        st = XML_Parse(p->expat, data ? data : "", (int) len, XML_TRUE);
+        if (ctx.error != 0)
+                r = ctx.error;
+        else if (st != XML_STATUS_OK)
+                r = map_expat_error(XML_GetErrorCode(p->expat));
+        else if (!ctx.root || ctx.cur)
+                r = -EBADMSG;   /* cannot happen with a final XML_Parse(); be safe */
+        else
+                r = 0;
+
+        if (r < 0) {
+                xml_node_free(ctx.root);
+                return r;
+        }
+        *ret = ctx.root;
+        return 0;
+}
+
+int xml_parse(const char *data, size_t len, const XmlLimits *limits, XmlNode **ret) {
+        XmlParser *p;
+        int r;
+
+        /* Checked here too so oversized input costs no parser allocation. */
+        if (len > (limits ? limits : &xml_default_limits)->max_bytes)
+                return -EMSGSIZE;
+
+        p = xml_parser_new(limits);
+        if (!p)
+                return -ENOMEM;
+        r = xml_parser_parse(p, data, len, ret);
+        xml_parser_free(p);
+        return r;
+}
+
+XmlNode *xml_node_new(const char *name, const char *ns) {
+        g_return_val_if_fail(name, NULL);
+        return node_new_take(g_strdup(name), g_strdup(ns ? ns : ""));
+}
+
+void xml_node_free(XmlNode *node) {
+        XmlNode *c, *next;
+
+        if (!node)
+                return;
+        /* Recursion depth is bounded by the parse limits for received trees. */
+        for (c = node->first_child; c; c = next) {
+                next = c->next;
+                xml_node_free(c);
+        }
+        for (unsigned i = 0; i < node->n_attrs; i++) {
+                g_free(node->attrs[i].name);
+                g_free(node->attrs[i].value);
+        }
+        g_free(node->attrs);
+        if (node->text)
+                g_string_free(node->text, TRUE);
+        g_free(node->name);
+        g_free(node->ns);
+        g_free(node);
+}
+
+XmlNode *xml_node_add_child(XmlNode *parent, const char *name, const char *ns) {
+        XmlNode *c;
+
+        g_return_val_if_fail(parent, NULL);
+        c = xml_node_new(name, ns ? ns : parent->ns);
+        if (c)
+                node_append(parent, c);
+        return c;
+}
+
+XmlNode *xml_node_set_attr(XmlNode *node, const char *name, const char *value) {
+        g_return_val_if_fail(node, NULL);
+        g_return_val_if_fail(name, node);
+
+        for (unsigned i = 0; i < node->n_attrs; i++) {
+                if (!strcmp(node->attrs[i].name, name)) {
+                        if (value) {
+                                g_free(node->attrs[i].value);
+                                node->attrs[i].value = g_strdup(value);
+                                return node;
+                        }
+                        g_free(node->attrs[i].name);
+                        g_free(node->attrs[i].value);
+                        memmove(node->attrs + i, node->attrs + i + 1,
+                                (node->n_attrs - i - 1) * sizeof(XmlAttr));
+                        node->n_attrs--;
+                        return node;
+                }
+        }
+        if (!value)
+                return node;
+
+        node->attrs = g_renew(XmlAttr, node->attrs, node->n_attrs + 1);
+        node->attrs[node->n_attrs].name = g_strdup(name);
+        node->attrs[node->n_attrs].value = g_strdup(value);
+        node->n_attrs++;
+        return node;
+}
+
+XmlNode *xml_node_set_text(XmlNode *node, const char *text) {
+        g_return_val_if_fail(node, NULL);
+
+        if (!text || !*text) {
+                if (node->text)
+                        g_string_free(node->text, TRUE);
+                node->text = NULL;
+        } else if (node->text)
+                g_string_assign(node->text, text);
+        else
+                node->text = g_string_new(text);
+        return node;
+}
+
+const char *xml_node_attr(const XmlNode *node, const char *name) {
+        if (!node || !name)
+                return NULL;
+        for (unsigned i = 0; i < node->n_attrs; i++)
+                if (!strcmp(node->attrs[i].name, name))
+                        return node->attrs[i].value;
+        return NULL;
+}
+
+XmlNode *xml_node_child(const XmlNode *node, const char *name, const char *ns) {
+        if (!node || !name)
+                return NULL;
+        for (XmlNode *c = node->first_child; c; c = c->next)
+                if (!strcmp(c->name, name) && (!ns || !strcmp(c->ns, ns)))
+                        return c;
+        return NULL;
+}
+
+const char *xml_node_text(const XmlNode *node) {
+        return node && node->text ? node->text->str : "";
+}
+
+const char *xml_node_child_text(const XmlNode *node, const char *name, const char *ns) {
+        XmlNode *c = xml_node_child(node, name, ns);
+
+        return c ? xml_node_text(c) : NULL;
+}
+
+/* What each byte needs: 0 copy as is, 1 escape, 2 not allowed in XML 1.0
+ * (replaced by U+FFFD), 3 start of a 3-byte sequence worth checking for
+ * U+FFFE/U+FFFF. \t \n \r are escaped only in attribute values (ATTR_ONLY),
+ * where a parser would otherwise normalise them to spaces. */
+enum { C_COPY, C_ESCAPE, C_BAD, C_EF, C_ATTR_ONLY };
+
+#define B C_BAD
+#define A C_ATTR_ONLY
+#define E C_ESCAPE
+static const unsigned char escape_class[256] = {
+        B, B, B, B, B, B, B, B, B, A, A, B, B, E, B, B,         /* 0x00 */
+        B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B,         /* 0x10 */
+        0, 0, E, 0, 0, 0, E, E, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x20 " & ' */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, E, 0, E, 0,         /* 0x30 < > */
+        [0xef] = C_EF,
+};
+#undef B
+#undef A
+#undef E
+
+static void escape_append(GString *out, const char *text, gssize len, bool attr) {
+        const unsigned char *s = (const unsigned char *) text, *end, *run;
+
+        if (!text)
+                return;
+        if (len < 0)
+                len = strlen(text);
+        end = s + len;
+
+        for (run = s; s < end; s++) {
+                unsigned char k = escape_class[*s];
+                const char *rep;
+
+                if (k == C_COPY || (k == C_ATTR_ONLY && !attr))
+                        continue;
+                if (k == C_EF) {
+                        if (end - s < 3 || s[1] != 0xbf || (s[2] != 0xbe && s[2] != 0xbf))
+                                continue;
+                        g_string_append_len(out, (const char *) run, s - run);
+                        g_string_append(out, "\xef\xbf\xbd");
+                        s += 2;
+                        run = s + 1;
+                        continue;
+                }
+
+                switch (*s) {
+                case '&':  rep = "&amp;"; break;
+                case '<':  rep = "&lt;"; break;
+                case '>':  rep = "&gt;"; break;
+                case '\'': rep = "&apos;"; break;
+                case '"':  rep = "&quot;"; break;
+                case '\t': rep = "&#9;"; break;
+                case '\n': rep = "&#10;"; break;
+                case '\r': rep = "&#13;"; break;
+                default:   rep = "\xef\xbf\xbd"; break; /* control character */
+                }
+                g_string_append_len(out, (const char *) run, s - run);
+                g_string_append(out, rep);
+                run = s + 1;
+        }
+        g_string_append_len(out, (const char *) run, s - run);
+}
+
+void xml_escape_append(GString *out, const char *text, gssize len) {
+        g_return_if_fail(out);
+        /* Attribute rules are safe in text as well. */
+        escape_append(out, text, len, true);
+}
+
+static void serialize_node(GString *out, const XmlNode *n, const char *parent_ns) {
+        unsigned n_prefixed = 0;
+
+        g_string_append_c(out, '<');
+        g_string_append(out, n->name);
+        if (parent_ns ? strcmp(parent_ns, n->ns) != 0 : n->ns[0] != 0) {
+                g_string_append(out, " xmlns=\"");
+                escape_append(out, n->ns, -1, true);
+                g_string_append_c(out, '"');
+        }
+
+        for (unsigned i = 0; i < n->n_attrs; i++) {
+                const char *name = n->attrs[i].name, *sep;
+
+                /* Namespace declarations are the serialiser's business. */
+                if (g_str_has_prefix(name, "xmlns") && (name[5] == 0 || name[5] == ':'))
+                        continue;
+
+                sep = strrchr(name, NS_SEP);
+                if (sep == name)
+                        name = sep + 1, sep = NULL;     /* empty URI: no namespace */
+                if (!sep) {
+                        g_string_append_c(out, ' ');
+                        g_string_append(out, name);
+                } else if ((size_t) (sep - name) == strlen(XML_NS_URI) &&
+                           !strncmp(name, XML_NS_URI, sep - name)) {
+                        g_string_append(out, " xml:");
+                        g_string_append(out, sep + 1);
+                } else {
+                        /* Other namespaced attributes get a prefix declared on
+                         * this element; the prefix itself carries no meaning. */
+                        g_string_append_printf(out, " xmlns:ns%u=\"", n_prefixed);
+                        escape_append(out, name, sep - name, true);
+                        g_string_append_printf(out, "\" ns%u:%s", n_prefixed, sep + 1);
+                        n_prefixed++;
+                }
+                g_string_append(out, "=\"");
+                escape_append(out, n->attrs[i].value, -1, true);
+                g_string_append_c(out, '"');
+        }
+
+        if (!n->first_child && (!n->text || n->text->len == 0)) {
+                g_string_append(out, "/>");
+                return;
+        }
+        g_string_append_c(out, '>');
+        /* Mixed content is kept as one text run, written before the children. */
+        if (n->text)
+                escape_append(out, n->text->str, n->text->len, false);
+        for (const XmlNode *c = n->first_child; c; c = c->next)
+                serialize_node(out, c, n->ns);
+        g_string_append(out, "</");
+        g_string_append(out, n->name);
+        g_string_append_c(out, '>');
+}
+
+char *xml_serialize(const XmlNode *node, size_t *len) {
+        GString *out;
+
+        g_return_val_if_fail(node, NULL);
+
+        out = g_string_sized_new(256);
+        serialize_node(out, node, NULL);
+        if (len)
+                *len = out->len;
+        return g_string_free(out, FALSE);
+}

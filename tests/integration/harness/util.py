@@ -1,0 +1,67 @@
+"""Small helpers shared by the harness modules."""
+
+import os
+import signal
+import socket
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d"
+                               % (proc.returncode, port))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("nothing listens on 127.0.0.1:%d after %.0fs" % (port, timeout))
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Signal one process we started (by pid) and reap it; SIGKILL if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc is not None else None
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(timeout=timeout)
+    except Exception:
+        proc.kill()
+        return proc.wait(timeout=5)
+
+
+def sanitizer_report(text):
+    """The first line of an ASan/UBSan/LSan report in text, or None."""
+    markers = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+               "runtime error:", "SUMMARY: AddressSanitizer",
+               "SUMMARY: UndefinedBehaviorSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+    for line in text.splitlines():
+        if any(m in line for m in markers):
+            return line
+    return None

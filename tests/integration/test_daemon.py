@@ -1,0 +1,151 @@
+"""The daemon process: its D-Bus interface matches dbus/org.example.IM.xml,
+it owns org.example.IM alone, it exits when its bus goes away."""
+
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.bus import IM_IFACE, IM_NAME, IM_PATH
+from harness.imd import Imd, imd_path
+from harness.util import REPO, sanitizer_report
+
+XML_PATH = os.path.join(REPO, "dbus", "org.example.IM.xml")
+
+
+def parse_interface(xml_text, name=IM_IFACE):
+    """{methods: {name: [(arg, type, direction)]}, signals: {name: [(arg, type)]},
+    properties: {name: (type, access)}} of one interface, annotations ignored."""
+    root = ET.fromstring(xml_text)
+    ifaces = [i for i in root.findall("interface") if i.get("name") == name]
+    assert len(ifaces) == 1, "interface %s found %d times" % (name, len(ifaces))
+    iface = ifaces[0]
+    methods, signals, props = {}, {}, {}
+    for m in iface.findall("method"):
+        assert m.get("name") not in methods
+        methods[m.get("name")] = [(a.get("name"), a.get("type"), a.get("direction", "in"))
+                                  for a in m.findall("arg")]
+    for s in iface.findall("signal"):
+        assert s.get("name") not in signals
+        signals[s.get("name")] = [(a.get("name"), a.get("type")) for a in s.findall("arg")]
+    for p in iface.findall("property"):
+        props[p.get("name")] = (p.get("type"), p.get("access"))
+    return {"methods": methods, "signals": signals, "properties": props}
+
+
+def test_introspection_matches_xml(client):
+    with open(XML_PATH) as f:
+        want = parse_interface(f.read())
+    xml = client.introspect()
+    got = parse_interface(xml)
+    assert sorted(got["methods"]) == sorted(want["methods"])
+    for name, args in want["methods"].items():
+        assert got["methods"][name] == args, "method %s" % name
+    assert sorted(got["signals"]) == sorted(want["signals"])
+    for name, args in want["signals"].items():
+        assert got["signals"][name] == args, "signal %s" % name
+    assert got["properties"] == want["properties"]
+    # and the standard interfaces are there
+    root = ET.fromstring(xml)
+    names = {i.get("name") for i in root.findall("interface")}
+    assert {"org.freedesktop.DBus.Properties", "org.freedesktop.DBus.Introspectable"} <= names
+
+
+def test_properties_readable(client):
+    with open(XML_PATH) as f:
+        want = parse_interface(f.read())
+    props = client.get_all_properties()
+    assert set(props) == set(want["properties"])
+    for name in want["properties"]:
+        assert client.get_property(name) == props[name]
+
+
+def test_unknown_method_and_wrong_signature(client):
+    from harness.bus import DBusCallError
+    with pytest.raises(DBusCallError) as ei:
+        client.call("NoSuchMethod")
+    assert ei.value.name == "org.freedesktop.DBus.Error.UnknownMethod"
+    with pytest.raises(DBusCallError) as ei:
+        client.call("SendText", "s", ("bob@localhost",))
+    assert ei.value.name in ("org.freedesktop.DBus.Error.InvalidArgs",
+                             "org.example.IM.Error.InvalidArgument")
+    # the daemon is still there
+    assert client.get_property("Ready") is False
+
+
+def test_second_instance_refused(bus, imd, client, tmp_path):
+    owner = client.name_owner()
+    second = Imd(bus, str(tmp_path / "second"))
+    second.start(wait=False)
+    rc = second.wait_exit(timeout=15)
+    assert rc is not None, "the second imd did not exit"
+    assert rc != 0
+    err = second.stderr_text()
+    assert err.strip(), "the second imd exited without a message"
+    assert sanitizer_report(err) is None, err
+    assert not second.problems, second.problems
+    # the first one is unaffected
+    assert imd.running
+    assert client.name_owner() == owner
+    assert client.get_property("NetState") == "disconnected"
+
+
+def test_exits_when_bus_goes_away(bus, imd):
+    bus.kill()
+    rc = imd.wait_exit(timeout=15)
+    assert rc is not None, "imd outlived its bus"
+    assert rc == 0, "imd exit status %s when the bus went away\n%s" % (rc, imd.stderr_text())
+
+
+def test_exits_when_bus_goes_away_while_logged_in(bus, imd, client, alice):
+    client.login_account(alice)
+    bus.kill()
+    rc = imd.wait_exit(timeout=15)
+    assert rc is not None, "imd outlived its bus"
+    assert rc == 0, imd.stderr_text()
+
+
+def test_sigterm_is_clean(imd, client, alice):
+    client.login_account(alice)
+    imd.proc.send_signal(15)
+    rc = imd.wait_exit(timeout=15)
+    assert rc in (0, -15), rc
+
+
+def test_xdg_default_dirs(bus, tmp_path, client_factory, new_account, peer):
+    """Without --data-dir/--cache-dir, imd uses $XDG_DATA_HOME/imd (and keeps
+    its history there across restarts)."""
+    d = Imd(bus, str(tmp_path / "xdg"), dirs=False)
+    d.start()
+    try:
+        c = client_factory()
+        acc = new_account("alice")
+        c.login_account(acc)
+        start = c.mark()
+        peer.send_message(acc.jid, "xdg")
+        c.wait_signal("MessageReceived", lambda a: a[0].get("text") == "xdg", start=start)
+        data = os.path.join(d.workdir, "xdg-data", "imd")
+        assert os.path.isdir(data) and os.listdir(data), "nothing under $XDG_DATA_HOME/imd"
+        assert os.listdir(d.data_dir) == [], "--data-dir was not given, yet it was used"
+        d.restart()
+        c.login_account(acc)
+        msgs, _ = c.call("GetMessages", "ssu", (peer.jid, "", 10))
+        assert [m["text"] for m in msgs] == ["xdg"]
+    finally:
+        d.stop()
+    assert not d.problems, d.problems + [d.stderr_text(all_runs=True)]
+
+
+def test_no_session_bus(tmp_path):
+    """Without a reachable bus imd fails with a message instead of hanging."""
+    env = dict(os.environ)
+    env["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=%s/no-such-socket" % tmp_path
+    r = subprocess.run([imd_path(), "--data-dir", str(tmp_path / "d"),
+                        "--cache-dir", str(tmp_path / "c")],
+                       env=env, capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert r.stderr.strip()
+    assert sanitizer_report(r.stderr) is None, r.stderr

@@ -1,0 +1,208 @@
+"""Login / Logout of imd against a real Prosody over RFC 7395 WebSocket."""
+
+import time
+
+import pytest
+from gi.repository import GLib
+
+from harness.asserts import raises_im_error
+from harness.util import free_port
+
+
+def _changes(client, prop, start=0):
+    """Values prop took in PropertiesChanged signals recorded since start."""
+    client.pump()
+    out = []
+    for s in client.signals[start:]:
+        if (s.interface == "org.freedesktop.DBus.Properties" and s.member == "PropertiesChanged"
+                and s.args[0] == client.iface and prop in s.args[1]):
+            out.append(s.args[1][prop])
+    return out
+
+
+def test_initial_state(client):
+    props = client.get_all_properties()
+    assert props["Ready"] is False
+    assert props["NetState"] == "disconnected"
+    assert props["Account"] == ""
+    assert props["UnreadTotal"] == 0
+
+
+def test_login_ok(client, alice):
+    start = client.mark()
+    assert client.login_account(alice) is None
+    # the reply comes once the session is ready
+    assert client.get_property("Ready") is True
+    assert client.get_property("NetState") == "connected"
+    assert client.get_property("Account") == alice.jid
+    client.wait_property("Ready", lambda v: v is True, start=start, timeout=5)
+    client.wait_property("NetState", lambda v: v == "connected", start=start, timeout=5)
+    client.wait_property("Account", lambda v: v == alice.jid, start=start, timeout=5)
+    states = _changes(client, "NetState", start)
+    assert "connecting" in states and states.index("connecting") < states.index("connected"), states
+    assert _changes(client, "Ready", start)[-1] is True
+
+
+def test_login_is_seen_by_a_second_client(client_factory, imd, alice):
+    a, b = client_factory(), client_factory()
+    start = b.mark()
+    a.login_account(alice)
+    b.wait_property("Ready", lambda v: v is True, start=start, timeout=5)
+    assert b.get_property("Account") == alice.jid
+
+
+def test_wrong_password(client, alice):
+    start = client.mark()
+    with raises_im_error("AuthFailed"):
+        client.login(alice.jid, alice.password + "-wrong", alice.ws_url)
+    assert client.get_property("Ready") is False
+    client.pump(0.5)
+    assert True not in _changes(client, "Ready", start)
+    # the state machine settles back to disconnected, and a good login works
+    deadline = time.monotonic() + 10
+    while client.get_property("NetState") != "disconnected":
+        assert time.monotonic() < deadline, "NetState stuck at %s" % client.get_property("NetState")
+        time.sleep(0.1)
+    client.login_account(alice)
+    assert client.get_property("Ready") is True
+
+
+def test_unknown_account(client, alice):
+    with raises_im_error("AuthFailed"):
+        client.login("nobody-" + alice.user + "@localhost", "whatever", alice.ws_url)
+    assert client.get_property("Ready") is False
+
+
+@pytest.mark.parametrize("jid", [
+    "",
+    "not a jid",
+    "@localhost",
+    "alice@",
+    "alice@@localhost",
+    "ali ce@localhost",
+    "alice@local host",
+    "alice\u0007@localhost",
+    "x" * 1100 + "@localhost",
+    "alice@" + "d" * 1100,
+])
+def test_login_invalid_jid(client, alice, jid):
+    with raises_im_error("InvalidArgument"):
+        client.login(jid, "pw", alice.ws_url, timeout=10)
+    assert client.get_property("Ready") is False
+    assert client.get_property("NetState") == "disconnected"
+
+
+def test_login_unknown_option(client, alice):
+    opts = {"websocket_url": GLib.Variant("s", alice.ws_url),
+            "no_such_option": GLib.Variant("s", "x")}
+    with raises_im_error("InvalidArgument"):
+        client.call("Login", "ssa{sv}", (alice.jid, alice.password, opts), timeout=10)
+    assert client.get_property("Ready") is False
+
+
+def test_login_option_wrong_type(client, alice):
+    opts = {"websocket_url": GLib.Variant("u", 5280)}
+    with raises_im_error("InvalidArgument"):
+        client.call("Login", "ssa{sv}", (alice.jid, alice.password, opts), timeout=10)
+    assert client.get_property("Ready") is False
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/xmpp-websocket", "not a url"])
+def test_login_bad_url(client, alice, url):
+    with raises_im_error("InvalidArgument"):
+        client.login(alice.jid, alice.password, url, timeout=10)
+
+
+def test_second_login_is_busy(client, alice, new_account):
+    client.login_account(alice)
+    with raises_im_error("Busy"):
+        client.login_account(alice, timeout=10)
+    other = new_account("carol")
+    with raises_im_error("Busy"):
+        client.login_account(other, timeout=10)
+    # still logged in as alice
+    assert client.get_property("Ready") is True
+    assert client.get_property("Account") == alice.jid
+
+
+def test_login_in_progress_is_busy(client_factory, imd, private_prosody):
+    """A Login while another one is still in progress gets Busy."""
+    from conftest import Account
+    jid, pw = private_prosody.new_account("alice")
+    acc = Account(jid, pw, private_prosody.ws_url)
+    a, b = client_factory(), client_factory()
+    private_prosody.pause()          # the server hangs: the first Login stays pending
+    try:
+        pending = a.call_async("Login", "ssa{sv}",
+                               (acc.jid, acc.password,
+                                {"websocket_url": GLib.Variant("s", acc.ws_url)}))
+        deadline = time.monotonic() + 10
+        while b.get_property("NetState") != "connecting":
+            assert not pending.poll(), "Login returned while the server was stopped"
+            assert time.monotonic() < deadline, "NetState never became connecting"
+            time.sleep(0.05)
+        with raises_im_error("Busy"):
+            b.login_account(acc, timeout=10)
+    finally:
+        private_prosody.resume()
+    assert pending.result(timeout=40) is None
+    assert a.get_property("Ready") is True
+
+
+def test_unreachable_server(client, alice):
+    url = "ws://127.0.0.1:%d/xmpp-websocket" % free_port()
+    t0 = time.monotonic()
+    with raises_im_error("Network"):
+        client.login(alice.jid, alice.password, url)
+    assert time.monotonic() - t0 < 30
+    assert client.get_property("Ready") is False
+    deadline = time.monotonic() + 10
+    while client.get_property("NetState") != "disconnected":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_wrong_websocket_path(client, alice, prosody):
+    url = "ws://127.0.0.1:%d/no-such-endpoint" % prosody.http_port
+    with raises_im_error("Network", "NotSupported"):
+        client.login(alice.jid, alice.password, url)
+    assert client.get_property("Ready") is False
+
+
+def test_logout(client, alice):
+    client.login_account(alice)
+    start = client.mark()
+    assert client.call("Logout") is None
+    assert client.get_property("Ready") is False
+    client.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+    deadline = time.monotonic() + 10
+    while client.get_property("NetState") != "disconnected":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.wait_property("NetState", lambda v: v == "disconnected", start=start, timeout=5)
+    # not an error when already logged out
+    assert client.call("Logout") is None
+    # and one can log in again
+    client.login_account(alice)
+    assert client.get_property("Ready") is True
+
+
+def test_logout_when_never_logged_in(client):
+    assert client.call("Logout") is None
+    assert client.get_property("Ready") is False
+
+
+def test_logout_closes_the_xmpp_session(client, alice, peer):
+    """After Logout the server no longer has imd's resource: a message to alice
+    is stored offline and delivered at the next Login."""
+    client.login_account(alice)
+    client.call("Logout")
+    time.sleep(0.3)
+    text = "while you were away %f" % time.time()
+    peer.send_message(alice.jid, text)
+    time.sleep(0.5)
+    start = client.mark()
+    client.pump(0.5)
+    assert not [m for m in client.messages_received(start) if m.get("text") == text]
+    client.login_account(alice)
+    client.wait_signal("MessageReceived", lambda a: a[0].get("text") == text, start=start)

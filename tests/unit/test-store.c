@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "store.h"
+
+#define ALICE "alice@example.org"
+#define BOB "bob@example.org"
+#define CAROL "carol@example.org"
+#define ME "me@example.org"
+
+typedef struct Fixture {
+        char *dir;
+        Store *store;
+} Fixture;
+
+static void remove_dir(const char *dir) {
+        g_autoptr(GDir) d = NULL;
+        const char *name;
+
+        d = g_dir_open(dir, 0, NULL);
+        g_assert_nonnull(d);
+        while ((name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                g_assert_cmpint(g_unlink(path), ==, 0);
+        }
+        g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+static char *make_tmp_dir(void) {
+        g_autoptr(GError) error = NULL;
+        char *dir;
+
+        dir = g_dir_make_tmp("imd-test-store-XXXXXX", &error);
+        g_assert_no_error(error);
+        return dir;
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        f->dir = make_tmp_dir();
+        g_assert_cmpint(store_open(f->dir, &f->store), ==, 0);
+        g_assert_nonnull(f->store);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        store_close(f->store);
+        remove_dir(f->dir);
+        g_free(f->dir);
+}
+
+static void fixture_reopen(Fixture *f) {
+        store_close(f->store);
+        f->store = NULL;
+        g_assert_cmpint(store_open(f->dir, &f->store), ==, 0);
+}
+
+/* A second, raw connection, to look at what actually is in the file. */
+static int64_t raw_query_int(const char *dir, const char *sql) {
+        g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t v;
+
+        g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+static void raw_exec(const char *dir, const char *sql) {
+        g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
+        sqlite3 *db = NULL;
+
+        g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+        sqlite3_close(db);
+}
+
+static StoreMessage make_message(const char *conversation, const char *id, StoreDirection direction,
+                                 int64_t time_ms, const char *text) {
+        return (StoreMessage) {
+                .id = (char *) id,
+                .conversation = (char *) conversation,
+                .sender = (char *) (direction == STORE_DIRECTION_IN ? conversation : ME),
+                .direction = direction,
+                .time_ms = time_ms,
+                .type = (char *) "text",
+                .text = (char *) text,
+                .status = (char *) (direction == STORE_DIRECTION_IN ? "received" : "sent"),
+        };
+}
+
+static int64_t append(Store *store, const char *conversation, const char *id, StoreDirection direction,
+                      int64_t time_ms) {
+        StoreMessage m = make_message(conversation, id, direction, time_ms, "hello");
+        int64_t seq = -1;
+
+        g_assert_cmpint(store_append_message(store, &m, &seq), ==, 0);
+        g_assert_cmpint(seq, >, 0);
+        return seq;
+}
+
+static void assert_message_equal(const StoreMessage *a, const StoreMessage *b) {
+        g_assert_nonnull(a);
+        g_assert_nonnull(b);
+        g_assert_cmpint(a->seq, ==, b->seq);
+        g_assert_cmpstr(a->id, ==, b->id);
+        g_assert_cmpstr(a->conversation, ==, b->conversation);
+        g_assert_cmpstr(a->sender, ==, b->sender);
+        g_assert_cmpstr(a->stanza_id, ==, b->stanza_id);
+        g_assert_cmpint(a->direction, ==, b->direction);
+        g_assert_cmpint(a->time_ms, ==, b->time_ms);
+        g_assert_cmpstr(a->type, ==, b->type);
+        g_assert_cmpstr(a->text, ==, b->text);
+        g_assert_cmpstr(a->status, ==, b->status);
+}
+
+static uint32_t unread_of(Store *store, const char *conversation) {
+        g_autoptr(StoreConversation) c = NULL;
+
+        g_assert_cmpint(store_get_conversation(store, conversation, &c), ==, 0);
+        return c->unread;
+}
+
+static uint32_t unread_total(Store *store) {
+        uint32_t n = UINT32_MAX;
+
+        g_assert_cmpint(store_unread_total(store, &n), ==, 0);
+        return n;
+}
+
+static void test_open_creates_private_file(void) {
+        g_autofree char *dir = make_tmp_dir();
+        g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
+        g_autofree char *wal = g_build_filename(dir, "history.sqlite-wal", NULL);
+        g_autofree char *missing = g_build_filename(dir, "missing", NULL);
+        Store *store = NULL;
+        struct stat st;
+        mode_t old_umask;
+
+        /* A permissive umask must not leak into the history's mode. */
+        old_umask = umask(0);
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        umask(old_umask);
+
+        g_assert_cmpint(g_stat(path, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+
+        append(store, ALICE, "m1", STORE_DIRECTION_IN, 1000);
+        g_assert_cmpint(g_stat(wal, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, 1);
+        g_assert_cmpint(raw_query_int(dir, "SELECT count(*) FROM messages"), ==, 1);
+        store_close(store);
+
+        {
+                g_autofree char *path2 = g_build_filename(dir, "history.sqlite", NULL);
+                sqlite3 *db = NULL;
+                sqlite3_stmt *q = NULL;
+
+                g_assert_cmpint(sqlite3_open_v2(path2, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+                g_assert_cmpint(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), ==, SQLITE_OK);
+                g_assert_cmpint(sqlite3_step(q), ==, SQLITE_ROW);
+                g_assert_cmpstr((const char *) sqlite3_column_text(q, 0), ==, "wal");
+                sqlite3_finalize(q);
+                sqlite3_close(db);
+        }
+
+        store = (Store *) 0x1;
+        g_assert_cmpint(store_open(missing, &store), ==, -ENOENT);
+        g_assert_true(store == (Store *) 0x1);
+
+        remove_dir(dir);
+}
+
+static void test_round_trip(Fixture *f, gconstpointer data) {
+        g_autoptr(GString) big = g_string_new(NULL);
+        g_autoptr(GString) huge = g_string_new(NULL);
+        g_autoptr(StoreMessage) got = NULL;
+        g_autoptr(StoreConversation) conv = NULL;
+        StoreMessage in, out, h;
+        int64_t seq;
+
+        /* 10 KB mixing ASCII, 2-, 3- and 4-byte UTF-8 (emoji with ZWJ and
+         * variation selectors), and 70 KiB for the large end. */
+        while (big->len < 10 * 1024)
+                g_string_append(big, "héllo wörld 日本語 👩‍👩‍👧 ❤️ ");
+        while (huge->len < 70 * 1024)
+                g_string_append(huge, "0123456789abcdef🙂");
+
+        in = (StoreMessage) {
+                .id = (char *) "origin-1",
+                .conversation = (char *) ALICE,
+                .sender = (char *) ALICE,
+                .stanza_id = (char *) "stanza-💬-1",
+                .direction = STORE_DIRECTION_IN,
+                .time_ms = INT64_C(1700000000123),
+                .type = (char *) "text",
+                .text = big->str,
+                .status = (char *) "received",
+        };
+        out = (StoreMessage) {
+                .id = (char *) "local-ü-2",
+                .conversation = (char *) ALICE,
+                .sender = (char *) ME,
+                .stanza_id = NULL,
+                .direction = STORE_DIRECTION_OUT,
+                .time_ms = INT64_C(1700000000456),
+                .type = (char *) "text",
+                .text = (char *) "🙂 fine, thanks",
+                .status = (char *) "pending",
+        };
+        h = make_message(BOB, "huge", STORE_DIRECTION_IN, 5, huge->str);
+        /* NULL optional fields read back as NULL, not "". */
+        h.type = NULL;
+        h.status = NULL;
+        h.sender = NULL;
+
+        g_assert_cmpint(store_append_message(f->store, &in, &seq), ==, 0);
+        in.seq = seq;
+        g_assert_cmpint(store_append_message(f->store, &out, &seq), ==, 0);
+        out.seq = seq;
+        g_assert_cmpint(out.seq, >, in.seq);
+        g_assert_cmpint(store_append_message(f->store, &h, &seq), ==, 0);
+        h.seq = seq;
+
+        fixture_reopen(f);
+
+        g_assert_cmpint(store_get_message(f->store, ALICE, "origin-1", &got), ==, 0);
+        assert_message_equal(got, &in);
+        g_assert_cmpuint(strlen(got->text), ==, big->len);
+        g_clear_pointer(&got, store_message_free);
+
+        g_assert_cmpint(store_get_message(f->store, ALICE, "local-ü-2", &got), ==, 0);
+        assert_message_equal(got, &out);
+        g_clear_pointer(&got, store_message_free);
+
+        g_assert_cmpint(store_get_message(f->store, BOB, "huge", &got), ==, 0);
+        assert_message_equal(got, &h);
+        g_clear_pointer(&got, store_message_free);
+
+        /* The key is (conversation, id): the id alone is not enough. */
+        got = (StoreMessage *) 0x1;
+        g_assert_cmpint(store_get_message(f->store, BOB, "origin-1", &got), ==, -ENOENT);
+        g_assert_true(got == (StoreMessage *) 0x1);
+        got = NULL;
+
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &conv), ==, 0);
+        g_assert_cmpstr(conv->id, ==, ALICE);
+        g_assert_cmpstr(conv->kind, ==, "chat");
+        g_assert_cmpstr(conv->name, ==, "");
+        g_assert_cmpuint(conv->unread, ==, 1);
+        g_assert_cmpint(conv->time_ms, ==, out.time_ms);
+        assert_message_equal(conv->last, &out);
+
+        {
+                g_autoptr(StoreMessage) copy = store_message_copy(&in);
+                assert_message_equal(copy, &in);
+                g_assert_null(store_message_copy(NULL));
+        }
+}
+
+static void test_invalid_arguments(Fixture *f, gconstpointer data) {
+        StoreMessage m = make_message(ALICE, "x", STORE_DIRECTION_IN, 1, "hi");
+        StoreMessage bad;
+        GPtrArray *page = NULL;
+
+        bad = m;
+        bad.id = (char *) "";
+        g_assert_cmpint(store_append_message(f->store, &bad, NULL), ==, -EINVAL);
+        bad = m;
+        bad.conversation = NULL;
+        g_assert_cmpint(store_append_message(f->store, &bad, NULL), ==, -EINVAL);
+        bad = m;
+        bad.text = (char *) "\xff\xfe";
+        g_assert_cmpint(store_append_message(f->store, &bad, NULL), ==, -EINVAL);
+        bad = m;
+        bad.stanza_id = (char *) "";
+        g_assert_cmpint(store_append_message(f->store, &bad, NULL), ==, -EINVAL);
+        bad = m;
+        bad.direction = (StoreDirection) 7;
+        g_assert_cmpint(store_append_message(f->store, &bad, NULL), ==, -EINVAL);
+
+        g_assert_cmpint(store_get_messages(f->store, NULL, NULL, 10, &page, NULL), ==, -EINVAL);
+        g_assert_null(page);
+        g_assert_cmpint(store_commit(f->store), ==, -EINVAL);
+        g_assert_cmpint(store_rollback(f->store), ==, -EINVAL);
+        g_assert_cmpint(unread_total(f->store), ==, 0);
+
+        g_assert_cmpstr(store_direction_to_string(STORE_DIRECTION_IN), ==, "in");
+        g_assert_cmpstr(store_direction_to_string(STORE_DIRECTION_OUT), ==, "out");
+        store_close(NULL);
+}
+
+static void test_duplicates(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreConversation) conv = NULL;
+        StoreMessage m = make_message(ALICE, "dup", STORE_DIRECTION_IN, 100, "first");
+        StoreMessage again = make_message(ALICE, "dup", STORE_DIRECTION_IN, 200, "second");
+        StoreMessage by_stanza = make_message(ALICE, "other-id", STORE_DIRECTION_IN, 300, "third");
+        StoreMessage elsewhere = make_message(BOB, "dup", STORE_DIRECTION_IN, 400, "fine");
+        int64_t seq = -1, first;
+
+        m.stanza_id = (char *) "sid-1";
+        by_stanza.stanza_id = (char *) "sid-1";
+
+        g_assert_cmpint(store_append_message(f->store, &m, &first), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+
+        g_assert_cmpint(store_append_message(f->store, &again, &seq), ==, -EEXIST);
+        g_assert_cmpint(seq, ==, -1);
+        g_assert_cmpint(store_append_message(f->store, &by_stanza, &seq), ==, -EEXIST);
+        g_assert_cmpint(seq, ==, -1);
+
+        /* Same inside a batch: the duplicate does not spoil the rest. */
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &again, NULL), ==, -EEXIST);
+        g_assert_cmpint(store_append_message(f->store, &elsewhere, NULL), ==, 0);
+        g_assert_cmpint(store_commit(f->store), ==, 0);
+
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &conv), ==, 0);
+        g_assert_cmpuint(conv->unread, ==, 1);
+        g_assert_cmpint(conv->time_ms, ==, 100);
+        g_assert_cmpint(conv->last->seq, ==, first);
+        g_assert_cmpstr(conv->last->text, ==, "first");
+        g_assert_cmpuint(unread_total(f->store), ==, 2);
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 2);
+}
+
+static void test_transactions(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreMessage) got = NULL;
+
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        append(f->store, ALICE, "kept", STORE_DIRECTION_IN, 1);
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        append(f->store, ALICE, "undone", STORE_DIRECTION_IN, 2);
+        g_assert_cmpint(store_rollback(f->store), ==, 0);
+        /* Nothing is visible to others before the outermost commit. */
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 0);
+        g_assert_cmpint(store_commit(f->store), ==, 0);
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 1);
+
+        g_assert_cmpint(store_get_message(f->store, ALICE, "kept", &got), ==, 0);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "undone", &got), ==, -ENOENT);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        append(f->store, BOB, "gone", STORE_DIRECTION_IN, 3);
+        g_assert_cmpint(store_set_meta(f->store, "k", "v"), ==, 0);
+        g_assert_cmpint(store_rollback(f->store), ==, 0);
+        g_assert_cmpuint(unread_total(f->store), ==, 1);
+        {
+                g_autoptr(StoreConversation) c = NULL;
+                g_autofree char *v = NULL;
+
+                g_assert_cmpint(store_get_conversation(f->store, BOB, &c), ==, -ENOENT);
+                g_assert_cmpint(store_get_meta(f->store, "k", &v), ==, 0);
+                g_assert_null(v);
+        }
+}
+
+static void check_paging(Store *store, const int64_t *expected, unsigned n, unsigned page_size) {
+        g_autofree char *before = NULL;
+        unsigned seen = 0, pages = 0;
+        bool complete = false;
+
+        while (!complete) {
+                g_autoptr(GPtrArray) page = NULL;
+
+                g_assert_cmpint(store_get_messages(store, ALICE, before, page_size, &page, &complete), ==, 0);
+                pages++;
+                g_assert_cmpuint(page->len, <=, page_size);
+                for (unsigned i = 0; i < page->len; i++) {
+                        StoreMessage *m = page->pdata[i];
+
+                        g_assert_cmpuint(seen, <, n);
+                        /* Newest first: expected[] is in append order. */
+                        g_assert_cmpint(m->seq, ==, expected[n - 1 - seen]);
+                        g_assert_cmpstr(m->conversation, ==, ALICE);
+                        seen++;
+                }
+                g_assert_true(complete == (seen == n));
+                if (page->len > 0) {
+                        g_free(before);
+                        before = g_strdup(((StoreMessage *) page->pdata[page->len - 1])->id);
+                }
+                g_assert_cmpuint(pages, <=, n / page_size + 1);
+        }
+        g_assert_cmpuint(seen, ==, n);
+        g_assert_cmpuint(pages, ==, (n + page_size - 1) / page_size);
+
+        /* Before the oldest: nothing, and nothing more to get. */
+        {
+                g_autoptr(GPtrArray) page = NULL;
+
+                complete = false;
+                g_assert_cmpint(store_get_messages(store, ALICE, before, page_size, &page, &complete), ==, 0);
+                g_assert_cmpuint(page->len, ==, 0);
+                g_assert_true(complete);
+        }
+}
+
+static void test_paging(Fixture *f, gconstpointer data) {
+        g_autofree int64_t *expected = g_new(int64_t, 1000);
+
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        for (unsigned i = 0; i < 1000; i++) {
+                g_autofree char *id = g_strdup_printf("a-%u", i);
+
+                expected[i] = append(f->store, ALICE, id, i % 3 ? STORE_DIRECTION_IN : STORE_DIRECTION_OUT, i);
+                /* Another conversation interleaved, which paging must skip. */
+                if (i % 7 == 0) {
+                        g_autofree char *bid = g_strdup_printf("b-%u", i);
+                        append(f->store, BOB, bid, STORE_DIRECTION_IN, i);
+                }
+        }
+        g_assert_cmpint(store_commit(f->store), ==, 0);
+
+        check_paging(f->store, expected, 1000, 50);
+        check_paging(f->store, expected, 1000, 300);
+        check_paging(f->store, expected, 1000, 1000);
+        check_paging(f->store, expected, 1000, 5000);
+
+        {
+                g_autoptr(GPtrArray) page = NULL;
+                bool complete = false;
+
+                g_assert_cmpint(store_get_messages(f->store, CAROL, NULL, 10, &page, &complete), ==, 0);
+                g_assert_cmpuint(page->len, ==, 0);
+                g_assert_true(complete);
+        }
+}
+
+static void test_paging_unknown_before(Fixture *f, gconstpointer data) {
+        GPtrArray *page = NULL;
+        bool complete = false;
+
+        append(f->store, ALICE, "a", STORE_DIRECTION_IN, 1);
+        append(f->store, BOB, "b", STORE_DIRECTION_IN, 2);
+
+        g_assert_cmpint(store_get_messages(f->store, ALICE, "nope", 10, &page, &complete), ==, -ENOENT);
+        /* An id from another conversation is not a position in this one. */
+        g_assert_cmpint(store_get_messages(f->store, ALICE, "b", 10, &page, &complete), ==, -ENOENT);
+        g_assert_null(page);
+        g_assert_false(complete);
+
+        /* "" means from the newest. */
+        g_assert_cmpint(store_get_messages(f->store, ALICE, "", 10, &page, &complete), ==, 0);
+        g_assert_cmpuint(page->len, ==, 1);
+        g_assert_true(complete);
+        g_ptr_array_unref(page);
+}
+
+static void test_unread(Fixture *f, gconstpointer data) {
+        append(f->store, ALICE, "a1", STORE_DIRECTION_IN, 1);
+        append(f->store, ALICE, "a2", STORE_DIRECTION_IN, 2);
+        append(f->store, ALICE, "a3", STORE_DIRECTION_OUT, 3);
+        append(f->store, BOB, "b1", STORE_DIRECTION_IN, 4);
+        append(f->store, CAROL, "c1", STORE_DIRECTION_OUT, 5);
+
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 2);
+        g_assert_cmpuint(unread_of(f->store, BOB), ==, 1);
+        g_assert_cmpuint(unread_of(f->store, CAROL), ==, 0);
+        g_assert_cmpuint(unread_total(f->store), ==, 3);
+
+        fixture_reopen(f);
+        g_assert_cmpuint(unread_total(f->store), ==, 3);
+}
+
+static void test_mark_read(Fixture *f, gconstpointer data) {
+        char *last = (char *) "untouched";
+
+        append(f->store, ALICE, "a1", STORE_DIRECTION_IN, 1);
+        append(f->store, ALICE, "a2", STORE_DIRECTION_IN, 2);
+        append(f->store, ALICE, "a3", STORE_DIRECTION_OUT, 3);
+        append(f->store, BOB, "b1", STORE_DIRECTION_IN, 4);
+        append(f->store, CAROL, "c1", STORE_DIRECTION_OUT, 5);
+
+        g_assert_cmpint(store_mark_read(f->store, "nobody@example.org", &last), ==, -ENOENT);
+        g_assert_cmpstr(last, ==, "untouched");
+
+        /* The newest incoming one, not the newer outgoing reply. */
+        g_assert_cmpint(store_mark_read(f->store, ALICE, &last), ==, 0);
+        g_assert_cmpstr(last, ==, "a2");
+        g_free(last);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, BOB), ==, 1);
+        g_assert_cmpuint(unread_total(f->store), ==, 1);
+
+        last = (char *) "untouched";
+        g_assert_cmpint(store_mark_read(f->store, CAROL, &last), ==, 0);
+        g_assert_null(last);
+
+        g_assert_cmpint(store_mark_read(f->store, BOB, NULL), ==, 0);
+        g_assert_cmpuint(unread_total(f->store), ==, 0);
+
+        append(f->store, ALICE, "a4", STORE_DIRECTION_IN, 6);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+}
+
+static void test_conversation_order(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) list = NULL;
+        const char *order[] = { CAROL, BOB, ALICE, "dave@example.org" };
+
+        append(f->store, ALICE, "a1", STORE_DIRECTION_IN, 300);
+        append(f->store, BOB, "b1", STORE_DIRECTION_IN, 100);
+        append(f->store, "dave@example.org", "d1", STORE_DIRECTION_IN, 200);
+        append(f->store, CAROL, "c1", STORE_DIRECTION_OUT, 50);
+        /* Same time as Alice's but appended later: wins the tie. */
+        append(f->store, BOB, "b2", STORE_DIRECTION_OUT, 300);
+        /* The latest message counts, even with an older time. */
+        append(f->store, "dave@example.org", "d2", STORE_DIRECTION_IN, 10);
+        append(f->store, CAROL, "c2", STORE_DIRECTION_IN, 400);
+
+        g_assert_cmpint(store_list_conversations(f->store, &list), ==, 0);
+        g_assert_cmpuint(list->len, ==, G_N_ELEMENTS(order));
+        for (unsigned i = 0; i < list->len; i++) {
+                StoreConversation *c = list->pdata[i];
+
+                g_assert_cmpstr(c->id, ==, order[i]);
+                g_assert_nonnull(c->last);
+                g_assert_cmpstr(c->last->conversation, ==, c->id);
+                g_assert_cmpint(c->last->time_ms, ==, c->time_ms);
+        }
+        g_assert_cmpstr(((StoreConversation *) list->pdata[0])->last->id, ==, "c2");
+        g_assert_cmpstr(((StoreConversation *) list->pdata[1])->last->id, ==, "b2");
+        g_assert_cmpstr(((StoreConversation *) list->pdata[3])->last->id, ==, "d2");
+}
+
+static void test_message_status(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreMessage) got = NULL;
+        g_autoptr(StoreConversation) conv = NULL;
+
+        append(f->store, ALICE, "out-1", STORE_DIRECTION_OUT, 1);
+
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "out-1", "delivered"), ==, 0);
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "out-1", "delivered"), ==, 0);
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "nope", "read"), ==, -ENOENT);
+        g_assert_cmpint(store_set_message_status(f->store, BOB, "out-1", "read"), ==, -ENOENT);
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "out-1", NULL), ==, -EINVAL);
+
+        fixture_reopen(f);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "out-1", &got), ==, 0);
+        g_assert_cmpstr(got->status, ==, "delivered");
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &conv), ==, 0);
+        g_assert_cmpstr(conv->last->status, ==, "delivered");
+}
+
+static void test_meta(Fixture *f, gconstpointer data) {
+        char *v = (char *) "untouched";
+
+        g_assert_cmpint(store_get_meta(f->store, "mam-last-id", &v), ==, 0);
+        g_assert_null(v);
+
+        g_assert_cmpint(store_set_meta(f->store, "mam-last-id", "abc"), ==, 0);
+        g_assert_cmpint(store_set_meta(f->store, "mam-last-id", "déf 🔑"), ==, 0);
+        g_assert_cmpint(store_set_meta(f->store, "roster-ver", ""), ==, 0);
+
+        fixture_reopen(f);
+        g_assert_cmpint(store_get_meta(f->store, "mam-last-id", &v), ==, 0);
+        g_assert_cmpstr(v, ==, "déf 🔑");
+        g_free(v);
+        g_assert_cmpint(store_get_meta(f->store, "roster-ver", &v), ==, 0);
+        g_assert_cmpstr(v, ==, "");
+        g_free(v);
+
+        g_assert_cmpint(store_set_meta(f->store, "mam-last-id", NULL), ==, 0);
+        g_assert_cmpint(store_get_meta(f->store, "mam-last-id", &v), ==, 0);
+        g_assert_null(v);
+        g_assert_cmpint(store_set_meta(f->store, "", "x"), ==, -EINVAL);
+}
+
+static void test_query_plan(Fixture *f, gconstpointer data) {
+        g_autofree char *plan = NULL;
+        g_auto(GStrv) lines = NULL;
+        bool reads_messages = false, uses_index = false;
+
+        g_assert_cmpint(store_explain(f->store, &plan), ==, 0);
+        g_test_message("%s", plan);
+
+        g_assert_null(strstr(plan, "SCAN messages"));
+
+        /* Every statement reading from messages must search an index and never
+         * sort: paging stays O(page) however long the history. */
+        lines = g_strsplit(plan, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                if (**l != '\t') {
+                        reads_messages = strstr(*l, "FROM messages WHERE") != NULL;
+                        continue;
+                }
+                if (!reads_messages)
+                        continue;
+                g_assert_null(strstr(*l, "TEMP B-TREE"));
+                g_assert_true(g_str_has_prefix(*l, "\tSEARCH messages USING "));
+                if (strstr(*l, "messages_conversation_seq (conversation=? AND seq<?)"))
+                        uses_index = true;
+        }
+        g_assert_true(uses_index);
+}
+
+static void test_migration_from_empty(void) {
+        g_autofree char *dir = make_tmp_dir();
+        g_autoptr(Store) store = NULL;
+
+        /* An empty database at version 0, as any SQLite file starts out. */
+        raw_exec(dir, "PRAGMA user_version = 0");
+        g_assert_cmpint(raw_query_int(dir, "SELECT count(*) FROM sqlite_schema"), ==, 0);
+
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, 1);
+        append(store, ALICE, "m", STORE_DIRECTION_IN, 1);
+        g_assert_cmpuint(unread_total(store), ==, 1);
+        g_clear_pointer(&store, store_close);
+
+        /* Opening again at the current version runs no step twice. */
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpuint(unread_total(store), ==, 1);
+        g_clear_pointer(&store, store_close);
+
+        remove_dir(dir);
+}
+
+static void test_migration_from_newer(void) {
+        g_autofree char *dir = make_tmp_dir();
+        Store *store = NULL;
+
+        raw_exec(dir, "CREATE TABLE future (x); PRAGMA user_version = 99");
+        g_assert_cmpint(store_open(dir, &store), ==, -EPROTO);
+        g_assert_null(store);
+        /* Untouched, for the newer imd that wrote it. */
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, 99);
+
+        remove_dir(dir);
+}
+
+/* Run with -m perf. Not a unit test: prints the append cost per message. */
+static void test_perf_append(Fixture *f, gconstpointer data) {
+        const unsigned n = 20000, batch = 100;
+        int64_t start, elapsed;
+
+        if (!g_test_perf()) {
+                g_test_skip("performance test, run with -m perf");
+                return;
+        }
+
+        start = g_get_monotonic_time();
+        for (unsigned i = 0; i < n; i += batch) {
+                g_assert_cmpint(store_begin(f->store), ==, 0);
+                for (unsigned j = i; j < i + batch; j++) {
+                        char conversation[64], id[64];
+                        StoreMessage m;
+
+                        g_snprintf(conversation, sizeof conversation, "user%u@example.org", j % 50);
+                        g_snprintf(id, sizeof id, "msg-%u", j);
+                        m = make_message(conversation, id, j % 2 ? STORE_DIRECTION_IN : STORE_DIRECTION_OUT,
+                                         1700000000000 + j, "a typical short chat message, about sixty bytes long");
+                        g_assert_cmpint(store_append_message(f->store, &m, NULL), ==, 0);
+                }
+                g_assert_cmpint(store_commit(f->store), ==, 0);
+        }
+        elapsed = g_get_monotonic_time() - start;
+
+        g_test_minimized_result((double) elapsed / n, "append: %.2f us/message (%u messages, batches of %u)",
+                                (double) elapsed / n, n, batch);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+        g_test_add_func("/store/open/creates-private-file", test_open_creates_private_file);
+        ADD("/store/message/round-trip", test_round_trip);
+        ADD("/store/message/invalid-arguments", test_invalid_arguments);
+        ADD("/store/message/duplicates", test_duplicates);
+        ADD("/store/message/status", test_message_status);
+        ADD("/store/transactions", test_transactions);
+        ADD("/store/paging/all-once-in-order", test_paging);
+        ADD("/store/paging/unknown-before", test_paging_unknown_before);
+        ADD("/store/conversations/unread", test_unread);
+        ADD("/store/conversations/mark-read", test_mark_read);
+        ADD("/store/conversations/order", test_conversation_order);
+        ADD("/store/meta", test_meta);
+        ADD("/store/query-plan", test_query_plan);
+        g_test_add_func("/store/migration/from-empty", test_migration_from_empty);
+        g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
+        ADD("/store/perf/append", test_perf_append);
+#undef ADD
+
+        return g_test_run();
+}
