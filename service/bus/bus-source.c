@@ -12,6 +12,7 @@ typedef struct BusSource {
         GSource source;
         sd_bus *bus;
         gpointer fd_tag;
+        GIOCondition events;    /* what the fd is polled for now */
         bool more;              /* sd_bus_process() had more work when we stopped */
         bool disconnected;
 } BusSource;
@@ -36,7 +37,12 @@ static gboolean bus_source_prepare(GSource *source, gint *timeout) {
         events = sd_bus_get_events(s->bus);
         if (events < 0)
                 return TRUE;    /* closed: let dispatch notice */
-        g_source_modify_unix_fd(source, s->fd_tag, poll_to_gio(events));
+        /* Only on change: modifying the fd wakes the main context, and doing it on
+         * every prepare would spin the loop. */
+        if (poll_to_gio(events) != s->events) {
+                s->events = poll_to_gio(events);
+                g_source_modify_unix_fd(source, s->fd_tag, s->events);
+        }
 
         if (sd_bus_get_timeout(s->bus, &usec) >= 0 && usec != UINT64_MAX) {
                 struct timespec ts;
@@ -97,7 +103,8 @@ GSource *bus_source_new(sd_bus *bus, GSourceFunc on_disconnect, gpointer userdat
         BusSource *s = (BusSource *) g_source_new(&bus_source_funcs, sizeof(BusSource));
 
         s->bus = sd_bus_ref(bus);
-        s->fd_tag = g_source_add_unix_fd(&s->source, sd_bus_get_fd(bus), G_IO_IN | G_IO_HUP | G_IO_ERR);
+        s->events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+        s->fd_tag = g_source_add_unix_fd(&s->source, sd_bus_get_fd(bus), s->events);
         g_source_set_callback(&s->source, on_disconnect, userdata, NULL);
         g_source_set_name(&s->source, "sd-bus");
         return &s->source;

@@ -319,8 +319,12 @@ int store_open(const char *dir, Store **ret) {
         store = g_new0(Store, 1);
 
         /* No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
-         * between we would rather fail than create it with the wrong mode. */
-        if (sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
+         * between we would rather fail than create it with the wrong mode.
+         * NOMUTEX: a Store belongs to the main loop's thread, so SQLite's
+         * per-call locking would only cost time on every append. */
+        if (sqlite3_open_v2(path, &store->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK)
                 return sqlite_fail(store->db, path);
 
         /* Extended codes tell a duplicate (CONSTRAINT_UNIQUE) from other failures. */

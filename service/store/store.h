@@ -4,7 +4,8 @@
 /*
  * The local history cache of one account: SQLite in WAL mode.
  *
- * Knows nothing of D-Bus or XMPP. Errors are negative errno:
+ * Knows nothing of D-Bus or XMPP. A Store must be used from one thread only.
+ * Errors are negative errno:
  * -ENOENT (no such conversation / message), -EEXIST (duplicate message),
  * -EINVAL (bad argument), -EIO (SQLite failure, logged at debug level).
  *

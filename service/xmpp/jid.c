@@ -32,7 +32,7 @@ static char *lowercase(const char *s, size_t len) {
 
 /* NFC, and lower-case for localpart and domainpart. NULL if s is not valid. */
 static char *normalize_part(const char *s, size_t len, PartKind kind) {
-        g_autofree char *nfc = NULL, *lower = NULL;
+        g_autofree char *lower = NULL;
         bool ascii = true;
 
         for (size_t i = 0; i < len; i++)
@@ -249,7 +249,7 @@ char *jid_to_string(const Jid *jid) {
 }
 
 char *jid_normalize_bare(const char *s) {
-        Jid j = { NULL };
+        Jid j = { 0 };
         char *r;
 
         if (jid_parse(s, &j) < 0)
@@ -260,7 +260,7 @@ char *jid_normalize_bare(const char *s) {
 }
 
 bool jid_is_valid_user_bare(const char *s) {
-        Jid j = { NULL };
+        Jid j = { 0 };
         bool ok;
 
         if (jid_parse(s, &j) < 0)

@@ -199,27 +199,16 @@ static void hmac(ScramHash hash, const uint8_t *key, size_t key_len,
         g_hmac_unref(h);
 }
 
-int scram_salted_password(ScramHash hash, const char *password, const uint8_t *salt, size_t salt_len,
-                          unsigned iterations, uint8_t *out) {
+/* Hi() on an already prepared password. */
+static void hi(ScramHash hash, const char *password, const uint8_t *salt, size_t salt_len,
+               unsigned iterations, uint8_t *out) {
         static const uint8_t block_one[4] = { 0, 0, 0, 1 };
-        uint8_t u[SCRAM_MAX_HASH_LEN], result[SCRAM_MAX_HASH_LEN];
+        uint8_t u[SCRAM_MAX_HASH_LEN];
         size_t hlen = scram_hash_len(hash);
-        char *pw;
         GHmac *keyed;
 
-        if (hlen == 0 || !password || (!salt && salt_len > 0) || !out)
-                return -EINVAL;
-        /* The lower bound is the caller's policy; the upper one keeps a
-         * hostile server from making us spin. */
-        if (iterations == 0 || iterations > SCRAM_MAX_ITERATIONS)
-                return -ERANGE;
-        pw = saslprep(password);
-        if (!pw)
-                return -EINVAL;
-
         /* Keying HMAC once and copying it per round halves the hashing. */
-        keyed = g_hmac_new(checksum_type(hash), (const guchar *) pw, strlen(pw));
-        wipe_string(pw);
+        keyed = g_hmac_new(checksum_type(hash), (const guchar *) password, strlen(password));
 
         for (unsigned i = 0; i < iterations; i++) {
                 GHmac *h = g_hmac_copy(keyed);
@@ -234,15 +223,34 @@ int scram_salted_password(ScramHash hash, const char *password, const uint8_t *s
                 g_hmac_unref(h);
 
                 if (i == 0)
-                        memcpy(result, u, hlen);
+                        memcpy(out, u, hlen);
                 else
                         for (size_t j = 0; j < hlen; j++)
-                                result[j] ^= u[j];
+                                out[j] ^= u[j];
         }
         g_hmac_unref(keyed);
-
-        memcpy(out, result, hlen);
         explicit_bzero(u, sizeof u);
+}
+
+int scram_salted_password(ScramHash hash, const char *password, const uint8_t *salt, size_t salt_len,
+                          unsigned iterations, uint8_t *out) {
+        uint8_t result[SCRAM_MAX_HASH_LEN];
+        size_t hlen = scram_hash_len(hash);
+        char *pw;
+
+        if (hlen == 0 || !password || (!salt && salt_len > 0) || !out)
+                return -EINVAL;
+        /* The lower bound is the caller's policy; the upper one keeps a
+         * hostile server from making us spin. */
+        if (iterations == 0 || iterations > SCRAM_MAX_ITERATIONS)
+                return -ERANGE;
+        pw = saslprep(password);
+        if (!pw)
+                return -EINVAL;
+
+        hi(hash, pw, salt, salt_len, iterations, result);
+        wipe_string(pw);
+        memcpy(out, result, hlen);
         explicit_bzero(result, sizeof result);
         return 0;
 }
@@ -380,9 +388,8 @@ int scram_client_final(ScramClient *c, const char *server_first, size_t len, cha
                    c->cnonce_len) != 0)
                 return -EPROTO;
 
-        r = scram_salted_password(c->hash, c->password, salt, salt_len, iterations, salted);
-        if (r < 0)
-                return r;
+        /* c->password went through saslprep() already. */
+        hi(c->hash, c->password, salt, salt_len, iterations, salted);
 
         /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
         server_first_str = g_strndup(server_first, len);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
 #include <expat.h>
 
 #include "xml.h"
@@ -25,6 +26,7 @@ const XmlLimits xml_default_limits = {
 struct XmlParser {
         XML_Parser expat;
         XmlLimits limits;
+        unsigned long hash_salt;
         bool used;      /* expat needs a reset before the second document */
 };
 
@@ -185,6 +187,11 @@ XmlParser *xml_parser_new(const XmlLimits *limits) {
                 g_free(p);
                 return NULL;
         }
+        /* Expat draws a fresh salt (a getrandom() call) for every document
+         * after a reset; one per parser protects its hash tables as well and
+         * costs one system call per connection instead of one per stanza. */
+        if (getrandom(&p->hash_salt, sizeof p->hash_salt, GRND_NONBLOCK) != sizeof p->hash_salt)
+                p->hash_salt = (unsigned long) g_random_int() << 32 ^ g_random_int();
         return p;
 }
 
@@ -229,6 +236,7 @@ int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) 
         if (p->used && !XML_ParserReset(p->expat, "UTF-8"))
                 return -ENOMEM;
         p->used = true;
+        XML_SetHashSalt(p->expat, p->hash_salt);
         r = setup_expat(p->expat, &ctx);
         if (r < 0)
                 return r;

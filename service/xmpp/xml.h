@@ -69,7 +69,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(XmlNode, xml_node_free)
 
 /* Appends a new child; ns NULL inherits the parent's namespace. Returns the child. */
 XmlNode *xml_node_add_child(XmlNode *parent, const char *name, const char *ns);
-/* Replaces an existing attribute of that name. Returns node, for chaining. */
+/* Replaces an existing attribute of that name; value NULL removes it.
+ * Returns node, for chaining. */
 XmlNode *xml_node_set_attr(XmlNode *node, const char *name, const char *value);
 XmlNode *xml_node_set_text(XmlNode *node, const char *text);
 
@@ -82,6 +83,18 @@ const char *xml_node_child_text(const XmlNode *node, const char *name, const cha
 
 /* Serialise: xmlns='...' is written on the top element and wherever a child's
  * namespace differs from its parent's. Text and attribute values are escaped
- * (& < > ' "). Returns a newly allocated NUL-terminated string; *len if non-NULL. */
+ * (& < > ' "). Returns a newly allocated NUL-terminated string; *len if non-NULL.
+ *
+ * Element prefixes are not kept: every element is written with a default
+ * namespace declaration. Attributes in the xml namespace come out as xml:NAME;
+ * other namespaced attributes get a prefix nsN declared on their own element.
+ * Attributes named xmlns or xmlns:* are skipped (declarations are the
+ * serialiser's job). An element's text is written as one run before its
+ * children, so interleaving of mixed content is not preserved (XMPP does not
+ * use mixed content). Strings must be valid UTF-8; characters XML 1.0 cannot
+ * carry (C0 controls other than tab/LF/CR, U+FFFE, U+FFFF) become U+FFFD so the
+ * output is always well-formed. */
 char *xml_serialize(const XmlNode *node, size_t *len);
+/* Escapes for use in attribute values or text (tab, LF and CR as character
+ * references too); len -1 means NUL-terminated. */
 void xml_escape_append(GString *out, const char *text, gssize len);

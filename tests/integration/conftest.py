@@ -69,7 +69,7 @@ def prosody(prosody_session, request):
         p.start()
     yield p
     if _failed(request):
-        print("\n----- prosody log (tail) -----\n" + p.log_tail(60))
+        print("\n----- prosody log (tail) -----\n" + p.log_tail(40))
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_unknown_account(client, alice):
     "alice\u0007@localhost",
     "x" * 1100 + "@localhost",
     "alice@" + "d" * 1100,
-])
+], ids=lambda j: "empty" if j == "" else (j if len(j) < 30 else j[:12] + "...%d" % len(j)))
 def test_login_invalid_jid(client, alice, jid):
     with raises_im_error("InvalidArgument"):
         client.login(jid, "pw", alice.ws_url, timeout=10)

@@ -159,7 +159,8 @@ def test_sent_message_survives_restart(client, logged_in, peer, imd):
     assert len(mine) == 1
     assert mine[0]["direction"] == "out"
     assert mine[0]["text"] == "sent before restart"
-    assert mine[0]["status"] in ("sent", "delivered", "read")
+    # "sent"/"delivered" need acks (XEP-0198/0184, a later issue); never "failed"
+    assert mine[0]["status"] in ("pending", "sent", "delivered", "read")
 
 
 def test_paging(client, logged_in, peer):
@@ -323,11 +324,15 @@ def test_send_text_after_logout(client, logged_in, peer):
     assert peer.bodies() == []
 
 
+def jid_id(j):
+    return "empty" if j == "" else (j if len(j) < 30 else j[:12] + "...%d" % len(j))
+
+
 BAD_JIDS = ["", "not a jid", "@localhost", "bob@", "bob@@localhost", "bob@local host",
             "x" * 1100 + "@localhost"]
 
 
-@pytest.mark.parametrize("jid", BAD_JIDS)
+@pytest.mark.parametrize("jid", BAD_JIDS, ids=jid_id)
 def test_send_text_invalid_jid(client, logged_in, jid):
     with raises_im_error("InvalidArgument"):
         client.call("SendText", "ss", (jid, "hello"))
@@ -346,7 +351,7 @@ def test_send_text_too_long(client, logged_in, peer):
     assert peer.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == "y" * 65536
 
 
-@pytest.mark.parametrize("jid", BAD_JIDS)
+@pytest.mark.parametrize("jid", BAD_JIDS, ids=jid_id)
 def test_get_messages_invalid_jid(client, logged_in, jid):
     with raises_im_error("InvalidArgument"):
         get_messages(client, jid)
@@ -375,7 +380,7 @@ def test_get_messages_before_id_of_other_conversation(client, logged_in, peer_fa
         get_messages(client, carol.jid, mid, 10)
 
 
-@pytest.mark.parametrize("jid", BAD_JIDS)
+@pytest.mark.parametrize("jid", BAD_JIDS, ids=jid_id)
 def test_mark_read_invalid_jid(client, logged_in, jid):
     with raises_im_error("InvalidArgument"):
         client.call("MarkRead", "s", (jid,))

@@ -92,7 +92,7 @@ static const char *const invalid[] = {
 
 static void test_valid(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(valid); i++) {
-                Jid j = { NULL };
+                Jid j = { 0 };
 
                 g_test_message("valid: %s", valid[i].in);
                 g_assert_cmpint(jid_parse(valid[i].in, &j), ==, 0);
@@ -116,7 +116,7 @@ static void test_invalid(void) {
                 g_assert_true(j.local == (char *) 0x1 && j.domain == (char *) 0x2 &&
                               j.resource == (char *) 0x3);
         }
-        g_assert_cmpint(jid_parse(NULL, &(Jid) { NULL }), ==, -EINVAL);
+        g_assert_cmpint(jid_parse(NULL, &(Jid) { 0 }), ==, -EINVAL);
 }
 
 static char *repeat(char c, size_t n) {
@@ -131,7 +131,7 @@ static void test_lengths(void) {
         g_autofree char *l1023 = repeat('a', 1023), *l1024 = repeat('a', 1024);
         g_autofree char *huge = repeat('a', 100000);
         g_autofree char *s = NULL;
-        Jid j = { NULL };
+        Jid j = { 0 };
 
         s = g_strconcat(l1023, "@example.com/", l1023, NULL);
         g_assert_cmpint(jid_parse(s, &j), ==, 0);
@@ -170,7 +170,7 @@ static void test_lengths(void) {
 }
 
 static void test_to_string(void) {
-        Jid j = { NULL };
+        Jid j = { 0 };
         g_autofree char *full = NULL, *bare = NULL;
 
         g_assert_cmpint(jid_parse("Juliet@Example.COM/Balcony", &j), ==, 0);

@@ -12,7 +12,7 @@ import time
 
 from gi.repository import Gio, GLib
 
-from .util import REPO, stop_process
+from .util import REPO, die_with_parent, stop_process
 
 BUS_CONF = os.path.join(REPO, "tests", "dbus-session.conf")
 
@@ -43,7 +43,7 @@ class Bus:
             ["dbus-daemon", "--config-file=" + self.config, "--nofork",
              "--print-address=1"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=die_with_parent)
         # the address is the first line on stdout
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline().decode().strip()

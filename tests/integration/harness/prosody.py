@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 
-from .util import free_port, wait_port, stop_process
+from .util import die_with_parent, free_port, wait_port, stop_process
 
 DOMAIN = "localhost"
 
@@ -60,6 +60,7 @@ modules_enabled = {{
 modules_disabled = {{ "s2s" }}
 
 http_file_share_size_limit = 10*1024*1024
+{extra}
 
 VirtualHost "{domain}"
 
@@ -76,7 +77,7 @@ _counter = itertools.count(1)
 class Prosody:
     """One private Prosody instance. start() / stop() / kill() / restart()."""
 
-    def __init__(self, root=None, loglevel="debug"):
+    def __init__(self, root=None, loglevel="debug", extra_config=""):
         self.domain = DOMAIN
         self.dir = tempfile.mkdtemp(prefix="imd-prosody-", dir=root or "/tmp")
         os.chmod(self.dir, 0o755)
@@ -90,7 +91,7 @@ class Prosody:
             f.write(CONFIG_TEMPLATE.format(dir=self.dir, domain=self.domain,
                                            c2s_port=self.c2s_port,
                                            http_port=self.http_port,
-                                           loglevel=loglevel))
+                                           loglevel=loglevel, extra=extra_config))
         self._chown()
         self.proc = None
         self.accounts = {}
@@ -127,7 +128,7 @@ class Prosody:
         self.proc = subprocess.Popen(
             ["runuser", "-u", "prosody", "--", "prosody", "--config", self.config, "-F"],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=self._stdout,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         try:
             wait_port(self.c2s_port, timeout, self.proc)
             wait_port(self.http_port, timeout, self.proc)

@@ -1,5 +1,6 @@
 """Small helpers shared by the harness modules."""
 
+import ctypes
 import os
 import signal
 import socket
@@ -65,3 +66,16 @@ def sanitizer_report(text):
         if any(m in line for m in markers):
             return line
     return None
+
+
+_libc = None
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGTERM when the test runner dies (even by
+    SIGKILL), so no server outlives a crashed or killed pytest."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Receive benchmark: a peer floods chat messages through a real Prosody to imd.
+
+Reports, for imd's own process:
+  - messages per second (first to last MessageReceived signal),
+  - CPU microseconds per message (user + sys from /proc/PID/stat over the flood),
+  - peak RSS (VmHWM) and idle RSS after logging in with a 200-contact roster.
+Every message must be stored (unread count == N) and signalled (N signals),
+or the run fails.
+
+    /usr/bin/python3 tests/bench/bench_receive.py [--messages 20000] [--contacts 200]
+
+Uses the build in $IMD_BUILD_DIR (default build/); for meaningful numbers use a
+build without sanitizers (buildtype=debugoptimized or release).
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import slixmpp  # noqa: E402
+from gi.repository import Gio, GLib  # noqa: E402
+
+from harness.bus import Bus  # noqa: E402
+from harness.imd import Imd  # noqa: E402
+from harness.prosody import Prosody  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
+
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+class Client(slixmpp.ClientXMPP):
+    """Logs in, runs job(self), disconnects."""
+
+    def __init__(self, jid, password, job):
+        super().__init__(jid, password)
+        self.job = job
+        self.register_plugin("xep_0199")
+        self.add_event_handler("session_start", self._start)
+
+    async def _start(self, _):
+        try:
+            await self.job(self)
+        finally:
+            self.disconnect()
+
+
+def run_client(prosody, jid, password, job, timeout=300):
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    c = Client(jid, password, job)
+    c.connect(("127.0.0.1", prosody.c2s_port), disable_starttls=True, force_starttls=False)
+    loop.run_until_complete(asyncio.wait_for(c.disconnected, timeout))
+    loop.close()
+
+
+def make_roster(prosody, jid, password, contacts):
+    async def job(c):
+        for i in range(contacts):
+            await c.update_roster("contact%03d@localhost" % i, name="Contact %d" % i,
+                                  subscription="none")
+    run_client(prosody, jid, password, job)
+
+
+def flood(prosody, jid, password, to, count):
+    async def job(c):
+        c.send_presence()
+        for i in range(count):
+            c.send_message(mto=to, mbody="flood %d" % i, mtype="chat")
+            if i % 50 == 49:
+                # Hand Prosody moderate chunks: one huge write makes its stream
+                # parser (not imd) the bottleneck.
+                await asyncio.sleep(0.002)
+        # a round trip guarantees the server has taken every message
+        await c.plugin["xep_0199"].ping(jid=c.boundjid.domain, timeout=120)
+    run_client(prosody, jid, password, job)
+
+
+class SignalCounter:
+    """Counts MessageReceived signals until `expected` arrived (or timeout)."""
+
+    def __init__(self, address, expected):
+        self.expected = expected
+        self.count = 0
+        self.first = self.last = None
+        self.loop = GLib.MainLoop()
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        self.conn.signal_subscribe("org.example.IM", "org.example.IM", "MessageReceived",
+                                   "/org/example/IM", None, Gio.DBusSignalFlags.NONE,
+                                   self._on_signal)
+        self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                            "org.freedesktop.DBus", "GetId", None, None,
+                            Gio.DBusCallFlags.NONE, -1, None)
+
+    def _on_signal(self, *args):
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.count += 1
+        if self.count >= self.expected:
+            self.loop.quit()
+
+    def run(self, timeout):
+        GLib.timeout_add_seconds(timeout, self.loop.quit)
+        self.loop.run()
+
+
+def flood_main(port, count):
+    class P:
+        c2s_port = port
+    flood(P, "bob@localhost", "bob-pw", "alice@localhost", count)
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--flood":
+        flood_main(int(sys.argv[2]), int(sys.argv[3]))
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--contacts", type=int, default=200)
+    args = ap.parse_args()
+    n = args.messages
+
+    work = tempfile.mkdtemp(prefix="imd-bench-")
+    # Prosody's per-message cost must not hide imd's: no debug log, and the
+    # archive in memory (its file-backed default slows down as it grows).
+    prosody = Prosody(loglevel="warn", extra_config='storage = { archive = "memory" }')
+    prosody.start()
+    bus = Bus(work).start()
+    imd = None
+    try:
+        prosody.register("alice", "alice-pw")
+        prosody.register("bob", "bob-pw")
+        make_roster(prosody, "alice@localhost", "alice-pw", args.contacts)
+
+        imd = Imd(bus, work)
+        imd.start()
+        client = bus.client()
+        client.login("alice@localhost", "alice-pw", prosody.ws_url)
+        time.sleep(2.0)
+        idle_rss = status_kib(imd.pid, "VmRSS")
+
+        # Count signals on a connection of our own, in this process's main loop;
+        # the flooding peer runs in another process so they don't share a GIL.
+        counter = SignalCounter(bus.address, n)
+        cpu0 = cpu_seconds(imd.pid)
+        sender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--flood",
+                                   str(prosody.c2s_port), str(n)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        perf = None
+        if os.environ.get("BENCH_PERF"):
+            # BENCH_PERF=FILE: profile imd during the flood (perf report -i FILE)
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+                                     "-p", str(imd.pid)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        counter.run(timeout=600)
+        cpu1 = cpu_seconds(imd.pid)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+        sender.wait(timeout=120)
+        received = counter.count
+
+        convs = client.call("GetConversations")
+        unread = sum(c["unread"] for c in convs if c["id"] == "bob@localhost")
+        peak_rss = status_kib(imd.pid, "VmHWM")
+        ok = received == n and unread == n
+
+        cpu_us = (cpu1 - cpu0) * 1e6 / max(received, 1)
+        rate = received / max(counter.last - counter.first, 1e-9)
+        print("imd receive benchmark (%d messages, %d roster contacts)" % (n, args.contacts))
+        print("  signalled:        %d" % received)
+        print("  stored (unread):  %d" % unread)
+        print("  messages/s:       %.0f" % rate)
+        print("  CPU per message:  %.1f us (user+sys %.2f s)" % (cpu_us, cpu1 - cpu0))
+        print("  idle RSS:         %.1f MiB" % (idle_rss / 1024))
+        print("  peak RSS:         %.1f MiB" % (peak_rss / 1024))
+        print("  result:           %s" % ("OK" if ok else "FAILED: not every message stored and signalled"))
+        client.close()
+        return 0 if ok else 1
+    finally:
+        if imd:
+            imd.stop()
+        bus.stop()
+        prosody.stop()
+        prosody.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

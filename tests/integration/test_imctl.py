@@ -1,0 +1,331 @@
+"""imctl end to end: real imd, real Prosody, real slixmpp peer.
+
+imctl [--json] COMMAND: login JID [--url URL] (password: first stdin line),
+logout, status, list, history CONV [--limit N] [--before ID], send CONV TEXT,
+read CONV, monitor, chat CONV. Exit 0 ok, 1 D-Bus error (message on stderr),
+2 usage.
+"""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Imctl
+from harness.asserts import find_conversation
+from harness.proc import LineReader
+from harness.util import sanitizer_report
+
+
+def jrun(imctl, *args, **kw):
+    """imctl --json ARGS, expecting exit 0; returns the parsed JSON."""
+    r = imctl.run("--json", *args, check=0, **kw)
+    try:
+        return json.loads(r.stdout)
+    except ValueError as e:
+        raise AssertionError("imctl --json %s printed no JSON: %r (%s)"
+                             % (" ".join(args), r.stdout, e))
+
+
+def login(imctl, acc):
+    return imctl.run("login", acc.jid, "--url", acc.ws_url, input=acc.password + "\n", check=0)
+
+
+def wait_in(client, text, start=0, timeout=15):
+    return client.wait_signal(
+        "MessageReceived",
+        lambda a: a[0].get("direction") == "in" and a[0].get("text") == text,
+        start=start, timeout=timeout).args[0]
+
+
+def stop_child(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    for s in (p.stdin, p.stdout, p.stderr):
+        try:
+            s and s.close()
+        except OSError:
+            pass
+
+
+# -- usage ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["--bogus-option", "status"],
+    ["login"],
+    ["send"],
+    ["send", "bob@localhost"],
+    ["history"],
+    ["history", "bob@localhost", "--limit", "many"],
+    ["history", "bob@localhost", "--limit"],
+    ["read"],
+    ["chat"],
+    ["status", "extra-argument"],
+])
+def test_usage_errors_exit_2(imctl, args):
+    r = imctl.run(*args, check=2)
+    assert r.stderr.strip(), "no usage message on stderr"
+
+
+def test_no_daemon_exit_1(bus):
+    r = Imctl(bus).run("status", check=1)
+    assert r.stderr.strip()
+
+
+# -- login / status / logout ---------------------------------------------------------------
+
+def test_login_status_logout(imctl, alice, client):
+    login(imctl, alice)
+    st = jrun(imctl, "status")
+    assert st["account"] == alice.jid, st
+    assert st["net_state"] == "connected", st
+    assert st["ready"] is True, st
+    assert st["unread_total"] == 0, st
+    # the session belongs to the daemon, not to the imctl process that logged in
+    assert client.get_property("Ready") is True
+    r = imctl.run("status", check=0)
+    assert alice.jid in r.stdout
+    imctl.run("logout", check=0)
+    st = jrun(imctl, "status")
+    assert st["ready"] is False
+    assert st["net_state"] == "disconnected"
+    assert isinstance(st["unread_total"], int)
+
+
+def test_login_wrong_password_exit_1(imctl, alice):
+    r = imctl.run("login", alice.jid, "--url", alice.ws_url, input="wrong-password\n", check=1)
+    assert r.stderr.strip()
+    assert jrun(imctl, "status")["ready"] is False
+
+
+def test_login_invalid_jid_exit_1(imctl, alice):
+    r = imctl.run("login", "not a jid", "--url", alice.ws_url, input="pw\n", check=1)
+    assert r.stderr.strip()
+
+
+def test_send_logged_out_exit_1(imctl, peer):
+    r = imctl.run("send", peer.jid, "hello", check=1)
+    assert r.stderr.strip()
+    r = imctl.run("--json", "send", peer.jid, "hello", check=1)
+    assert r.stderr.strip()
+
+
+# -- messages -------------------------------------------------------------------------------
+
+def test_send(imctl, alice, peer):
+    login(imctl, alice)
+    text = "from imctl 👋 <>&'\" ok"
+    out = jrun(imctl, "send", peer.jid, text)
+    assert isinstance(out, dict) and isinstance(out.get("id"), str) and out["id"]
+    got = peer.wait_for_message(lambda m: m["origin_id"] == out["id"])
+    assert got["body"] == text
+    imctl.run("send", peer.jid, "plain mode", check=0)
+    assert peer.wait_for_body("plain mode")
+
+
+def test_history_list_read(imctl, alice, peer, client):
+    login(imctl, alice)
+    start = client.mark()
+    sent = [peer.send_message(alice.jid, "h%d ☕" % i) for i in range(3)]
+    ids = [wait_in(client, "h%d ☕" % i, start)["id"] for i in range(3)]
+
+    convs = jrun(imctl, "list")
+    assert isinstance(convs, list)
+    conv = find_conversation(convs, peer.jid)
+    assert conv is not None, convs
+    assert conv["unread"] == 3
+    assert jrun(imctl, "status")["unread_total"] == 3
+    r = imctl.run("list", check=0)
+    assert peer.jid in r.stdout
+
+    h = jrun(imctl, "history", peer.jid, "--limit", "2")
+    assert [m["text"] for m in h["messages"]] == ["h2 ☕", "h1 ☕"]
+    assert [m["id"] for m in h["messages"]] == [ids[2], ids[1]]
+    assert h["complete"] is False
+    m = h["messages"][0]
+    assert m["direction"] == "in" and m["sender"] == peer.jid
+    assert m["conversation"] == peer.jid and isinstance(m["time"], int)
+    h2 = jrun(imctl, "history", peer.jid, "--limit", "2", "--before", ids[1])
+    assert [m["text"] for m in h2["messages"]] == ["h0 ☕"]
+    assert h2["complete"] is True
+    h3 = jrun(imctl, "history", peer.jid)
+    assert [m["id"] for m in h3["messages"]] == ids[::-1]
+    r = imctl.run("history", peer.jid, check=0)
+    for i in range(3):
+        assert "h%d ☕" % i in r.stdout
+
+    imctl.run("read", peer.jid, check=0)
+    assert jrun(imctl, "status")["unread_total"] == 0
+    assert find_conversation(jrun(imctl, "list"), peer.jid)["unread"] == 0
+    assert peer.wait_for_marker()["id"] == sent[-1]
+
+
+def test_dbus_errors_exit_1(imctl, alice, peer):
+    login(imctl, alice)
+    imctl.run("send", peer.jid, "x", check=0)
+    for args in (["history", "not a jid"],
+                 ["history", peer.jid, "--before", "no-such-id"],
+                 ["history", peer.jid, "--limit", "0"],
+                 ["read", "nobody-here@localhost"],
+                 ["send", peer.jid, ""],
+                 ["send", "not a jid", "x"]):
+        r = imctl.run(*args)
+        assert r.returncode in (1, 2), (args, r.returncode, r.stderr)
+        assert r.stderr.strip(), args
+    for args in (["history", "not a jid"],
+                 ["history", peer.jid, "--before", "no-such-id"],
+                 ["read", "nobody-here@localhost"]):
+        imctl.run(*args, check=1)
+    r = imctl.run("login", alice.jid, "--url", alice.ws_url, input=alice.password + "\n",
+                  check=1)   # Busy
+    assert r.stderr.strip()
+
+
+# -- monitor -----------------------------------------------------------------------------------
+
+def test_monitor_json(imctl, alice, peer, client):
+    login(imctl, alice)
+    p = imctl.popen("--json", "monitor")
+    out = LineReader(p.stdout, "imctl monitor")
+    err = LineReader(p.stderr, "imctl monitor stderr")
+    try:
+        # wait until the monitor is subscribed: send until one shows up
+        seen = None
+        for i in range(20):
+            text = "mon-probe-%d" % i
+            peer.send_message(alice.jid, text)
+            try:
+                seen = out.wait_contains(text, timeout=1.0)
+                break
+            except TimeoutError:
+                continue
+        assert seen, "monitor printed nothing\n" + err.text()
+        n = len(out.lines)
+        peer.send_message(alice.jid, "monitored 📡")
+        _, line = out.wait_contains("monitored", start=n)
+        ev = json.loads(line)
+        assert ev["event"] == "MessageReceived"
+        m = ev["message"]
+        assert m["text"] == "monitored 📡"
+        assert m["direction"] == "in"
+        assert m["conversation"] == peer.jid and m["sender"] == peer.jid
+        assert m["type"] == "text" and m["status"] == "received"
+        assert isinstance(m["time"], int) and isinstance(m["id"], str)
+
+        mid = client.call("SendText", "ss", (peer.jid, "outgoing"))
+        _, line = out.wait_for(lambda l: mid in l and "MessageReceived" in l, start=n)
+        ev = json.loads(line)
+        assert ev["message"]["id"] == mid and ev["message"]["direction"] == "out"
+
+        client.call("MarkRead", "s", (peer.jid,))
+        out.wait_for(lambda l: json.loads(l).get("event") != "MessageReceived", start=n)
+        time.sleep(0.5)
+        # every line is one JSON object with an "event"
+        for line in out.lines:
+            obj = json.loads(line)
+            assert isinstance(obj, dict) and isinstance(obj.get("event"), str), line
+        events = {json.loads(l)["event"] for l in out.lines}
+        assert "MessageReceived" in events
+    finally:
+        stop_child(p, signal.SIGINT)
+        out.join()
+        err.join()
+    assert sanitizer_report(err.text()) is None, err.text()
+
+
+def test_monitor_plain(imctl, alice, peer):
+    login(imctl, alice)
+    p = imctl.popen("monitor")
+    out = LineReader(p.stdout, "imctl monitor")
+    err = LineReader(p.stderr, "imctl monitor stderr")
+    try:
+        for i in range(20):
+            text = "plain-probe-%d" % i
+            peer.send_message(alice.jid, text)
+            try:
+                out.wait_contains(text, timeout=1.0)
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("monitor printed nothing\n" + err.text())
+    finally:
+        stop_child(p, signal.SIGINT)
+        out.join()
+        err.join()
+    assert sanitizer_report(err.text()) is None, err.text()
+
+
+# -- chat ---------------------------------------------------------------------------------------
+
+def test_chat_through_a_pipe(imctl, alice, peer, client):
+    login(imctl, alice)
+    start = client.mark()
+    peer.send_message(alice.jid, "earlier message 🕰")
+    wait_in(client, "earlier message 🕰", start)
+
+    p = imctl.popen("chat", peer.jid)
+    out = LineReader(p.stdout, "imctl chat")
+    err = LineReader(p.stderr, "imctl chat stderr")
+    try:
+        # recent messages first
+        out.wait_contains("earlier message 🕰", timeout=15)
+        # then incoming ones as they arrive
+        for i in range(15):
+            text = "live-%d 💬" % i
+            peer.send_message(alice.jid, text)
+            try:
+                out.wait_contains(text, timeout=1.0)
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("chat does not show incoming messages\n%s\n%s" % (out.text(), err.text()))
+        # every stdin line is sent
+        p.stdin.write("typed line ☕ <&>\n")
+        p.stdin.flush()
+        got = peer.wait_for_body("typed line ☕ <&>")
+        assert got["origin_id"]
+        p.stdin.write("second line\n")
+        p.stdin.flush()
+        peer.wait_for_body("second line")
+        # EOF ends the chat with status 0
+        p.stdin.close()
+        rc = p.wait(15)
+        assert rc == 0, (rc, err.text())
+    finally:
+        stop_child(p)
+        out.join()
+        err.join()
+    assert sanitizer_report(err.text()) is None, err.text()
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 50))
+    outs = [m["text"] for m in msgs if m["direction"] == "out"]
+    assert outs[:2] == ["second line", "typed line ☕ <&>"]
+
+
+def test_chat_not_logged_in(imctl, peer):
+    """Chat needs a session to send: typing while logged out reports an error
+    but does not kill the chat; EOF still exits 0 or 1 (never a crash)."""
+    p = imctl.popen("chat", peer.jid)
+    try:
+        try:
+            p.stdin.write("hello?\n")
+            p.stdin.close()
+        except BrokenPipeError:
+            pass     # it may refuse to start at all: that is fine too
+        rc = p.wait(15)
+        err = p.stderr.read()
+        assert rc in (0, 1), (rc, err)
+        assert err.strip(), "no error shown for a message that could not be sent"
+        assert sanitizer_report(err) is None, err
+    finally:
+        stop_child(p)
