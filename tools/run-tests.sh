@@ -122,7 +122,7 @@ one_pass() {
   summary+=("$name integration: $p passed, $f failed")
 }
 
-one_pass "default" build
+one_pass "default" build -Dwerror=true
 
 if [ $quick = 0 ]; then
   export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:print_stacktrace=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"

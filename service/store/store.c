@@ -350,6 +350,11 @@ int store_open(const char *dir, Store **ret) {
         r = exec_sql(store->db, "PRAGMA foreign_keys = ON");
         if (r < 0)
                 return r;
+        /* Reading pages through a mapping instead of pread() copies saves CPU on
+         * every insert (index lookups) and page; 64 MiB of address space, not RSS. */
+        r = exec_sql(store->db, "PRAGMA mmap_size = 67108864");
+        if (r < 0)
+                return r;
 
         r = store_migrate(store->db);
         if (r < 0)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 
 #include "transport.h"
 
@@ -35,6 +36,7 @@ struct XmppTransport {
         bool freed;                 /* xmpp_transport_free() ran during a callback */
         bool reported;              /* closed() already delivered */
         bool in_connect;            /* inside xmpp_transport_connect(): report failures by return value */
+        char *tls_error;            /* why the server certificate was refused, if it was */
         int connect_error;
 };
 
@@ -116,6 +118,7 @@ static void out_queue_clear(XmppTransport *t) {
 
 static void transport_destroy(XmppTransport *t) {
         out_queue_clear(t);
+        g_free(t->tls_error);
         g_string_free(t->rx, TRUE);
         g_free(t);
 }
@@ -210,9 +213,21 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         case LWS_CALLBACK_CLIENT_WRITEABLE:
                 r = handle_writeable(t, wsi);
                 break;
+        case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+                /* OpenSSL decides; we only keep its reason, because lws reports a
+                 * refused certificate as an opaque "SSL err 1". */
+                if (!len && !t->tls_error) {
+                        int err = X509_STORE_CTX_get_error(user);
+                        t->tls_error = g_strdup_printf("the server's TLS certificate was refused: %s",
+                                                       X509_verify_cert_error_string(err));
+                }
+                break;
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
                 lws_set_opaque_user_data(wsi, NULL);
-                report_closed(t, classify_connect_error(in), in ? in : "connection failed");
+                if (t->tls_error)
+                        report_closed(t, -EPROTO, t->tls_error);
+                else
+                        report_closed(t, classify_connect_error(in), in ? in : "connection failed");
                 break;
         case LWS_CALLBACK_CLIENT_CLOSED:
                 lws_set_opaque_user_data(wsi, NULL);

@@ -147,7 +147,7 @@ def main():
     work = tempfile.mkdtemp(prefix="imd-bench-")
     # Prosody's per-message cost must not hide imd's: no debug log, and the
     # archive in memory (its file-backed default slows down as it grows).
-    prosody = Prosody(loglevel="warn", extra_config='storage = { archive = "memory" }')
+    prosody = Prosody(loglevel="warn", extra_config=os.environ.get("BENCH_PROSODY_EXTRA", 'storage = { archive = "memory" }'))
     prosody.start()
     bus = Bus(work).start()
     imd = None
@@ -173,7 +173,7 @@ def main():
         perf = None
         if os.environ.get("BENCH_PERF"):
             # BENCH_PERF=FILE: profile imd during the flood (perf report -i FILE)
-            perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+            perf = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("BENCH_PERF_CALLGRAPH", "fp"), "-o", os.environ["BENCH_PERF"],
                                      "-p", str(imd.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         counter.run(timeout=600)

@@ -3,7 +3,8 @@
 Prosody refuses to run as root: the whole instance lives in a temp dir owned by
 the prosody user and runs under `runuser -u prosody -- prosody --config CFG -F`.
 Only loopback, free ports, no TLS (c2s_require_encryption = false), WebSocket at
-ws://127.0.0.1:HTTP_PORT/xmpp-websocket.
+ws://127.0.0.1:HTTP_PORT/xmpp-websocket. With https_cert=(cert.pem, key.pem) it also
+serves https/wss on 127.0.0.1:HTTPS_PORT with that certificate (c2s stays in clear).
 """
 
 import itertools
@@ -32,7 +33,7 @@ local_interfaces = {{ "127.0.0.1" }}
 http_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s_port} }}
 http_ports = {{ {http_port} }}
-https_ports = {{ }}
+https_ports = {{ {https_ports} }}
 c2s_direct_tls_ports = {{ }}
 s2s_ports = {{ }}
 component_ports = {{ }}
@@ -77,7 +78,7 @@ _counter = itertools.count(1)
 class Prosody:
     """One private Prosody instance. start() / stop() / kill() / restart()."""
 
-    def __init__(self, root=None, loglevel="debug", extra_config=""):
+    def __init__(self, root=None, loglevel="debug", extra_config="", https_cert=None):
         self.domain = DOMAIN
         self.dir = tempfile.mkdtemp(prefix="imd-prosody-", dir=root or "/tmp")
         os.chmod(self.dir, 0o755)
@@ -86,20 +87,42 @@ class Prosody:
         self.http_port = free_port()
         while self.http_port == self.c2s_port:
             self.http_port = free_port()
+        self.https_port = None
+        if https_cert:
+            extra_config += self._setup_https(*https_cert)
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.config, "w") as f:
             f.write(CONFIG_TEMPLATE.format(dir=self.dir, domain=self.domain,
                                            c2s_port=self.c2s_port,
                                            http_port=self.http_port,
+                                           https_ports=self.https_port or "",
                                            loglevel=loglevel, extra=extra_config))
         self._chown()
         self.proc = None
         self.accounts = {}
 
+    def _setup_https(self, cert, key):
+        """Copy cert/key into the instance (readable by prosody); the config lines."""
+        while self.https_port in (None, self.c2s_port, self.http_port):
+            self.https_port = free_port()
+        tls = os.path.join(self.dir, "tls")
+        os.makedirs(tls, exist_ok=True)
+        shutil.copyfile(cert, os.path.join(tls, "cert.pem"))
+        shutil.copyfile(key, os.path.join(tls, "key.pem"))
+        os.chmod(os.path.join(tls, "key.pem"), 0o600)
+        return ('\nhttps_interfaces = {{ "127.0.0.1" }}\n'
+                'https_ssl = {{ certificate = "{0}/cert.pem"; key = "{0}/key.pem" }}\n'
+                .format(tls))
+
     # -- paths and addresses ------------------------------------------------
     @property
     def ws_url(self):
         return "ws://127.0.0.1:%d/xmpp-websocket" % self.http_port
+
+    @property
+    def wss_url(self):
+        """The wss:// endpoint (https_cert mode); host name localhost."""
+        return "wss://localhost:%d/xmpp-websocket" % self.https_port
 
     @property
     def log_path(self):
@@ -132,6 +155,8 @@ class Prosody:
         try:
             wait_port(self.c2s_port, timeout, self.proc)
             wait_port(self.http_port, timeout, self.proc)
+            if self.https_port:
+                wait_port(self.https_port, timeout, self.proc)
         except Exception as e:
             self.stop()
             raise RuntimeError("prosody did not start: %s\n%s" % (e, self.log_tail())) from e
