@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <glib-unix.h>
 
+#include "bus-errors.h"
 #include "bus-object.h"
 #include "bus-source.h"
 #include "manager.h"
@@ -17,7 +18,6 @@ static gboolean on_bus_disconnected(gpointer userdata) {
         Manager *m = userdata;
         /* Our bus is gone: nobody can reach us any more, so don't outlive it. */
         g_message("The D-Bus connection is gone; exiting");
-        m->bus_source = NULL;
         g_main_loop_quit(m->loop);
         return G_SOURCE_REMOVE;
 }
@@ -76,8 +76,10 @@ void manager_free(Manager *m) {
                 g_source_remove(m->sigint_source);
         /* The session first: it may still announce its last batch on the bus. */
         session_free(m->session);
-        if (m->pending_login)
+        if (m->pending_login) {
+                bus_reply_errno(m->pending_login, -ECONNABORTED, "imd is shutting down");
                 sd_bus_message_unref(m->pending_login);
+        }
         sd_bus_slot_unref(m->object_slot);
         if (m->bus_source) {
                 g_source_destroy(m->bus_source);

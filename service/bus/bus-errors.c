@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "bus-errors.h"
 
 typedef struct ErrnoMapping {
@@ -32,6 +34,15 @@ static const ErrnoMapping mappings[] = {
         { ETIMEDOUT,    IM_ERROR_PREFIX "Timeout",         "The server did not answer in time" },
 };
 
+/* Error texts quote caller and network input cut to a length: never let a cut
+ * through a UTF-8 sequence (or any invalid byte) make sd-bus refuse the reply,
+ * which would leave the caller waiting for its timeout. */
+static void truncate_to_valid_utf8(char *text) {
+        const char *end;
+        if (!g_utf8_validate(text, -1, &end))
+                text[end - text] = '\0';
+}
+
 static const ErrnoMapping *lookup(int error) {
         if (error < 0)
                 error = -error;
@@ -48,14 +59,21 @@ const char *bus_error_name_from_errno(int error) {
 
 int bus_reply_errno(sd_bus_message *m, int error, const char *message) {
         const ErrnoMapping *map = lookup(error);
+        const char *fallback = map ? map->text : "Failed";
         sd_bus_error e = SD_BUS_ERROR_NULL;
+        char text[512];
         int r;
 
-        if (!message)
-                message = map ? map->text : strerror(error < 0 ? -error : error);
-        sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, message);
+        snprintf(text, sizeof(text), "%s", message ? message : fallback);
+        truncate_to_valid_utf8(text);
+        sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, text);
         r = sd_bus_reply_method_error(m, &e);
         sd_bus_error_free(&e);
+        if (r < 0) {
+                sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, fallback);
+                r = sd_bus_reply_method_error(m, &e);
+                sd_bus_error_free(&e);
+        }
         return r;
 }
 
@@ -70,5 +88,6 @@ int bus_set_errno(sd_bus_error *ret_error, int error, const char *format, ...) {
                 va_end(ap);
         } else
                 snprintf(text, sizeof(text), "%s", map ? map->text : strerror(error < 0 ? -error : error));
+        truncate_to_valid_utf8(text);
         return sd_bus_error_set(ret_error, map ? map->name : SD_BUS_ERROR_FAILED, text);
 }

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -117,20 +118,44 @@ static int read_login_options(sd_bus_message *m, LoginOptions *o, sd_bus_error *
         return sd_bus_message_exit_container(m);
 }
 
+/* A ws:// or wss:// URL with a host; no whitespace or control characters,
+ * which would end up in the HTTP upgrade request. */
+static bool websocket_url_valid(const char *url) {
+        g_autoptr(GUri) uri = NULL;
+        const char *scheme;
+
+        if (strlen(url) > URL_MAX_BYTES)
+                return false;
+        for (const char *p = url; *p; p++)
+                if ((unsigned char) *p <= 0x20 || *p == 0x7f)
+                        return false;
+        uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+        if (!uri)
+                return false;
+        scheme = g_uri_get_scheme(uri);
+        return (strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0) &&
+               g_uri_get_host(uri) && *g_uri_get_host(uri);
+}
+
 static int check_login_options(LoginOptions *o, const char *jid, sd_bus_error *error) {
         if (!o->websocket_url) {
                 /* RFC 7395 endpoints are commonly at this path; XEP-0156 discovery comes later. */
                 const char *domain = strchr(jid, '@') + 1;
                 o->websocket_url = g_strdup_printf("wss://%s/xmpp-websocket", domain);
         }
-        if (strlen(o->websocket_url) > URL_MAX_BYTES ||
-            !(g_str_has_prefix(o->websocket_url, "ws://") || g_str_has_prefix(o->websocket_url, "wss://")) ||
-            !text_is_xml_safe(o->websocket_url))
-                return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL");
+        if (!websocket_url_valid(o->websocket_url))
+                return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL with a host");
         if (o->ca_file) {
-                if (!g_path_is_absolute(o->ca_file) || access(o->ca_file, R_OK) < 0)
+                char *real = realpath(o->ca_file, NULL);
+                /* Resolved, so that one file is one trust store however it is spelled. */
+                if (!g_path_is_absolute(o->ca_file) || !real || access(real, R_OK) < 0) {
+                        free(real);
                         return bus_set_errno(error, -EINVAL, "ca_file '%.200s' is not a readable absolute path",
                                              o->ca_file);
+                }
+                g_free(o->ca_file);
+                o->ca_file = g_strdup(real);
+                free(real);
         }
         return 0;
 }
@@ -166,6 +191,11 @@ static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                                      session_account(mgr->session));
         if (r == -EINVAL)
                 return bus_set_errno(error, r, "Cannot use websocket_url '%.200s'", opts.websocket_url);
+        if (r == -EIO && opts.ca_file)
+                return bus_set_errno(error, -EINVAL, "Cannot load the certificates in ca_file '%.200s'",
+                                     opts.ca_file);
+        if (r == -ENOSPC)
+                return bus_set_errno(error, -EINVAL, "Too many different ca_file values; restart imd");
         if (r < 0)
                 return bus_set_errno(error, r, NULL);
 

@@ -38,11 +38,10 @@ struct Session {
 
         /* Incoming messages are stored in one transaction per batch and announced
          * after it commits: a signalled message is always on disk, and a flood
-         * costs one commit per batch rather than per message. */
-        bool batch_open;
+         * costs one commit (and one update per conversation) per batch rather
+         * than per message. */
         guint batch_source;
-        GPtrArray *batch_messages;      /* StoreMessage*, in arrival order */
-        GHashTable *batch_conversations; /* conversation id set */
+        GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
         uint32_t unread_total;
 };
 
@@ -139,7 +138,7 @@ static void announce_conversations(Session *s, GHashTable *ids) {
 }
 
 static void session_flush(Session *s) {
-        g_autoptr(GPtrArray) messages = NULL;
+        g_autoptr(GPtrArray) messages = g_steal_pointer(&s->batch_messages);
         g_autoptr(GHashTable) conversations = NULL;
         int r;
 
@@ -147,40 +146,43 @@ static void session_flush(Session *s) {
                 g_source_remove(s->batch_source);
                 s->batch_source = 0;
         }
-        if (!s->batch_open)
+        if (!messages || messages->len == 0)
                 return;
-        s->batch_open = false;
-        messages = g_steal_pointer(&s->batch_messages);
-        conversations = g_steal_pointer(&s->batch_conversations);
 
-        r = store_commit(s->store);
+        r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
                 /* Nothing of the batch is on disk; don't announce it. */
-                store_rollback(s->store);
                 s->events.error(r, "Cannot write the message history", s->userdata);
                 return;
         }
-        if (messages->len > 0)
-                s->events.messages_added(messages, s->userdata);
+        conversations = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < messages->len;) {
+                StoreMessage *m = g_ptr_array_index(messages, i);
+                if (m->seq == 0) {
+                        g_debug("session: duplicate message %s from %s ignored", m->id, m->conversation);
+                        g_ptr_array_remove_index(messages, i);
+                        continue;
+                }
+                g_hash_table_add(conversations, m->conversation);
+                i++;
+        }
+        if (messages->len == 0)
+                return;
+        s->events.messages_added(messages, s->userdata);
         announce_conversations(s, conversations);
         refresh_unread_total(s);
 }
 
-static int batch_begin(Session *s) {
-        int r;
-
-        if (s->batch_open)
-                return 0;
-        r = store_begin(s->store);
-        if (r < 0)
-                return r;
-        s->batch_open = true;
-        s->batch_messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-        s->batch_conversations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        /* A timer, not an idle source: under a sustained flood an idle source
-         * would never run and the batch would never commit. */
-        s->batch_source = g_timeout_add(BATCH_WINDOW_MS, on_batch_flush, s);
-        return 0;
+static void batch_add(Session *s, StoreMessage *m) {
+        if (!s->batch_messages) {
+                s->batch_messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+                /* A timer, not an idle source: under a sustained flood an idle
+                 * source would never run and the batch would never be stored. */
+                s->batch_source = g_timeout_add(BATCH_WINDOW_MS, on_batch_flush, s);
+        }
+        g_ptr_array_add(s->batch_messages, m);
+        if (s->batch_messages->len >= BATCH_MAX_MESSAGES)
+                session_flush(s);
 }
 
 /* --- stream callbacks --- */
@@ -193,7 +195,8 @@ static void on_stream_ready(void *userdata) {
          * mistyped JID leaves nothing behind. */
         r = open_account(s, s->login_jid);
         if (r < 0) {
-                drop_stream(s);
+                /* Orphaned, not dropped: it must not call us again. */
+                xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 s->login_pending = false;
                 s->events.login_finished(-EIO, "Cannot open the message history", s->userdata);
@@ -240,42 +243,18 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
 
 static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
         Session *s = userdata;
-        g_autofree char *generated_id = NULL;
-        StoreMessage m = { 0 };
-        int64_t seq;
-        int r;
+        StoreMessage *m = g_new0(StoreMessage, 1);
 
-        r = batch_begin(s);
-        if (r < 0) {
-                s->events.error(r, "Cannot write the message history", s->userdata);
-                return;
-        }
-        if (!msg->id)
-                generated_id = xmpp_new_id();
-        m.id = (char *) (msg->id ? msg->id : generated_id);
-        m.conversation = (char *) msg->from;
-        m.sender = (char *) msg->from;
-        m.stanza_id = (char *) msg->stanza_id;
-        m.direction = STORE_DIRECTION_IN;
-        m.time_ms = msg->time_ms ? msg->time_ms : g_get_real_time() / 1000;
-        m.type = (char *) "text";
-        m.text = (char *) msg->body;
-        m.status = (char *) "received";
-
-        r = store_append_message(s->store, &m, &seq);
-        if (r == -EEXIST) {
-                g_debug("session: duplicate message %s from %s ignored", m.id, m.conversation);
-                return;
-        }
-        if (r < 0) {
-                s->events.error(r, "Cannot write the message history", s->userdata);
-                return;
-        }
-        m.seq = seq;
-        g_ptr_array_add(s->batch_messages, store_message_copy(&m));
-        g_hash_table_add(s->batch_conversations, g_strdup(m.conversation));
-        if (s->batch_messages->len >= BATCH_MAX_MESSAGES)
-                session_flush(s);
+        m->id = msg->id ? g_strdup(msg->id) : xmpp_new_id();
+        m->conversation = g_strdup(msg->from);
+        m->sender = g_strdup(msg->from);
+        m->stanza_id = g_strdup(msg->stanza_id);
+        m->direction = STORE_DIRECTION_IN;
+        m->time_ms = msg->time_ms ? msg->time_ms : g_get_real_time() / 1000;
+        m->type = g_strdup("text");
+        m->text = g_strdup(msg->body);
+        m->status = g_strdup("received");
+        batch_add(s, m);
 }
 
 static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool full, void *userdata) {

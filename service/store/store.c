@@ -543,6 +543,100 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
         return 0;
 }
 
+/* What one batch changes in one conversation. */
+typedef struct ConversationDelta {
+        const char *id;
+        uint32_t unread;        /* incoming messages added */
+        int64_t time_ms;        /* of the newest message added */
+        int64_t last_seq;
+} ConversationDelta;
+
+static int conversations_apply(Store *store, const ConversationDelta *d) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPSERT_CONVERSATION];
+
+        if (bind_text(st, 1, d->id) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, d->unread) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, d->time_ms) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 4, d->last_seq) != SQLITE_OK)
+                return store_fail(store, STMT_UPSERT_CONVERSATION);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_UPSERT_CONVERSATION);
+        return 0;
+}
+
+static bool message_valid(const StoreMessage *msg) {
+        return msg && valid_key(msg->conversation) && valid_key(msg->id) &&
+               valid_optional(msg->sender) && valid_optional(msg->type) &&
+               valid_optional(msg->text) && valid_optional(msg->status) &&
+               (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
+}
+
+int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added) {
+        g_autoptr(GArray) deltas = NULL;
+        size_t added = 0;
+        int r;
+
+        if (!store || (n_msgs && !msgs))
+                return -EINVAL;
+        for (size_t i = 0; i < n_msgs; i++)
+                if (!message_valid(msgs[i]))
+                        return -EINVAL;
+
+        r = store_begin(store);
+        if (r < 0)
+                return r;
+        /* A batch rarely spans more than a few conversations: a linear search
+         * beats hashing them. */
+        deltas = g_array_new(FALSE, TRUE, sizeof(ConversationDelta));
+        for (size_t i = 0; i < n_msgs; i++) {
+                StoreMessage *m = msgs[i];
+                ConversationDelta *d = NULL;
+                int64_t seq = 0;
+
+                /* A single INSERT is atomic: a duplicate changes nothing, so no
+                 * savepoint per message is needed. */
+                r = message_insert(store, m, &seq);
+                m->seq = r == 0 ? seq : 0;
+                if (r == -EEXIST)
+                        continue;
+                if (r < 0)
+                        goto fail;
+                added++;
+                for (guint j = 0; j < deltas->len; j++) {
+                        ConversationDelta *c = &g_array_index(deltas, ConversationDelta, j);
+                        if (strcmp(c->id, m->conversation) == 0) {
+                                d = c;
+                                break;
+                        }
+                }
+                if (!d) {
+                        g_array_set_size(deltas, deltas->len + 1);
+                        d = &g_array_index(deltas, ConversationDelta, deltas->len - 1);
+                        d->id = m->conversation;
+                }
+                d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
+                d->time_ms = m->time_ms;
+                d->last_seq = seq;
+        }
+        for (guint j = 0; j < deltas->len; j++) {
+                r = conversations_apply(store, &g_array_index(deltas, ConversationDelta, j));
+                if (r < 0)
+                        goto fail;
+        }
+        r = store_commit(store);
+        if (r < 0)
+                return r;
+        if (ret_added)
+                *ret_added = added;
+        return 0;
+
+fail:
+        (void) store_rollback(store);
+        for (size_t i = 0; i < n_msgs; i++)
+                msgs[i]->seq = 0;
+        return r;
+}
+
 static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         StoreMessage *m;
         int d;

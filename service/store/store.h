@@ -68,6 +68,13 @@ int store_rollback(Store *store);
  * stanza_id is NULL or non-empty; all strings valid UTF-8 (else -EINVAL). */
 int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq);
 
+/* Appends a batch in one transaction (or inside the caller's): each message as
+ * store_append_message() would, but every conversation is updated once for the
+ * whole batch, which is what makes a flood cheap. Duplicates are skipped: their
+ * seq is set to 0; the others get their new seq. *ret_added (optional) counts
+ * the messages stored. On error nothing of the batch is stored. */
+int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added);
+
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
 

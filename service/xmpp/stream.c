@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <gio/gio.h>
 #include <glib.h>
 
 #include "jid.h"
@@ -57,6 +58,8 @@ struct XmppStream {
         char *full_jid;         /* after bind */
         SaslMech mech;
         ScramClient *scram;
+        GTask *scram_task;              /* computing the client-final message */
+        GCancellable *scram_cancellable;
         char *pending_iq;       /* id of the one setup IQ in flight */
         guint login_timer;
         guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
@@ -170,6 +173,62 @@ static void start_auth(XmppStream *s, const XmlNode *mechanisms) {
         s->phase = PHASE_SASL;
 }
 
+/* The salted password takes up to SCRAM_MAX_ITERATIONS HMACs, which the server
+ * chooses: up to seconds of CPU. It runs in a worker thread so that the main
+ * loop (D-Bus, other connections) never waits for it. */
+typedef struct ScramJob {
+        ScramClient *scram;
+        char *challenge;
+        size_t len;
+        char *final;
+        int result;
+} ScramJob;
+
+static void scram_job_free(gpointer data) {
+        ScramJob *job = data;
+        scram_client_free(job->scram);
+        g_free(job->challenge);
+        if (job->final) {
+                explicit_bzero(job->final, strlen(job->final));
+                g_free(job->final);
+        }
+        g_free(job);
+}
+
+static void scram_job_run(GTask *task, gpointer source, gpointer data, GCancellable *cancellable) {
+        ScramJob *job = data;
+        job->result = scram_client_final(job->scram, job->challenge, job->len, &job->final);
+        g_task_return_boolean(task, TRUE);
+}
+
+static void scram_job_done(GObject *source, GAsyncResult *result, gpointer userdata) {
+        GTask *task = G_TASK(result);
+        ScramJob *job = g_task_get_task_data(task);
+        XmppStream *s;
+
+        /* Cancelled means the stream is gone: userdata must not be touched. */
+        if (g_cancellable_is_cancelled(g_task_get_cancellable(task)))
+                return;
+        s = userdata;
+        g_clear_object(&s->scram_task);
+        s->scram = g_steal_pointer(&job->scram);
+        if (job->result < 0)
+                return stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
+        send_sasl(s, "response", NULL, job->final, strlen(job->final));
+}
+
+static void scram_start_final(XmppStream *s, char *challenge, size_t len) {
+        ScramJob *job = g_new0(ScramJob, 1);
+
+        job->scram = g_steal_pointer(&s->scram);
+        job->challenge = challenge;
+        job->len = len;
+        s->scram_cancellable = g_cancellable_new();
+        s->scram_task = g_task_new(NULL, s->scram_cancellable, scram_job_done, s);
+        g_task_set_task_data(s->scram_task, job, scram_job_free);
+        g_task_run_in_thread(s->scram_task, scram_job_run);
+}
+
 static int decode_sasl_payload(const XmlNode *node, char **ret, size_t *ret_len) {
         const char *text = xml_node_text(node);
         gsize len = 0;
@@ -194,7 +253,6 @@ static int decode_sasl_payload(const XmlNode *node, char **ret, size_t *ret_len)
 static void handle_sasl(XmppStream *s, const XmlNode *node) {
         g_autofree char *payload = NULL;
         size_t len = 0;
-        int r;
 
         if (strcmp(node->name, "failure") == 0) {
                 const XmlNode *cond = node->first_child;
@@ -205,15 +263,9 @@ static void handle_sasl(XmppStream *s, const XmlNode *node) {
                 return stream_fail(s, -EPROTO, "malformed SASL payload");
 
         if (strcmp(node->name, "challenge") == 0) {
-                g_autofree char *final = NULL;
-                if (!s->scram)
+                if (!s->scram || s->scram_task)
                         return stream_fail(s, -EPROTO, "unexpected SASL challenge");
-                r = scram_client_final(s->scram, payload, len, &final);
-                if (r < 0)
-                        return stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
-                send_sasl(s, "response", NULL, final, strlen(final));
-                explicit_bzero(final, strlen(final));
-                return;
+                return scram_start_final(s, g_steal_pointer(&payload), len);
         }
         if (strcmp(node->name, "success") == 0) {
                 /* The server proves it knows the password too; without that a
@@ -287,6 +339,9 @@ static void roster_deliver(XmppStream *s, const XmlNode *query, bool full) {
                 ri.subscription = xml_node_attr(item, "subscription");
                 if (!ri.subscription)
                         ri.subscription = "none";
+                if (!g_strv_contains((const char *const[]) { "none", "to", "from", "both", "remove", NULL },
+                                     ri.subscription))
+                        continue;
                 g_array_append_val(items, ri);
         }
         if (s->cb.roster)
@@ -400,6 +455,8 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
                         g_debug("xmpp: ignoring an IQ reply nobody asked for");
                 return;
         }
+        if (s->phase != PHASE_READY)
+                return;         /* pushes and pings only in an established session */
         if (strcmp(type, "set") == 0) {
                 const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
                 if (query) {
@@ -416,18 +473,28 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
         send_iq_reply(s, iq, false);
 }
 
-static int64_t parse_delay(const XmlNode *msg) {
+/* 2000-01-01: no XMPP message is older, and nothing sorts below it. */
+#define EARLIEST_STAMP_MS INT64_C(946684800000)
+
+/* The XEP-0203 stamp, trusted from our server (offline storage), our own
+ * account, or the sender itself; anyone else's is ignored. */
+static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender) {
         const XmlNode *delay = xml_node_child(msg, "delay", NS_DELAY);
         const char *stamp = delay ? xml_node_attr(delay, "stamp") : NULL;
+        const char *by = delay ? xml_node_attr(delay, "from") : NULL;
         g_autoptr(GDateTime) dt = NULL;
         int64_t ms, now = g_get_real_time() / 1000;
 
         if (!stamp)
                 return 0;
+        if (by && !jid_bare_equal(by, s->domain) && !jid_bare_equal(by, s->jid) && !jid_bare_equal(by, sender))
+                return 0;
         dt = g_date_time_new_from_iso8601(stamp, NULL);
         if (!dt)
                 return 0;
         ms = g_date_time_to_unix(dt) * 1000 + g_date_time_get_microsecond(dt) / 1000;
+        if (ms < EARLIEST_STAMP_MS)
+                return 0;
         /* A stamp in the future would sort the message above newer ones. */
         return ms > now ? now : ms;
 }
@@ -456,7 +523,7 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
 
         m.from = from;
         m.body = body;
-        m.time_ms = parse_delay(msg);
+        m.time_ms = parse_delay(s, msg, from);
         for (const XmlNode *c = msg->first_child; c; c = c->next) {
                 if (strcmp(c->ns, NS_SID) != 0)
                         continue;
@@ -513,6 +580,10 @@ static void dispatch(XmppStream *s, const XmlNode *node) {
                 return handle_sasl(s, node);
         }
         if (strcmp(node->ns, NS_CLIENT) != 0)
+                return;
+        /* Before the resource is bound nothing but our own setup replies is
+         * expected; the server has not even authenticated us yet. */
+        if (s->phase < PHASE_BINDING)
                 return;
         if (strcmp(node->name, "iq") == 0)
                 return handle_iq(s, node);
@@ -585,10 +656,10 @@ static void stream_fail(XmppStream *s, int error, const char *text) {
                 s->login_timer = 0;
         }
         if (s->transport) {
+                /* RFC 7395 §3.6: tell the server before going. */
                 g_autoptr(XmlNode) close = xml_node_new("close", NS_FRAMING);
                 send_node(s, close);
-                xmpp_transport_free(s->transport);
-                s->transport = NULL;
+                xmpp_transport_close_and_free(g_steal_pointer(&s->transport));
         }
         s->cb.closed(error, text, s->userdata);
 }
@@ -673,6 +744,10 @@ void xmpp_stream_free(XmppStream *s) {
         if (s->orphan_timer)
                 g_source_remove(s->orphan_timer);
         xmpp_transport_free(s->transport);
+        if (s->scram_cancellable)
+                g_cancellable_cancel(s->scram_cancellable);
+        g_clear_object(&s->scram_task);
+        g_clear_object(&s->scram_cancellable);
         scram_client_free(s->scram);
         xml_parser_free(s->parser);
         if (s->password) {

@@ -7,8 +7,10 @@
 
 #include "transport.h"
 
-/* Messages bigger than this are refused before anything is buffered. */
 #define RX_CHUNK 16384
+/* One TLS client context per distinct CA file; they live as long as the
+ * process, so callers cannot make them pile up. */
+#define MAX_VHOSTS 8
 
 struct XmppTransportContext {
         struct lws_context *lws;
@@ -35,6 +37,7 @@ struct XmppTransport {
         bool dispatching;           /* inside a callback to the layer above */
         bool freed;                 /* xmpp_transport_free() ran during a callback */
         bool reported;              /* closed() already delivered */
+        bool orphan;                /* xmpp_transport_close_and_free(): no more callbacks */
         bool in_connect;            /* inside xmpp_transport_connect(): report failures by return value */
         char *tls_error;            /* why the server certificate was refused, if it was */
         int connect_error;
@@ -95,7 +98,7 @@ static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_
         g_autofree char *name = NULL;
 
         vh = g_hash_table_lookup(ctx->vhosts, key);
-        if (vh)
+        if (vh || ctx->n_vhosts >= MAX_VHOSTS)
                 return vh;
 
         name = g_strdup_printf("imd-%u", ctx->n_vhosts++);
@@ -123,12 +126,17 @@ static void transport_destroy(XmppTransport *t) {
         g_free(t);
 }
 
-/* Deliver closed() once, then forget the wsi (lws frees it after this callback). */
+/* Deliver closed() once, then forget the wsi (lws frees it after this
+ * callback), and make lws forget us: the layer above may free us in closed(). */
 static void report_closed(XmppTransport *t, int error, const char *reason) {
+        if (t->wsi)
+                lws_set_opaque_user_data(t->wsi, NULL);
         t->wsi = NULL;
         if (t->reported)
                 return;
         t->reported = true;
+        if (t->orphan)
+                return;
         if (t->in_connect) {
                 t->connect_error = error;
                 return;
@@ -208,7 +216,8 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                         lws_callback_on_writable(wsi);
                 break;
         case LWS_CALLBACK_CLIENT_RECEIVE:
-                r = handle_receive(t, wsi, in, len);
+                if (!t->orphan)
+                        r = handle_receive(t, wsi, in, len);
                 break;
         case LWS_CALLBACK_CLIENT_WRITEABLE:
                 r = handle_writeable(t, wsi);
@@ -237,9 +246,8 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                 break;
         }
 
-        if (t->freed && !t->dispatching) {
-                if (t->wsi)
-                        lws_set_opaque_user_data(wsi, NULL);
+        if ((t->freed || (t->orphan && t->reported)) && !t->dispatching) {
+                lws_set_opaque_user_data(wsi, NULL);
                 transport_destroy(t);
                 return -1;
         }
@@ -275,7 +283,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
         info.vhost = vhost_for_ca(ctx, t->tls ? ca_file : NULL);
         if (!info.vhost) {
                 transport_destroy(t);
-                return -EINVAL;
+                return ctx->n_vhosts >= MAX_VHOSTS ? -ENOSPC : -EIO;
         }
         info.address = address;
         info.port = port;
@@ -322,6 +330,17 @@ void xmpp_transport_close(XmppTransport *t) {
                 lws_callback_on_writable(t->wsi);
         else
                 lws_set_timeout(t->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+void xmpp_transport_close_and_free(XmppTransport *t) {
+        if (!t)
+                return;
+        if (!t->wsi || t->reported || !t->established) {
+                xmpp_transport_free(t);
+                return;
+        }
+        t->orphan = true;
+        xmpp_transport_close(t);
 }
 
 void xmpp_transport_free(XmppTransport *t) {

@@ -36,7 +36,8 @@ void xmpp_transport_context_free(XmppTransportContext *ctx);
 
 /* url: ws://host[:port]/path or wss://... ca_file: PEM CAs to trust for wss
  * (NULL: the system store). Certificates and host names are always verified.
- * -EINVAL for a bad URL. The connection attempt continues asynchronously. */
+ * -EINVAL for a bad URL, -EIO if ca_file cannot be loaded, -ENOSPC after too
+ * many distinct CA files. The connection attempt continues asynchronously. */
 int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
                            size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
                            XmppTransport **ret);
@@ -46,5 +47,8 @@ int xmpp_transport_send(XmppTransport *t, const char *data, size_t len);
 void xmpp_transport_close(XmppTransport *t);
 /* Drops the connection at once without callbacks. NULL is fine. */
 void xmpp_transport_free(XmppTransport *t);
+/* Writes what is queued, closes, and frees itself; no more callbacks. Safe
+ * inside a callback. NULL is fine. */
+void xmpp_transport_close_and_free(XmppTransport *t);
 
 bool xmpp_transport_is_tls(const XmppTransport *t);
