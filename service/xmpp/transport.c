@@ -90,6 +90,15 @@ void xmpp_transport_context_free(XmppTransportContext *ctx) {
         g_free(ctx);
 }
 
+/* lws only warns about a CA file it cannot use and then trusts nothing extra;
+ * refuse it up front so the caller hears about the file, not a TLS failure. */
+static bool ca_file_loadable(const char *path) {
+        X509_STORE *store = X509_STORE_new();
+        bool ok = store && X509_STORE_load_file(store, path) == 1;
+        X509_STORE_free(store);
+        return ok;
+}
+
 /* Client TLS settings live on a vhost; one per distinct CA file, made on first use. */
 static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_file) {
         const char *key = ca_file ? ca_file : "";
@@ -100,6 +109,8 @@ static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_
         vh = g_hash_table_lookup(ctx->vhosts, key);
         if (vh || ctx->n_vhosts >= MAX_VHOSTS)
                 return vh;
+        if (ca_file && !ca_file_loadable(ca_file))
+                return NULL;
 
         name = g_strdup_printf("imd-%u", ctx->n_vhosts++);
         info.port = CONTEXT_PORT_NO_LISTEN;

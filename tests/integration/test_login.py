@@ -107,7 +107,9 @@ def test_login_option_wrong_type(client, alice):
     assert client.get_property("Ready") is False
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/xmpp-websocket", "not a url"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/xmpp-websocket", "not a url",
+                                 "ws://127.0.0.1:1/xmpp-websocket\r\nX-Injected: 1",
+                                 "ws://127.0.0.1:1/a b", "ws:///xmpp-websocket"])
 def test_login_bad_url(client, alice, url):
     with raises_im_error("InvalidArgument"):
         client.login(alice.jid, alice.password, url, timeout=10)
@@ -206,3 +208,29 @@ def test_logout_closes_the_xmpp_session(client, alice, peer):
     assert not [m for m in client.messages_received(start) if m.get("text") == text]
     client.login_account(alice)
     client.wait_signal("MessageReceived", lambda a: a[0].get("text") == text, start=start)
+
+
+def test_error_text_quoting_multibyte_input_is_still_sent(client, alice):
+    # The error text quotes the argument cut to a byte length; a cut through a
+    # UTF-8 sequence must not stop the reply (the caller would hang until timeout).
+    t0 = time.monotonic()
+    with raises_im_error("InvalidArgument") as ei:
+        client.login("a" + "\u00e9" * 80, "pw", alice.ws_url, timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert "Invalid account" in ei.value.message
+    opts = {"\u00e9" * 80: GLib.Variant("s", "x")}
+    with raises_im_error("InvalidArgument"):
+        client.call("Login", "ssa{sv}", (alice.jid, alice.password, opts), timeout=10)
+
+
+def test_login_ca_file_not_certificates(client, alice, tmp_path):
+    bogus = tmp_path / "not-a-ca.pem"
+    bogus.write_text("this is not PEM\n")
+    with raises_im_error("InvalidArgument") as ei:
+        client.login(alice.jid, alice.password, "wss://127.0.0.1:1/xmpp-websocket",
+                     ca_file=str(bogus), timeout=10)
+    assert "ca_file" in ei.value.message
+    with raises_im_error("InvalidArgument"):
+        client.login(alice.jid, alice.password, "wss://127.0.0.1:1/xmpp-websocket",
+                     ca_file=str(tmp_path / "missing.pem"), timeout=10)
+    assert client.get_property("Ready") is False

@@ -1,6 +1,7 @@
 """Chat messages between imd and a real slixmpp peer, the SQLite history, unread
 counts and MarkRead, as seen over org.example.IM."""
 
+import uuid
 import random
 import time
 
@@ -389,3 +390,32 @@ def test_mark_read_invalid_jid(client, logged_in, jid):
 def test_mark_read_unknown_conversation(client, logged_in):
     with raises_im_error("NotFound"):
         client.call("MarkRead", "s", ("nobody-ever@localhost",))
+
+
+# -- untrusted delay stamps --------------------------------------------------------
+
+def _send_delayed(peer, to, body, stamp, by):
+    by_attr = " from='%s'" % by if by else ""
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body>"
+                  "<delay xmlns='urn:xmpp:delay' stamp='%s'%s/></message>"
+                  % (to, uuid.uuid4().hex, body, stamp, by_attr))
+
+
+def test_delay_stamp_from_sender_is_used(client, logged_in, peer):
+    start = client.mark()
+    _send_delayed(peer, logged_in.jid, "written yesterday", "2026-01-02T03:04:05Z", peer.jid)
+    m = wait_in(client, "written yesterday", start)
+    assert m["time"] == 1767323045000
+
+
+@pytest.mark.parametrize("stamp,by", [
+    ("2026-01-02T03:04:05Z", "mallory@localhost"),   # vouched for by a third party
+    ("0001-01-01T00:00:00Z", None),                  # before any XMPP message
+])
+def test_untrusted_delay_stamp_is_ignored(client, logged_in, peer, stamp, by):
+    start = client.mark()
+    t0 = int(time.time() * 1000)
+    body = "stamp %s %s" % (stamp, by)
+    _send_delayed(peer, logged_in.jid, body, stamp, by)
+    m = wait_in(client, body, start)
+    assert m["time"] >= t0 - 5000, m["time"]

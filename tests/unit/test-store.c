@@ -336,6 +336,46 @@ static void test_duplicates(Fixture *f, gconstpointer data) {
         g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 2);
 }
 
+static void test_append_batch(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreConversation) alice = NULL, bob = NULL;
+        StoreMessage a1 = make_message(ALICE, "a1", STORE_DIRECTION_IN, 100, "one");
+        StoreMessage b1 = make_message(BOB, "b1", STORE_DIRECTION_IN, 110, "two");
+        StoreMessage a2 = make_message(ALICE, "a2", STORE_DIRECTION_OUT, 120, "three");
+        StoreMessage a1_again = make_message(ALICE, "a1", STORE_DIRECTION_IN, 130, "dup");
+        StoreMessage a3 = make_message(ALICE, "a3", STORE_DIRECTION_IN, 140, "four");
+        StoreMessage *batch[] = { &a1, &b1, &a2, &a1_again, &a3 };
+        StoreMessage bad = make_message(ALICE, "", STORE_DIRECTION_IN, 150, "bad id");
+        StoreMessage a4 = make_message(ALICE, "a4", STORE_DIRECTION_IN, 160, "five");
+        StoreMessage *invalid[] = { &a4, &bad };
+        size_t added = 0;
+
+        g_assert_cmpint(store_append_messages(f->store, batch, G_N_ELEMENTS(batch), &added), ==, 0);
+        g_assert_cmpuint(added, ==, 4);
+        g_assert_cmpint(a1.seq, >, 0);
+        g_assert_cmpint(b1.seq, >, a1.seq);
+        g_assert_cmpint(a2.seq, >, b1.seq);
+        g_assert_cmpint(a1_again.seq, ==, 0);       /* the duplicate, skipped */
+        g_assert_cmpint(a3.seq, >, a2.seq);
+
+        /* one update per conversation, equal to appending one by one */
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &alice), ==, 0);
+        g_assert_cmpuint(alice->unread, ==, 2);
+        g_assert_cmpint(alice->time_ms, ==, 140);
+        g_assert_cmpstr(alice->last->id, ==, "a3");
+        g_assert_cmpint(store_get_conversation(f->store, BOB, &bob), ==, 0);
+        g_assert_cmpuint(bob->unread, ==, 1);
+        g_assert_cmpuint(unread_total(f->store), ==, 3);
+
+        /* an invalid message refuses the whole batch, nothing is stored */
+        g_assert_cmpint(store_append_messages(f->store, invalid, G_N_ELEMENTS(invalid), NULL), ==, -EINVAL);
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 4);
+        g_assert_cmpuint(unread_total(f->store), ==, 3);
+
+        /* survives a reopen */
+        fixture_reopen(f);
+        g_assert_cmpuint(unread_total(f->store), ==, 3);
+}
+
 static void test_transactions(Fixture *f, gconstpointer data) {
         g_autoptr(StoreMessage) got = NULL;
 
@@ -685,6 +725,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+        ADD("/store/append/batch", test_append_batch);
         g_test_add_func("/store/open/creates-private-file", test_open_creates_private_file);
         ADD("/store/message/round-trip", test_round_trip);
         ADD("/store/message/invalid-arguments", test_invalid_arguments);
