@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <gio/gio.h>
 #include <glib.h>
 
 #include "jid.h"
@@ -58,8 +57,7 @@ struct XmppStream {
         char *full_jid;         /* after bind */
         SaslMech mech;
         ScramClient *scram;
-        GTask *scram_task;              /* computing the client-final message */
-        GCancellable *scram_cancellable;
+        struct ScramJob *scram_job;     /* computing the client-final message */
         char *pending_iq;       /* id of the one setup IQ in flight */
         guint login_timer;
         guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
@@ -174,9 +172,11 @@ static void start_auth(XmppStream *s, const XmlNode *mechanisms) {
 }
 
 /* The salted password takes up to SCRAM_MAX_ITERATIONS HMACs, which the server
- * chooses: up to seconds of CPU. It runs in a worker thread so that the main
- * loop (D-Bus, other connections) never waits for it. */
+ * chooses: up to seconds of CPU. It runs in a thread of its own so that the
+ * main loop (D-Bus, other connections) never waits for it. Only the main
+ * thread touches job->stream; the worker only computes. */
 typedef struct ScramJob {
+        XmppStream *stream;     /* NULL once the stream is gone */
         ScramClient *scram;
         char *challenge;
         size_t len;
@@ -184,8 +184,7 @@ typedef struct ScramJob {
         int result;
 } ScramJob;
 
-static void scram_job_free(gpointer data) {
-        ScramJob *job = data;
+static void scram_job_free(ScramJob *job) {
         scram_client_free(job->scram);
         g_free(job->challenge);
         if (job->final) {
@@ -195,38 +194,40 @@ static void scram_job_free(gpointer data) {
         g_free(job);
 }
 
-static void scram_job_run(GTask *task, gpointer source, gpointer data, GCancellable *cancellable) {
+static gboolean scram_job_done(gpointer data) {
         ScramJob *job = data;
-        job->result = scram_client_final(job->scram, job->challenge, job->len, &job->final);
-        g_task_return_boolean(task, TRUE);
+        XmppStream *s = job->stream;
+
+        if (s) {
+                s->scram_job = NULL;
+                s->scram = g_steal_pointer(&job->scram);
+                if (job->result < 0)
+                        stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
+                else
+                        send_sasl(s, "response", NULL, job->final, strlen(job->final));
+        }
+        scram_job_free(job);
+        return G_SOURCE_REMOVE;
 }
 
-static void scram_job_done(GObject *source, GAsyncResult *result, gpointer userdata) {
-        GTask *task = G_TASK(result);
-        ScramJob *job = g_task_get_task_data(task);
-        XmppStream *s;
-
-        /* Cancelled means the stream is gone: userdata must not be touched. */
-        if (g_cancellable_is_cancelled(g_task_get_cancellable(task)))
-                return;
-        s = userdata;
-        g_clear_object(&s->scram_task);
-        s->scram = g_steal_pointer(&job->scram);
-        if (job->result < 0)
-                return stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
-        send_sasl(s, "response", NULL, job->final, strlen(job->final));
+static gpointer scram_job_run(gpointer data) {
+        ScramJob *job = data;
+        job->result = scram_client_final(job->scram, job->challenge, job->len, &job->final);
+        g_idle_add(scram_job_done, job);
+        return NULL;
 }
 
 static void scram_start_final(XmppStream *s, char *challenge, size_t len) {
         ScramJob *job = g_new0(ScramJob, 1);
+        GThread *thread;
 
+        job->stream = s;
         job->scram = g_steal_pointer(&s->scram);
         job->challenge = challenge;
         job->len = len;
-        s->scram_cancellable = g_cancellable_new();
-        s->scram_task = g_task_new(NULL, s->scram_cancellable, scram_job_done, s);
-        g_task_set_task_data(s->scram_task, job, scram_job_free);
-        g_task_run_in_thread(s->scram_task, scram_job_run);
+        s->scram_job = job;
+        thread = g_thread_new("imd-scram", scram_job_run, job);
+        g_thread_unref(thread);
 }
 
 static int decode_sasl_payload(const XmlNode *node, char **ret, size_t *ret_len) {
@@ -263,7 +264,7 @@ static void handle_sasl(XmppStream *s, const XmlNode *node) {
                 return stream_fail(s, -EPROTO, "malformed SASL payload");
 
         if (strcmp(node->name, "challenge") == 0) {
-                if (!s->scram || s->scram_task)
+                if (!s->scram || s->scram_job)
                         return stream_fail(s, -EPROTO, "unexpected SASL challenge");
                 return scram_start_final(s, g_steal_pointer(&payload), len);
         }
@@ -499,6 +500,17 @@ static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender
         return ms > now ? now : ms;
 }
 
+/* Servers address messages to our bound JID exactly as they gave it to us; only
+ * other spellings need the full (costly) normalisation. */
+static bool addressed_to_us(XmppStream *s, const char *to) {
+        size_t n = strlen(s->jid);
+
+        if ((s->full_jid && strcmp(to, s->full_jid) == 0) ||
+            (strncmp(to, s->jid, n) == 0 && to[n] == '\0'))
+                return true;
+        return jid_bare_equal(to, s->jid);
+}
+
 static void handle_message(XmppStream *s, const XmlNode *msg) {
         const char *type = xml_node_attr(msg, "type");
         const char *body = xml_node_child_text(msg, "body", NS_CLIENT);
@@ -516,7 +528,7 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 g_debug("xmpp: ignoring a message without a valid sender");
                 return;
         }
-        if (to && !jid_bare_equal(to, s->jid)) {
+        if (to && !addressed_to_us(s, to)) {
                 g_debug("xmpp: ignoring a message addressed to someone else");
                 return;
         }
@@ -744,10 +756,8 @@ void xmpp_stream_free(XmppStream *s) {
         if (s->orphan_timer)
                 g_source_remove(s->orphan_timer);
         xmpp_transport_free(s->transport);
-        if (s->scram_cancellable)
-                g_cancellable_cancel(s->scram_cancellable);
-        g_clear_object(&s->scram_task);
-        g_clear_object(&s->scram_cancellable);
+        if (s->scram_job)
+                s->scram_job->stream = NULL;    /* it frees itself when done */
         scram_client_free(s->scram);
         xml_parser_free(s->parser);
         if (s->password) {

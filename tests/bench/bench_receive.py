@@ -41,6 +41,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
 
 
+def rollup_kib(pid, key):
+    """From smaps_rollup: Pss (shared pages divided among their users) etc."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
 def status_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -162,6 +171,8 @@ def main():
         client.login("alice@localhost", "alice-pw", prosody.ws_url)
         time.sleep(2.0)
         idle_rss = status_kib(imd.pid, "VmRSS")
+        idle_pss = rollup_kib(imd.pid, "Pss")
+        idle_private = rollup_kib(imd.pid, "Private_Dirty") + rollup_kib(imd.pid, "Private_Clean")
 
         # Count signals on a connection of our own, in this process's main loop;
         # the flooding peer runs in another process so they don't share a GIL.
@@ -196,7 +207,8 @@ def main():
         print("  stored (unread):  %d" % unread)
         print("  messages/s:       %.0f" % rate)
         print("  CPU per message:  %.1f us (user+sys %.2f s)" % (cpu_us, cpu1 - cpu0))
-        print("  idle RSS:         %.1f MiB" % (idle_rss / 1024))
+        print("  idle RSS:         %.1f MiB (PSS %.1f MiB, private %.1f MiB)"
+              % (idle_rss / 1024, idle_pss / 1024, idle_private / 1024))
         print("  peak RSS:         %.1f MiB" % (peak_rss / 1024))
         print("  result:           %s" % ("OK" if ok else "FAILED: not every message stored and signalled"))
         client.close()
