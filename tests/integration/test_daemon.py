@@ -149,3 +149,41 @@ def test_no_session_bus(tmp_path):
     assert r.returncode != 0
     assert r.stderr.strip()
     assert sanitizer_report(r.stderr) is None, r.stderr
+
+
+def test_dbus_activation_starts_imd(bus, tmp_path):
+    """The activation file meson installs starts imd on the first call."""
+    from harness.imd import build_dir
+    built = os.path.join(build_dir(), "dbus", "org.example.IM.service")
+    with open(built) as f:
+        lines = f.read().splitlines()
+    assert "[D-BUS Service]" in lines
+    assert "Name=org.example.IM" in lines
+    assert "SystemdService=imd.service" in lines
+    assert any(l.startswith("Exec=") and l.endswith("/imd") for l in lines), lines
+    # the installed Exec= path does not exist here: point it at the build
+    exec_line = "Exec=%s --data-dir %s --cache-dir %s" % (imd_path(), tmp_path / "data",
+                                                          tmp_path / "cache")
+    with open(os.path.join(bus.servicedir, "org.example.IM.service"), "w") as f:
+        f.write("\n".join(exec_line if l.startswith("Exec=") else l for l in lines) + "\n")
+    subprocess.run(["dbus-send", "--address=" + bus.address, "--type=method_call",
+                    "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.ReloadConfig"], check=True, timeout=10)
+
+    client = bus.client()
+    try:
+        assert not client.name_has_owner()
+        # an ordinary call (auto-start allowed, as every client makes it)
+        from gi.repository import Gio
+        res = client.conn.call_sync(IM_NAME, IM_PATH, IM_IFACE, "GetConversations", None, None,
+                                    Gio.DBusCallFlags.NONE, 20000, None)
+        assert res.unpack() == ([],)
+        pid = client.call_bus("GetConnectionUnixProcessID", "s", (client.name_owner(),))
+        assert os.readlink("/proc/%d/exe" % pid) == os.path.realpath(imd_path())
+    finally:
+        client.close()
+    os.kill(pid, 15)
+    for _ in range(100):
+        if not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z":
+            break
+        time.sleep(0.1)

@@ -225,6 +225,7 @@ def test_wss_without_ca_file_is_refused(client, imd, tls_servers, tls_certs, dum
     jid, pw = p.new_account("alice")
     assert client.login(jid, pw, p.wss_url, ca_file=tls_certs.ca) is None
     assert client.get_property("Ready") is True
+    assert "mechanism='PLAIN'" in p.log_tail(100000)
 
 
 # -- 3. a certificate for another host name, signed by the trusted CA ------------------
@@ -243,3 +244,36 @@ def test_wss_expired_certificate_is_refused(client, imd, tls_servers, tls_certs,
     dump_logs.append(p)
     assert "certificate has expired" in served_verify_result(p, tls_certs.ca)
     _assert_refused(client, imd, p, ca_file=tls_certs.ca, reason="certificate has expired")
+
+
+# -- 5. PLAIN: only inside TLS, and only when SCRAM is not offered ---------------------
+
+PLAIN_ONLY = 'disable_sasl_mechanisms = { "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS" }\n'
+
+
+@pytest.fixture
+def plain_only_server(tls_certs):
+    p = Prosody(extra_config=PLAIN_ONLY, https_cert=(tls_certs.good, tls_certs.key))
+    p.start()
+    yield p
+    p.cleanup()
+
+
+def test_plain_is_refused_without_tls(client, imd, plain_only_server):
+    p = plain_only_server
+    jid, pw = p.new_account("alice")
+    with raises_im_error("NotSupported") as ei:
+        client.login(jid, pw, p.ws_url)
+    assert "PLAIN" in ei.value.message
+    assert client.get_property("Ready") is False
+    # imd never offered the password in clear
+    log = p.log_tail(100000)
+    assert "<auth" not in log, log
+
+
+def test_plain_is_used_inside_tls(client, imd, plain_only_server, tls_certs):
+    p = plain_only_server
+    jid, pw = p.new_account("alice")
+    assert client.login(jid, pw, p.wss_url, ca_file=tls_certs.ca) is None
+    assert client.get_property("Ready") is True
+    assert "mechanism='PLAIN'" in p.log_tail(100000)
