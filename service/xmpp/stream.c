@@ -48,7 +48,7 @@ struct XmppStream {
         XmppStreamCallbacks cb;
         void *userdata;
         XmppTransport *transport;
-        XmlParser *parser;      /* one per connection: resetting is cheaper than creating */
+        XmlParser *parser;      /* one document per connection: no per-stanza reset */
         StreamPhase phase;
         char *jid;              /* bare */
         char *local, *domain;
@@ -612,7 +612,7 @@ static void on_transport_message(const char *data, size_t len, void *userdata) {
 
         if (s->phase == PHASE_CLOSED || s->orphan)
                 return;
-        r = xml_parser_parse(s->parser, data, len, &node);
+        r = xml_parser_feed(s->parser, data, len, &node);
         if (r < 0) {
                 /* RFC 6120 §4.9.3: a stream that is not well-formed or uses restricted XML ends. */
                 g_debug("xmpp: refusing stanza: %s", g_strerror(-r));
@@ -703,7 +703,7 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
         s->resource = config->resource ? g_strdup(config->resource)
                                        : g_strdup_printf("imd-%08x", g_random_int());
         s->phase = PHASE_CONNECTING;
-        s->parser = xml_parser_new(&stanza_limits);
+        s->parser = xml_parser_new_stream(&stanza_limits);
 
         r = xmpp_transport_connect(ctx, config->url, config->ca_file, stanza_limits.max_bytes,
                                    &transport_callbacks, s, &s->transport);

@@ -65,8 +65,9 @@ int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret) {
 
         info.port = CONTEXT_PORT_NO_LISTEN;
         info.protocols = protocols;
-        info.options = LWS_SERVER_OPTION_GLIB | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-                       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+        /* No TLS set-up here: OpenSSL initialises itself on first use, which is
+         * the first wss:// vhost (see vhost_for()). */
+        info.options = LWS_SERVER_OPTION_GLIB | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
         info.foreign_loops = foreign_loops;
         info.gid = -1;
         info.uid = -1;
@@ -99,9 +100,11 @@ static bool ca_file_loadable(const char *path) {
         return ok;
 }
 
-/* Client TLS settings live on a vhost; one per distinct CA file, made on first use. */
-static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_file) {
-        const char *key = ca_file ? ca_file : "";
+/* Client TLS settings live on a vhost; one per distinct CA file, made on first
+ * use, and one without TLS for ws:// — loading the system's trust store costs
+ * tens of milliseconds and megabytes that a plain connection does not need. */
+static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const char *ca_file) {
+        const char *key = !tls ? "\x01plain" : ca_file ? ca_file : "";
         struct lws_context_creation_info info = { 0 };
         struct lws_vhost *vh;
         g_autofree char *name = NULL;
@@ -109,15 +112,15 @@ static struct lws_vhost *vhost_for_ca(XmppTransportContext *ctx, const char *ca_
         vh = g_hash_table_lookup(ctx->vhosts, key);
         if (vh || ctx->n_vhosts >= MAX_VHOSTS)
                 return vh;
-        if (ca_file && !ca_file_loadable(ca_file))
+        if (tls && ca_file && !ca_file_loadable(ca_file))
                 return NULL;
 
         name = g_strdup_printf("imd-%u", ctx->n_vhosts++);
         info.port = CONTEXT_PORT_NO_LISTEN;
         info.protocols = protocols;
         info.vhost_name = name;
-        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.client_ssl_ca_filepath = ca_file;
+        info.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+        info.client_ssl_ca_filepath = tls ? ca_file : NULL;
         vh = lws_create_vhost(ctx->lws, &info);
         if (vh)
                 g_hash_table_insert(ctx->vhosts, g_strdup(key), vh);
@@ -291,7 +294,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
 
         path = g_strconcat("/", p, NULL);   /* lws_parse_uri strips the leading '/' */
         info.context = ctx->lws;
-        info.vhost = vhost_for_ca(ctx, t->tls ? ca_file : NULL);
+        info.vhost = vhost_for(ctx, t->tls, ca_file);
         if (!info.vhost) {
                 transport_destroy(t);
                 return ctx->n_vhosts >= MAX_VHOSTS ? -ENOSPC : -EIO;

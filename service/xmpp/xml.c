@@ -23,21 +23,27 @@ const XmlLimits xml_default_limits = {
 /* Enough for the default depth without touching the heap. */
 #define CHILD_COUNT_STACK 64
 
+typedef struct ParseCtx {
+        XML_Parser expat;
+        const XmlLimits *limits;
+        XmlNode *root, *cur;
+        unsigned depth;         /* of the element being built; the stream root is not counted */
+        unsigned *n_children;   /* indexed by depth: children seen so far */
+        int error;              /* first reason we stopped expat, 0 if none */
+        bool stream;            /* elements are children of a synthetic stream root */
+        bool in_stream_root;    /* stream mode: the synthetic root has been opened */
+        bool complete;          /* stream mode: root closed during this feed */
+} ParseCtx;
+
 struct XmlParser {
         XML_Parser expat;
         XmlLimits limits;
         unsigned long hash_salt;
         bool used;      /* expat needs a reset before the second document */
+        bool broken;    /* stream mode: an error left expat mid-document */
+        ParseCtx ctx;   /* stream mode: lives as long as the document */
+        unsigned *n_children;
 };
-
-typedef struct ParseCtx {
-        XML_Parser expat;
-        const XmlLimits *limits;
-        XmlNode *root, *cur;
-        unsigned depth;
-        unsigned *n_children;   /* indexed by depth: children seen so far */
-        int error;              /* first reason we stopped expat, 0 if none */
-} ParseCtx;
 
 static char *strdup_len(const char *s, size_t len) {
         char *r = g_malloc(len + 1);
@@ -79,6 +85,12 @@ static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Ch
 
         if (ctx->error != 0)
                 return;
+        if (ctx->stream && !ctx->in_stream_root) {
+                ctx->in_stream_root = true;
+                return;
+        }
+        if (ctx->stream && !ctx->cur && ctx->root)
+                return parse_fail(ctx, -EBADMSG);       /* a second element in one message */
 
         if (ctx->depth >= ctx->limits->max_depth)
                 return parse_fail(ctx, -ELOOP);
@@ -125,13 +137,22 @@ static void XMLCALL on_end(void *userdata, const XML_Char *qname) {
                 return;
         ctx->cur = ctx->cur->parent;
         ctx->depth--;
+        if (!ctx->cur)
+                ctx->complete = true;
 }
 
 static void XMLCALL on_text(void *userdata, const XML_Char *s, int len) {
         ParseCtx *ctx = userdata;
 
-        if (ctx->error != 0 || !ctx->cur)
+        if (ctx->error != 0)
                 return;
+        if (!ctx->cur) {
+                /* Between stream-mode elements only whitespace may appear. */
+                for (int i = 0; i < len; i++)
+                        if (!g_ascii_isspace(s[i]))
+                                return parse_fail(ctx, -EBADMSG);
+                return;
+        }
         if (!ctx->cur->text)
                 ctx->cur->text = g_string_new_len(s, len);
         else
@@ -160,6 +181,10 @@ static void XMLCALL on_entity_decl(void *userdata, const XML_Char *name, int is_
 
 static void XMLCALL on_skipped_entity(void *userdata, const XML_Char *name, int is_param) {
         parse_fail(userdata, -EPERM);
+}
+
+static int map_expat_error(enum XML_Error e) {
+        return e == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
 }
 
 static int setup_expat(XML_Parser p, ParseCtx *ctx) {
@@ -199,12 +224,66 @@ void xml_parser_free(XmlParser *p) {
         if (!p)
                 return;
         XML_ParserFree(p->expat);
+        xml_node_free(p->ctx.root);
+        g_free(p->n_children);
         g_free(p);
 }
 
-static int map_expat_error(enum XML_Error e) {
-        return e == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
+XmlParser *xml_parser_new_stream(const XmlLimits *limits) {
+        XmlParser *p = xml_parser_new(limits);
+
+        if (!p)
+                return NULL;
+        p->n_children = g_new0(unsigned, p->limits.max_depth + 1);
+        p->ctx = (ParseCtx) {
+                .expat = p->expat,
+                .limits = &p->limits,
+                .n_children = p->n_children,
+                .stream = true,
+        };
+        XML_SetHashSalt(p->expat, p->hash_salt);
+        if (setup_expat(p->expat, &p->ctx) < 0 ||
+            XML_Parse(p->expat, "<stream>", 8, XML_FALSE) != XML_STATUS_OK) {
+                xml_parser_free(p);
+                return NULL;
+        }
+        p->used = true;
+        return p;
 }
+
+int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
+        ParseCtx *ctx = &p->ctx;
+        enum XML_Status st;
+
+        g_return_val_if_fail(ctx->stream && ret, -EINVAL);
+
+        if (p->broken)
+                return -EBADMSG;
+        if (len > p->limits.max_bytes || len > INT_MAX)
+                return -EMSGSIZE;
+        if (!data || !g_utf8_validate_len(data, len, NULL))
+                return -EBADMSG;
+
+        ctx->root = ctx->cur = NULL;
+        ctx->depth = 0;
+        ctx->complete = false;
+        st = XML_Parse(p->expat, data, (int) len, XML_FALSE);
+        if (ctx->error == 0 && st != XML_STATUS_OK)
+                ctx->error = map_expat_error(XML_GetErrorCode(p->expat));
+        /* RFC 7395 §3.3.3: every message is exactly one complete element. */
+        if (ctx->error == 0 && (!ctx->complete || ctx->cur))
+                ctx->error = -EBADMSG;
+        if (ctx->error != 0) {
+                int r = ctx->error;
+                p->broken = true;
+                xml_node_free(g_steal_pointer(&ctx->root));
+                ctx->cur = NULL;
+                return r;
+        }
+        *ret = g_steal_pointer(&ctx->root);
+        return 0;
+}
+
 
 int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
         unsigned stack[CHILD_COUNT_STACK];

@@ -63,6 +63,14 @@ void xml_parser_free(XmlParser *p);                /* NULL is fine */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(XmlParser, xml_parser_free)
 int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret);
 
+/* Stream mode, for a connection: one expat document whose (synthetic) root
+ * holds every element fed, so no per-element reset or prolog. Each feed must
+ * be exactly one complete element (RFC 7395 framing), else -EBADMSG; any error
+ * leaves the parser unusable (the stream must end anyway). Same limits and
+ * errors as xml_parser_parse(). */
+XmlParser *xml_parser_new_stream(const XmlLimits *limits);
+int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret);
+
 XmlNode *xml_node_new(const char *name, const char *ns);
 void xml_node_free(XmlNode *node);            /* frees the subtree; NULL is fine */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(XmlNode, xml_node_free)

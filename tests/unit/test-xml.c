@@ -371,6 +371,66 @@ static void test_parser_reuse(void) {
         xml_parser_free(NULL);
 }
 
+/* Stream mode: one expat document per connection, one element per feed. */
+static void test_stream_feed(void) {
+        static const XmlLimits limits = { .max_bytes = 4096, .max_depth = 3, .max_attrs = 4, .max_children = 8 };
+        g_autoptr(XmlParser) p = xml_parser_new_stream(&limits);
+        const char *open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+        const char *features = "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                               "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></stream:features>";
+        XmlNode *n = NULL;
+
+        g_assert_nonnull(p);
+        g_assert_cmpint(xml_parser_feed(p, open, strlen(open), &n), ==, 0);
+        g_assert_cmpstr(n->name, ==, "open");
+        g_assert_cmpstr(n->ns, ==, "urn:ietf:params:xml:ns:xmpp-framing");
+        g_assert_cmpstr(xml_node_attr(n, "to"), ==, "localhost");
+        g_clear_pointer(&n, xml_node_free);
+
+        g_assert_cmpint(xml_parser_feed(p, features, strlen(features), &n), ==, 0);
+        g_assert_cmpstr(n->name, ==, "features");
+        g_assert_nonnull(xml_node_child(n, "mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl"));
+        g_clear_pointer(&n, xml_node_free);
+
+        for (int i = 0; i < 100; i++) {
+                g_autofree char *m = g_strdup_printf("<message xmlns='jabber:client' id='%d'><body>&lt;%d&gt; \xf0\x9f\x98\x80</body></message>", i, i);
+                g_autofree char *want = g_strdup_printf("<%d> \xf0\x9f\x98\x80", i);
+                g_assert_cmpint(xml_parser_feed(p, m, strlen(m), &n), ==, 0);
+                g_assert_cmpstr(xml_node_child_text(n, "body", "jabber:client"), ==, want);
+                /* namespaces of earlier elements do not leak into this one */
+                g_assert_cmpstr(n->ns, ==, "jabber:client");
+                g_clear_pointer(&n, xml_node_free);
+        }
+        xml_parser_free(g_steal_pointer(&p));
+
+        /* each message must be exactly one complete element; errors are final */
+        static const char *const bad[] = {
+                "<a/><b/>",                     /* two elements */
+                "<a>",                          /* incomplete */
+                "text",                         /* no element */
+                "<a/>tail",                     /* trailing text */
+                "<a><b><c><d/></c></b></a>",    /* too deep */
+                "<a><!-- c --></a>",            /* restricted XML */
+                "<a><?pi x?></a>",
+                "</stream>",                    /* closing the synthetic root */
+        };
+        static const int want[] = { -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -ELOOP, -EPERM, -EPERM, -EBADMSG };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autoptr(XmlParser) q = xml_parser_new_stream(&limits);
+                g_test_message("bad #%zu", i);
+                g_assert_cmpint(xml_parser_feed(q, bad[i], strlen(bad[i]), &n), ==, want[i]);
+                g_assert_null(n);
+                g_assert_cmpint(xml_parser_feed(q, "<a/>", 4, &n), ==, -EBADMSG);
+                g_assert_null(n);
+        }
+        /* whitespace around the element is fine (some servers send a newline) */
+        {
+                g_autoptr(XmlParser) q = xml_parser_new_stream(&limits);
+                g_assert_cmpint(xml_parser_feed(q, " <a/>\n", 6, &n), ==, 0);
+                g_clear_pointer(&n, xml_node_free);
+        }
+}
+
 /* Not a benchmark, just a guard against accidental quadratic behaviour. */
 static void test_many_children(void) {
         g_autoptr(GString) s = g_string_new("<a>");
@@ -409,6 +469,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/xml/malformed", test_malformed);
         g_test_add_func("/xml/xml-decl", test_xml_decl);
         g_test_add_func("/xml/parser-reuse", test_parser_reuse);
+        g_test_add_func("/xml/stream-feed", test_stream_feed);
         g_test_add_func("/xml/many-children", test_many_children);
 
         return g_test_run();
