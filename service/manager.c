@@ -22,8 +22,48 @@ static gboolean on_bus_disconnected(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+/* $XDG_CONFIG_HOME/imd/imd.conf, all optional:
+ *   [connection]
+ *   ping_interval=30     seconds of silence before imd pings the server
+ *   ping_timeout=10      seconds the answer may take before imd reconnects
+ *   reconnect_min=1      first reconnect delay, seconds (then doubling)
+ *   reconnect_max=60     longest reconnect delay, seconds */
+static void load_config(const char *path, SessionConfig *ret) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) error = NULL;
+        static const struct {
+                const char *key;
+                size_t offset;
+        } keys[] = {
+                { "ping_interval", G_STRUCT_OFFSET(SessionConfig, ping_interval_ms) },
+                { "ping_timeout", G_STRUCT_OFFSET(SessionConfig, ping_timeout_ms) },
+                { "reconnect_min", G_STRUCT_OFFSET(SessionConfig, reconnect_min_ms) },
+                { "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms) },
+        };
+
+        *ret = (SessionConfig) { 0 };
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &error)) {
+                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                        g_warning("Ignoring %s: %s", path, error->message);
+                return;
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+                g_autoptr(GError) e = NULL;
+                double seconds = g_key_file_get_double(kf, "connection", keys[i].key, &e);
+                if (e)
+                        continue;
+                if (seconds < 0.1 || seconds > 3600) {
+                        g_warning("%s: %s=%g is outside 0.1..3600 seconds; ignored", path, keys[i].key, seconds);
+                        continue;
+                }
+                G_STRUCT_MEMBER(unsigned, ret, keys[i].offset) = (unsigned) (seconds * 1000);
+        }
+}
+
 int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
+        g_autofree char *config_path = g_build_filename(g_get_user_config_dir(), "imd", "imd.conf", NULL);
+        SessionConfig config;
         int r;
 
         m->loop = g_main_loop_new(NULL, FALSE);
@@ -34,7 +74,8 @@ int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
         r = xmpp_transport_context_new(m->loop, &m->transport_ctx);
         if (r < 0)
                 return r;
-        r = session_new(data_dir, m->transport_ctx, &bus_session_events, m, &m->session);
+        load_config(config_path, &config);
+        r = session_new(data_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);

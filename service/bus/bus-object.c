@@ -231,7 +231,7 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
 
         r = session_send_text(mgr->session, conversation, text, &id);
         if (r == -ENOTCONN)
-                return bus_set_errno(error, r, "Not logged in: call Login first");
+                return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
         if (r < 0)
                 return bus_set_errno(error, r, "Cannot send the message: %s", g_strerror(-r));
         return sd_bus_reply_method_return(m, "s", id);
@@ -362,6 +362,9 @@ static const sd_bus_vtable im_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("MessageReceived", SD_BUS_ARGS("a{sv}", message), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ConversationsChanged", SD_BUS_ARGS("aa{sv}", conversations), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Error", SD_BUS_ARGS("s", name, "s", message), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("KickedOut", SD_BUS_ARGS("s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageStatusChanged",
+                                SD_BUS_ARGS("s", conversation, "s", id, "s", status), 0),
         SD_BUS_PROPERTY("NetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Ready", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Account", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -445,6 +448,23 @@ static void on_login_finished(int error, const char *text, void *userdata) {
         sd_bus_message_unref(call);
 }
 
+static void on_kicked_out(const char *reason, const char *text, void *userdata) {
+        Manager *mgr = userdata;
+
+        g_message("Kicked out (%s): %s", reason, text);
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "KickedOut", "s", reason);
+}
+
+static void on_message_status_changed(const char *conversation, const char *id, const char *status,
+                                      void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageStatusChanged", "sss",
+                                   conversation, id, status);
+}
+
 const SessionEvents bus_session_events = {
         .state_changed = on_state_changed,
         .messages_added = on_messages_added,
@@ -452,4 +472,6 @@ const SessionEvents bus_session_events = {
         .unread_total_changed = on_unread_total_changed,
         .login_finished = on_login_finished,
         .error = on_error,
+        .kicked_out = on_kicked_out,
+        .message_status_changed = on_message_status_changed,
 };

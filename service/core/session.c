@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "backoff.h"
 #include "jid.h"
 #include "session.h"
 #include "stream.h"
@@ -33,6 +34,14 @@ struct Session {
         bool ready;
         bool login_pending;             /* login_finished() not yet delivered */
         char *login_jid;                /* account being logged in */
+
+        /* Kept while the user wants to be online, to reconnect without asking. */
+        SessionConfig config;
+        bool online_wanted;
+        char *password, *url, *ca_file;
+        Backoff backoff;
+        guint reconnect_source;
+        XmppSm *resumable;              /* XEP-0198 state of the lost connection */
         guint reap_source;              /* frees a closed stream outside its callback */
         XmppStream *dead_stream;
 
@@ -47,6 +56,7 @@ struct Session {
 
 static void session_flush(Session *s);
 static void drop_stream(Session *s);
+static void send_outbox(Session *s);
 
 const char *session_net_state_to_string(SessionNetState state) {
         switch (state) {
@@ -113,6 +123,23 @@ static void remember_account(Session *s) {
                 g_warning("Cannot record the last account: %s", error->message);
 }
 
+/* --- credentials kept for reconnecting --- */
+
+static void forget_credentials(Session *s) {
+        if (s->password) {
+                explicit_bzero(s->password, strlen(s->password));
+                g_clear_pointer(&s->password, g_free);
+        }
+        g_clear_pointer(&s->url, g_free);
+        g_clear_pointer(&s->ca_file, g_free);
+        g_clear_pointer(&s->resumable, xmpp_sm_free);
+        s->online_wanted = false;
+        if (s->reconnect_source) {
+                g_source_remove(s->reconnect_source);
+                s->reconnect_source = 0;
+        }
+}
+
 /* --- batching of incoming messages --- */
 
 static gboolean on_batch_flush(gpointer userdata) {
@@ -151,10 +178,13 @@ static void session_flush(Session *s) {
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
-                /* Nothing of the batch is on disk; don't announce it. */
+                /* Nothing of the batch is on disk: neither announce nor
+                 * acknowledge it, so the server keeps it for us. */
                 s->events.error(r, "Cannot write the message history", s->userdata);
                 return;
         }
+        if (s->stream)
+                xmpp_stream_messages_committed(s->stream);
         conversations = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < messages->len;) {
                 StoreMessage *m = g_ptr_array_index(messages, i);
@@ -187,7 +217,7 @@ static void batch_add(Session *s, StoreMessage *m) {
 
 /* --- stream callbacks --- */
 
-static void on_stream_ready(void *userdata) {
+static void on_stream_ready(bool resumed, void *userdata) {
         Session *s = userdata;
         int r;
 
@@ -203,7 +233,9 @@ static void on_stream_ready(void *userdata) {
                 return;
         }
         remember_account(s);
+        backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTED, true);
+        send_outbox(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(0, NULL, s->userdata);
@@ -227,18 +259,47 @@ static gboolean on_reap(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+static void schedule_reconnect(Session *s);
+
 static void on_stream_closed(int error, const char *text, void *userdata) {
         Session *s = userdata;
 
         session_flush(s);
+        /* What the lost connection had in flight, to resume it (or resend). */
+        if (s->stream) {
+                XmppSm *sm = xmpp_stream_steal_sm(s->stream);
+                if (sm) {
+                        xmpp_sm_free(s->resumable);
+                        s->resumable = sm;
+                }
+        }
         drop_stream(s);
 
-        set_state(s, SESSION_NET_DISCONNECTED, false);
         if (s->login_pending) {
+                /* The first login failed: tell the caller, don't retry behind its back. */
                 s->login_pending = false;
+                forget_credentials(s);
+                set_state(s, SESSION_NET_DISCONNECTED, false);
                 s->events.login_finished(error ? error : -ECONNRESET, text, s->userdata);
-        } else if (error)
+                return;
+        }
+        if (!s->online_wanted) {
+                set_state(s, SESSION_NET_DISCONNECTED, false);
+                return;
+        }
+        if (error == -EADDRINUSE || error == -EACCES) {
+                /* Fighting back would kick the other login out in turn, or
+                 * hammer the server with a password it refuses. */
+                const char *reason = error == -EACCES ? "auth" : "conflict";
+                forget_credentials(s);
+                set_state(s, SESSION_NET_DISCONNECTED, false);
                 s->events.error(error, text, s->userdata);
+                s->events.kicked_out(reason, text, s->userdata);
+                return;
+        }
+        set_state(s, SESSION_NET_CONNECTING, false);
+        s->events.error(error ? error : -ECONNRESET, text, s->userdata);
+        schedule_reconnect(s);
 }
 
 static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
@@ -257,6 +318,60 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
         batch_add(s, m);
 }
 
+/* Everything still "pending" goes out again after a (re)connect, with its
+ * original id, so a receiver can tell a resend from a new message, and its
+ * original time as an XEP-0203 delay stamp. */
+static void send_outbox(Session *s) {
+        g_autoptr(GPtrArray) unsent = NULL;
+
+        if (!s->store || store_list_unsent(s->store, &unsent) < 0)
+                return;
+        for (guint i = 0; i < unsent->len; i++) {
+                StoreMessage *m = g_ptr_array_index(unsent, i);
+                /* A resumed session already sent again what it had in flight. */
+                if (xmpp_stream_is_in_flight(s->stream, m->id))
+                        continue;
+                xmpp_stream_send_chat(s->stream, m->conversation, m->text, m->id, m->time_ms);
+        }
+}
+
+static int status_rank(const char *status) {
+        static const char *const order[] = { "pending", "sent", "delivered", "read" };
+        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+                if (status && strcmp(status, order[i]) == 0)
+                        return (int) i;
+        return -1;
+}
+
+/* A report only counts from the conversation the message went to, only for
+ * our own messages, and only moves the status forward. */
+static void advance_status(Session *s, const char *from, const char *id, const char *status) {
+        g_autoptr(StoreMessage) m = NULL;
+
+        session_flush(s);
+        if (store_get_message(s->store, from, id, &m) < 0 || m->direction != STORE_DIRECTION_OUT) {
+                g_debug("session: ignoring a %s report from %s for %s", status, from, id);
+                return;
+        }
+        if (status_rank(status) <= status_rank(m->status))
+                return;
+        if (store_set_message_status(s->store, from, id, status) < 0)
+                return;
+        s->events.message_status_changed(from, id, status, s->userdata);
+}
+
+static void on_stream_delivered(const char *from, const char *id, void *userdata) {
+        advance_status(userdata, from, id, "delivered");
+}
+
+static void on_stream_displayed(const char *from, const char *id, void *userdata) {
+        advance_status(userdata, from, id, "read");
+}
+
+static void on_stream_sent(const char *to, const char *id, void *userdata) {
+        advance_status(userdata, to, id, "sent");
+}
+
 static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool full, void *userdata) {
         /* The roster is fetched as part of the login (the TIM SDK_READY contract);
          * contacts are exposed in a later interface version. */
@@ -268,6 +383,9 @@ static const XmppStreamCallbacks stream_callbacks = {
         .closed = on_stream_closed,
         .chat_message = on_stream_chat_message,
         .roster = on_stream_roster,
+        .delivered = on_stream_delivered,
+        .displayed = on_stream_displayed,
+        .sent = on_stream_sent,
 };
 
 /* --- public API --- */
@@ -282,8 +400,8 @@ static char *read_last_account(const char *data_dir) {
         return jid_normalize_bare(contents);
 }
 
-int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionEvents *events,
-                void *userdata, Session **ret) {
+int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionConfig *config,
+                const SessionEvents *events, void *userdata, Session **ret) {
         Session *s;
         g_autofree char *last = NULL;
 
@@ -296,6 +414,9 @@ int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const
         s->data_dir = g_strdup(data_dir);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
+        s->config = *config;
+        s->backoff.min_ms = config->reconnect_min_ms ? config->reconnect_min_ms : 1000;
+        s->backoff.max_ms = config->reconnect_max_ms ? config->reconnect_max_ms : 60000;
 
         /* The last account's history stays readable while logged out. */
         last = read_last_account(data_dir);
@@ -309,6 +430,7 @@ void session_free(Session *s) {
         if (!s)
                 return;
         session_flush(s);
+        forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
         xmpp_stream_free(s->dead_stream);
@@ -320,30 +442,72 @@ void session_free(Session *s) {
         g_free(s);
 }
 
-int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file) {
+static int start_stream(Session *s) {
         XmppStreamConfig config = {
-                .jid = jid,
-                .password = password,
-                .url = url,
-                .ca_file = ca_file,
+                .jid = s->login_jid,
+                .password = s->password,
+                .url = s->url,
+                .ca_file = s->ca_file,
+                .ping_interval_ms = s->config.ping_interval_ms,
+                .ping_timeout_ms = s->config.ping_timeout_ms,
+                .sm = s->resumable,
         };
+        int r = xmpp_stream_new(s->transport_ctx, &config, &stream_callbacks, s, &s->stream);
+        if (r >= 0)
+                s->resumable = NULL;    /* the stream owns it now */
+        return r;
+}
+
+static gboolean on_reconnect(gpointer userdata) {
+        Session *s = userdata;
         int r;
 
-        if (s->stream || s->login_pending)
+        s->reconnect_source = 0;
+        r = start_stream(s);
+        if (r < 0) {
+                g_debug("session: reconnect attempt failed at once: %s", g_strerror(-r));
+                schedule_reconnect(s);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void schedule_reconnect(Session *s) {
+        unsigned delay = backoff_next_ms(&s->backoff, g_random_int());
+
+        g_debug("session: reconnecting in %u ms", delay);
+        if (s->reconnect_source)
+                g_source_remove(s->reconnect_source);
+        s->reconnect_source = g_timeout_add(delay, on_reconnect, s);
+}
+
+int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file) {
+        int r;
+
+        if (s->stream || s->login_pending || s->online_wanted)
                 return -EBUSY;
-        r = xmpp_stream_new(s->transport_ctx, &config, &stream_callbacks, s, &s->stream);
-        if (r < 0)
-                return r;
-        s->login_pending = true;
         g_free(s->login_jid);
         s->login_jid = g_strdup(jid);
+        s->password = g_strdup(password);
+        s->url = g_strdup(url);
+        s->ca_file = g_strdup(ca_file);
+        r = start_stream(s);
+        if (r < 0) {
+                forget_credentials(s);
+                return r;
+        }
+        s->online_wanted = true;
+        s->login_pending = true;
+        backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTING, false);
         return 0;
 }
 
 void session_logout(Session *s) {
-        if (!s->stream)
+        forget_credentials(s);
+        if (!s->stream) {
+                set_state(s, SESSION_NET_DISCONNECTED, false);
                 return;
+        }
         session_flush(s);
         if (s->login_pending) {
                 s->login_pending = false;
@@ -377,7 +541,7 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
         int64_t seq;
         int r;
 
-        if (!s->ready || !s->stream)
+        if (!s->online_wanted || !s->store || s->login_pending)
                 return -ENOTCONN;
         session_flush(s);
 
@@ -397,9 +561,12 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
         if (r < 0)
                 return r == -EEXIST ? -EIO : r;
         m.seq = seq;
-        r = xmpp_stream_send_chat(s->stream, conversation, text, id);
+        if (s->ready && s->stream)
+                r = xmpp_stream_send_chat(s->stream, conversation, text, id, 0);
+        else
+                r = -ENOTCONN;
         if (r < 0)
-                g_debug("session: %s stays pending: %s", id, g_strerror(-r));
+                g_debug("session: %s waits in the outbox: %s", id, g_strerror(-r));
 
         added = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
         g_ptr_array_add(added, store_message_copy(&m));

@@ -23,6 +23,13 @@ typedef enum SessionNetState {
         SESSION_NET_CONNECTED,
 } SessionNetState;
 
+typedef struct SessionConfig {
+        unsigned ping_interval_ms;      /* 0: the stream's default */
+        unsigned ping_timeout_ms;
+        unsigned reconnect_min_ms;      /* first reconnect delay */
+        unsigned reconnect_max_ms;      /* cap of the exponential backoff */
+} SessionConfig;
+
 typedef struct SessionEvents {
         /* NetState, Ready or Account changed. */
         void (*state_changed)(void *userdata);
@@ -34,14 +41,24 @@ typedef struct SessionEvents {
         void (*login_finished)(int error, const char *text, void *userdata);
         /* Something went wrong outside any method call (e.g. connection lost). */
         void (*error)(int error, const char *text, void *userdata);
+        /* The server ended the session for good: reason "conflict" (another
+         * login took over) or "auth" (the credentials stopped working). imd
+         * does not reconnect by itself after this. */
+        void (*kicked_out)(const char *reason, const char *text, void *userdata);
+        /* An outgoing message moved on: "delivered", "read". */
+        void (*message_status_changed)(const char *conversation, const char *id, const char *status,
+                                       void *userdata);
 } SessionEvents;
 
-int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionEvents *events,
-                void *userdata, Session **ret);
+int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionConfig *config,
+                const SessionEvents *events, void *userdata, Session **ret);
 void session_free(Session *s);
 
 /* Starts logging in; login_finished() follows. jid must be a normalised bare JID.
- * -EBUSY if connecting or connected, -EIO if the history cannot be opened. */
+ * -EBUSY if connecting or connected, -EIO if the history cannot be opened.
+ * Once logged in, a lost connection is re-established by itself (with
+ * backoff) until session_logout() or a kick-out; the password is kept in
+ * memory for that, never on disk. */
 int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file);
 void session_logout(Session *s);
 
@@ -50,7 +67,9 @@ bool session_is_ready(const Session *s);
 const char *session_account(const Session *s);          /* "" if none */
 uint32_t session_unread_total(const Session *s);
 
-/* conversation must be a normalised bare JID. -ENOTCONN if not ready. */
+/* conversation must be a normalised bare JID. The message is stored first
+ * (status "pending"), then sent; while the connection is being re-established
+ * it waits in the outbox and goes out on reconnect. -ENOTCONN if not logged in. */
 int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id);
 int session_get_conversations(Session *s, GPtrArray **ret);
 /* -ENOTCONN if no account was ever logged in here; -ENOENT unknown before_id. */

@@ -15,24 +15,61 @@
  * waiting a little is better than failing a write the user cares about. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+/* See store_open(). */
+#define STORE_PAGE_SIZE 2048
+/* 16 MiB of WAL between checkpoints. A checkpoint copies each page once however
+ * often it was rewritten since the last one, and the index pages an append
+ * dirties are rewritten often: SQLite's default of 1000 pages made the
+ * checkpoints about a quarter of an append's CPU. Replaying 16 MiB after a crash
+ * takes milliseconds. */
+#define STORE_WAL_CHECKPOINT_PAGES 8000
+/* The WAL file keeps its size after a checkpoint (reusing it is cheaper than
+ * growing it again); this bounds it if a reader held a checkpoint back. */
+#define STORE_WAL_SIZE_LIMIT 25165824 /* 24 MiB */
+
 /*
  * migrations[i] takes the schema from user_version i to i + 1, so a schema change
  * appends a step. A released step never changes: databases out there already ran it.
  *
- * Version 1:
- *  - the UNIQUE (conversation, id) constraint is the dedupe key for our own ids;
- *    the partial index dedupes MAM results by server stanza-id without indexing
- *    the many messages that have none;
+ * Version 1 is shaped by the cost of an append, which is mostly I/O: every
+ * b-tree page a commit dirties is checksummed and written to the WAL, and later
+ * copied to the database by a checkpoint, so the schema keeps the number of
+ * pages a batch of messages touches small:
+ *  - messages refer to their conversation by its integer key, so the index
+ *    entries are short (more per page, fewer pages) and compare as integers;
+ *  - UNIQUE (conversation, id) is the dedupe key for our own ids. With random
+ *    (UUID) ids it is the one index whose inserts scatter: one page per message.
+ *    Everything else appends at the right edge of its b-tree. (Indexing a 64-bit
+ *    hash of the id instead makes the entries a third the size and, while the
+ *    history is young, saved a quarter of the pages per batch; but it needs a
+ *    second statement per message to tell collisions from duplicates, which
+ *    cost as much CPU as the pages saved. Clustering messages by (conversation,
+ *    seq) in a WITHOUT ROWID table to drop the index below cost more pages
+ *    than it saved once batches span several conversations.)
+ *  - the partial index dedupes MAM results by server stanza-id without indexing
+ *    the many messages that have none. XEP-0359 stanza-ids are unique per
+ *    archive, and the archive of a chat is its conversation;
  *  - (conversation, seq) makes paging a range search ending in the rowid, so
  *    neither paging nor "newest incoming" ever scans the table;
+ *  - conversations.last_seq is a plain integer, not a foreign key: it is written
+ *    only by an append, in the same transaction, so it cannot dangle, and a
+ *    foreign key would cost a lookup on every conversation update;
  *  - conversations deliberately has no index on (time_ms, last_seq): every append
  *    moves a conversation's time, and re-sorting a few hundred rows when the list
  *    is asked for is cheaper than maintaining an index 20,000 times a second.
  */
 static const char *const migrations[] = {
+        "CREATE TABLE conversations ("
+        "        key INTEGER PRIMARY KEY,"
+        "        id TEXT NOT NULL UNIQUE,"
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        unread INTEGER NOT NULL DEFAULT 0,"
+        "        time_ms INTEGER NOT NULL,"
+        "        last_seq INTEGER);"
         "CREATE TABLE messages ("
         "        seq INTEGER PRIMARY KEY,"
-        "        conversation TEXT NOT NULL,"
+        "        conversation INTEGER NOT NULL,"
         "        id TEXT NOT NULL,"
         "        sender TEXT,"
         "        stanza_id TEXT,"
@@ -42,15 +79,10 @@ static const char *const migrations[] = {
         "        text TEXT,"
         "        status TEXT,"
         "        UNIQUE (conversation, id));"
-        "CREATE UNIQUE INDEX messages_stanza_id ON messages (stanza_id) WHERE stanza_id IS NOT NULL;"
+        "CREATE UNIQUE INDEX messages_stanza_id ON messages (conversation, stanza_id) WHERE stanza_id IS NOT NULL;"
         "CREATE INDEX messages_conversation_seq ON messages (conversation, seq);"
-        "CREATE TABLE conversations ("
-        "        id TEXT PRIMARY KEY,"
-        "        kind TEXT NOT NULL,"
-        "        name TEXT NOT NULL,"
-        "        unread INTEGER NOT NULL DEFAULT 0,"
-        "        time_ms INTEGER NOT NULL,"
-        "        last_seq INTEGER REFERENCES messages (seq) ON DELETE SET NULL);"
+        /* The outbox: our messages the server has not acknowledged yet. */
+        "CREATE INDEX messages_unsent ON messages (seq) WHERE direction = 1 AND status = 'pending';"
         "CREATE TABLE meta ("
         "        key TEXT PRIMARY KEY,"
         "        value TEXT NOT NULL);",
@@ -65,11 +97,10 @@ typedef enum StoreStatement {
         STMT_SAVEPOINT_NEST,
         STMT_RELEASE_NEST,
         STMT_ROLLBACK_TO_NEST,
-        STMT_SAVEPOINT_APPEND,
-        STMT_RELEASE_APPEND,
-        STMT_ROLLBACK_TO_APPEND,
         STMT_INSERT_MESSAGE,
-        STMT_UPSERT_CONVERSATION,
+        STMT_CONVERSATION_KEY,
+        STMT_INSERT_CONVERSATION,
+        STMT_UPDATE_CONVERSATION,
         STMT_GET_MESSAGE,
         STMT_GET_SEQ,
         STMT_GET_MESSAGES,
@@ -82,17 +113,21 @@ typedef enum StoreStatement {
         STMT_GET_META,
         STMT_SET_META,
         STMT_DELETE_META,
+        STMT_LIST_UNSENT,
         _STMT_MAX,
 } StoreStatement;
 
-/* Column order read by message_from_row(). */
-#define MESSAGE_COLUMNS \
-        "messages.seq, messages.conversation, messages.id, messages.sender, messages.stanza_id, " \
+/* Column order read by message_from_row(); CONV is the conversation's JID. */
+#define MESSAGE_COLUMNS(conv) \
+        "messages.seq, " conv ", messages.id, messages.sender, messages.stanza_id, " \
         "messages.direction, messages.time_ms, messages.type, messages.text, messages.status"
+
+/* The key of the conversation whose JID is ?1. */
+#define CONVERSATION_KEY "(SELECT key FROM conversations WHERE id = ?1)"
 
 /* Column order read by conversation_from_row(). */
 #define CONVERSATION_SELECT \
-        "SELECT c.id, c.kind, c.name, c.unread, c.time_ms, " MESSAGE_COLUMNS " " \
+        "SELECT c.id, c.kind, c.name, c.unread, c.time_ms, " MESSAGE_COLUMNS("c.id") " " \
         "FROM conversations AS c LEFT JOIN messages ON messages.seq = c.last_seq "
 
 static const char *const statement_sql[_STMT_MAX] = {
@@ -104,34 +139,41 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_SAVEPOINT_NEST]      = "SAVEPOINT nest",
         [STMT_RELEASE_NEST]        = "RELEASE nest",
         [STMT_ROLLBACK_TO_NEST]    = "ROLLBACK TO nest",
-        [STMT_SAVEPOINT_APPEND]    = "SAVEPOINT append",
-        [STMT_RELEASE_APPEND]      = "RELEASE append",
-        [STMT_ROLLBACK_TO_APPEND]  = "ROLLBACK TO append",
+        /* OR IGNORE: a duplicate is not an error but a row not inserted
+         * (sqlite3_changes() == 0), which spares SQLite formatting an error
+         * message. Only the UNIQUE constraints can be ignored: the NOT NULL
+         * columns are checked before binding. */
         [STMT_INSERT_MESSAGE]      =
-                "INSERT INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status) "
+                "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        [STMT_UPSERT_CONVERSATION] =
-                "INSERT INTO conversations (id, kind, name, unread, time_ms, last_seq) "
-                "VALUES (?1, 'chat', '', ?2, ?3, ?4) "
-                "ON CONFLICT (id) DO UPDATE SET unread = unread + excluded.unread, "
-                "time_ms = excluded.time_ms, last_seq = excluded.last_seq",
+        [STMT_CONVERSATION_KEY]    = "SELECT key FROM conversations WHERE id = ?1",
+        [STMT_INSERT_CONVERSATION] =
+                "INSERT INTO conversations (id, kind, name, unread, time_ms) VALUES (?1, 'chat', '', 0, ?2)",
+        [STMT_UPDATE_CONVERSATION] =
+                "UPDATE conversations SET unread = unread + ?2, time_ms = ?3, last_seq = ?4 WHERE key = ?1",
         [STMT_GET_MESSAGE]         =
-                "SELECT " MESSAGE_COLUMNS " FROM messages WHERE conversation = ?1 AND id = ?2",
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
+                "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_GET_SEQ]             =
-                "SELECT seq FROM messages WHERE conversation = ?1 AND id = ?2",
+                "SELECT seq FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_GET_MESSAGES]        =
-                "SELECT " MESSAGE_COLUMNS " FROM messages WHERE conversation = ?1 AND seq < ?2 "
-                "ORDER BY seq DESC LIMIT ?3",
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
+                "WHERE conversation = " CONVERSATION_KEY " AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         [STMT_SET_STATUS]          =
-                "UPDATE messages SET status = ?3 WHERE conversation = ?1 AND id = ?2",
+                "UPDATE messages SET status = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_LIST_CONVERSATIONS]  =
                 CONVERSATION_SELECT "ORDER BY c.time_ms DESC, c.last_seq DESC",
         [STMT_GET_CONVERSATION]    =
                 CONVERSATION_SELECT "WHERE c.id = ?1",
         [STMT_LAST_INCOMING]       =
-                "SELECT id FROM messages WHERE conversation = ?1 AND direction = 0 ORDER BY seq DESC LIMIT 1",
+                "SELECT id FROM messages WHERE conversation = " CONVERSATION_KEY " AND direction = 0 "
+                "ORDER BY seq DESC LIMIT 1",
         [STMT_CLEAR_UNREAD]        = "UPDATE conversations SET unread = 0 WHERE id = ?1",
         [STMT_UNREAD_TOTAL]        = "SELECT coalesce(sum(unread), 0) FROM conversations",
+        [STMT_LIST_UNSENT]         =
+                "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages INDEXED BY messages_unsent "
+                "JOIN conversations AS c ON c.key = messages.conversation "
+                "WHERE messages.direction = 1 AND messages.status = 'pending' ORDER BY messages.seq",
         [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",
         [STMT_SET_META]            =
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -327,12 +369,20 @@ int store_open(const char *dir, Store **ret) {
                             NULL) != SQLITE_OK)
                 return sqlite_fail(store->db, path);
 
-        /* Extended codes tell a duplicate (CONSTRAINT_UNIQUE) from other failures. */
+        /* Extended codes make the debug messages of failures precise. */
         sqlite3_extended_result_codes(store->db, 1);
         sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
         /* Nothing here needs to write the schema behind SQLite's back. */
         sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 
+        /* Only takes effect while the file is empty, i.e. when it is created.
+         * An append writes about one page per message to the WAL (the random
+         * id index) and a checkpoint copies it again: half-size pages halve
+         * those bytes, and measured cheaper than 4096 (bench-store), while
+         * 1024 made the trees deep enough to lose again. */
+        r = exec_sql(store->db, "PRAGMA page_size = " G_STRINGIFY(STORE_PAGE_SIZE));
+        if (r < 0)
+                return r;
         r = store_set_journal_mode(store->db);
         if (r < 0)
                 return r;
@@ -347,12 +397,15 @@ int store_open(const char *dir, Store **ret) {
         r = exec_sql(store->db, "PRAGMA synchronous = NORMAL");
         if (r < 0)
                 return r;
-        r = exec_sql(store->db, "PRAGMA foreign_keys = ON");
-        if (r < 0)
-                return r;
         /* Reading pages through a mapping instead of pread() copies saves CPU on
          * every insert (index lookups) and page; 64 MiB of address space, not RSS. */
         r = exec_sql(store->db, "PRAGMA mmap_size = 67108864");
+        if (r < 0)
+                return r;
+        r = exec_sql(store->db, "PRAGMA wal_autocheckpoint = " G_STRINGIFY(STORE_WAL_CHECKPOINT_PAGES));
+        if (r < 0)
+                return r;
+        r = exec_sql(store->db, "PRAGMA journal_size_limit = " G_STRINGIFY(STORE_WAL_SIZE_LIMIT));
         if (r < 0)
                 return r;
 
@@ -455,11 +508,69 @@ static bool direction_valid(StoreDirection d) {
         return false;
 }
 
-static int message_insert(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_INSERT_MESSAGE];
+/* One conversation of a batch: its key, and what the batch changes in it. */
+typedef struct ConversationDelta {
+        const char *id;
+        int64_t key;
+        uint32_t unread;        /* incoming messages added */
+        bool changed;           /* at least one message added */
+        int64_t time_ms;        /* of the newest message added */
+        int64_t last_seq;
+} ConversationDelta;
+
+/* The key of conversation D->id, creating the conversation if new. It is
+ * looked up once per batch, not cached across batches: a rolled back batch
+ * would leave a cache naming conversations that do not exist. */
+static int conversation_resolve(Store *store, ConversationDelta *d, int64_t time_ms) {
         int r;
 
-        if (bind_text(st, 1, msg->conversation) != SQLITE_OK ||
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CONVERSATION_KEY];
+
+                if (bind_text(st, 1, d->id) != SQLITE_OK)
+                        return store_fail(store, STMT_CONVERSATION_KEY);
+                r = sqlite3_step(st);
+                if (r == SQLITE_ROW) {
+                        d->key = sqlite3_column_int64(st, 0);
+                        return 0;
+                }
+                if (r != SQLITE_DONE)
+                        return store_fail(store, STMT_CONVERSATION_KEY);
+        }
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_INSERT_CONVERSATION];
+
+                if (bind_text(st, 1, d->id) != SQLITE_OK || sqlite3_bind_int64(st, 2, time_ms) != SQLITE_OK)
+                        return store_fail(store, STMT_INSERT_CONVERSATION);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                        return store_fail(store, STMT_INSERT_CONVERSATION);
+                d->key = sqlite3_last_insert_rowid(store->db);
+        }
+        return 0;
+}
+
+static int conversation_update(Store *store, const ConversationDelta *d) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPDATE_CONVERSATION];
+
+        if (sqlite3_bind_int64(st, 1, d->key) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, d->unread) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, d->time_ms) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 4, d->last_seq) != SQLITE_OK)
+                return store_fail(store, STMT_UPDATE_CONVERSATION);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_UPDATE_CONVERSATION);
+        return 0;
+}
+
+/* Inserts MSG into conversation KEY: *ret_seq gets its seq, or 0 if it is a
+ * duplicate (then nothing changed). */
+static int message_insert(Store *store, const StoreMessage *msg, int64_t key, int64_t *ret_seq) {
+        sqlite3_stmt *st = store->stmt[STMT_INSERT_MESSAGE];
+        int r;
+
+        /* Every parameter is bound on every call, so the bindings need not be
+         * cleared; SQLITE_STATIC: the strings outlive the step. */
+        if (sqlite3_bind_int64(st, 1, key) != SQLITE_OK ||
             bind_text(st, 2, msg->id) != SQLITE_OK ||
             bind_text(st, 3, msg->sender) != SQLITE_OK ||
             bind_text(st, 4, msg->stanza_id) != SQLITE_OK ||
@@ -467,100 +578,17 @@ static int message_insert(Store *store, const StoreMessage *msg, int64_t *ret_se
             sqlite3_bind_int64(st, 6, msg->time_ms) != SQLITE_OK ||
             bind_text(st, 7, msg->type) != SQLITE_OK ||
             bind_text(st, 8, msg->text) != SQLITE_OK ||
-            bind_text(st, 9, msg->status) != SQLITE_OK)
+            bind_text(st, 9, msg->status) != SQLITE_OK) {
+                sqlite3_reset(st);
                 return store_fail(store, STMT_INSERT_MESSAGE);
+        }
 
         r = sqlite3_step(st);
-        if (r == SQLITE_CONSTRAINT_UNIQUE || r == SQLITE_CONSTRAINT_PRIMARYKEY)
-                return -EEXIST;     /* the failed INSERT changed nothing */
+        sqlite3_reset(st);
         if (r != SQLITE_DONE)
                 return store_fail(store, STMT_INSERT_MESSAGE);
 
-        *ret_seq = sqlite3_last_insert_rowid(store->db);
-        return 0;
-}
-
-static int conversation_upsert(Store *store, const StoreMessage *msg, int64_t seq) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPSERT_CONVERSATION];
-
-        if (bind_text(st, 1, msg->conversation) != SQLITE_OK ||
-            sqlite3_bind_int(st, 2, msg->direction == STORE_DIRECTION_IN ? 1 : 0) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 3, msg->time_ms) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 4, seq) != SQLITE_OK)
-                return store_fail(store, STMT_UPSERT_CONVERSATION);
-
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_UPSERT_CONVERSATION);
-        return 0;
-}
-
-int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
-        int64_t seq = 0;
-        int r, k;
-
-        if (!store || !msg ||
-            !valid_key(msg->conversation) || !valid_key(msg->id) ||
-            !valid_optional(msg->sender) || !valid_optional(msg->type) ||
-            !valid_optional(msg->text) || !valid_optional(msg->status) ||
-            (msg->stanza_id && !valid_key(msg->stanza_id)) ||
-            !direction_valid(msg->direction))
-                return -EINVAL;
-
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-
-        /* The savepoint makes message and conversation one unit: outside a batch
-         * it is the transaction, inside one it undoes a half-done append without
-         * touching the rest of the batch. */
-        r = stmt_run(store, STMT_SAVEPOINT_APPEND);
-        if (r < 0)
-                return r;
-
-        r = message_insert(store, msg, &seq);
-        if (r >= 0)
-                r = conversation_upsert(store, msg, seq);
-        if (r < 0 && r != -EEXIST && !sqlite3_get_autocommit(store->db))
-                (void) stmt_run(store, STMT_ROLLBACK_TO_APPEND);
-
-        if (sqlite3_get_autocommit(store->db))
-                /* SQLite gave up the whole transaction, savepoint included. */
-                k = r < 0 ? r : -EIO;
-        else {
-                k = stmt_run(store, STMT_RELEASE_APPEND);
-                /* Outside a batch RELEASE is the commit; if it failed, do not
-                 * leave a transaction open for the next write to fall into. */
-                if (k < 0 && store->nesting == 0 && !sqlite3_get_autocommit(store->db))
-                        (void) stmt_run(store, STMT_ROLLBACK);
-        }
-        if (r < 0)
-                return r;
-        if (k < 0)
-                return k;
-
-        if (ret_seq)
-                *ret_seq = seq;
-        return 0;
-}
-
-/* What one batch changes in one conversation. */
-typedef struct ConversationDelta {
-        const char *id;
-        uint32_t unread;        /* incoming messages added */
-        int64_t time_ms;        /* of the newest message added */
-        int64_t last_seq;
-} ConversationDelta;
-
-static int conversations_apply(Store *store, const ConversationDelta *d) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPSERT_CONVERSATION];
-
-        if (bind_text(st, 1, d->id) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 2, d->unread) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 3, d->time_ms) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 4, d->last_seq) != SQLITE_OK)
-                return store_fail(store, STMT_UPSERT_CONVERSATION);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_UPSERT_CONVERSATION);
+        *ret_seq = sqlite3_changes(store->db) > 0 ? sqlite3_last_insert_rowid(store->db) : 0;
         return 0;
 }
 
@@ -571,8 +599,111 @@ static bool message_valid(const StoreMessage *msg) {
                (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
 }
 
+/* The common part of both appends, inside a transaction the caller opened:
+ * seqs[i] gets the seq of msgs[i], 0 for a duplicate. Per batch, each
+ * conversation is looked up once and updated once; per message there is one
+ * INSERT. */
+static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_msgs, int64_t *seqs,
+                        size_t *ret_added) {
+        ConversationDelta local[8];
+        g_autofree ConversationDelta *heap = NULL;
+        ConversationDelta *deltas = local;
+        size_t n_deltas = 0, capacity = G_N_ELEMENTS(local), added = 0, hint = 0;
+        int r;
+
+        for (size_t i = 0; i < n_msgs; i++) {
+                const StoreMessage *m = msgs[i];
+                ConversationDelta *d = NULL;
+                int64_t seq = 0;
+
+                /* A batch rarely spans more than a few conversations, and runs of
+                 * one conversation are the rule: try the previous one, then a
+                 * linear search, which beats hashing at this size. */
+                if (n_deltas > 0 && strcmp(deltas[hint].id, m->conversation) == 0)
+                        d = &deltas[hint];
+                else
+                        for (size_t j = 0; j < n_deltas; j++)
+                                if (strcmp(deltas[j].id, m->conversation) == 0) {
+                                        d = &deltas[j];
+                                        hint = j;
+                                        break;
+                                }
+                if (!d) {
+                        if (n_deltas == capacity) {
+                                capacity *= 2;
+                                if (deltas == local) {
+                                        heap = g_new(ConversationDelta, capacity);
+                                        memcpy(heap, local, sizeof local);
+                                } else
+                                        heap = g_renew(ConversationDelta, heap, capacity);
+                                deltas = heap;
+                        }
+                        hint = n_deltas++;
+                        d = &deltas[hint];
+                        *d = (ConversationDelta) { .id = m->conversation };
+                        r = conversation_resolve(store, d, m->time_ms);
+                        if (r < 0)
+                                return r;
+                }
+
+                r = message_insert(store, m, d->key, &seq);
+                if (r < 0)
+                        return r;
+                seqs[i] = seq;
+                if (seq == 0)
+                        continue;
+                added++;
+                d->changed = true;
+                d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
+                d->time_ms = m->time_ms;
+                d->last_seq = seq;
+        }
+
+        for (size_t j = 0; j < n_deltas; j++) {
+                if (!deltas[j].changed)
+                        continue;
+                r = conversation_update(store, &deltas[j]);
+                if (r < 0)
+                        return r;
+        }
+
+        if (ret_added)
+                *ret_added = added;
+        return 0;
+}
+
+int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
+        int64_t seq = 0;
+        int r;
+
+        if (!store || !message_valid(msg))
+                return -EINVAL;
+
+        /* Outside a batch this is the transaction; inside one, a savepoint that
+         * undoes a half-done append without touching the rest of the batch. */
+        r = store_begin(store);
+        if (r < 0)
+                return r;
+        r = append_batch(store, &msg, 1, &seq, NULL);
+        if (r < 0) {
+                (void) store_rollback(store);
+                return r;
+        }
+        r = store_commit(store);
+        if (r < 0)
+                return r;
+        if (seq == 0)
+                return -EEXIST;
+
+        if (ret_seq)
+                *ret_seq = seq;
+        return 0;
+}
+
 int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added) {
-        g_autoptr(GArray) deltas = NULL;
+        int64_t local[64];
+        g_autofree int64_t *heap = NULL;
+        int64_t *seqs = local;
         size_t added = 0;
         int r;
 
@@ -582,56 +713,28 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
                 if (!message_valid(msgs[i]))
                         return -EINVAL;
 
+        if (n_msgs > G_N_ELEMENTS(local))
+                seqs = heap = g_new(int64_t, n_msgs);
+
         r = store_begin(store);
         if (r < 0)
                 return r;
-        /* A batch rarely spans more than a few conversations: a linear search
-         * beats hashing them. */
-        deltas = g_array_new(FALSE, TRUE, sizeof(ConversationDelta));
-        for (size_t i = 0; i < n_msgs; i++) {
-                StoreMessage *m = msgs[i];
-                ConversationDelta *d = NULL;
-                int64_t seq = 0;
-
-                /* A single INSERT is atomic: a duplicate changes nothing, so no
-                 * savepoint per message is needed. */
-                r = message_insert(store, m, &seq);
-                m->seq = r == 0 ? seq : 0;
-                if (r == -EEXIST)
-                        continue;
-                if (r < 0)
-                        goto fail;
-                added++;
-                for (guint j = 0; j < deltas->len; j++) {
-                        ConversationDelta *c = &g_array_index(deltas, ConversationDelta, j);
-                        if (strcmp(c->id, m->conversation) == 0) {
-                                d = c;
-                                break;
-                        }
-                }
-                if (!d) {
-                        g_array_set_size(deltas, deltas->len + 1);
-                        d = &g_array_index(deltas, ConversationDelta, deltas->len - 1);
-                        d->id = m->conversation;
-                }
-                d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
-                d->time_ms = m->time_ms;
-                d->last_seq = seq;
-        }
-        for (guint j = 0; j < deltas->len; j++) {
-                r = conversations_apply(store, &g_array_index(deltas, ConversationDelta, j));
-                if (r < 0)
-                        goto fail;
+        r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, seqs, &added);
+        if (r < 0) {
+                (void) store_rollback(store);
+                goto fail;
         }
         r = store_commit(store);
         if (r < 0)
-                return r;
+                goto fail;
+
+        for (size_t i = 0; i < n_msgs; i++)
+                msgs[i]->seq = seqs[i];
         if (ret_added)
                 *ret_added = added;
         return 0;
 
 fail:
-        (void) store_rollback(store);
         for (size_t i = 0; i < n_msgs; i++)
                 msgs[i]->seq = 0;
         return r;
@@ -773,6 +876,28 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
         *ret = g_steal_pointer(&messages);
         if (ret_complete)
                 *ret_complete = complete;
+        return 0;
+}
+
+int store_list_unsent(Store *store, GPtrArray **ret) {
+        g_autoptr(GPtrArray) messages = NULL;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !ret)
+                return -EINVAL;
+        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        st = store->stmt[STMT_LIST_UNSENT];
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                StoreMessage *m;
+                r = message_from_row(st, 0, &m);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(messages, m);
+        }
+        if (r != SQLITE_DONE)
+                return store_fail(store, STMT_LIST_UNSENT);
+        *ret = g_steal_pointer(&messages);
         return 0;
 }
 

@@ -55,15 +55,19 @@ void store_close(Store *store);                       /* NULL is fine */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
 
 /* Group several writes into one transaction (nesting is counted; only the
- * outermost commit writes). Without them every write is its own transaction. */
+ * outermost commit writes). Without them every write is its own transaction.
+ * Inner levels are savepoints, and under a savepoint SQLite copies every page
+ * it first changes to a statement journal: store_append_messages() inside a
+ * store_begin() costs about twice as much as on its own. */
 int store_begin(Store *store);
 int store_commit(Store *store);
 int store_rollback(Store *store);
 
 /* Appends a message, creating its conversation (kind "chat") if new and
  * updating its last message, time and, for incoming messages, the unread
- * count. -EEXIST if (conversation, id) or a non-NULL stanza_id is already
- * stored. *ret_seq (optional) gets the new seq. conversation and id must be
+ * count. -EEXIST if the conversation already has a message with this id or
+ * this non-NULL stanza_id (XEP-0359 stanza-ids are unique per archive, i.e. per
+ * conversation). *ret_seq (optional) gets the new seq. conversation and id must be
  * non-empty; sender, type, text and status may be NULL and read back as NULL;
  * stanza_id is NULL or non-empty; all strings valid UTF-8 (else -EINVAL). */
 int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq);
@@ -84,6 +88,10 @@ int store_set_message_status(Store *store, const char *conversation, const char 
  * index: never scans the table. */
 int store_get_messages(Store *store, const char *conversation, const char *before_id, unsigned limit,
                        GPtrArray **ret /* of StoreMessage*, owns them */, bool *ret_complete);
+
+/* The outbox: outgoing messages still "pending", oldest first. Uses a partial
+ * index, so it costs nothing when the outbox is empty. */
+int store_list_unsent(Store *store, GPtrArray **ret /* of StoreMessage* */);
 
 /* All conversations, most recent first, each with its last message. */
 int store_list_conversations(Store *store, GPtrArray **ret /* of StoreConversation* */);

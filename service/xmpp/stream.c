@@ -6,6 +6,7 @@
 
 #include "jid.h"
 #include "scram.h"
+#include "sm.h"
 #include "stream.h"
 #include "xml.h"
 
@@ -23,12 +24,14 @@
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_HINTS    "urn:xmpp:hints"
 #define NS_PING     "urn:xmpp:ping"
+#define NS_SM       "urn:xmpp:sm:3"
 
 typedef enum StreamPhase {
         PHASE_CONNECTING,       /* WebSocket not up yet */
         PHASE_OPENING,          /* <open/> sent, waiting for features */
         PHASE_SASL,             /* <auth/> sent */
         PHASE_REOPENING,        /* authenticated, stream restarted */
+        PHASE_RESUMING,         /* <resume/> sent (XEP-0198) */
         PHASE_BINDING,
         PHASE_SESSION,
         PHASE_ROSTER,
@@ -60,9 +63,18 @@ struct XmppStream {
         struct ScramJob *scram_job;     /* computing the client-final message */
         char *pending_iq;       /* id of the one setup IQ in flight */
         guint login_timer;
+        guint ping_timer;               /* periodic check for silence */
+        guint ping_deadline;            /* a ping is out; fail when this fires */
+        int64_t last_rx_us;             /* monotonic time anything last arrived */
+        unsigned ping_interval_ms, ping_timeout_ms;
         guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
         bool orphan;
         unsigned next_id;
+
+        XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
+        bool sm_offered;                /* the server's features list <sm/> */
+        bool delivered_current;         /* the stanza being dispatched went to the layer above */
+        guint ack_request_source;       /* one <r/> per burst of messages */
 };
 
 static const XmlLimits stanza_limits = {
@@ -77,12 +89,30 @@ char *xmpp_new_id(void) {
 }
 
 static void stream_fail(XmppStream *s, int error, const char *text);
+static void sm_send_enable(XmppStream *s);
+static void sm_send_resume(XmppStream *s);
+static void become_ready(XmppStream *s, bool resumed);
 
-static void send_node(XmppStream *s, const XmlNode *node) {
+static bool is_stanza(const XmlNode *node) {
+        return strcmp(node->ns, NS_CLIENT) == 0 &&
+               (strcmp(node->name, "message") == 0 || strcmp(node->name, "iq") == 0 ||
+                strcmp(node->name, "presence") == 0);
+}
+
+/* Every stanza is counted for XEP-0198, and kept until acknowledged;
+ * message_id/to name a chat message whose acknowledgement matters above. */
+static void send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
         size_t len;
         g_autofree char *xml = xml_serialize(node, &len);
-        if (xmpp_transport_send(s->transport, xml, len) < 0)
-                g_debug("xmpp: dropped stanza on a closed transport");
+
+        if (is_stanza(node))
+                xmpp_sm_sent(s->sm, xml, len, message_id, to);
+        if (!s->transport || xmpp_transport_send(s->transport, xml, len) < 0)
+                g_debug("xmpp: stanza not written (connection closed); kept for a resume");
+}
+
+static void send_node(XmppStream *s, const XmlNode *node) {
+        send_stanza(s, node, NULL, NULL);
 }
 
 static void send_open(XmppStream *s) {
@@ -312,6 +342,9 @@ static void handle_features(XmppStream *s, const XmlNode *features) {
                 return start_auth(s, mechs);
         }
         if (s->phase == PHASE_REOPENING) {
+                s->sm_offered = xml_node_child(features, "sm", NS_SM) != NULL;
+                if (s->sm_offered && xmpp_sm_resume_id(s->sm))
+                        return sm_send_resume(s);
                 if (!xml_node_child(features, "bind", NS_BIND))
                         return stream_fail(s, -EPROTO, "the server offers no resource binding");
                 return send_bind(s);
@@ -349,16 +382,57 @@ static void roster_deliver(XmppStream *s, const XmlNode *query, bool full) {
                 s->cb.roster((const XmppRosterItem *) (void *) items->data, items->len, full, s->userdata);
 }
 
-static void become_ready(XmppStream *s) {
-        g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
+static gboolean on_ping_deadline(gpointer userdata) {
+        XmppStream *s = userdata;
+        s->ping_deadline = 0;
+        stream_fail(s, -ETIMEDOUT, "the server stopped answering");
+        return G_SOURCE_REMOVE;
+}
 
-        send_node(s, presence);
-        s->phase = PHASE_READY;
+static gboolean on_ping_timer(gpointer userdata) {
+        XmppStream *s = userdata;
+        g_autoptr(XmlNode) iq = NULL;
+        g_autofree char *id = NULL;
+
+        if (s->ping_deadline ||
+            g_get_monotonic_time() - s->last_rx_us < (int64_t) s->ping_interval_ms * 1000)
+                return G_SOURCE_CONTINUE;
+        iq = xml_node_new("iq", NS_CLIENT);
+        id = g_strdup_printf("ping-%u", ++s->next_id);
+        xml_node_set_attr(iq, "type", "get");
+        xml_node_set_attr(iq, "id", id);
+        xml_node_set_attr(iq, "to", s->domain);
+        xml_node_add_child(iq, "ping", NS_PING);
+        send_node(s, iq);
+        s->ping_deadline = g_timeout_add(s->ping_timeout_ms, on_ping_deadline, s);
+        return G_SOURCE_CONTINUE;
+}
+
+static void stop_timers(XmppStream *s) {
         if (s->login_timer) {
                 g_source_remove(s->login_timer);
                 s->login_timer = 0;
         }
-        s->cb.ready(s->userdata);
+        if (s->ping_timer) {
+                g_source_remove(s->ping_timer);
+                s->ping_timer = 0;
+        }
+        if (s->ping_deadline) {
+                g_source_remove(s->ping_deadline);
+                s->ping_deadline = 0;
+        }
+}
+
+static void become_ready(XmppStream *s, bool resumed) {
+        if (!resumed) {
+                g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
+                send_node(s, presence);
+        }
+        s->phase = PHASE_READY;
+        stop_timers(s);
+        s->last_rx_us = g_get_monotonic_time();
+        s->ping_timer = g_timeout_add(s->ping_interval_ms, on_ping_timer, s);
+        s->cb.ready(resumed, s->userdata);
 }
 
 /* Replies from anyone but our server (no from, our domain, or our own bare JID)
@@ -380,7 +454,7 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
         if (!type || strcmp(type, "result") != 0) {
                 if (s->phase == PHASE_ROSTER)
                         /* A server without a roster is still usable. */
-                        return become_ready(s);
+                        return become_ready(s, false);
                 return stream_fail(s, -EPROTO, s->phase == PHASE_BINDING ? "resource binding refused"
                                                                          : "session setup refused");
         }
@@ -401,18 +475,20 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 g_free(s->full_jid);
                 s->full_jid = jid_to_string(&parsed);
                 jid_clear(&parsed);
+                sm_send_enable(s);
                 return send_roster_get(s);
         }
         case PHASE_ROSTER: {
                 const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
                 if (query)
                         roster_deliver(s, query, true);
-                return become_ready(s);
+                return become_ready(s, false);
         }
         case PHASE_CONNECTING:
         case PHASE_OPENING:
         case PHASE_SASL:
         case PHASE_REOPENING:
+        case PHASE_RESUMING:
         case PHASE_SESSION:
         case PHASE_READY:
         case PHASE_CLOSING:
@@ -420,6 +496,124 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 break;
         }
         stream_fail(s, -EPROTO, "unexpected IQ result");
+}
+
+/* --- XEP-0198 stream management --- */
+
+static void sm_send(XmppStream *s, XmlNode *node) {
+        size_t len;
+        g_autofree char *xml = xml_serialize(node, &len);
+        if (s->transport)
+                xmpp_transport_send(s->transport, xml, len);
+}
+
+static void sm_send_enable(XmppStream *s) {
+        g_autoptr(XmlNode) enable = NULL;
+
+        if (!s->sm_offered)
+                return;
+        enable = xml_node_new("enable", NS_SM);
+        xml_node_set_attr(enable, "resume", "true");
+        sm_send(s, enable);
+        /* Our count starts with the first stanza after <enable/>. */
+        xmpp_sm_start(s->sm);
+}
+
+static void sm_send_resume(XmppStream *s) {
+        g_autoptr(XmlNode) resume = xml_node_new("resume", NS_SM);
+        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_handled(s->sm));
+
+        xml_node_set_attr(resume, "h", h);
+        xml_node_set_attr(resume, "previd", xmpp_sm_resume_id(s->sm));
+        s->phase = PHASE_RESUMING;
+        sm_send(s, resume);
+}
+
+static void sm_send_ack(XmppStream *s) {
+        g_autoptr(XmlNode) a = xml_node_new("a", NS_SM);
+        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_handled(s->sm));
+        xml_node_set_attr(a, "h", h);
+        sm_send(s, a);
+}
+
+static gboolean on_ack_request(gpointer userdata) {
+        XmppStream *s = userdata;
+        g_autoptr(XmlNode) r = xml_node_new("r", NS_SM);
+
+        s->ack_request_source = 0;
+        if (s->phase == PHASE_READY && xmpp_sm_is_enabled(s->sm))
+                sm_send(s, r);
+        return G_SOURCE_REMOVE;
+}
+
+/* Ask once per burst rather than per message. */
+static void sm_request_ack(XmppStream *s) {
+        if (xmpp_sm_is_enabled(s->sm) && !s->ack_request_source)
+                s->ack_request_source = g_idle_add(on_ack_request, s);
+}
+
+static bool parse_h(const XmlNode *node, uint32_t *ret) {
+        const char *h = xml_node_attr(node, "h");
+        guint64 v;
+
+        if (!h || !g_ascii_string_to_unsigned(h, 10, 0, G_MAXUINT32, &v, NULL))
+                return false;
+        *ret = (uint32_t) v;
+        return true;
+}
+
+static void on_sm_acked(const char *message_id, const char *to, void *userdata) {
+        XmppStream *s = userdata;
+        if (s->cb.sent)
+                s->cb.sent(to, message_id, s->userdata);
+}
+
+static void sm_handle_ack(XmppStream *s, const XmlNode *node) {
+        uint32_t h;
+
+        if (!parse_h(node, &h) || xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
+                /* XEP-0198 §4: an impossible h means the counts diverged. */
+                return stream_fail(s, -EPROTO, "the server acknowledged stanzas that were never sent");
+}
+
+static void resend_one(const char *xml, size_t len, void *userdata) {
+        XmppStream *s = userdata;
+        xmpp_transport_send(s->transport, xml, len);
+}
+
+static void sm_handle(XmppStream *s, const XmlNode *node) {
+        if (strcmp(node->name, "r") == 0) {
+                if (s->phase >= PHASE_BINDING)
+                        sm_send_ack(s);
+                return;
+        }
+        if (strcmp(node->name, "a") == 0)
+                return sm_handle_ack(s, node);
+        if (strcmp(node->name, "enabled") == 0) {
+                const char *resume = xml_node_attr(node, "resume");
+                const char *max = xml_node_attr(node, "max");
+                bool can_resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+                xmpp_sm_enabled(s->sm, can_resume ? xml_node_attr(node, "id") : NULL,
+                                max ? (unsigned) g_ascii_strtoull(max, NULL, 10) : 0);
+                return;
+        }
+        if (strcmp(node->name, "resumed") == 0 && s->phase == PHASE_RESUMING) {
+                uint32_t h;
+                if (!parse_h(node, &h) || xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
+                        return stream_fail(s, -EPROTO, "the server resumed with an impossible count");
+                /* What the old connection lost on the way goes again, as it was. */
+                xmpp_sm_foreach_unacked(s->sm, resend_one, s);
+                sm_request_ack(s);
+                return become_ready(s, true);
+        }
+        if (strcmp(node->name, "failed") == 0) {
+                if (s->phase == PHASE_RESUMING) {
+                        /* A fresh session; the layer above resends from its outbox. */
+                        xmpp_sm_stop(s->sm);
+                        return send_bind(s);
+                }
+                xmpp_sm_stop(s->sm);    /* <enable/> refused: carry on without */
+        }
 }
 
 /* --- stanzas once ready --- */
@@ -500,6 +694,21 @@ static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender
         return ms > now ? now : ms;
 }
 
+static const char *report_id(const XmlNode *report) {
+        const char *id = report ? xml_node_attr(report, "id") : NULL;
+        return id && *id && strlen(id) <= 256 ? id : NULL;
+}
+
+/* XEP-0184 receipts and XEP-0333 displayed markers for messages we sent. */
+static void handle_reports(XmppStream *s, const XmlNode *msg, const char *from) {
+        const char *id;
+
+        if ((id = report_id(xml_node_child(msg, "received", NS_RECEIPTS))) && s->cb.delivered)
+                s->cb.delivered(from, id, s->userdata);
+        if ((id = report_id(xml_node_child(msg, "displayed", NS_MARKERS))) && s->cb.displayed)
+                s->cb.displayed(from, id, s->userdata);
+}
+
 /* Servers address messages to our bound JID exactly as they gave it to us; only
  * other spellings need the full (costly) normalisation. */
 static bool addressed_to_us(XmppStream *s, const char *to) {
@@ -522,8 +731,6 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 type = "normal";
         if (strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
                 return;         /* groupchat, headline, error: later */
-        if (!body || !*body)
-                return;         /* chat states, receipts, markers: later */
         if (!from || !strchr(from, '@')) {
                 g_debug("xmpp: ignoring a message without a valid sender");
                 return;
@@ -532,6 +739,9 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 g_debug("xmpp: ignoring a message addressed to someone else");
                 return;
         }
+        handle_reports(s, msg, from);
+        if (!body || !*body)
+                return;         /* chat states and pure reports carry no body */
 
         m.from = from;
         m.body = body;
@@ -552,13 +762,19 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 m.id = NULL;
         if (m.stanza_id && (!*m.stanza_id || strlen(m.stanza_id) > 256))
                 m.stanza_id = NULL;
+        /* Counts as handled for XEP-0198 only once the layer above stored it. */
+        xmpp_sm_received(s->sm, true);
+        s->delivered_current = true;
         s->cb.chat_message(&m, s->userdata);
 }
 
 static void handle_stream_error(XmppStream *s, const XmlNode *error) {
         const XmlNode *cond = error->first_child;
-        g_autofree char *text = g_strdup_printf("stream error from the server: %s",
-                                                cond ? cond->name : "undefined-condition");
+        g_autofree char *text = NULL;
+
+        if (cond && strcmp(cond->name, "conflict") == 0)
+                return stream_fail(s, -EADDRINUSE, "another login of this account took over the session");
+        text = g_strdup_printf("stream error from the server: %s", cond ? cond->name : "undefined-condition");
         stream_fail(s, -ECONNRESET, text);
 }
 
@@ -569,6 +785,8 @@ static void on_transport_connected(void *userdata) {
         s->phase = PHASE_OPENING;
         send_open(s);
 }
+
+static void dispatch_stanza(XmppStream *s, const XmlNode *node);
 
 static void dispatch(XmppStream *s, const XmlNode *node) {
         if (strcmp(node->ns, NS_FRAMING) == 0) {
@@ -591,8 +809,22 @@ static void dispatch(XmppStream *s, const XmlNode *node) {
                         return stream_fail(s, -EPROTO, "unexpected SASL element");
                 return handle_sasl(s, node);
         }
-        if (strcmp(node->ns, NS_CLIENT) != 0)
+        if (strcmp(node->ns, NS_SM) == 0) {
+                if (s->phase >= PHASE_BINDING || s->phase == PHASE_RESUMING)
+                        sm_handle(s, node);
                 return;
+        }
+        if (!is_stanza(node))
+                return;
+        /* Counted before it is handled: a message handed up may be stored (and
+         * confirmed) before the handler returns. */
+        s->delivered_current = false;
+        dispatch_stanza(s, node);
+        if (!s->delivered_current && s->phase != PHASE_CLOSED)
+                xmpp_sm_received(s->sm, false);
+}
+
+static void dispatch_stanza(XmppStream *s, const XmlNode *node) {
         /* Before the resource is bound nothing but our own setup replies is
          * expected; the server has not even authenticated us yet. */
         if (s->phase < PHASE_BINDING)
@@ -612,6 +844,12 @@ static void on_transport_message(const char *data, size_t len, void *userdata) {
 
         if (s->phase == PHASE_CLOSED || s->orphan)
                 return;
+        s->last_rx_us = g_get_monotonic_time();
+        if (s->ping_deadline) {
+                /* Anything at all proves the link is alive. */
+                g_source_remove(s->ping_deadline);
+                s->ping_deadline = 0;
+        }
         r = xml_parser_feed(s->parser, data, len, &node);
         if (r < 0) {
                 /* RFC 6120 §4.9.3: a stream that is not well-formed or uses restricted XML ends. */
@@ -642,10 +880,7 @@ static void on_transport_closed(int error, const char *reason, void *userdata) {
                 return;
         }
         s->phase = PHASE_CLOSED;
-        if (s->login_timer) {
-                g_source_remove(s->login_timer);
-                s->login_timer = 0;
-        }
+        stop_timers(s);
         if (was == PHASE_CLOSING)
                 r = 0;
         s->cb.closed(r, reason ? reason : "connection closed", s->userdata);
@@ -663,10 +898,7 @@ static void stream_fail(XmppStream *s, int error, const char *text) {
                 return;
         g_debug("xmpp: session failed: %s", text);
         s->phase = PHASE_CLOSED;
-        if (s->login_timer) {
-                g_source_remove(s->login_timer);
-                s->login_timer = 0;
-        }
+        stop_timers(s);
         if (s->transport) {
                 /* RFC 7395 §3.6: tell the server before going. */
                 g_autoptr(XmlNode) close = xml_node_new("close", NS_FRAMING);
@@ -704,6 +936,7 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
                                        : g_strdup_printf("imd-%08x", g_random_int());
         s->phase = PHASE_CONNECTING;
         s->parser = xml_parser_new_stream(&stanza_limits);
+        s->sm = config->sm ? config->sm : xmpp_sm_new();
 
         r = xmpp_transport_connect(ctx, config->url, config->ca_file, stanza_limits.max_bytes,
                                    &transport_callbacks, s, &s->transport);
@@ -711,6 +944,8 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
                 xmpp_stream_free(s);
                 return r;
         }
+        s->ping_interval_ms = config->ping_interval_ms ? config->ping_interval_ms : 30000;
+        s->ping_timeout_ms = config->ping_timeout_ms ? config->ping_timeout_ms : 10000;
         s->login_timer = g_timeout_add(config->login_timeout_ms ? config->login_timeout_ms : 30000,
                                        on_login_timeout, s);
         *ret = s;
@@ -729,6 +964,7 @@ void xmpp_stream_close(XmppStream *s) {
         close = xml_node_new("close", NS_FRAMING);
         send_node(s, close);
         s->phase = PHASE_CLOSING;
+        stop_timers(s);
         xmpp_transport_close(s->transport);
 }
 
@@ -741,18 +977,17 @@ void xmpp_stream_close_and_free(XmppStream *s) {
         }
         xmpp_stream_close(s);
         s->orphan = true;
-        if (s->login_timer) {
-                g_source_remove(s->login_timer);
-                s->login_timer = 0;
-        }
+        stop_timers(s);
         s->orphan_timer = g_timeout_add_seconds(3, on_orphan_reap, s);
 }
 
 void xmpp_stream_free(XmppStream *s) {
         if (!s)
                 return;
-        if (s->login_timer)
-                g_source_remove(s->login_timer);
+        stop_timers(s);
+        if (s->ack_request_source)
+                g_source_remove(s->ack_request_source);
+        xmpp_sm_free(s->sm);
         if (s->orphan_timer)
                 g_source_remove(s->orphan_timer);
         xmpp_transport_free(s->transport);
@@ -781,7 +1016,8 @@ const char *xmpp_stream_full_jid(const XmppStream *s) {
         return s->full_jid;
 }
 
-int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id) {
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id,
+                          int64_t delayed_ms) {
         g_autoptr(XmlNode) msg = NULL;
 
         if (s->phase != PHASE_READY)
@@ -794,7 +1030,16 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
         xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
         xml_node_add_child(msg, "markable", NS_MARKERS);
         xml_node_add_child(msg, "request", NS_RECEIPTS);
-        send_node(s, msg);
+        if (delayed_ms > 0) {
+                g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(delayed_ms / 1000);
+                g_autofree char *stamp = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+                XmlNode *delay = xml_node_add_child(msg, "delay", NS_DELAY);
+                if (stamp)
+                        xml_node_set_attr(delay, "stamp", stamp);
+                xml_node_set_attr(delay, "from", s->jid);
+        }
+        send_stanza(s, msg, origin_id, to);
+        sm_request_ack(s);
         return 0;
 }
 
@@ -814,4 +1059,22 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
         xml_node_add_child(msg, "store", NS_HINTS);
         send_node(s, msg);
         return 0;
+}
+
+void xmpp_stream_messages_committed(XmppStream *s) {
+        xmpp_sm_committed(s->sm);
+}
+
+XmppSm *xmpp_stream_steal_sm(XmppStream *s) {
+        XmppSm *sm;
+
+        if (!xmpp_sm_resume_id(s->sm))
+                return NULL;
+        sm = s->sm;
+        s->sm = xmpp_sm_new();
+        return sm;
+}
+
+bool xmpp_stream_is_in_flight(const XmppStream *s, const char *message_id) {
+        return xmpp_sm_is_unacked_message(s->sm, message_id);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sm.h"
 #include "transport.h"
 
 typedef struct XmppStream XmppStream;
@@ -26,6 +27,15 @@ typedef struct XmppStreamConfig {
         const char *ca_file;    /* NULL: system CAs */
         const char *resource;   /* NULL: "imd-" + random */
         unsigned login_timeout_ms;
+        /* Dead-link detection: after ping_interval_ms without anything from the
+         * server, send an XEP-0199 ping; nothing back within ping_timeout_ms
+         * ends the session with -ETIMEDOUT. A stalled server is noticed within
+         * 2 * ping_interval_ms + ping_timeout_ms. 0: defaults (30 s, 10 s). */
+        unsigned ping_interval_ms;
+        unsigned ping_timeout_ms;
+        /* XEP-0198 state of the previous connection (xmpp_stream_steal_sm());
+         * the stream takes it and tries to resume that session. NULL: fresh. */
+        XmppSm *sm;
 } XmppStreamConfig;
 
 typedef struct XmppChatMessage {
@@ -43,18 +53,29 @@ typedef struct XmppRosterItem {
 } XmppRosterItem;
 
 typedef struct XmppStreamCallbacks {
-        /* Session established: bound, roster fetched, initial presence sent. */
-        void (*ready)(void *userdata);
+        /* Session established: bound, roster fetched, initial presence sent; or
+         * resumed (XEP-0198): the old session goes on, and what it had not
+         * delivered to the server has been sent again. */
+        void (*ready)(bool resumed, void *userdata);
         /* The session ended. error: 0 after xmpp_stream_close(); -EACCES credentials
          * refused; -ENOTSUP no usable SASL mechanism; -ECONNREFUSED server not
          * reachable; -EPROTO TLS or protocol failure (also a bad SCRAM server
-         * signature); -ETIMEDOUT login took too long; -ECONNRESET connection lost or
-         * closed by the server. text: human-readable detail. The stream must not
+         * signature); -ETIMEDOUT login took too long or the server stopped
+         * answering; -ECONNRESET connection lost or closed by the server;
+         * -EADDRINUSE another login of the account took over our resource
+         * (stream error <conflict/>). text: human-readable detail. The stream must not
          * be used afterwards except for xmpp_stream_free(). */
         void (*closed)(int error, const char *text, void *userdata);
         void (*chat_message)(const XmppChatMessage *msg, void *userdata);
         /* full: the whole roster (initial fetch) rather than a push. */
         void (*roster)(const XmppRosterItem *items, size_t n_items, bool full, void *userdata);
+        /* A peer reports on a message we sent: XEP-0184 receipt or XEP-0333
+         * displayed marker. from: normalised bare JID; id: the message's id.
+         * Whether from may speak for that message is the caller's to check. */
+        void (*delivered)(const char *from, const char *id, void *userdata);
+        /* The server acknowledged (XEP-0198) our chat message id to to. */
+        void (*sent)(const char *to, const char *id, void *userdata);
+        void (*displayed)(const char *from, const char *id, void *userdata);
 } XmppStreamCallbacks;
 
 int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, const XmppStreamCallbacks *cb,
@@ -71,10 +92,21 @@ bool xmpp_stream_is_ready(const XmppStream *s);
 const char *xmpp_stream_full_jid(const XmppStream *s);
 
 /* <message type='chat'> with body, XEP-0359 origin-id (also the stanza id),
- * XEP-0333 markable and an XEP-0184 receipt request. -ENOTCONN if not ready. */
-int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id);
+ * XEP-0333 markable and an XEP-0184 receipt request; delayed_ms non-zero adds
+ * an XEP-0203 delay stamp (a message sent late from the outbox).
+ * -ENOTCONN if not ready. */
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id,
+                          int64_t delayed_ms);
 /* XEP-0333 <displayed/> for message id of peer to. */
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
+
+/* The layer above has durably stored every chat message handed to it so far:
+ * they may now be acknowledged to the server (XEP-0198 h). */
+void xmpp_stream_messages_committed(XmppStream *s);
+/* The XEP-0198 state, if the session can be resumed; for the next stream. */
+XmppSm *xmpp_stream_steal_sm(XmppStream *s);
+/* Our message is on its way (sent, not yet acknowledged by the server). */
+bool xmpp_stream_is_in_flight(const XmppStream *s, const char *message_id);
 
 /* A new unique id for an outgoing stanza (UUID v4). */
 char *xmpp_new_id(void);

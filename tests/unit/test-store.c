@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -71,6 +74,21 @@ static int64_t raw_query_int(const char *dir, const char *sql) {
         g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
         g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
         v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+static char *raw_query_str(const char *dir, const char *sql) {
+        g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        char *v;
+
+        g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+        v = g_strdup((const char *) sqlite3_column_text(st, 0));
         sqlite3_finalize(st);
         sqlite3_close(db);
         return v;
@@ -376,6 +394,168 @@ static void test_append_batch(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(unread_total(f->store), ==, 3);
 }
 
+static void test_stanza_id_per_conversation(Fixture *f, gconstpointer data) {
+        StoreMessage a = make_message(ALICE, "a", STORE_DIRECTION_IN, 1, "one");
+        StoreMessage b = make_message(BOB, "b", STORE_DIRECTION_IN, 2, "two");
+        StoreMessage a2 = make_message(ALICE, "a2", STORE_DIRECTION_IN, 3, "three");
+        StoreMessage *batch[] = { &a, &b, &a2 };
+        size_t added = 0;
+
+        /* XEP-0359 stanza-ids are unique per archive, i.e. per conversation:
+         * two archives may well hand out the same one. */
+        a.stanza_id = b.stanza_id = a2.stanza_id = (char *) "archive-1";
+        g_assert_cmpint(store_append_messages(f->store, batch, G_N_ELEMENTS(batch), &added), ==, 0);
+        g_assert_cmpuint(added, ==, 2);
+        g_assert_cmpint(a.seq, >, 0);
+        g_assert_cmpint(b.seq, >, a.seq);
+        g_assert_cmpint(a2.seq, ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+        g_assert_cmpuint(unread_of(f->store, BOB), ==, 1);
+}
+
+/* More messages and conversations than append_batch() keeps on its stack, with
+ * repeated ids and stanza-ids inside the batch, in the same conversation (then
+ * duplicates) and in others (then not). */
+static void test_append_big_batch(Fixture *f, gconstpointer data) {
+        enum { N = 300, CONVERSATIONS = 13 };
+        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        uint32_t unread[CONVERSATIONS] = { 0 };
+        const StoreMessage *last[CONVERSATIONS] = { NULL };
+        int64_t prev = 0;
+        size_t added = 0, expected = 0, duplicates = 0;
+
+        for (unsigned i = 0; i < N; i++) {
+                char *conversation = g_strdup_printf("user%u@example.org", i % CONVERSATIONS);
+                unsigned id = i, stanza_id = i;
+                StoreMessage *m = g_new(StoreMessage, 1);
+
+                if (i % 10 == 9)
+                        id = i - CONVERSATIONS;         /* same conversation */
+                else if (i % 10 == 4)
+                        id = i - 1;                     /* another one */
+                else if (i % 15 == 14)
+                        stanza_id = i - 2 * CONVERSATIONS;
+                else if (i % 15 == 7)
+                        stanza_id = i - 3;
+                g_ptr_array_add(strings, conversation);
+                *m = make_message(conversation, NULL, i % 3 ? STORE_DIRECTION_IN : STORE_DIRECTION_OUT, 1000 + i, "hi");
+                m->id = g_strdup_printf("id-%u", id);
+                m->stanza_id = i % 4 ? g_strdup_printf("s-%u", stanza_id) : NULL;
+                g_ptr_array_add(strings, m->id);
+                g_ptr_array_add(strings, m->stanza_id);
+                g_ptr_array_add(msgs, m);
+        }
+
+        g_assert_cmpint(store_append_messages(f->store, (StoreMessage *const *) msgs->pdata, N, &added), ==, 0);
+
+        /* The model: a message is stored unless its conversation already has its
+         * id or its (non-NULL) stanza-id. */
+        for (unsigned i = 0; i < N; i++) {
+                const StoreMessage *m = msgs->pdata[i];
+                unsigned c = i % CONVERSATIONS;
+                g_autofree char *id_key = g_strdup_printf("%s id %s", m->conversation, m->id);
+                g_autofree char *stanza_key = g_strdup_printf("%s stanza %s", m->conversation,
+                                                              m->stanza_id ? m->stanza_id : "");
+                bool dup = g_hash_table_contains(seen, id_key) ||
+                           (m->stanza_id && g_hash_table_contains(seen, stanza_key));
+
+                if (dup) {
+                        g_assert_cmpint(m->seq, ==, 0);
+                        duplicates++;
+                        continue;
+                }
+                g_assert_cmpint(m->seq, >, prev);
+                prev = m->seq;
+                g_hash_table_add(seen, g_steal_pointer(&id_key));
+                if (m->stanza_id)
+                        g_hash_table_add(seen, g_steal_pointer(&stanza_key));
+                expected++;
+                unread[c] += m->direction == STORE_DIRECTION_IN;
+                last[c] = m;
+        }
+        g_assert_cmpuint(duplicates, >, 20);
+        g_assert_cmpuint(added, ==, expected);
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, (int64_t) expected);
+
+        for (unsigned c = 0; c < CONVERSATIONS; c++) {
+                g_autofree char *conversation = g_strdup_printf("user%u@example.org", c);
+                g_autoptr(StoreConversation) conv = NULL;
+
+                g_assert_cmpint(store_get_conversation(f->store, conversation, &conv), ==, 0);
+                g_assert_cmpuint(conv->unread, ==, unread[c]);
+                g_assert_nonnull(last[c]);
+                assert_message_equal(conv->last, last[c]);
+                g_assert_cmpint(conv->time_ms, ==, last[c]->time_ms);
+        }
+}
+
+/* A committed batch survives the process being killed right after the commit,
+ * also one large enough for SQLite to spill pages to the WAL before the commit
+ * (and then rewrite them), and each commit is visible to other connections as
+ * soon as it returns. */
+static void test_survives_sigkill(void) {
+        g_autofree char *dir = make_tmp_dir();
+        g_autofree char *text = g_strnfill(700, 'x');
+        enum { SMALL_BATCHES = 20, SMALL = 50, BIG = 6000 };
+        g_autofree char *integrity = NULL;
+        g_autoptr(Store) store = NULL;
+        int status = 0;
+        pid_t pid;
+
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                Store *s = NULL;
+                unsigned n = 0;
+
+                if (store_open(dir, &s) < 0)
+                        _exit(1);
+                for (unsigned b = 0; b < SMALL_BATCHES + 1; b++) {
+                        unsigned size = b < SMALL_BATCHES ? SMALL : BIG;
+                        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+                        g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+                        size_t added = 0;
+
+                        for (unsigned i = 0; i < size; i++, n++) {
+                                char *id = g_uuid_string_random();
+                                StoreMessage *m = g_new(StoreMessage, 1);
+
+                                g_ptr_array_add(ids, id);
+                                /* The big batch starts a conversation: its row's page is
+                                 * written first, spilled to the WAL while the batch goes
+                                 * on, and updated again at the end, which makes SQLite
+                                 * overwrite that frame and rewrite the checksums of
+                                 * all frames after it, after the commit frame. */
+                                *m = make_message(size == BIG && i == 0 ? CAROL : n % 3 ? ALICE : BOB, id,
+                                                  STORE_DIRECTION_IN, n, text);
+                                g_ptr_array_add(msgs, m);
+                        }
+                        if (store_append_messages(s, (StoreMessage *const *) msgs->pdata, size, &added) < 0 ||
+                            added != size)
+                                _exit(2);
+                        if (raw_query_int(dir, "SELECT count(*) FROM messages") != n)
+                                _exit(3);
+                }
+                /* No store_close(), no exit handlers: whatever is not in the
+                 * kernel by now is lost. */
+                raise(SIGKILL);
+                _exit(4);
+        }
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFSIGNALED(status));
+        g_assert_cmpint(WTERMSIG(status), ==, SIGKILL);
+
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpint(raw_query_int(dir, "SELECT count(*) FROM messages"), ==, SMALL_BATCHES * SMALL + BIG);
+        integrity = raw_query_str(dir, "PRAGMA integrity_check");
+        g_assert_cmpstr(integrity, ==, "ok");
+        g_assert_cmpuint(unread_total(store), ==, SMALL_BATCHES * SMALL + BIG);
+        g_clear_pointer(&store, store_close);
+        remove_dir(dir);
+}
+
 static void test_transactions(Fixture *f, gconstpointer data) {
         g_autoptr(StoreMessage) got = NULL;
 
@@ -619,6 +799,35 @@ static void test_meta(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_set_meta(f->store, "", "x"), ==, -EINVAL);
 }
 
+static void test_list_unsent(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) unsent = NULL;
+        StoreMessage a = make_message(ALICE, "o1", STORE_DIRECTION_OUT, 100, "one");
+        StoreMessage b = make_message(BOB, "o2", STORE_DIRECTION_OUT, 110, "two");
+        StoreMessage c = make_message(ALICE, "o3", STORE_DIRECTION_OUT, 120, "three");
+        StoreMessage in = make_message(ALICE, "i1", STORE_DIRECTION_IN, 130, "incoming");
+
+        a.status = b.status = c.status = (char *) "pending";
+        in.status = (char *) "pending";         /* never an outbox entry: it is incoming */
+        g_assert_cmpint(store_append_message(f->store, &a, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &b, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &c, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &in, NULL), ==, 0);
+        g_assert_cmpint(store_set_message_status(f->store, BOB, "o2", "sent"), ==, 0);
+
+        g_assert_cmpint(store_list_unsent(f->store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 2);
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(unsent, 0))->id, ==, "o1");
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(unsent, 0))->conversation, ==, ALICE);
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(unsent, 0))->text, ==, "one");
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(unsent, 1))->id, ==, "o3");
+        g_clear_pointer(&unsent, g_ptr_array_unref);
+
+        /* it survives a restart: the outbox is on disk */
+        fixture_reopen(f);
+        g_assert_cmpint(store_list_unsent(f->store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 2);
+}
+
 static void test_query_plan(Fixture *f, gconstpointer data) {
         g_autofree char *plan = NULL;
         g_auto(GStrv) lines = NULL;
@@ -627,7 +836,13 @@ static void test_query_plan(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_explain(f->store, &plan), ==, 0);
         g_test_message("%s", plan);
 
-        g_assert_null(strstr(plan, "SCAN messages"));
+        /* No full scan of messages; the one scan allowed walks the partial
+         * outbox index, which holds only unacknowledged messages. */
+        lines = g_strsplit(plan, "\n", -1);
+        for (char **l = lines; *l; l++)
+                if (strstr(*l, "SCAN messages"))
+                        g_assert_cmpstr(*l, ==, "\tSCAN messages USING INDEX messages_unsent");
+        g_clear_pointer(&lines, g_strfreev);
 
         /* Every statement reading from messages must search an index and never
          * sort: paging stays O(page) however long the history. */
@@ -640,6 +855,14 @@ static void test_query_plan(Fixture *f, gconstpointer data) {
                 if (!reads_messages)
                         continue;
                 g_assert_null(strstr(*l, "TEMP B-TREE"));
+                /* The conversation's JID is turned into its key by a subquery
+                 * searching the conversations' unique index on the JID. */
+                if (g_str_has_prefix(*l, "\tSCALAR SUBQUERY"))
+                        continue;
+                if (g_str_has_prefix(*l, "\tSEARCH conversations USING ")) {
+                        g_assert_nonnull(strstr(*l, "INDEX sqlite_autoindex_conversations_1 (id=?)"));
+                        continue;
+                }
                 g_assert_true(g_str_has_prefix(*l, "\tSEARCH messages USING "));
                 if (strstr(*l, "messages_conversation_seq (conversation=? AND seq<?)"))
                         uses_index = true;
@@ -726,10 +949,14 @@ int main(int argc, char *argv[]) {
 
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
         ADD("/store/append/batch", test_append_batch);
+        ADD("/store/outbox", test_list_unsent);
         g_test_add_func("/store/open/creates-private-file", test_open_creates_private_file);
         ADD("/store/message/round-trip", test_round_trip);
         ADD("/store/message/invalid-arguments", test_invalid_arguments);
         ADD("/store/message/duplicates", test_duplicates);
+        ADD("/store/message/stanza-id-per-conversation", test_stanza_id_per_conversation);
+        ADD("/store/append/big-batch", test_append_big_batch);
+        g_test_add_func("/store/append/survives-sigkill", test_survives_sigkill);
         ADD("/store/message/status", test_message_status);
         ADD("/store/transactions", test_transactions);
         ADD("/store/paging/all-once-in-order", test_paging);
@@ -746,3 +973,4 @@ int main(int argc, char *argv[]) {
 
         return g_test_run();
 }
+

@@ -1,0 +1,293 @@
+"""Sessions that never lose a message: statuses, reconnect, outbox, dead-link
+detection, kicked out. Real Prosody (a private one where a test breaks it),
+real slixmpp peers, the real imd."""
+
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from harness.asserts import raises_im_error
+from harness.imd import Imd
+from harness.peer import Peer
+
+NS_RECEIPTS = "urn:xmpp:receipts"
+
+
+def write_config(workdir, **connection):
+    d = os.path.join(workdir, "xdg-config", "imd")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "imd.conf"), "w") as f:
+        f.write("[connection]\n")
+        for k, v in connection.items():
+            f.write("%s=%s\n" % (k, v))
+
+
+@pytest.fixture
+def fast_imd(bus, tmp_path, request):
+    """imd with short keepalive and reconnect delays."""
+    workdir = str(tmp_path / "imd-fast")
+    write_config(workdir, ping_interval=1, ping_timeout=1, reconnect_min=0.2, reconnect_max=1)
+    d = Imd(bus, workdir)
+    d.start()
+    yield d
+    d.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if d.problems or (rep is not None and rep.failed):
+        print("\n----- imd stderr -----\n" + d.stderr_text(all_runs=True))
+    if d.problems:
+        pytest.fail("imd: " + "; ".join(d.problems), pytrace=False)
+
+
+@pytest.fixture
+def fclient(client_factory, fast_imd):
+    """A frontend of the fast imd."""
+    return client_factory()
+
+
+def _statuses(client, msg_id, start):
+    client.pump()
+    return [s.args[2] for s in client.signals[start:]
+            if s.member == "MessageStatusChanged" and s.args[1] == msg_id]
+
+
+def _wait_status(client, msg_id, status, start, timeout=15):
+    client.wait_signal("MessageStatusChanged", lambda a: a[1] == msg_id and a[2] == status,
+                       start=start, timeout=timeout)
+
+
+def _stored(client, conv, msg_id):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 500))
+    found = [m for m in msgs if m["id"] == msg_id]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _receipt(peer, to, msg_id):
+    peer.send_raw("<message to='%s' id='%s'><received xmlns='%s' id='%s'/></message>"
+                  % (to, uuid.uuid4().hex, NS_RECEIPTS, msg_id))
+
+
+# -- outgoing statuses ------------------------------------------------------------------
+
+def test_status_pending_sent_delivered_read(client, logged_in, peer):
+    start = client.mark()
+    msg_id = client.call("SendText", "ss", (peer.jid, "how are you?"))
+    assert _stored(client, peer.jid, msg_id)["status"] in ("pending", "sent")
+    _wait_status(client, msg_id, "sent", start)         # the server's XEP-0198 ack
+    peer.wait_for_body("how are you?")
+    _receipt(peer, logged_in.jid, msg_id)
+    _wait_status(client, msg_id, "delivered", start)    # XEP-0184
+    assert _stored(client, peer.jid, msg_id)["status"] == "delivered"
+    peer.send_displayed(logged_in.jid, msg_id)
+    _wait_status(client, msg_id, "read", start)         # XEP-0333
+    assert _stored(client, peer.jid, msg_id)["status"] == "read"
+    assert _statuses(client, msg_id, start) == ["sent", "delivered", "read"]
+
+
+def test_reports_from_someone_else_are_ignored(client, logged_in, peer_factory):
+    bob, mallory = peer_factory("bob"), peer_factory("mallory")
+    start = client.mark()
+    msg_id = client.call("SendText", "ss", (bob.jid, "for bob only"))
+    _wait_status(client, msg_id, "sent", start)
+    _receipt(mallory, logged_in.jid, msg_id)
+    mallory.send_displayed(logged_in.jid, msg_id)
+    # a report for a message that does not exist, from the right peer
+    _receipt(bob, logged_in.jid, "no-such-message")
+    # bob's real receipt arrives after the forged ones, so they were processed
+    bob.wait_for_body("for bob only")
+    _receipt(bob, logged_in.jid, msg_id)
+    _wait_status(client, msg_id, "delivered", start)
+    assert _statuses(client, msg_id, start) == ["sent", "delivered"]
+
+
+def test_status_never_goes_back(client, logged_in, peer):
+    start = client.mark()
+    msg_id = client.call("SendText", "ss", (peer.jid, "read first"))
+    _wait_status(client, msg_id, "sent", start)
+    peer.send_displayed(logged_in.jid, msg_id)
+    _wait_status(client, msg_id, "read", start)
+    _receipt(peer, logged_in.jid, msg_id)       # a late receipt
+    peer.send_message(logged_in.jid, "sync")
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "sync", start=start)
+    assert _statuses(client, msg_id, start) == ["sent", "read"]
+    assert _stored(client, peer.jid, msg_id)["status"] == "read"
+
+
+# -- reconnect ----------------------------------------------------------------------------
+
+def _login(client, prosody, prefix="alice"):
+    jid, pw = prosody.new_account(prefix)
+    client.login(jid, pw, prosody.ws_url)
+    return jid, pw
+
+
+def _peer(prosody, prefix="bob"):
+    jid, pw = prosody.new_account(prefix)
+    p = Peer(jid, pw, "127.0.0.1", prosody.c2s_port)
+    p.start()
+    return p
+
+
+def _net_states(client, start):
+    client.pump()
+    return [s.args[1]["NetState"] for s in client.signals[start:]
+            if s.member == "PropertiesChanged" and "NetState" in s.args[1]]
+
+
+def test_reconnects_after_server_restart(fclient, fast_imd, private_prosody):
+    p = private_prosody
+    jid, _ = _login(fclient, p)
+    start = fclient.mark()
+    p.restart(hard=True)                        # kill -9, start again
+    fclient.wait_property("NetState", lambda v: v == "connecting", start=start, timeout=10)
+    fclient.wait_signal("Error", lambda a: a[0] == "org.example.IM.Error.Network", start=start, timeout=10)
+    fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
+    assert fclient.get_property("NetState") == "connected"
+    assert fclient.get_property("Account") == jid
+    bob = _peer(p)
+    try:
+        bob.send_message(jid, "after the restart")
+        fclient.wait_signal("MessageReceived", lambda a: a[0]["text"] == "after the restart",
+                           start=start, timeout=10)
+    finally:
+        bob.stop()
+
+
+def test_send_while_offline_queues_until_reconnect(fclient, fast_imd, private_prosody):
+    p = private_prosody
+    jid, _ = _login(fclient, p)
+    bob_jid, bob_pw = p.new_account("bob")
+    start = fclient.mark()
+    p.stop()
+    fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+    ids = [fclient.call("SendText", "ss", (bob_jid, "queued %d" % i)) for i in range(3)]
+    for i in ids:
+        assert _stored(fclient, bob_jid, i)["status"] == "pending"
+    p.start()
+    fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
+    for i in ids:
+        _wait_status(fclient, i, "sent", start, timeout=10)
+    # bob was offline: the server stored them; he gets each once, in order
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        for n in range(3):
+            bob.wait_for_body("queued %d" % n)
+        time.sleep(1)
+        assert [m["body"] for m in bob.messages if m["body"]] == ["queued 0", "queued 1", "queued 2"]
+    finally:
+        bob.stop()
+
+
+def test_stalled_server_is_noticed(fclient, fast_imd, private_prosody):
+    """ping_interval=1, ping_timeout=1: noticed within 2*1+1 s (plus slack)."""
+    p = private_prosody
+    _login(fclient, p)
+    start = fclient.mark()
+    t0 = time.monotonic()
+    p.pause()
+    try:
+        fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=8)
+        assert time.monotonic() - t0 <= 5
+    finally:
+        p.resume()
+    fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=30)
+
+
+def test_backoff_while_server_is_down(fclient, fast_imd, private_prosody):
+    """No reconnect storm: with reconnect_max=1 s, a few attempts per second at most."""
+    p = private_prosody
+    _login(fclient, p)
+    start = fclient.mark()
+    p.stop()
+    fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+    cpu0 = _cpu(fast_imd.pid)
+    time.sleep(4)
+    cpu = _cpu(fast_imd.pid) - cpu0
+    assert cpu < 0.5, "imd used %.2f s of CPU in 4 s while the server was down" % cpu
+    assert fclient.get_property("NetState") == "connecting"
+    p.start()
+    fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
+
+
+def _cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- kicked out -----------------------------------------------------------------------------
+
+def test_kicked_out_by_conflict(fclient, fast_imd, private_prosody):
+    p = private_prosody
+    jid, pw = _login(fclient, p)
+    m = None
+    for line in p.log_tail(100000).splitlines():
+        m = re.search(r"Resource bound: %s/(\S+)" % re.escape(jid), line) or m
+    assert m, "cannot find imd's resource in the Prosody log"
+    start = fclient.mark()
+    thief = Peer(jid, pw, "127.0.0.1", p.c2s_port, resource=m.group(1))
+    thief.start()
+    try:
+        fclient.wait_signal("KickedOut", lambda a: a[0] == "conflict", start=start, timeout=10)
+        assert fclient.get_property("Ready") is False
+        assert fclient.get_property("NetState") == "disconnected"
+        fclient.pump(3)                       # no fight back: stays out
+        assert fclient.get_property("NetState") == "disconnected"
+        assert thief.client.is_connected()
+        with raises_im_error("NotLoggedIn"):
+            fclient.call("SendText", "ss", ("someone@localhost", "hi"))
+    finally:
+        thief.stop()
+
+
+def test_kicked_out_when_credentials_stop_working(fclient, fast_imd, private_prosody):
+    p = private_prosody
+    jid, _ = _login(fclient, p)
+    start = fclient.mark()
+    r = p.prosodyctl("deluser", jid)
+    assert r.returncode == 0, r.stdout + r.stderr
+    p.restart(hard=True)                    # the connection drops; the account is gone
+    fclient.wait_signal("KickedOut", lambda a: a[0] == "auth", start=start, timeout=20)
+    assert fclient.get_property("Ready") is False
+    assert fclient.get_property("NetState") == "disconnected"
+    names = [s.args[0] for s in fclient.signals[start:] if s.member == "Error"]
+    assert "org.example.IM.Error.AuthFailed" in names
+
+
+# -- the outbox survives the daemon ------------------------------------------------------------
+
+def test_pending_messages_survive_kill_9(client, imd, private_prosody):
+    p = private_prosody
+    jid, pw = _login(client, p)
+    bob = _peer(p)
+    try:
+        start = client.mark()
+        bob.stop()
+        p.stop()                            # imd goes offline: messages wait in the outbox
+        client.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+        ids = [client.call("SendText", "ss", (bob.jid, "survivor %d" % i)) for i in range(3)]
+        imd.kill()                          # kill -9 with the messages pending
+        p.start()
+        bob = Peer(bob.jid, bob.password, "127.0.0.1", p.c2s_port)
+        bob.start()
+        imd.start()
+        client.close()
+        c2 = imd.bus.client()
+        try:
+            c2.login(jid, pw, p.ws_url)
+            for n in range(3):
+                bob.wait_for_body("survivor %d" % n, timeout=15)
+            time.sleep(1.5)
+            got = [(m["body"], m.get("origin_id") or m.get("id")) for m in bob.messages
+                   if m["body"] and m["body"].startswith("survivor")]
+            assert [b for b, _ in got] == ["survivor 0", "survivor 1", "survivor 2"], got
+            for i in ids:
+                _wait_status(c2, i, "sent", 0, timeout=10)
+        finally:
+            c2.close()
+    finally:
+        bob.stop()
