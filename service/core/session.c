@@ -17,8 +17,8 @@
 
 /* Incoming messages are committed and announced together at most this long
  * after the first of them arrived, or when this many are waiting. A user does
- * not notice 10 ms; the disk and the CPU notice a commit per message. */
-#define BATCH_WINDOW_MS 10
+ * not notice 20 ms; the disk and the CPU notice a commit per message. */
+#define BATCH_WINDOW_MS 20
 #define BATCH_MAX_MESSAGES 512
 
 struct Session {

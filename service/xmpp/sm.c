@@ -152,3 +152,7 @@ void xmpp_sm_committed(XmppSm *sm) {
 uint32_t xmpp_sm_handled(const XmppSm *sm) {
         return sm->have_deferred ? sm->first_deferred - 1 : sm->received;
 }
+
+bool xmpp_sm_has_uncommitted(const XmppSm *sm) {
+        return sm->have_deferred;
+}

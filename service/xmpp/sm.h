@@ -53,3 +53,4 @@ void xmpp_sm_clear_unacked(XmppSm *sm);
 void xmpp_sm_received(XmppSm *sm, bool deferred);
 void xmpp_sm_committed(XmppSm *sm);
 uint32_t xmpp_sm_handled(const XmppSm *sm);    /* the h we may report */
+bool xmpp_sm_has_uncommitted(const XmppSm *sm);

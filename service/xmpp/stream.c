@@ -75,6 +75,7 @@ struct XmppStream {
         bool sm_offered;                /* the server's features list <sm/> */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> per burst of messages */
+        bool ack_owed;                  /* the server asked while messages were uncommitted */
 };
 
 static const XmlLimits stanza_limits = {
@@ -583,7 +584,13 @@ static void resend_one(const char *xml, size_t len, void *userdata) {
 
 static void sm_handle(XmppStream *s, const XmlNode *node) {
         if (strcmp(node->name, "r") == 0) {
-                if (s->phase >= PHASE_BINDING)
+                if (s->phase < PHASE_BINDING)
+                        return;
+                /* The answer could not count the messages being stored yet:
+                 * answer once they are, one <a/> per batch instead of per <r/>. */
+                if (xmpp_sm_has_uncommitted(s->sm))
+                        s->ack_owed = true;
+                else
                         sm_send_ack(s);
                 return;
         }
@@ -1063,6 +1070,10 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
 
 void xmpp_stream_messages_committed(XmppStream *s) {
         xmpp_sm_committed(s->sm);
+        if (s->ack_owed && s->phase == PHASE_READY) {
+                s->ack_owed = false;
+                sm_send_ack(s);
+        }
 }
 
 XmppSm *xmpp_stream_steal_sm(XmppStream *s) {
