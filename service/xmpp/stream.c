@@ -664,8 +664,8 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
                 if (query) {
                         /* RFC 6121 §2.1.6: a roster push from anyone but our server is forged. */
                         if (!from_server(s, iq)) {
-                                g_debug("xmpp: ignoring a roster push from %s", xml_node_attr(iq, "from"));
-                                return;
+                                g_debug("xmpp: refusing a roster push from %s", xml_node_attr(iq, "from"));
+                                return send_iq_reply(s, iq, false);
                         }
                         roster_deliver(s, query, false);
                         return send_iq_reply(s, iq, true);

@@ -217,3 +217,36 @@ def error_short(exc):
 
 
 __all__ = ["Account", "DBusCallError", "IM_ERROR", "error_short"]
+
+
+# -- imd with short timers (fault tests) --------------------------------------------------
+
+def write_config(workdir, **connection):
+    d = os.path.join(workdir, "xdg-config", "imd")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "imd.conf"), "w") as f:
+        f.write("[connection]\n")
+        for k, v in connection.items():
+            f.write("%s=%s\n" % (k, v))
+
+
+@pytest.fixture
+def fast_imd(bus, tmp_path, request):
+    """imd with short keepalive and reconnect delays."""
+    workdir = str(tmp_path / "imd-fast")
+    write_config(workdir, ping_interval=1, ping_timeout=1, reconnect_min=0.2, reconnect_max=1)
+    d = Imd(bus, workdir)
+    d.start()
+    yield d
+    d.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if d.problems or (rep is not None and rep.failed):
+        print("\n----- imd stderr -----\n" + d.stderr_text(all_runs=True))
+    if d.problems:
+        pytest.fail("imd: " + "; ".join(d.problems), pytrace=False)
+
+
+@pytest.fixture
+def fclient(client_factory, fast_imd):
+    """A frontend of the fast imd."""
+    return client_factory()

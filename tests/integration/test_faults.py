@@ -1,0 +1,142 @@
+"""Fault tests: the server killed, stalled and restarted under load; forged
+stanzas from peers. Every message exactly once (a resend carries the same
+origin-id); nothing forged is believed."""
+
+import asyncio
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+from slixmpp.exceptions import IqError, IqTimeout
+
+from harness.peer import Peer
+from test_reliability import _login, _net_states
+
+
+def _bound_resource(prosody, jid):
+    m = None
+    for line in prosody.log_tail(1000000).splitlines():
+        m = re.search(r"Resource bound: %s/(\S+)" % re.escape(jid), line) or m
+    assert m, "cannot find imd's resource in the Prosody log"
+    return m.group(1)
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
+def _all_statuses(client, conv):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 500))
+    older = msgs
+    while len(older) == 500:
+        older, _ = client.call("GetMessages", "ssu", (conv, older[-1]["id"], 500))
+        msgs += older
+    return msgs
+
+
+def _send_many(client, to, prefix, n, during=None, at=None):
+    ids = {}
+    for i in range(n):
+        if during is not None and i == at:
+            during()
+        body = "%s %03d" % (prefix, i)
+        ids[client.call("SendText", "ss", (to, body), timeout=30)] = body
+    return ids
+
+
+def test_sending_through_server_kill_and_stall(fclient, fast_imd, private_prosody):
+    """500 messages: Prosody is killed (-9) and restarted half-way through the
+    first 250, and stopped (SIGSTOP) and resumed during the next 250. The peer
+    gets every one; a duplicate carries the same origin-id; imd's history has
+    each once, at least "sent"."""
+    p = private_prosody
+    client = fclient
+    jid, _ = _login(client, p)
+    bob_jid, bob_pw = p.new_account("bob")
+    peers = [Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)]
+    peers[0].start()
+    try:
+        def kill_and_restart():
+            p.restart(hard=True)
+
+        ids = _send_many(client, bob_jid, "first", 250, during=kill_and_restart, at=120)
+        # bob's connection died with the server: he comes back (offline storage)
+        peers.append(Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port))
+        peers[-1].start()
+        client.wait_property("Ready", lambda v: v is True, timeout=30)
+
+        def stall():
+            p.pause()
+        ids.update(_send_many(client, bob_jid, "second", 250, during=stall, at=100))
+        time.sleep(3)                       # imd notices (ping 1 s / 1 s) and waits
+        p.resume()
+        client.wait_property("Ready", lambda v: v is True, timeout=30)
+
+        def all_sent():
+            msgs = [m for m in _all_statuses(client, bob_jid) if m["direction"] == "out"]
+            return len(msgs) == 500 and all(m["status"] in ("sent", "delivered", "read") for m in msgs)
+        _wait(all_sent, 60, "not every message reached at least 'sent'")
+
+        def received():
+            out = []
+            for peer in peers:
+                out += [m for m in peer.messages if m["body"]]
+            return out
+        _wait(lambda: {m["body"] for m in received()} >= set(ids.values()), 60,
+              "bob did not get every message")
+        by_body = {}
+        for m in received():
+            by_body.setdefault(m["body"], set()).add(m["origin_id"])
+        for msg_id, body in ids.items():
+            assert by_body[body] == {msg_id}, (body, by_body[body])
+        history = [m for m in _all_statuses(client, bob_jid) if m["direction"] == "out"]
+        assert sorted(m["id"] for m in history) == sorted(ids)
+    finally:
+        for peer in peers:
+            peer.stop()
+
+
+def test_net_state_when_the_server_goes_and_comes_back(fclient, fast_imd, private_prosody):
+    p = private_prosody
+    _login(fclient, p)
+    start = fclient.mark()
+    p.stop()
+    fclient.wait_property("NetState", lambda v: v == "connecting", start=start, timeout=10)
+    time.sleep(2)
+    p.start()
+    fclient.wait_property("NetState", lambda v: v == "connected", start=start, timeout=20)
+    states = _net_states(fclient, start)
+    assert states[0] == "connecting" and states[-1] == "connected", states
+    assert "disconnected" not in states, states          # imd never gave up
+    assert fclient.get_property("Ready") is True
+
+
+def _iq_set(peer, to, payload):
+    """Send an IQ set from the peer; 'result', 'error:<condition>' or 'timeout'."""
+    async def run():
+        iq = peer.client.make_iq_set(ito=to)
+        iq.append(ET.fromstring(payload))
+        try:
+            await iq.send(timeout=5)
+            return "result"
+        except IqError as e:
+            return "error:" + e.iq["error"]["condition"]
+        except IqTimeout:
+            return "timeout"
+    return asyncio.run_coroutine_threadsafe(run(), peer.loop).result(15)
+
+
+def test_forged_roster_push_is_refused(client, logged_in, peer, prosody):
+    full = "%s/%s" % (logged_in.jid, _bound_resource(prosody, logged_in.jid))
+    answer = _iq_set(peer, full, "<query xmlns='jabber:iq:roster'>"
+                                 "<item jid='evil@localhost' name='Evil'/></query>")
+    assert answer == "error:service-unavailable"
+    # imd is fine and still talks to the peer
+    start = client.mark()
+    peer.send_message(logged_in.jid, "still here")
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "still here", start=start)
