@@ -21,6 +21,15 @@
 #define BATCH_WINDOW_MS 20
 #define BATCH_MAX_MESSAGES 512
 
+/* XEP-0313 catch-up: archive messages per page, and the store's meta key for
+ * the archive id of the last message stored from the archive ("" when the
+ * archive was empty: the next catch-up starts at its beginning). */
+#define MAM_PAGE_SIZE 100
+#define META_MAM_LAST_ID "mam-last-id"
+/* Live messages held back while the catch-up runs; beyond this many they are
+ * stored at once (memory matters more than order in a flood). */
+#define MAM_HELD_MAX 4096
+
 struct Session {
         SessionEvents events;
         void *userdata;
@@ -52,11 +61,21 @@ struct Session {
         guint batch_source;
         GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
         uint32_t unread_total;
+
+        /* Archive catch-up of the current connection. Live messages (and
+         * offline ones, and carbons) that arrive meanwhile wait in held until
+         * the archive's pages are stored, so the history keeps the archive's
+         * order; the copies of them that the pages bring are stored first and
+         * the held ones then turn out to be duplicates. */
+        bool mam_running;               /* a query is out */
+        bool mam_done;                  /* caught up; a resumed session need not again */
+        GPtrArray *held;                /* StoreMessage*, in arrival order; NULL if none */
 };
 
-static void session_flush(Session *s);
+static int session_flush(Session *s);
 static void drop_stream(Session *s);
 static void send_outbox(Session *s);
+static void mam_catch_up(Session *s);
 
 const char *session_net_state_to_string(SessionNetState state) {
         switch (state) {
@@ -164,7 +183,8 @@ static void announce_conversations(Session *s, GHashTable *ids) {
                 s->events.conversations_changed(convs, s->userdata);
 }
 
-static void session_flush(Session *s) {
+/* Stores and announces the batch; negative errno if it could not be stored. */
+static int session_flush(Session *s) {
         g_autoptr(GPtrArray) messages = g_steal_pointer(&s->batch_messages);
         g_autoptr(GHashTable) conversations = NULL;
         int r;
@@ -174,16 +194,18 @@ static void session_flush(Session *s) {
                 s->batch_source = 0;
         }
         if (!messages || messages->len == 0)
-                return;
+                return 0;
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
                 /* Nothing of the batch is on disk: neither announce nor
                  * acknowledge it, so the server keeps it for us. */
                 s->events.error(r, "Cannot write the message history", s->userdata);
-                return;
+                return r;
         }
-        if (s->stream)
+        /* Held messages are not stored yet: acknowledging now would
+         * acknowledge them too (XEP-0198 counts in arrival order). */
+        if (s->stream && !s->held)
                 xmpp_stream_messages_committed(s->stream);
         conversations = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < messages->len;) {
@@ -197,10 +219,26 @@ static void session_flush(Session *s) {
                 i++;
         }
         if (messages->len == 0)
-                return;
+                return 0;
         s->events.messages_added(messages, s->userdata);
         announce_conversations(s, conversations);
         refresh_unread_total(s);
+        return 0;
+}
+
+static void batch_add(Session *s, StoreMessage *m);
+
+/* The catch-up is over (or broke off): what was held goes into the history,
+ * after the archive's pages. */
+static void release_held(Session *s) {
+        g_autoptr(GPtrArray) held = g_steal_pointer(&s->held);
+
+        if (!held)
+                return;
+        g_ptr_array_set_free_func(held, NULL);  /* batch_add() takes them */
+        for (guint i = 0; i < held->len; i++)
+                batch_add(s, g_ptr_array_index(held, i));
+        session_flush(s);
 }
 
 static void batch_add(Session *s, StoreMessage *m) {
@@ -236,6 +274,13 @@ static void on_stream_ready(bool resumed, void *userdata) {
         backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTED, true);
         send_outbox(s);
+        /* A fresh session may have missed anything; a resumed one missed
+         * nothing, unless the catch-up of its first connection broke off. */
+        if (!resumed)
+                s->mam_done = false;
+        s->mam_running = false;
+        if (!s->mam_done)
+                mam_catch_up(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(0, NULL, s->userdata);
@@ -264,7 +309,9 @@ static void schedule_reconnect(Session *s);
 static void on_stream_closed(int error, const char *text, void *userdata) {
         Session *s = userdata;
 
+        s->mam_running = false;         /* the query went with the connection */
         session_flush(s);
+        release_held(s);
         /* What the lost connection had in flight, to resume it (or resend). */
         if (s->stream) {
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
@@ -302,20 +349,110 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         schedule_reconnect(s);
 }
 
+/* Messages of ours from another device (carbons, the archive) were sent by
+ * the time we hear of them. */
 static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
         Session *s = userdata;
         StoreMessage *m = g_new0(StoreMessage, 1);
 
         m->id = msg->id ? g_strdup(msg->id) : xmpp_new_id();
-        m->conversation = g_strdup(msg->from);
-        m->sender = g_strdup(msg->from);
+        m->conversation = g_strdup(msg->peer);
+        m->sender = g_strdup(msg->outgoing ? s->account : msg->peer);
         m->stanza_id = g_strdup(msg->stanza_id);
-        m->direction = STORE_DIRECTION_IN;
+        m->direction = msg->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
         m->time_ms = msg->time_ms ? msg->time_ms : g_get_real_time() / 1000;
         m->type = g_strdup("text");
         m->text = g_strdup(msg->body);
-        m->status = g_strdup("received");
+        m->status = g_strdup(msg->outgoing ? "sent" : "received");
+        if (s->mam_running && !msg->archived) {
+                if (!s->held)
+                        s->held = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+                g_ptr_array_add(s->held, m);
+                if (s->held->len >= MAM_HELD_MAX)
+                        release_held(s);
+                return;
+        }
         batch_add(s, m);
+}
+
+/* --- archive catch-up (XEP-0313) --- */
+
+/* Pages through our archive from the last archive id stored, so that what
+ * arrived while we were away (offline storage only keeps messages no device
+ * took, and nothing our other devices sent) is in the history too. A first
+ * login only learns where the archive ends: the history starts there rather
+ * than with years of old messages. Messages that also arrive live or from
+ * offline storage carry the same stanza-id (or id) and are stored once. */
+static void mam_query(Session *s, XmppMamQueryKind kind, const char *after_id) {
+        int r = xmpp_stream_mam_query(s->stream, kind, after_id, MAM_PAGE_SIZE);
+
+        if (r < 0) {
+                g_debug("session: cannot query the archive: %s", g_strerror(-r));
+                return;
+        }
+        s->mam_running = true;
+        g_debug("session: archive query: %s %s", kind == XMPP_MAM_NEWEST ? "newest" : "after",
+                after_id ? after_id : "(start)");
+}
+
+static void mam_catch_up(Session *s) {
+        g_autofree char *last = NULL;
+
+        if (!s->store || !s->stream || s->mam_running)
+                return;
+        if (store_get_meta(s->store, META_MAM_LAST_ID, &last) < 0)
+                return;
+        if (!last)
+                mam_query(s, XMPP_MAM_NEWEST, NULL);
+        else
+                mam_query(s, XMPP_MAM_AFTER, *last ? last : NULL);
+}
+
+/* A page is in: store it, remember where it ends, ask for the next. */
+static void mam_page_done(Session *s, int error, bool complete, const char *last) {
+        g_autofree char *saved = NULL;
+        bool learning;
+        int r;
+
+        if (error == -ENOENT) {
+                /* The archive lost the id we continue from (expired, reset):
+                 * start again from where it ends now. */
+                g_debug("session: the archive no longer knows our last id; starting from its end");
+                if (store_set_meta(s->store, META_MAM_LAST_ID, NULL) >= 0)
+                        mam_catch_up(s);
+                return;
+        }
+        if (error < 0) {
+                g_debug("session: archive catch-up failed: %s", g_strerror(-error));
+                return;
+        }
+        if (store_get_meta(s->store, META_MAM_LAST_ID, &saved) < 0)
+                return;
+        learning = !saved;
+        /* The page is on disk before the id that says so. */
+        if (session_flush(s) < 0)
+                return;
+        if (last || learning) {
+                r = store_set_meta(s->store, META_MAM_LAST_ID, last ? last : "");
+                if (r < 0) {
+                        g_debug("session: cannot record the archive position: %s", g_strerror(-r));
+                        return;
+                }
+        }
+        if (learning || complete || !last) {
+                s->mam_done = true;
+                return;
+        }
+        mam_query(s, XMPP_MAM_AFTER, last);
+}
+
+static void on_stream_mam_finished(int error, bool complete, const char *last, void *userdata) {
+        Session *s = userdata;
+
+        s->mam_running = false;
+        mam_page_done(s, error, complete, last);
+        if (!s->mam_running)
+                release_held(s);
 }
 
 /* Everything still "pending" goes out again after a (re)connect, with its
@@ -386,6 +523,7 @@ static const XmppStreamCallbacks stream_callbacks = {
         .delivered = on_stream_delivered,
         .displayed = on_stream_displayed,
         .sent = on_stream_sent,
+        .mam_finished = on_stream_mam_finished,
 };
 
 /* --- public API --- */
@@ -429,7 +567,9 @@ int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const
 void session_free(Session *s) {
         if (!s)
                 return;
+        s->mam_running = false;
         session_flush(s);
+        release_held(s);
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
@@ -508,7 +648,9 @@ void session_logout(Session *s) {
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 return;
         }
+        s->mam_running = false;
         session_flush(s);
+        release_held(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);

@@ -4,7 +4,9 @@
 #include <string.h>
 #include <glib.h>
 
+#include "carbons.h"
 #include "jid.h"
+#include "mam.h"
 #include "scram.h"
 #include "sm.h"
 #include "stream.h"
@@ -76,6 +78,13 @@ struct XmppStream {
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> per burst of messages */
         bool ack_owed;                  /* the server asked while messages were uncommitted */
+
+        /* XEP-0313: the one archive query out, or NULLs. Results name the
+         * query id, the <fin/> answers the IQ id; both are random, so nobody
+         * else can answer for our archive. */
+        char *mam_query_id;
+        char *mam_iq_id;
+        XmppMamQueryKind mam_kind;
 };
 
 static const XmlLimits stanza_limits = {
@@ -448,6 +457,15 @@ static bool from_server(XmppStream *s, const XmlNode *stanza) {
         return bare && (strcmp(bare, s->domain) == 0 || strcmp(bare, s->jid) == 0);
 }
 
+/* XEP-0280, outside the linear setup: the answer is not waited for (a server
+ * without carbons just answers with an error, which nobody reads). A resumed
+ * session keeps its carbons. */
+static void send_carbons_enable(XmppStream *s) {
+        g_autofree char *id = g_strdup_printf("carbons-%u", ++s->next_id);
+        g_autoptr(XmlNode) iq = xmpp_carbons_enable_new(id);
+        send_node(s, iq);
+}
+
 static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
         const char *type = xml_node_attr(iq, "type");
 
@@ -477,6 +495,7 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 s->full_jid = jid_to_string(&parsed);
                 jid_clear(&parsed);
                 sm_send_enable(s);
+                send_carbons_enable(s);
                 return send_roster_get(s);
         }
         case PHASE_ROSTER: {
@@ -644,6 +663,26 @@ static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
         send_node(s, reply);
 }
 
+/* The end of an archive page: an <iq type='result'> with <fin/>, or an error. */
+static void handle_mam_fin(XmppStream *s, const XmlNode *iq, bool ok) {
+        const XmlNode *error = ok ? NULL : xml_node_child(iq, "error", NULL);
+        const char *last = NULL;
+        bool complete = false;
+        int r = 0;
+
+        /* Over before the callback, which may start the next page. */
+        g_clear_pointer(&s->mam_query_id, g_free);
+        g_clear_pointer(&s->mam_iq_id, g_free);
+        if (!ok)
+                r = error && xml_node_child(error, "item-not-found", NS_STANZAS) ? -ENOENT : -EPROTO;
+        else if (xmpp_mam_parse_fin(iq, &complete, &last) < 0)
+                r = -EPROTO;
+        if (r < 0)
+                g_debug("xmpp: archive query failed: %s", g_strerror(-r));
+        if (s->cb.mam_finished)
+                s->cb.mam_finished(r, complete, last, s->userdata);
+}
+
 static void handle_iq(XmppStream *s, const XmlNode *iq) {
         const char *type = xml_node_attr(iq, "type");
         const char *id = xml_node_attr(iq, "id");
@@ -653,6 +692,8 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
         if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
                 if (s->pending_iq && id && strcmp(id, s->pending_iq) == 0 && from_server(s, iq))
                         handle_setup_result(s, iq);
+                else if (s->mam_iq_id && id && strcmp(id, s->mam_iq_id) == 0 && from_server(s, iq))
+                        handle_mam_fin(s, iq, strcmp(type, "result") == 0);
                 else
                         g_debug("xmpp: ignoring an IQ reply nobody asked for");
                 return;
@@ -680,16 +721,11 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
 
 /* The XEP-0203 stamp, trusted from our server (offline storage), our own
  * account, or the sender itself; anyone else's is ignored. */
-static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender) {
-        const XmlNode *delay = xml_node_child(msg, "delay", NS_DELAY);
-        const char *stamp = delay ? xml_node_attr(delay, "stamp") : NULL;
-        const char *by = delay ? xml_node_attr(delay, "from") : NULL;
+static int64_t parse_stamp(const char *stamp) {
         g_autoptr(GDateTime) dt = NULL;
         int64_t ms, now = g_get_real_time() / 1000;
 
         if (!stamp)
-                return 0;
-        if (by && !jid_bare_equal(by, s->domain) && !jid_bare_equal(by, s->jid) && !jid_bare_equal(by, sender))
                 return 0;
         dt = g_date_time_new_from_iso8601(stamp, NULL);
         if (!dt)
@@ -699,6 +735,17 @@ static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender
                 return 0;
         /* A stamp in the future would sort the message above newer ones. */
         return ms > now ? now : ms;
+}
+
+static int64_t parse_delay(XmppStream *s, const XmlNode *msg, const char *sender) {
+        const XmlNode *delay = xml_node_child(msg, "delay", NS_DELAY);
+        const char *by = delay ? xml_node_attr(delay, "from") : NULL;
+
+        if (!delay)
+                return 0;
+        if (by && !jid_bare_equal(by, s->domain) && !jid_bare_equal(by, s->jid) && !jid_bare_equal(by, sender))
+                return 0;
+        return parse_stamp(xml_node_attr(delay, "stamp"));
 }
 
 static const char *report_id(const XmlNode *report) {
@@ -727,11 +774,35 @@ static bool addressed_to_us(XmppStream *s, const char *to) {
         return jid_bare_equal(to, s->jid);
 }
 
-static void handle_message(XmppStream *s, const XmlNode *msg) {
+/* Carbons and archive results speak for our account: only its bare JID (the
+ * server, on its behalf) may send them. */
+static bool from_own_account(XmppStream *s, const char *from) {
+        Jid jid = { 0 };
+        bool own;
+
+        if (!from || jid_parse(from, &jid) < 0)
+                return false;
+        own = !jid.resource && jid.local && strcmp(jid.local, s->local) == 0 && strcmp(jid.domain, s->domain) == 0;
+        jid_clear(&jid);
+        return own;
+}
+
+typedef enum ChatSource {
+        CHAT_LIVE,              /* addressed to us */
+        CHAT_CARBON_RECEIVED,   /* a copy of what another device of ours received */
+        CHAT_CARBON_SENT,       /* a copy of what another device of ours sent */
+        CHAT_ARCHIVED,          /* from our archive: either way */
+} ChatSource;
+
+/* Validates a one-to-one message, wherever it came from, and hands it up if
+ * it has a body. archive_id/archive_ms: the archive result's id and stamp. */
+static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, const char *archive_id,
+                        int64_t archive_ms) {
         const char *type = xml_node_attr(msg, "type");
         const char *body = xml_node_child_text(msg, "body", NS_CLIENT);
         const char *to = xml_node_attr(msg, "to");
         g_autofree char *from = jid_normalize_bare(xml_node_attr(msg, "from"));
+        g_autofree char *recipient = NULL;
         XmppChatMessage m = { 0 };
 
         if (!type)
@@ -742,17 +813,38 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 g_debug("xmpp: ignoring a message without a valid sender");
                 return;
         }
-        if (to && !addressed_to_us(s, to)) {
-                g_debug("xmpp: ignoring a message addressed to someone else");
+        m.outgoing = source == CHAT_CARBON_SENT || (source == CHAT_ARCHIVED && strcmp(from, s->jid) == 0);
+        if (source == CHAT_CARBON_SENT && strcmp(from, s->jid) != 0) {
+                g_debug("xmpp: ignoring a sent carbon of a message %s sent", from);
                 return;
         }
-        handle_reports(s, msg, from);
+        if (m.outgoing) {
+                recipient = to ? jid_normalize_bare(to) : NULL;
+                if (!recipient || !strchr(recipient, '@')) {
+                        g_debug("xmpp: ignoring a message of ours without a valid recipient");
+                        return;
+                }
+                m.peer = recipient;
+        } else {
+                /* Live messages may leave out to (RFC 6120 §8.1.1.1); a copy
+                 * must say it was ours. */
+                if ((to || source != CHAT_LIVE) && (!to || !addressed_to_us(s, to))) {
+                        g_debug("xmpp: ignoring a message addressed to someone else");
+                        return;
+                }
+                m.peer = from;
+                /* Reports to another device of ours count as well; old ones
+                 * from the archive are history. */
+                if (source != CHAT_ARCHIVED)
+                        handle_reports(s, msg, from);
+        }
         if (!body || !*body)
                 return;         /* chat states and pure reports carry no body */
 
-        m.from = from;
         m.body = body;
         m.time_ms = parse_delay(s, msg, from);
+        if (!m.time_ms)
+                m.time_ms = archive_ms;
         for (const XmlNode *c = msg->first_child; c; c = c->next) {
                 if (strcmp(c->ns, NS_SID) != 0)
                         continue;
@@ -762,6 +854,10 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
                 else if (strcmp(c->name, "stanza-id") == 0 && !m.stanza_id &&
                          jid_bare_equal(xml_node_attr(c, "by"), s->jid))
                         m.stanza_id = xml_node_attr(c, "id");
+        }
+        if (source == CHAT_ARCHIVED) {
+                m.archived = true;
+                m.stanza_id = archive_id;
         }
         if (!m.id)
                 m.id = xml_node_attr(msg, "id");
@@ -773,6 +869,55 @@ static void handle_message(XmppStream *s, const XmlNode *msg) {
         xmpp_sm_received(s->sm, true);
         s->delivered_current = true;
         s->cb.chat_message(&m, s->userdata);
+}
+
+static void handle_carbon(XmppStream *s, const XmlNode *msg) {
+        const XmlNode *inner = NULL;
+        bool sent = false;
+
+        /* XEP-0280 §11: anyone can wrap a message in <received/>; only our
+         * own account's copies are real. */
+        if (!from_own_account(s, xml_node_attr(msg, "from"))) {
+                g_debug("xmpp: ignoring a carbon copy from %s", xml_node_attr(msg, "from"));
+                return;
+        }
+        if (xmpp_carbons_parse(msg, &sent, &inner) < 0) {
+                g_debug("xmpp: ignoring a malformed carbon copy");
+                return;
+        }
+        handle_chat(s, inner, sent ? CHAT_CARBON_SENT : CHAT_CARBON_RECEIVED, NULL, 0);
+}
+
+static void handle_archive_result(XmppStream *s, const XmlNode *msg) {
+        const char *from = xml_node_attr(msg, "from");
+        XmppMamResult result;
+
+        /* Results of our own archive come from it (our bare JID) or, as
+         * RFC 6120 allows, without a from; and only for a query we sent. */
+        if (from && !from_own_account(s, from)) {
+                g_debug("xmpp: ignoring an archive result from %s", from);
+                return;
+        }
+        if (xmpp_mam_parse_result(msg, &result) < 0) {
+                g_debug("xmpp: ignoring a malformed archive result");
+                return;
+        }
+        if (!s->mam_query_id || !result.query_id || strcmp(result.query_id, s->mam_query_id) != 0) {
+                g_debug("xmpp: ignoring an archive result for a query we did not send");
+                return;
+        }
+        if (s->mam_kind == XMPP_MAM_NEWEST)
+                return;         /* only its id matters, and the <fin/> carries that */
+        handle_chat(s, result.message, CHAT_ARCHIVED, result.id, parse_stamp(result.stamp));
+}
+
+static void handle_message(XmppStream *s, const XmlNode *msg) {
+        /* Wrapped messages are never also taken as the plain message around them. */
+        if (xml_node_child(msg, "result", NS_MAM))
+                return handle_archive_result(s, msg);
+        if (xml_node_child(msg, "received", NS_CARBONS) || xml_node_child(msg, "sent", NS_CARBONS))
+                return handle_carbon(s, msg);
+        handle_chat(s, msg, CHAT_LIVE, NULL, 0);
 }
 
 static void handle_stream_error(XmppStream *s, const XmlNode *error) {
@@ -1012,6 +1157,8 @@ void xmpp_stream_free(XmppStream *s) {
         g_free(s->resource);
         g_free(s->full_jid);
         g_free(s->pending_iq);
+        g_free(s->mam_query_id);
+        g_free(s->mam_iq_id);
         g_free(s);
 }
 
@@ -1065,6 +1212,21 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
         /* Markers carry no body; ask the server to archive them so other devices see them. */
         xml_node_add_child(msg, "store", NS_HINTS);
         send_node(s, msg);
+        return 0;
+}
+
+int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        if (s->mam_iq_id)
+                return -EBUSY;
+        s->mam_query_id = xmpp_new_id();
+        s->mam_iq_id = xmpp_new_id();
+        s->mam_kind = kind;
+        iq = xmpp_mam_query_new(s->mam_iq_id, s->mam_query_id, kind, after_id, max);
+        send_node(s, iq);
         return 0;
 }
 

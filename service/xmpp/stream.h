@@ -4,7 +4,9 @@
 /*
  * One client XMPP session over an RFC 7395 transport: stream open/close
  * framing, SASL (SCRAM-SHA-256, SCRAM-SHA-1; PLAIN only over TLS), resource
- * binding, roster fetch, initial presence, then chat messages both ways.
+ * binding, roster fetch, initial presence, then chat messages both ways;
+ * XEP-0280 carbons (enabled after binding) and XEP-0313 queries of our own
+ * archive bring in what the account's other devices sent and received.
  *
  * Every incoming stanza is untrusted: it is parsed with xml.h's limits and
  * validated here into plain structs before the layer above sees it. This layer
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mam.h"
 #include "sm.h"
 #include "transport.h"
 
@@ -38,12 +41,19 @@ typedef struct XmppStreamConfig {
         XmppSm *sm;
 } XmppStreamConfig;
 
+/* A one-to-one chat message: received live, a carbon copy (XEP-0280) or from
+ * our archive (XEP-0313). Carbons and archive results are only believed when
+ * they come from our own account. */
 typedef struct XmppChatMessage {
-        const char *from;         /* normalised bare JID of the sender */
+        const char *peer;         /* normalised bare JID of the other party: the sender, or the
+                                   * recipient of an outgoing message */
+        bool outgoing;            /* our account sent it, from another device (or an earlier session) */
+        bool archived;            /* an XEP-0313 result of xmpp_stream_mam_query() */
         const char *id;           /* origin-id, else the stanza's id attribute; NULL if neither */
-        const char *stanza_id;    /* stanza-id assigned by our own server, or NULL */
+        const char *stanza_id;    /* stanza-id assigned by our own server (for an archive result:
+                                   * its archive id), or NULL */
         const char *body;         /* UTF-8 */
-        int64_t time_ms;          /* XEP-0203 delay stamp, else 0 (= now) */
+        int64_t time_ms;          /* XEP-0203 delay stamp, else (archive) when it was archived, else 0 (= now) */
 } XmppChatMessage;
 
 typedef struct XmppRosterItem {
@@ -76,6 +86,13 @@ typedef struct XmppStreamCallbacks {
         /* The server acknowledged (XEP-0198) our chat message id to to. */
         void (*sent)(const char *to, const char *id, void *userdata);
         void (*displayed)(const char *from, const char *id, void *userdata);
+        /* A page of xmpp_stream_mam_query() ended. Its results were handed to
+         * chat_message() before (for XMPP_MAM_AFTER). error: 0; -ENOENT the
+         * server does not know after_id (item-not-found); -EPROTO any other
+         * refusal or a malformed answer. complete: the archive holds nothing
+         * after this page. last: archive id of the page's last (for
+         * XMPP_MAM_NEWEST: the newest) message; NULL if the page was empty. */
+        void (*mam_finished)(int error, bool complete, const char *last, void *userdata);
 } XmppStreamCallbacks;
 
 int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, const XmppStreamCallbacks *cb,
@@ -99,6 +116,14 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
                           int64_t delayed_ms);
 /* XEP-0333 <displayed/> for message id of peer to. */
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
+
+/* XEP-0313 query of our own archive (kinds in mam.h): XMPP_MAM_AFTER pages
+ * through up to max messages after archive id after_id (NULL: from the start),
+ * handing each to chat_message() with its archive id as stanza_id;
+ * XMPP_MAM_NEWEST only learns the newest archive id (nothing is handed up).
+ * mam_finished() follows. One query at a time: -EBUSY while one is out;
+ * -ENOTCONN if not ready. A query does not survive the connection. */
+int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max);
 
 /* The layer above has durably stored every chat message handed to it so far:
  * they may now be acknowledged to the server (XEP-0198 h). */

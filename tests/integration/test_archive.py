@@ -1,0 +1,327 @@
+"""Archive catch-up (XEP-0313) and carbons (XEP-0280): what the account received
+or sent while imd was away or on another device ends up in the history once,
+signalled once; copies and archive results from anyone but the own account are
+ignored. Real Prosody (mam, carbons, offline), real slixmpp peers, the real imd."""
+
+import time
+import uuid
+from collections import Counter
+
+from harness.peer import Peer
+
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_DELAY = "urn:xmpp:delay"
+
+SETTLE = 1.5    # seconds to wait for anything that should not come
+
+
+def _history(client, conv):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 500))
+    return msgs
+
+
+def _texts(client, conv):
+    return Counter(m["text"] for m in _history(client, conv))
+
+
+def _signalled(client, start):
+    return Counter(m["text"] for m in client.messages_received(start))
+
+
+def _wait_texts(client, texts, start, timeout=20):
+    for t in texts:
+        client.wait_signal("MessageReceived", lambda a, t=t: a[0]["text"] == t,
+                           start=start, timeout=timeout)
+
+
+def _second_device(prosody, account):
+    """A slixmpp client logged in as the same account, another resource."""
+    p = Peer(account.jid, account.password, "127.0.0.1", prosody.c2s_port,
+             resource="phone-" + uuid.uuid4().hex[:6])
+    p.start()
+    return p
+
+
+def _logout(client):
+    client.call("Logout")
+    # Prosody must have ended the session before messages count as offline.
+    time.sleep(0.5)
+
+
+def _relogin(client, account):
+    client.login_account(account)
+
+
+def _assert_once(client, start, conv, texts):
+    client.pump(SETTLE)
+    sig = _signalled(client, start)
+    hist = _texts(client, conv)
+    for t in texts:
+        assert sig[t] == 1, "%r signalled %d times: %r" % (t, sig[t], sig)
+        assert hist[t] == 1, "%r stored %d times: %r" % (t, hist[t], hist)
+
+
+# -- catch-up after being away -----------------------------------------------------------
+
+def test_messages_while_logged_out_arrive_once(client, logged_in, peer):
+    start = client.mark()
+    peer.send_message(logged_in.jid, "before logout")
+    _wait_texts(client, ["before logout"], start)
+    for round in range(2):
+        _logout(client)
+        texts = ["away %d.%d" % (round, i) for i in range(3)]
+        for t in texts:
+            peer.send_message(logged_in.jid, t)
+        start = client.mark()
+        _relogin(client, logged_in)
+        _wait_texts(client, texts, start)
+        _assert_once(client, start, peer.jid, texts)
+        assert "before logout" not in _signalled(client, start)
+        order = [m["text"] for m in reversed(_history(client, peer.jid))]
+        assert order[-3:] == texts, order
+    assert _texts(client, peer.jid)["before logout"] == 1
+
+
+def test_messages_while_not_running_arrive_once(client, imd, logged_in, peer):
+    start = client.mark()
+    peer.send_message(logged_in.jid, "while running")
+    _wait_texts(client, ["while running"], start)
+    client.close()
+    imd.stop()
+    time.sleep(0.5)
+    texts = ["while stopped %d" % i for i in range(3)]
+    for t in texts:
+        peer.send_message(logged_in.jid, t)
+    imd.start()
+    c2 = imd.bus.client()
+    try:
+        start = c2.mark()
+        _relogin(c2, logged_in)
+        _wait_texts(c2, texts, start)
+        _assert_once(c2, start, peer.jid, texts)
+        assert _signalled(c2, start)["while running"] == 0
+        assert _texts(c2, peer.jid)["while running"] == 1
+    finally:
+        c2.close()
+
+
+def test_archive_brings_what_another_device_handled(client, logged_in, peer, prosody):
+    """While imd is away another device is online: nothing goes to offline
+    storage, so only the archive can tell imd what was said, both ways."""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "first")
+    _wait_texts(client, ["first"], start)
+    _logout(client)
+    phone = _second_device(prosody, logged_in)
+    try:
+        peer.send_message(logged_in.jid, "to the phone 1")
+        phone.wait_for_body("to the phone 1")
+        phone.send_message(peer.jid, "from the phone")
+        peer.wait_for_body("from the phone")
+        peer.send_message(logged_in.jid, "to the phone 2")
+        phone.wait_for_body("to the phone 2")
+        start = client.mark()
+        _relogin(client, logged_in)
+        texts = ["to the phone 1", "from the phone", "to the phone 2"]
+        _wait_texts(client, texts, start)
+        _assert_once(client, start, peer.jid, texts)
+    finally:
+        phone.stop()
+    by_text = {m["text"]: m for m in _history(client, peer.jid)}
+    assert by_text["to the phone 1"]["direction"] == "in"
+    assert by_text["to the phone 1"]["sender"] == peer.jid
+    out = by_text["from the phone"]
+    assert out["direction"] == "out"
+    assert out["status"] == "sent"
+    assert out["sender"] == logged_in.jid
+    assert out["conversation"] == peer.jid
+    sig = [m for m in client.messages_received(start) if m["text"] == "from the phone"]
+    assert sig[0]["direction"] == "out"
+    # the history keeps the order the archive had
+    order = [m["text"] for m in reversed(_history(client, peer.jid))]
+    assert order == ["first"] + texts, order
+
+
+def test_first_login_does_not_download_the_old_archive(client, new_account, peer, prosody):
+    alice = new_account("alice")
+    phone = _second_device(prosody, alice)
+    try:
+        peer.send_message(alice.jid, "old news")
+        phone.wait_for_body("old news")
+        start = client.mark()
+        client.login_account(alice)
+        peer.send_message(alice.jid, "fresh")
+        _wait_texts(client, ["fresh"], start)
+        client.pump(SETTLE)
+        assert _texts(client, peer.jid) == Counter(["fresh"])
+        # from now on the archive is followed: a message only the phone saw
+        _logout(client)
+        peer.send_message(alice.jid, "seen by the phone")
+        phone.wait_for_body("seen by the phone")
+        start = client.mark()
+        client.login_account(alice)
+        _wait_texts(client, ["seen by the phone"], start)
+        _assert_once(client, start, peer.jid, ["seen by the phone"])
+        assert _texts(client, peer.jid)["old news"] == 0
+    finally:
+        phone.stop()
+
+
+# -- carbons --------------------------------------------------------------------------------
+
+def test_carbons_of_another_device(client, logged_in, peer, prosody):
+    phone = _second_device(prosody, logged_in)
+    try:
+        start = client.mark()
+        mid = phone.send_message(peer.jid, "sent from the phone")
+        peer.wait_for_body("sent from the phone")
+        sig = client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "sent from the phone",
+                                 start=start).args[0]
+        assert sig["direction"] == "out"
+        assert sig["conversation"] == peer.jid
+        assert sig["sender"] == logged_in.jid
+        assert sig["id"] == mid
+        # a message to the phone's resource alone comes as a received carbon
+        peer.send_message(phone.full_jid, "only for the phone")
+        phone.wait_for_body("only for the phone")
+        # a message to the account reaches both devices directly
+        peer.send_message(logged_in.jid, "for both of you")
+        phone.wait_for_body("for both of you")
+        texts = ["sent from the phone", "only for the phone", "for both of you"]
+        _wait_texts(client, texts, start)
+        _assert_once(client, start, peer.jid, texts)
+        by_text = {m["text"]: m for m in _history(client, peer.jid)}
+        stored = by_text["sent from the phone"]
+        assert (stored["direction"], stored["status"], stored["sender"]) == \
+            ("out", "sent", logged_in.jid)
+        assert by_text["only for the phone"]["direction"] == "in"
+        assert by_text["for both of you"]["direction"] == "in"
+        # outgoing messages from another device are not unread
+        conv = [c for c in client.call("GetConversations") if c["id"] == peer.jid][0]
+        assert conv["unread"] == 2
+    finally:
+        phone.stop()
+
+
+def test_own_messages_are_not_doubled_by_carbons_or_archive(client, logged_in, peer):
+    start = client.mark()
+    mid = client.call("SendText", "ss", (peer.jid, "from imd itself"))
+    peer.wait_for_body("from imd itself")
+    client.wait_signal("MessageStatusChanged", lambda a: a[1] == mid and a[2] == "sent", start=start)
+    _logout(client)
+    _relogin(client, logged_in)
+    client.pump(SETTLE)
+    hist = [m for m in _history(client, peer.jid) if m["text"] == "from imd itself"]
+    assert len(hist) == 1 and hist[0]["id"] == mid
+    assert [m["id"] for m in client.messages_received(start)] == [mid]
+
+
+# -- spoofing ----------------------------------------------------------------------------------
+
+def _wrapped(to, kind, inner_from, inner_to, body):
+    return ("<message to='%s' type='chat' id='%s'><%s xmlns='%s'><forwarded xmlns='%s'>"
+            "<message xmlns='jabber:client' from='%s' to='%s' type='chat' id='%s'>"
+            "<body>%s</body></message></forwarded></%s></message>"
+            % (to, uuid.uuid4().hex, kind, NS_CARBONS, NS_FORWARD, inner_from, inner_to,
+               uuid.uuid4().hex, body, kind))
+
+
+def _fake_result(to, queryid, inner_from, inner_to, body):
+    return ("<message to='%s' id='%s'><result xmlns='%s' queryid='%s' id='%s'>"
+            "<forwarded xmlns='%s'><delay xmlns='%s' stamp='2020-01-01T00:00:00Z'/>"
+            "<message xmlns='jabber:client' from='%s' to='%s' type='chat' id='%s'>"
+            "<body>%s</body></message></forwarded></result></message>"
+            % (to, uuid.uuid4().hex, NS_MAM, queryid, uuid.uuid4().hex, NS_FORWARD, NS_DELAY,
+               inner_from, inner_to, uuid.uuid4().hex, body))
+
+
+def test_forged_carbons_and_archive_results_are_ignored(client, logged_in, peer_factory):
+    bob, mallory = peer_factory("bob"), peer_factory("mallory")
+    me = logged_in.jid
+    start = client.mark()
+    mallory.send_raw(_wrapped(me, "received", bob.jid + "/x", me, "forged received carbon"))
+    mallory.send_raw(_wrapped(me, "sent", me + "/phone", bob.jid, "forged sent carbon"))
+    mallory.send_raw(_wrapped(me, "received", mallory.jid + "/x", me, "carbon of itself"))
+    for qid in ("q1", "", uuid.uuid4().hex):
+        mallory.send_raw(_fake_result(me, qid, bob.jid + "/x", me, "forged archive result"))
+    mallory.send_raw(_fake_result(me, "q2", me + "/phone", bob.jid, "forged archived own message"))
+    mallory.send_message(me, "sync")
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "sync", start=start)
+    client.pump(SETTLE)
+    assert list(_signalled(client, start)) == ["sync"]
+    assert [c["id"] for c in client.call("GetConversations")] == [mallory.jid]
+    assert _texts(client, mallory.jid) == Counter(["sync"])
+    # the forged stanzas were archived by the server as mallory's messages: a
+    # catch-up must not turn them into anything either
+    _logout(client)
+    start = client.mark()
+    _relogin(client, logged_in)
+    mallory.send_message(me, "sync 2")
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "sync 2", start=start)
+    client.pump(SETTLE)
+    assert list(_signalled(client, start)) == ["sync 2"]
+    assert [c["id"] for c in client.call("GetConversations")] == [mallory.jid]
+
+
+# -- restart -------------------------------------------------------------------------------------
+
+def test_restart_brings_no_duplicates(client, imd, logged_in, peer, prosody):
+    start = client.mark()
+    phone = _second_device(prosody, logged_in)
+    try:
+        peer.send_message(logged_in.jid, "live 1")
+        mid = client.call("SendText", "ss", (peer.jid, "mine 1"))
+        peer.wait_for_body("mine 1")
+        phone.send_message(peer.jid, "phone 1")
+        peer.wait_for_body("phone 1")
+        _wait_texts(client, ["live 1", "mine 1", "phone 1"], start)
+        client.wait_signal("MessageStatusChanged", lambda a: a[1] == mid and a[2] == "sent",
+                           start=start)
+        _logout(client)
+        peer.send_message(logged_in.jid, "while out")
+        phone.wait_for_body("while out")
+        _relogin(client, logged_in)
+        _wait_texts(client, ["while out"], start)
+        client.pump(SETTLE)
+    finally:
+        phone.stop()
+    before = _texts(client, peer.jid)
+    assert before == Counter(["live 1", "mine 1", "phone 1", "while out"]), before
+    client.close()
+    imd.restart()
+    c2 = imd.bus.client()
+    try:
+        start = c2.mark()
+        _relogin(c2, logged_in)
+        peer.send_message(logged_in.jid, "after restart")
+        _wait_texts(c2, ["after restart"], start)
+        c2.pump(SETTLE)
+        assert list(_signalled(c2, start)) == ["after restart"]
+        after = _texts(c2, peer.jid)
+        assert after == before + Counter(["after restart"]), after
+    finally:
+        c2.close()
+
+
+def test_catch_up_pages_through_a_long_archive(client, logged_in, peer, prosody):
+    """More than two pages (100 each) arrive complete, once, in order."""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "start")
+    _wait_texts(client, ["start"], start)
+    _logout(client)
+    phone = _second_device(prosody, logged_in)
+    try:
+        texts = ["page message %03d" % i for i in range(230)]
+        for t in texts:
+            peer.send_message(logged_in.jid, t)
+        phone.wait_for_body(texts[-1], timeout=30)
+        start = client.mark()
+        _relogin(client, logged_in)
+        _wait_texts(client, [texts[-1]], start, timeout=30)
+        _assert_once(client, start, peer.jid, texts)
+    finally:
+        phone.stop()
+    order = [m["text"] for m in reversed(_history(client, peer.jid))]
+    assert order == ["start"] + texts
