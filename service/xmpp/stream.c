@@ -55,6 +55,7 @@ struct XmppStream {
         XmppTransport *transport;
         XmlParser *parser;      /* one document per connection: no per-stanza reset */
         StreamPhase phase;
+        StreamPhase phase_before_fail;
         char *jid;              /* bare */
         char *local, *domain;
         char *password;
@@ -1049,9 +1050,15 @@ static void stream_fail(XmppStream *s, int error, const char *text) {
         if (s->phase == PHASE_CLOSED)
                 return;
         g_debug("xmpp: session failed: %s", text);
+        s->phase_before_fail = s->phase;
         s->phase = PHASE_CLOSED;
         stop_timers(s);
-        if (s->transport) {
+        if (s->transport && error == -ETIMEDOUT && s->phase_before_fail == PHASE_READY) {
+                /* The link looks dead: just drop it. A <close/> would end the
+                 * session on the server too, and with it the XEP-0198
+                 * resumption that lets the next connection lose nothing. */
+                xmpp_transport_free(g_steal_pointer(&s->transport));
+        } else if (s->transport) {
                 /* RFC 7395 §3.6: tell the server before going. */
                 g_autoptr(XmlNode) close = xml_node_new("close", NS_FRAMING);
                 send_node(s, close);

@@ -186,3 +186,36 @@ def test_flood_while_imd_is_killed_twice(fclient, fast_imd, private_prosody):
         assert missing <= 2 * 512, "%d messages never signalled" % missing
     finally:
         bob.stop()
+
+
+def test_stalled_server_session_is_resumed(fclient, fast_imd, private_prosody):
+    """After a stall imd drops the dead link without closing the session, so the
+    server keeps it (XEP-0198 hibernation) and the next connection resumes it:
+    what either side sent meanwhile arrives once."""
+    p = private_prosody
+    client = fclient
+    jid, _ = _login(client, p)
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        start = client.mark()
+        p.pause()
+        client.wait_property("Ready", lambda v: v is False, start=start, timeout=8)
+        out_id = client.call("SendText", "ss", (bob_jid, "written during the stall"))
+        p.resume()
+        bob.send_message(jid, "sent right after the stall")
+        client.wait_property("Ready", lambda v: v is True, start=start, timeout=30)
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "sent right after the stall",
+                           start=start, timeout=15)
+        bob.wait_for_body("written during the stall", timeout=15)
+        client.wait_signal("MessageStatusChanged", lambda a: a[1] == out_id and a[2] == "sent",
+                           start=start, timeout=15)
+        time.sleep(1)
+        log = p.log_tail(1000000)
+        assert "<resumed" in log, "the session was not resumed"
+        assert [m["body"] for m in bob.messages if m["body"]].count("written during the stall") == 1
+        texts = [m["text"] for m in client.messages_received(start)]
+        assert texts.count("sent right after the stall") == 1
+    finally:
+        bob.stop()
