@@ -6,87 +6,7 @@
 
 #include "carbons.h"
 #include "jid.h"
-#include "mam.h"
-#include "scram.h"
-#include "sm.h"
-#include "stream.h"
-#include "xml.h"
-
-#define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
-#define NS_STREAMS  "http://etherx.jabber.org/streams"
-#define NS_CLIENT   "jabber:client"
-#define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_ROSTER   "jabber:iq:roster"
-#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define NS_SID      "urn:xmpp:sid:0"
-#define NS_DELAY    "urn:xmpp:delay"
-#define NS_MARKERS  "urn:xmpp:chat-markers:0"
-#define NS_RECEIPTS "urn:xmpp:receipts"
-#define NS_HINTS    "urn:xmpp:hints"
-#define NS_PING     "urn:xmpp:ping"
-#define NS_SM       "urn:xmpp:sm:3"
-
-typedef enum StreamPhase {
-        PHASE_CONNECTING,       /* WebSocket not up yet */
-        PHASE_OPENING,          /* <open/> sent, waiting for features */
-        PHASE_SASL,             /* <auth/> sent */
-        PHASE_REOPENING,        /* authenticated, stream restarted */
-        PHASE_RESUMING,         /* <resume/> sent (XEP-0198) */
-        PHASE_BINDING,
-        PHASE_SESSION,
-        PHASE_ROSTER,
-        PHASE_READY,
-        PHASE_CLOSING,
-        PHASE_CLOSED,
-} StreamPhase;
-
-typedef enum SaslMech {
-        MECH_NONE,
-        MECH_SCRAM_SHA256,
-        MECH_SCRAM_SHA1,
-        MECH_PLAIN,
-} SaslMech;
-
-struct XmppStream {
-        XmppStreamCallbacks cb;
-        void *userdata;
-        XmppTransport *transport;
-        XmlParser *parser;      /* one document per connection: no per-stanza reset */
-        StreamPhase phase;
-        StreamPhase phase_before_fail;
-        char *jid;              /* bare */
-        char *local, *domain;
-        char *password;
-        char *resource;
-        char *full_jid;         /* after bind */
-        SaslMech mech;
-        ScramClient *scram;
-        struct ScramJob *scram_job;     /* computing the client-final message */
-        char *pending_iq;       /* id of the one setup IQ in flight */
-        guint login_timer;
-        guint ping_timer;               /* periodic check for silence */
-        guint ping_deadline;            /* a ping is out; fail when this fires */
-        int64_t last_rx_us;             /* monotonic time anything last arrived */
-        unsigned ping_interval_ms, ping_timeout_ms;
-        guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
-        bool orphan;
-        unsigned next_id;
-
-        XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
-        bool sm_offered;                /* the server's features list <sm/> */
-        bool delivered_current;         /* the stanza being dispatched went to the layer above */
-        guint ack_request_source;       /* one <r/> per burst of messages */
-        bool ack_owed;                  /* the server asked while messages were uncommitted */
-
-        /* XEP-0313: the one archive query out, or NULLs. Results name the
-         * query id, the <fin/> answers the IQ id; both are random, so nobody
-         * else can answer for our archive. */
-        char *mam_query_id;
-        char *mam_iq_id;
-        XmppMamQueryKind mam_kind;
-};
+#include "stream-private.h"
 
 static const XmlLimits stanza_limits = {
         .max_bytes = 256 * 1024,
@@ -99,12 +19,12 @@ char *xmpp_new_id(void) {
         return g_uuid_string_random();
 }
 
-static void stream_fail(XmppStream *s, int error, const char *text);
-static void sm_send_enable(XmppStream *s);
-static void sm_send_resume(XmppStream *s);
-static void become_ready(XmppStream *s, bool resumed);
+void stream_fail(XmppStream *s, int error, const char *text);
+void stream_sm_send_enable(XmppStream *s);
+void stream_sm_send_resume(XmppStream *s);
+void stream_become_ready(XmppStream *s, bool resumed);
 
-static bool is_stanza(const XmlNode *node) {
+bool stream_is_stanza(const XmlNode *node) {
         return strcmp(node->ns, NS_CLIENT) == 0 &&
                (strcmp(node->name, "message") == 0 || strcmp(node->name, "iq") == 0 ||
                 strcmp(node->name, "presence") == 0);
@@ -112,25 +32,25 @@ static bool is_stanza(const XmlNode *node) {
 
 /* Every stanza is counted for XEP-0198, and kept until acknowledged;
  * message_id/to name a chat message whose acknowledgement matters above. */
-static void send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
+void stream_send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
         size_t len;
         g_autofree char *xml = xml_serialize(node, &len);
 
-        if (is_stanza(node))
+        if (stream_is_stanza(node))
                 xmpp_sm_sent(s->sm, xml, len, message_id, to);
         if (!s->transport || xmpp_transport_send(s->transport, xml, len) < 0)
                 g_debug("xmpp: stanza not written (connection closed); kept for a resume");
 }
 
-static void send_node(XmppStream *s, const XmlNode *node) {
-        send_stanza(s, node, NULL, NULL);
+void stream_send_node(XmppStream *s, const XmlNode *node) {
+        stream_send_stanza(s, node, NULL, NULL);
 }
 
-static void send_open(XmppStream *s) {
+void stream_send_open(XmppStream *s) {
         g_autoptr(XmlNode) open = xml_node_new("open", NS_FRAMING);
         xml_node_set_attr(open, "to", s->domain);
         xml_node_set_attr(open, "version", "1.0");
-        send_node(s, open);
+        stream_send_node(s, open);
 }
 
 static char *next_iq_id(XmppStream *s) {
@@ -143,190 +63,12 @@ static void send_setup_iq(XmppStream *s, XmlNode *iq) {
         g_free(s->pending_iq);
         s->pending_iq = next_iq_id(s);
         xml_node_set_attr(iq, "id", s->pending_iq);
-        send_node(s, iq);
-}
-
-/* --- SASL --- */
-
-static SaslMech choose_mechanism(XmppStream *s, const XmlNode *mechanisms) {
-        bool sha256 = false, sha1 = false, plain = false;
-
-        for (const XmlNode *m = mechanisms->first_child; m; m = m->next) {
-                const char *name = xml_node_text(m);
-                if (strcmp(m->name, "mechanism") != 0)
-                        continue;
-                sha256 |= strcmp(name, "SCRAM-SHA-256") == 0;
-                sha1 |= strcmp(name, "SCRAM-SHA-1") == 0;
-                plain |= strcmp(name, "PLAIN") == 0;
-        }
-        if (sha256)
-                return MECH_SCRAM_SHA256;
-        if (sha1)
-                return MECH_SCRAM_SHA1;
-        /* PLAIN sends the password itself: only inside TLS, and only when SCRAM is not offered. */
-        if (plain && xmpp_transport_is_tls(s->transport))
-                return MECH_PLAIN;
-        return MECH_NONE;
-}
-
-static void send_sasl(XmppStream *s, const char *element, const char *mechanism, const char *payload, size_t len) {
-        g_autoptr(XmlNode) node = xml_node_new(element, NS_SASL);
-        g_autofree char *b64 = len ? g_base64_encode((const guchar *) payload, len) : g_strdup("=");
-
-        if (mechanism)
-                xml_node_set_attr(node, "mechanism", mechanism);
-        xml_node_set_text(node, b64);
-        send_node(s, node);
-}
-
-static void start_auth(XmppStream *s, const XmlNode *mechanisms) {
-        s->mech = choose_mechanism(s, mechanisms);
-        switch (s->mech) {
-        case MECH_SCRAM_SHA256:
-        case MECH_SCRAM_SHA1: {
-                ScramHash hash = s->mech == MECH_SCRAM_SHA256 ? SCRAM_SHA256 : SCRAM_SHA1;
-                g_autofree char *first = NULL;
-
-                s->scram = scram_client_new(hash, s->local, s->password, NULL);
-                if (!s->scram || scram_client_first(s->scram, &first) < 0)
-                        return stream_fail(s, -EACCES, "the user name or password cannot be used with SCRAM");
-                send_sasl(s, "auth", scram_mechanism_name(hash), first, strlen(first));
-                break;
-        }
-        case MECH_PLAIN: {
-                size_t ll = strlen(s->local), pl = strlen(s->password);
-                g_autofree char *msg = g_malloc(ll + pl + 2);
-                msg[0] = '\0';
-                memcpy(msg + 1, s->local, ll);
-                msg[1 + ll] = '\0';
-                memcpy(msg + 2 + ll, s->password, pl);
-                send_sasl(s, "auth", "PLAIN", msg, ll + pl + 2);
-                explicit_bzero(msg, ll + pl + 2);
-                break;
-        }
-        case MECH_NONE:
-                return stream_fail(s, -ENOTSUP, xmpp_transport_is_tls(s->transport)
-                                   ? "the server offers no supported SASL mechanism"
-                                   : "the server offers no SCRAM mechanism, and PLAIN is refused without TLS");
-        }
-        s->phase = PHASE_SASL;
-}
-
-/* The salted password takes up to SCRAM_MAX_ITERATIONS HMACs, which the server
- * chooses: up to seconds of CPU. It runs in a thread of its own so that the
- * main loop (D-Bus, other connections) never waits for it. Only the main
- * thread touches job->stream; the worker only computes. */
-typedef struct ScramJob {
-        XmppStream *stream;     /* NULL once the stream is gone */
-        ScramClient *scram;
-        char *challenge;
-        size_t len;
-        char *final;
-        int result;
-} ScramJob;
-
-static void scram_job_free(ScramJob *job) {
-        scram_client_free(job->scram);
-        g_free(job->challenge);
-        if (job->final) {
-                explicit_bzero(job->final, strlen(job->final));
-                g_free(job->final);
-        }
-        g_free(job);
-}
-
-static gboolean scram_job_done(gpointer data) {
-        ScramJob *job = data;
-        XmppStream *s = job->stream;
-
-        if (s) {
-                s->scram_job = NULL;
-                s->scram = g_steal_pointer(&job->scram);
-                if (job->result < 0)
-                        stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
-                else
-                        send_sasl(s, "response", NULL, job->final, strlen(job->final));
-        }
-        scram_job_free(job);
-        return G_SOURCE_REMOVE;
-}
-
-static gpointer scram_job_run(gpointer data) {
-        ScramJob *job = data;
-        job->result = scram_client_final(job->scram, job->challenge, job->len, &job->final);
-        g_idle_add(scram_job_done, job);
-        return NULL;
-}
-
-static void scram_start_final(XmppStream *s, char *challenge, size_t len) {
-        ScramJob *job = g_new0(ScramJob, 1);
-        GThread *thread;
-
-        job->stream = s;
-        job->scram = g_steal_pointer(&s->scram);
-        job->challenge = challenge;
-        job->len = len;
-        s->scram_job = job;
-        thread = g_thread_new("imd-scram", scram_job_run, job);
-        g_thread_unref(thread);
-}
-
-static int decode_sasl_payload(const XmlNode *node, char **ret, size_t *ret_len) {
-        const char *text = xml_node_text(node);
-        gsize len = 0;
-        guchar *data;
-
-        if (!*text || strcmp(text, "=") == 0) {
-                *ret = g_strdup("");
-                *ret_len = 0;
-                return 0;
-        }
-        data = g_base64_decode(text, &len);
-        if (!data || len == 0) {
-                g_free(data);
-                return -EBADMSG;
-        }
-        *ret = g_realloc(data, len + 1);
-        (*ret)[len] = '\0';
-        *ret_len = len;
-        return 0;
-}
-
-static void handle_sasl(XmppStream *s, const XmlNode *node) {
-        g_autofree char *payload = NULL;
-        size_t len = 0;
-
-        if (strcmp(node->name, "failure") == 0) {
-                const XmlNode *cond = node->first_child;
-                g_autofree char *text = g_strdup_printf("authentication failed (%s)", cond ? cond->name : "unknown");
-                return stream_fail(s, -EACCES, text);
-        }
-        if (decode_sasl_payload(node, &payload, &len) < 0)
-                return stream_fail(s, -EPROTO, "malformed SASL payload");
-
-        if (strcmp(node->name, "challenge") == 0) {
-                if (!s->scram || s->scram_job)
-                        return stream_fail(s, -EPROTO, "unexpected SASL challenge");
-                return scram_start_final(s, g_steal_pointer(&payload), len);
-        }
-        if (strcmp(node->name, "success") == 0) {
-                /* The server proves it knows the password too; without that a
-                 * man in the middle could accept any credentials. */
-                if (s->scram && scram_client_verify(s->scram, payload, len) < 0)
-                        return stream_fail(s, -EPROTO, "the server's SCRAM signature is invalid");
-                scram_client_free(s->scram);
-                s->scram = NULL;
-                explicit_bzero(s->password, strlen(s->password));
-                s->phase = PHASE_REOPENING;
-                send_open(s);
-                return;
-        }
-        stream_fail(s, -EPROTO, "unexpected SASL element");
+        stream_send_node(s, iq);
 }
 
 /* --- session setup --- */
 
-static void send_bind(XmppStream *s) {
+void stream_send_bind(XmppStream *s) {
         g_autoptr(XmlNode) iq = xml_node_new("iq", NS_CLIENT);
         XmlNode *bind;
 
@@ -350,15 +92,15 @@ static void handle_features(XmppStream *s, const XmlNode *features) {
                 const XmlNode *mechs = xml_node_child(features, "mechanisms", NS_SASL);
                 if (!mechs)
                         return stream_fail(s, -ENOTSUP, "the server offers no SASL authentication");
-                return start_auth(s, mechs);
+                return stream_start_auth(s, mechs);
         }
         if (s->phase == PHASE_REOPENING) {
                 s->sm_offered = xml_node_child(features, "sm", NS_SM) != NULL;
                 if (s->sm_offered && xmpp_sm_resume_id(s->sm))
-                        return sm_send_resume(s);
+                        return stream_sm_send_resume(s);
                 if (!xml_node_child(features, "bind", NS_BIND))
                         return stream_fail(s, -EPROTO, "the server offers no resource binding");
-                return send_bind(s);
+                return stream_send_bind(s);
         }
         stream_fail(s, -EPROTO, "unexpected stream features");
 }
@@ -414,7 +156,7 @@ static gboolean on_ping_timer(gpointer userdata) {
         xml_node_set_attr(iq, "id", id);
         xml_node_set_attr(iq, "to", s->domain);
         xml_node_add_child(iq, "ping", NS_PING);
-        send_node(s, iq);
+        stream_send_node(s, iq);
         s->ping_deadline = g_timeout_add(s->ping_timeout_ms, on_ping_deadline, s);
         return G_SOURCE_CONTINUE;
 }
@@ -434,10 +176,10 @@ static void stop_timers(XmppStream *s) {
         }
 }
 
-static void become_ready(XmppStream *s, bool resumed) {
+void stream_become_ready(XmppStream *s, bool resumed) {
         if (!resumed) {
                 g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
-                send_node(s, presence);
+                stream_send_node(s, presence);
         }
         s->phase = PHASE_READY;
         stop_timers(s);
@@ -464,7 +206,7 @@ static bool from_server(XmppStream *s, const XmlNode *stanza) {
 static void send_carbons_enable(XmppStream *s) {
         g_autofree char *id = g_strdup_printf("carbons-%u", ++s->next_id);
         g_autoptr(XmlNode) iq = xmpp_carbons_enable_new(id);
-        send_node(s, iq);
+        stream_send_node(s, iq);
 }
 
 static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
@@ -474,7 +216,7 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
         if (!type || strcmp(type, "result") != 0) {
                 if (s->phase == PHASE_ROSTER)
                         /* A server without a roster is still usable. */
-                        return become_ready(s, false);
+                        return stream_become_ready(s, false);
                 return stream_fail(s, -EPROTO, s->phase == PHASE_BINDING ? "resource binding refused"
                                                                          : "session setup refused");
         }
@@ -495,7 +237,7 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 g_free(s->full_jid);
                 s->full_jid = jid_to_string(&parsed);
                 jid_clear(&parsed);
-                sm_send_enable(s);
+                stream_sm_send_enable(s);
                 send_carbons_enable(s);
                 return send_roster_get(s);
         }
@@ -503,7 +245,7 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
                 if (query)
                         roster_deliver(s, query, true);
-                return become_ready(s, false);
+                return stream_become_ready(s, false);
         }
         case PHASE_CONNECTING:
         case PHASE_OPENING:
@@ -517,130 +259,6 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
                 break;
         }
         stream_fail(s, -EPROTO, "unexpected IQ result");
-}
-
-/* --- XEP-0198 stream management --- */
-
-static void sm_send(XmppStream *s, XmlNode *node) {
-        size_t len;
-        g_autofree char *xml = xml_serialize(node, &len);
-        if (s->transport)
-                xmpp_transport_send(s->transport, xml, len);
-}
-
-static void sm_send_enable(XmppStream *s) {
-        g_autoptr(XmlNode) enable = NULL;
-
-        if (!s->sm_offered)
-                return;
-        enable = xml_node_new("enable", NS_SM);
-        xml_node_set_attr(enable, "resume", "true");
-        sm_send(s, enable);
-        /* Our count starts with the first stanza after <enable/>. */
-        xmpp_sm_start(s->sm);
-}
-
-static void sm_send_resume(XmppStream *s) {
-        g_autoptr(XmlNode) resume = xml_node_new("resume", NS_SM);
-        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_handled(s->sm));
-
-        xml_node_set_attr(resume, "h", h);
-        xml_node_set_attr(resume, "previd", xmpp_sm_resume_id(s->sm));
-        s->phase = PHASE_RESUMING;
-        sm_send(s, resume);
-}
-
-static void sm_send_ack(XmppStream *s) {
-        g_autoptr(XmlNode) a = xml_node_new("a", NS_SM);
-        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_handled(s->sm));
-        xml_node_set_attr(a, "h", h);
-        sm_send(s, a);
-}
-
-static gboolean on_ack_request(gpointer userdata) {
-        XmppStream *s = userdata;
-        g_autoptr(XmlNode) r = xml_node_new("r", NS_SM);
-
-        s->ack_request_source = 0;
-        if (s->phase == PHASE_READY && xmpp_sm_is_enabled(s->sm))
-                sm_send(s, r);
-        return G_SOURCE_REMOVE;
-}
-
-/* Ask once per burst rather than per message. */
-static void sm_request_ack(XmppStream *s) {
-        if (xmpp_sm_is_enabled(s->sm) && !s->ack_request_source)
-                s->ack_request_source = g_idle_add(on_ack_request, s);
-}
-
-static bool parse_h(const XmlNode *node, uint32_t *ret) {
-        const char *h = xml_node_attr(node, "h");
-        guint64 v;
-
-        if (!h || !g_ascii_string_to_unsigned(h, 10, 0, G_MAXUINT32, &v, NULL))
-                return false;
-        *ret = (uint32_t) v;
-        return true;
-}
-
-static void on_sm_acked(const char *message_id, const char *to, void *userdata) {
-        XmppStream *s = userdata;
-        if (s->cb.sent)
-                s->cb.sent(to, message_id, s->userdata);
-}
-
-static void sm_handle_ack(XmppStream *s, const XmlNode *node) {
-        uint32_t h;
-
-        if (!parse_h(node, &h) || xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
-                /* XEP-0198 §4: an impossible h means the counts diverged. */
-                return stream_fail(s, -EPROTO, "the server acknowledged stanzas that were never sent");
-}
-
-static void resend_one(const char *xml, size_t len, void *userdata) {
-        XmppStream *s = userdata;
-        xmpp_transport_send(s->transport, xml, len);
-}
-
-static void sm_handle(XmppStream *s, const XmlNode *node) {
-        if (strcmp(node->name, "r") == 0) {
-                if (s->phase < PHASE_BINDING)
-                        return;
-                /* The answer could not count the messages being stored yet:
-                 * answer once they are, one <a/> per batch instead of per <r/>. */
-                if (xmpp_sm_has_uncommitted(s->sm))
-                        s->ack_owed = true;
-                else
-                        sm_send_ack(s);
-                return;
-        }
-        if (strcmp(node->name, "a") == 0)
-                return sm_handle_ack(s, node);
-        if (strcmp(node->name, "enabled") == 0) {
-                const char *resume = xml_node_attr(node, "resume");
-                const char *max = xml_node_attr(node, "max");
-                bool can_resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
-                xmpp_sm_enabled(s->sm, can_resume ? xml_node_attr(node, "id") : NULL,
-                                max ? (unsigned) g_ascii_strtoull(max, NULL, 10) : 0);
-                return;
-        }
-        if (strcmp(node->name, "resumed") == 0 && s->phase == PHASE_RESUMING) {
-                uint32_t h;
-                if (!parse_h(node, &h) || xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
-                        return stream_fail(s, -EPROTO, "the server resumed with an impossible count");
-                /* What the old connection lost on the way goes again, as it was. */
-                xmpp_sm_foreach_unacked(s->sm, resend_one, s);
-                sm_request_ack(s);
-                return become_ready(s, true);
-        }
-        if (strcmp(node->name, "failed") == 0) {
-                if (s->phase == PHASE_RESUMING) {
-                        /* A fresh session; the layer above resends from its outbox. */
-                        xmpp_sm_stop(s->sm);
-                        return send_bind(s);
-                }
-                xmpp_sm_stop(s->sm);    /* <enable/> refused: carry on without */
-        }
 }
 
 /* --- stanzas once ready --- */
@@ -661,7 +279,7 @@ static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
                 xml_node_set_attr(error, "type", "cancel");
                 xml_node_add_child(error, "service-unavailable", NS_STANZAS);
         }
-        send_node(s, reply);
+        stream_send_node(s, reply);
 }
 
 /* The end of an archive page: an <iq type='result'> with <fin/>, or an error. */
@@ -936,7 +554,7 @@ static void handle_stream_error(XmppStream *s, const XmlNode *error) {
 static void on_transport_connected(void *userdata) {
         XmppStream *s = userdata;
         s->phase = PHASE_OPENING;
-        send_open(s);
+        stream_send_open(s);
 }
 
 static void dispatch_stanza(XmppStream *s, const XmlNode *node);
@@ -960,14 +578,14 @@ static void dispatch(XmppStream *s, const XmlNode *node) {
         if (strcmp(node->ns, NS_SASL) == 0) {
                 if (s->phase != PHASE_SASL)
                         return stream_fail(s, -EPROTO, "unexpected SASL element");
-                return handle_sasl(s, node);
+                return stream_handle_sasl(s, node);
         }
         if (strcmp(node->ns, NS_SM) == 0) {
                 if (s->phase >= PHASE_BINDING || s->phase == PHASE_RESUMING)
-                        sm_handle(s, node);
+                        stream_sm_handle(s, node);
                 return;
         }
-        if (!is_stanza(node))
+        if (!stream_is_stanza(node))
                 return;
         /* Counted before it is handled: a message handed up may be stored (and
          * confirmed) before the handler returns. */
@@ -1046,7 +664,7 @@ static const XmppTransportCallbacks transport_callbacks = {
 };
 
 /* Ends the session with an error: report it once, then drop the connection. */
-static void stream_fail(XmppStream *s, int error, const char *text) {
+void stream_fail(XmppStream *s, int error, const char *text) {
         if (s->phase == PHASE_CLOSED)
                 return;
         g_debug("xmpp: session failed: %s", text);
@@ -1061,7 +679,7 @@ static void stream_fail(XmppStream *s, int error, const char *text) {
         } else if (s->transport) {
                 /* RFC 7395 §3.6: tell the server before going. */
                 g_autoptr(XmlNode) close = xml_node_new("close", NS_FRAMING);
-                send_node(s, close);
+                stream_send_node(s, close);
                 xmpp_transport_close_and_free(g_steal_pointer(&s->transport));
         }
         s->cb.closed(error, text, s->userdata);
@@ -1121,7 +739,7 @@ void xmpp_stream_close(XmppStream *s) {
                 return;
         }
         close = xml_node_new("close", NS_FRAMING);
-        send_node(s, close);
+        stream_send_node(s, close);
         s->phase = PHASE_CLOSING;
         stop_timers(s);
         xmpp_transport_close(s->transport);
@@ -1150,8 +768,7 @@ void xmpp_stream_free(XmppStream *s) {
         if (s->orphan_timer)
                 g_source_remove(s->orphan_timer);
         xmpp_transport_free(s->transport);
-        if (s->scram_job)
-                s->scram_job->stream = NULL;    /* it frees itself when done */
+        stream_sasl_forget(s);
         scram_client_free(s->scram);
         xml_parser_free(s->parser);
         if (s->password) {
@@ -1199,8 +816,8 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
                         xml_node_set_attr(delay, "stamp", stamp);
                 xml_node_set_attr(delay, "from", s->jid);
         }
-        send_stanza(s, msg, origin_id, to);
-        sm_request_ack(s);
+        stream_send_stanza(s, msg, origin_id, to);
+        stream_sm_request_ack(s);
         return 0;
 }
 
@@ -1218,7 +835,7 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
         xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
         /* Markers carry no body; ask the server to archive them so other devices see them. */
         xml_node_add_child(msg, "store", NS_HINTS);
-        send_node(s, msg);
+        stream_send_node(s, msg);
         return 0;
 }
 
@@ -1233,7 +850,7 @@ int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *afte
         s->mam_iq_id = xmpp_new_id();
         s->mam_kind = kind;
         iq = xmpp_mam_query_new(s->mam_iq_id, s->mam_query_id, kind, after_id, max);
-        send_node(s, iq);
+        stream_send_node(s, iq);
         return 0;
 }
 
@@ -1241,7 +858,7 @@ void xmpp_stream_messages_committed(XmppStream *s) {
         xmpp_sm_committed(s->sm);
         if (s->ack_owed && s->phase == PHASE_READY) {
                 s->ack_owed = false;
-                sm_send_ack(s);
+                stream_sm_send_ack(s);
         }
 }
 

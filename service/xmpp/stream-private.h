@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Shared by the files of one XmppStream: stream.c (connection, setup,
+ * stanzas), stream-sasl.c (authentication), stream-sm.c (XEP-0198). Nothing
+ * outside service/xmpp/stream*.c includes this.
+ */
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "mam.h"
+#include "scram.h"
+#include "sm.h"
+#include "stream.h"
+#include "xml.h"
+
+#define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
+#define NS_STREAMS  "http://etherx.jabber.org/streams"
+#define NS_CLIENT   "jabber:client"
+#define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_ROSTER   "jabber:iq:roster"
+#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_SID      "urn:xmpp:sid:0"
+#define NS_DELAY    "urn:xmpp:delay"
+#define NS_MARKERS  "urn:xmpp:chat-markers:0"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_HINTS    "urn:xmpp:hints"
+#define NS_PING     "urn:xmpp:ping"
+#define NS_SM       "urn:xmpp:sm:3"
+
+typedef enum StreamPhase {
+        PHASE_CONNECTING,       /* WebSocket not up yet */
+        PHASE_OPENING,          /* <open/> sent, waiting for features */
+        PHASE_SASL,             /* <auth/> sent */
+        PHASE_REOPENING,        /* authenticated, stream restarted */
+        PHASE_RESUMING,         /* <resume/> sent (XEP-0198) */
+        PHASE_BINDING,
+        PHASE_SESSION,
+        PHASE_ROSTER,
+        PHASE_READY,
+        PHASE_CLOSING,
+        PHASE_CLOSED,
+} StreamPhase;
+
+typedef enum SaslMech {
+        MECH_NONE,
+        MECH_SCRAM_SHA256,
+        MECH_SCRAM_SHA1,
+        MECH_PLAIN,
+} SaslMech;
+
+struct XmppStream {
+        XmppStreamCallbacks cb;
+        void *userdata;
+        XmppTransport *transport;
+        XmlParser *parser;      /* one document per connection: no per-stanza reset */
+        StreamPhase phase;
+        StreamPhase phase_before_fail;
+        char *jid;              /* bare */
+        char *local, *domain;
+        char *password;
+        char *resource;
+        char *full_jid;         /* after bind */
+        SaslMech mech;
+        ScramClient *scram;
+        struct ScramJob *scram_job;     /* computing the client-final message */
+        char *pending_iq;       /* id of the one setup IQ in flight */
+        guint login_timer;
+        guint ping_timer;               /* periodic check for silence */
+        guint ping_deadline;            /* a ping is out; fail when this fires */
+        int64_t last_rx_us;             /* monotonic time anything last arrived */
+        unsigned ping_interval_ms, ping_timeout_ms;
+        guint orphan_timer;     /* xmpp_stream_close_and_free(): gives up waiting */
+        bool orphan;
+        unsigned next_id;
+
+        XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
+        bool sm_offered;                /* the server's features list <sm/> */
+        bool delivered_current;         /* the stanza being dispatched went to the layer above */
+        guint ack_request_source;       /* one <r/> per burst of messages */
+        bool ack_owed;                  /* the server asked while messages were uncommitted */
+
+        /* XEP-0313: the one archive query out, or NULLs. Results name the
+         * query id, the <fin/> answers the IQ id; both are random, so nobody
+         * else can answer for our archive. */
+        char *mam_query_id;
+        char *mam_iq_id;
+        XmppMamQueryKind mam_kind;
+};
+
+/* stream.c */
+bool stream_is_stanza(const XmlNode *node);
+void stream_send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to);
+void stream_send_node(XmppStream *s, const XmlNode *node);
+void stream_send_open(XmppStream *s);
+void stream_send_bind(XmppStream *s);
+void stream_become_ready(XmppStream *s, bool resumed);
+/* Ends the session with an error: report it once, then drop the connection. */
+void stream_fail(XmppStream *s, int error, const char *text);
+
+/* stream-sasl.c */
+void stream_start_auth(XmppStream *s, const XmlNode *mechanisms);
+void stream_handle_sasl(XmppStream *s, const XmlNode *node);
+/* The stream is going: a SCRAM computation still running must not call it. */
+void stream_sasl_forget(XmppStream *s);
+
+/* stream-sm.c */
+void stream_sm_send_enable(XmppStream *s);
+void stream_sm_send_resume(XmppStream *s);
+void stream_sm_send_ack(XmppStream *s);
+void stream_sm_request_ack(XmppStream *s);
+void stream_sm_handle(XmppStream *s, const XmlNode *node);
