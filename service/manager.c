@@ -116,6 +116,13 @@ void manager_free(Manager *m) {
         if (m->sigint_source)
                 g_source_remove(m->sigint_source);
         /* The session first: it may still announce its last batch on the bus. */
+        m->stopping = true;
+        if (m->announce_source) {
+                g_source_remove(m->announce_source);
+                m->announce_source = 0;
+                if (m->bus && sd_bus_flush(m->bus) >= 0)
+                        session_messages_announced(m->session, m->announce_seq);
+        }
         session_free(m->session);
         if (m->pending_login) {
                 bus_reply_errno(m->pending_login, -ECONNABORTED, "imd is shutting down");

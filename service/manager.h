@@ -23,6 +23,11 @@ typedef struct Manager {
         char *data_dir;
         char *cache_dir;
         guint sigterm_source, sigint_source;
+        bool stopping;                  /* in manager_free(): no more loop iterations */
+        /* MessageReceived signals still in sd-bus' write queue: the newest seq
+         * among them, confirmed to the session once written. */
+        int64_t announce_seq;
+        guint announce_source;
 } Manager;
 
 int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);

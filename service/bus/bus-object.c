@@ -378,6 +378,9 @@ int bus_object_add(Manager *m) {
 
 /* --- session events -> signals --- */
 
+/* How often a backed-up bus is checked for having written its queue. */
+#define ANNOUNCE_CHECK_MS 5
+
 static void emit_signal_logged(Manager *mgr, sd_bus_message *sig, int r, const char *name) {
         if (r >= 0)
                 r = sd_bus_send(mgr->bus, sig, NULL);
@@ -399,10 +402,43 @@ static void on_unread_total_changed(void *userdata) {
                 sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "UnreadTotal", NULL);
 }
 
+/* True once everything sd-bus was given is in the kernel's socket buffer: from
+ * there dbus-daemon gets it even if imd is killed the next moment. */
+static bool bus_written(Manager *mgr) {
+        uint64_t queued = 0;
+        return sd_bus_get_n_queued_write(mgr->bus, &queued) >= 0 && queued == 0;
+}
+
+static gboolean on_announce_check(gpointer userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus && !bus_written(mgr))
+                return G_SOURCE_CONTINUE;
+        mgr->announce_source = 0;
+        if (mgr->bus)
+                session_messages_announced(mgr->session, mgr->announce_seq);
+        return G_SOURCE_REMOVE;
+}
+
+/* Tells the session that the MessageReceived signals up to seq are out, as soon
+ * as they are: usually at once (sd-bus writes straight to the socket), else
+ * when the write queue has drained. */
+static void confirm_announced(Manager *mgr, int64_t seq) {
+        if (mgr->stopping && !bus_written(mgr))
+                sd_bus_flush(mgr->bus);         /* the loop will not run again */
+        if (!mgr->announce_source && bus_written(mgr)) {
+                session_messages_announced(mgr->session, seq);
+                return;
+        }
+        mgr->announce_seq = seq;
+        if (!mgr->announce_source)
+                mgr->announce_source = g_timeout_add(ANNOUNCE_CHECK_MS, on_announce_check, mgr);
+}
+
 static void on_messages_added(GPtrArray *messages, void *userdata) {
         Manager *mgr = userdata;
 
-        if (!mgr->bus)
+        if (!mgr->bus || messages->len == 0)
                 return;
         for (guint i = 0; i < messages->len; i++) {
                 sd_bus_message *sig = NULL;
@@ -411,6 +447,7 @@ static void on_messages_added(GPtrArray *messages, void *userdata) {
                         r = bus_append_message(sig, g_ptr_array_index(messages, i));
                 emit_signal_logged(mgr, sig, r, "MessageReceived");
         }
+        confirm_announced(mgr, ((StoreMessage *) g_ptr_array_index(messages, messages->len - 1))->seq);
 }
 
 static void on_conversations_changed(GPtrArray *conversations, void *userdata) {

@@ -30,6 +30,12 @@
  * stored at once (memory matters more than order in a flood). */
 #define MAM_HELD_MAX 4096
 
+/* The store's meta key for the newest seq whose MessageReceived has certainly
+ * left imd (see session_messages_announced()), and how many messages one
+ * replay step re-announces. */
+#define META_ANNOUNCED_SEQ "announced-seq"
+#define REPLAY_CHUNK 512
+
 struct Session {
         SessionEvents events;
         void *userdata;
@@ -62,6 +68,12 @@ struct Session {
         GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
         uint32_t unread_total;
 
+        /* Announcing survives a kill -9: every message up to announced_seq was
+         * announced; the ones after it (committed, then killed before their
+         * signals left) are announced again when the history is next opened. */
+        int64_t announced_seq;
+        guint replay_source;
+
         /* Archive catch-up of the current connection. Live messages (and
          * offline ones, and carbons) that arrive meanwhile wait in held until
          * the archive's pages are stored, so the history keeps the archive's
@@ -76,6 +88,7 @@ static int session_flush(Session *s);
 static void drop_stream(Session *s);
 static void send_outbox(Session *s);
 static void mam_catch_up(Session *s);
+static void load_announced(Session *s);
 
 const char *session_net_state_to_string(SessionNetState state) {
         switch (state) {
@@ -128,10 +141,73 @@ static int open_account(Session *s, const char *account) {
         s->store = store;
         g_free(s->account);
         s->account = g_strdup(account);
+        load_announced(s);
         s->unread_total = 0;
         refresh_unread_total(s);
         s->events.state_changed(s->userdata);
         return 0;
+}
+
+static int64_t parse_seq(const char *text) {
+        gint64 v;
+        return text && g_ascii_string_to_signed(text, 10, 0, G_MAXINT64, &v, NULL) ? v : -1;
+}
+
+/* Announces what the history holds beyond announced_seq: messages committed
+ * by a previous run that was killed before their signals went out. */
+static gboolean on_replay(gpointer userdata) {
+        Session *s = userdata;
+        int64_t pos = s->announced_seq;
+
+        s->replay_source = 0;
+        for (;;) {
+                g_autoptr(GPtrArray) msgs = NULL;
+                if (store_list_messages_after(s->store, pos, REPLAY_CHUNK, &msgs) < 0 || msgs->len == 0)
+                        break;
+                g_debug("session: announcing %u messages committed before imd stopped", msgs->len);
+                pos = ((StoreMessage *) g_ptr_array_index(msgs, msgs->len - 1))->seq;
+                s->events.messages_added(msgs, s->userdata);
+                if (msgs->len < REPLAY_CHUNK)
+                        break;
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* Loads the announcement mark of the history just opened; a history without
+ * one (new, or from before the mark existed) counts as fully announced. */
+static void load_announced(Session *s) {
+        g_autofree char *text = NULL;
+        int64_t last = 0;
+
+        if (s->replay_source) {
+                g_source_remove(s->replay_source);
+                s->replay_source = 0;
+        }
+        if (store_get_meta(s->store, META_ANNOUNCED_SEQ, &text) >= 0 && parse_seq(text) >= 0) {
+                s->announced_seq = parse_seq(text);
+                /* From an idle callback: at start-up the bus is not connected yet. */
+                s->replay_source = g_idle_add(on_replay, s);
+                return;
+        }
+        if (store_last_seq(s->store, &last) < 0)
+                last = 0;
+        s->announced_seq = -1;
+        session_messages_announced(s, last);
+}
+
+void session_messages_announced(Session *s, int64_t seq) {
+        char text[24];
+        int r;
+
+        if (!s->store || seq <= s->announced_seq)
+                return;
+        g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, (gint64) seq);
+        r = store_set_meta(s->store, META_ANNOUNCED_SEQ, text);
+        if (r < 0) {
+                g_debug("session: cannot record the announcement mark: %s", g_strerror(-r));
+                return;
+        }
+        s->announced_seq = seq;
 }
 
 static void remember_account(Session *s) {
@@ -573,6 +649,8 @@ void session_free(Session *s) {
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
+        if (s->replay_source)
+                g_source_remove(s->replay_source);
         xmpp_stream_free(s->dead_stream);
         xmpp_stream_free(s->stream);
         store_close(s->store);

@@ -33,7 +33,11 @@ typedef struct SessionConfig {
 typedef struct SessionEvents {
         /* NetState, Ready or Account changed. */
         void (*state_changed)(void *userdata);
-        /* Messages were added to the history (already committed), oldest first. */
+        /* Messages were added to the history (already committed), oldest first.
+         * Once their announcement has certainly left the process, the listener
+         * calls session_messages_announced() with the last one's seq; messages
+         * not confirmed so are announced again when the history is next
+         * opened (after a crash, say). */
         void (*messages_added)(GPtrArray *messages /* StoreMessage* */, void *userdata);
         void (*conversations_changed)(GPtrArray *conversations /* StoreConversation* */, void *userdata);
         void (*unread_total_changed)(void *userdata);
@@ -78,3 +82,6 @@ int session_get_messages(Session *s, const char *conversation, const char *befor
 int session_mark_read(Session *s, const char *conversation);
 
 const char *session_net_state_to_string(SessionNetState state);
+
+/* Every message up to seq (in history order) has been announced for good. */
+void session_messages_announced(Session *s, int64_t seq);

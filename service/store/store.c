@@ -114,6 +114,8 @@ typedef enum StoreStatement {
         STMT_SET_META,
         STMT_DELETE_META,
         STMT_LIST_UNSENT,
+        STMT_MESSAGES_AFTER,
+        STMT_LAST_SEQ,
         _STMT_MAX,
 } StoreStatement;
 
@@ -174,6 +176,11 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages INDEXED BY messages_unsent "
                 "JOIN conversations AS c ON c.key = messages.conversation "
                 "WHERE messages.direction = 1 AND messages.status = 'pending' ORDER BY messages.seq",
+        [STMT_MESSAGES_AFTER]      =
+                "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages "
+                "JOIN conversations AS c ON c.key = messages.conversation "
+                "WHERE messages.seq > ?1 ORDER BY messages.seq LIMIT ?2",
+        [STMT_LAST_SEQ]            = "SELECT coalesce(max(seq), 0) FROM messages",
         [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",
         [STMT_SET_META]            =
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -897,6 +904,43 @@ int store_list_unsent(Store *store, GPtrArray **ret) {
         if (r != SQLITE_DONE)
                 return store_fail(store, STMT_LIST_UNSENT);
         *ret = g_steal_pointer(&messages);
+        return 0;
+}
+
+int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, GPtrArray **ret) {
+        g_autoptr(GPtrArray) messages = NULL;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !ret || limit == 0)
+                return -EINVAL;
+        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        st = store->stmt[STMT_MESSAGES_AFTER];
+        if (sqlite3_bind_int64(st, 1, after_seq) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, limit) != SQLITE_OK)
+                return store_fail(store, STMT_MESSAGES_AFTER);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                StoreMessage *m;
+                r = message_from_row(st, 0, &m);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(messages, m);
+        }
+        if (r != SQLITE_DONE)
+                return store_fail(store, STMT_MESSAGES_AFTER);
+        *ret = g_steal_pointer(&messages);
+        return 0;
+}
+
+int store_last_seq(Store *store, int64_t *ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+
+        if (!store || !ret)
+                return -EINVAL;
+        st = store->stmt[STMT_LAST_SEQ];
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return store_fail(store, STMT_LAST_SEQ);
+        *ret = sqlite3_column_int64(st, 0);
         return 0;
 }
 

@@ -93,6 +93,13 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
  * index, so it costs nothing when the outbox is empty. */
 int store_list_unsent(Store *store, GPtrArray **ret /* of StoreMessage* */);
 
+/* Every message (all conversations) with seq > after_seq, oldest first, at
+ * most limit of them; a range of the rowid, so it costs what it returns. */
+int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit,
+                              GPtrArray **ret /* of StoreMessage* */);
+/* The newest seq, 0 if the history is empty. */
+int store_last_seq(Store *store, int64_t *ret);
+
 /* All conversations, most recent first, each with its last message. */
 int store_list_conversations(Store *store, GPtrArray **ret /* of StoreConversation* */);
 int store_get_conversation(Store *store, const char *id, StoreConversation **ret);

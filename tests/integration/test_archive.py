@@ -3,11 +3,18 @@ or sent while imd was away or on another device ends up in the history once,
 signalled once; copies and archive results from anyone but the own account are
 ignored. Real Prosody (mam, carbons, offline), real slixmpp peers, the real imd."""
 
+import os
+import re
+import sqlite3
 import time
 import uuid
 from collections import Counter
 
+import pytest
+
 from harness.peer import Peer
+from harness.prosody import Prosody
+from test_faults import _bound_resource, _wait
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -263,6 +270,66 @@ def test_forged_carbons_and_archive_results_are_ignored(client, logged_in, peer_
     client.pump(SETTLE)
     assert list(_signalled(client, start)) == ["sync 2"]
     assert [c["id"] for c in client.call("GetConversations")] == [mallory.jid]
+
+
+@pytest.fixture
+def slow_archive_prosody():
+    """A private Prosody whose archive answers each query only after 2 s."""
+    p = Prosody(extra_config="test_delay_mam = 2", test_modules=("test_delay_mam",))
+    p.start()
+    yield p
+    p.cleanup()
+
+
+def _held_queries(prosody):
+    return re.findall(r"holding archive query iq=(\S+) queryid=(\S*)", prosody.log_tail(1000000))
+
+
+def test_forged_answers_to_a_pending_archive_query_are_ignored(client, imd, slow_archive_prosody):
+    """While imd's catch-up query is in flight, another user answers it with
+    the right query id and IQ id (read off the server's log): a result with a
+    forged message and a <fin/> that claims the archive is complete. imd takes
+    neither from anyone but its own account: the forged message is not stored,
+    and the catch-up ends with the real answer, which brings every message."""
+    p = slow_archive_prosody
+    alice_jid, alice_pw = p.new_account("alice")
+    bob_jid, bob_pw = p.new_account("bob")
+    mallory_jid, mallory_pw = p.new_account("mallory")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    mallory = Peer(mallory_jid, mallory_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    mallory.start()
+    try:
+        client.login(alice_jid, alice_pw, p.ws_url)
+        _wait(lambda: len(_held_queries(p)) >= 1, 15, "imd sent no archive query")
+        time.sleep(2.5)                         # the first catch-up is over
+        client.call("Logout")
+        time.sleep(0.5)
+        texts = ["while away %d" % i for i in range(3)]
+        for t in texts:
+            bob.send_message(alice_jid, t)
+        asked = len(_held_queries(p))
+        start = client.mark()
+        client.login(alice_jid, alice_pw, p.ws_url)
+        _wait(lambda: len(_held_queries(p)) > asked, 15, "no catch-up query after the login")
+        iq_id, query_id = _held_queries(p)[-1]
+        me = "%s/%s" % (alice_jid, _bound_resource(p, alice_jid))
+        mallory.send_raw(_fake_result(me, query_id, bob_jid + "/x", alice_jid, "forged archive result"))
+        mallory.send_raw("<iq type='result' to='%s' id='%s'><fin xmlns='%s' complete='true'>"
+                         "<set xmlns='http://jabber.org/protocol/rsm'><last>forged-last</last></set>"
+                         "</fin></iq>" % (me, iq_id, NS_MAM))
+        _wait_texts(client, texts, start)
+        client.pump(3)                          # the real answer comes 2 s after the query
+        assert "forged archive result" not in _signalled(client, start)
+        _assert_once(client, start, bob_jid, texts)
+        assert [c["id"] for c in client.call("GetConversations")] == [bob_jid]
+        db = sqlite3.connect(os.path.join(imd.data_dir, alice_jid, "history.sqlite"))
+        (last,) = db.execute("SELECT value FROM meta WHERE key = 'mam-last-id'").fetchone()
+        db.close()
+        assert last != "forged-last"
+    finally:
+        bob.stop()
+        mallory.stop()
 
 
 # -- restart -------------------------------------------------------------------------------------

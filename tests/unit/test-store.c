@@ -799,6 +799,46 @@ static void test_meta(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_set_meta(f->store, "", "x"), ==, -EINVAL);
 }
 
+static void test_messages_after(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) msgs = NULL;
+        int64_t seq[5], last = -1;
+
+        g_assert_cmpint(store_last_seq(f->store, &last), ==, 0);
+        g_assert_cmpint(last, ==, 0);
+        g_assert_cmpint(store_list_messages_after(f->store, 0, 10, &msgs), ==, 0);
+        g_assert_cmpuint(msgs->len, ==, 0);
+        g_clear_pointer(&msgs, g_ptr_array_unref);
+
+        for (int i = 0; i < 5; i++) {
+                char id[8];
+                g_snprintf(id, sizeof id, "m%d", i);
+                StoreMessage m = make_message(i % 2 ? BOB : ALICE, id, STORE_DIRECTION_IN, 100 + i, id);
+                g_assert_cmpint(store_append_message(f->store, &m, &seq[i]), ==, 0);
+        }
+        g_assert_cmpint(store_last_seq(f->store, &last), ==, 0);
+        g_assert_cmpint(last, ==, seq[4]);
+
+        /* both conversations, in history order, from just after the mark */
+        g_assert_cmpint(store_list_messages_after(f->store, seq[1], 10, &msgs), ==, 0);
+        g_assert_cmpuint(msgs->len, ==, 3);
+        for (guint i = 0; i < 3; i++) {
+                StoreMessage *m = g_ptr_array_index(msgs, i);
+                g_assert_cmpint(m->seq, ==, seq[i + 2]);
+                g_assert_cmpstr(m->conversation, ==, (i + 2) % 2 ? BOB : ALICE);
+        }
+        g_clear_pointer(&msgs, g_ptr_array_unref);
+
+        /* limit: the oldest ones first */
+        g_assert_cmpint(store_list_messages_after(f->store, 0, 2, &msgs), ==, 0);
+        g_assert_cmpuint(msgs->len, ==, 2);
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(msgs, 1))->id, ==, "m1");
+        g_clear_pointer(&msgs, g_ptr_array_unref);
+
+        g_assert_cmpint(store_list_messages_after(f->store, seq[4], 10, &msgs), ==, 0);
+        g_assert_cmpuint(msgs->len, ==, 0);
+        g_assert_cmpint(store_list_messages_after(f->store, 0, 0, &msgs), ==, -EINVAL);
+}
+
 static void test_list_unsent(Fixture *f, gconstpointer data) {
         g_autoptr(GPtrArray) unsent = NULL;
         StoreMessage a = make_message(ALICE, "o1", STORE_DIRECTION_OUT, 100, "one");
@@ -965,6 +1005,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/conversations/mark-read", test_mark_read);
         ADD("/store/conversations/order", test_conversation_order);
         ADD("/store/meta", test_meta);
+        ADD("/store/messages-after", test_messages_after);
         ADD("/store/query-plan", test_query_plan);
         g_test_add_func("/store/migration/from-empty", test_migration_from_empty);
         g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
