@@ -112,3 +112,15 @@ int cmd_send(struct imctl *ctx, char **args, char **opts) {
 int cmd_read(struct imctl *ctx, char **args, char **opts) {
         return imctl_call_simple(ctx, "MarkRead", NULL, "s", args[0]);
 }
+
+int cmd_typing(struct imctl *ctx, char **args, char **opts) {
+        int typing;
+
+        if (strcmp(args[1], "on") == 0)
+                typing = 1;
+        else if (strcmp(args[1], "off") == 0)
+                typing = 0;
+        else
+                return imctl_usage_error("typing: expected \"on\" or \"off\", not \"%s\"", args[1]);
+        return imctl_call_simple(ctx, "SetTyping", NULL, "sb", args[0], typing);
+}

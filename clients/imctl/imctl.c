@@ -54,6 +54,8 @@ static const struct command commands[] = {
           .run = cmd_send, .summary = "Send a text message" },
         { .name = "read", .args = "CONV", .n_args = 1,
           .run = cmd_read, .summary = "Mark a conversation read" },
+        { .name = "typing", .args = "CONV on|off", .n_args = 2,
+          .run = cmd_typing, .summary = "Tell the peer you are typing, or stopped" },
         { .name = "monitor", .args = "",
           .run = cmd_monitor, .summary = "Print events until interrupted" },
         { .name = "chat", .args = "CONV", .n_args = 1,

@@ -100,6 +100,7 @@ int cmd_list(struct imctl *ctx, char **args, char **opts);
 int cmd_history(struct imctl *ctx, char **args, char **opts);
 int cmd_send(struct imctl *ctx, char **args, char **opts);
 int cmd_read(struct imctl *ctx, char **args, char **opts);
+int cmd_typing(struct imctl *ctx, char **args, char **opts);
 int cmd_monitor(struct imctl *ctx, char **args, char **opts);
 int cmd_chat(struct imctl *ctx, char **args, char **opts);
 

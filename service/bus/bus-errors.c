@@ -24,6 +24,7 @@ static const ErrnoMapping mappings[] = {
         { ECONNABORTED, IM_ERROR_PREFIX "Network",         "The connection was closed" },
         { EPROTO,       IM_ERROR_PREFIX "Network",         "Protocol or TLS failure talking to the server" },
         { ENETUNREACH,  IM_ERROR_PREFIX "Network",         "The network is unreachable" },
+        { ENETDOWN,     IM_ERROR_PREFIX "Network",         "Not connected to the server right now" },
         { ENOENT,       IM_ERROR_PREFIX "NotFound",        "Not found" },
         { EPERM,        IM_ERROR_PREFIX "NotAllowed",      "Not allowed" },
         { ENODATA,      IM_ERROR_PREFIX "TooShort",        "Too short" },

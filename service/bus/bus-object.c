@@ -237,6 +237,29 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(m, "s", id);
 }
 
+static int method_set_typing(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        const char *conv_arg;
+        int typing, r;
+
+        r = sd_bus_message_read(m, "sb", &conv_arg, &typing);
+        if (r < 0)
+                return r;
+        conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!conversation)
+                return -EINVAL;
+
+        r = session_set_typing(mgr->session, conversation, typing);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
+        if (r == -ENETDOWN)
+                return bus_set_errno(error, r, "Not connected to the server right now; typing is not queued");
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot send the typing state: %s", g_strerror(-r));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int method_get_conversations(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autoptr(GPtrArray) convs = NULL;
@@ -359,12 +382,18 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_ARGS("s", conversation),
                                 SD_BUS_NO_RESULT,
                                 method_mark_read, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetTyping",
+                                SD_BUS_ARGS("s", conversation, "b", typing),
+                                SD_BUS_NO_RESULT,
+                                method_set_typing, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MessageReceived", SD_BUS_ARGS("a{sv}", message), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ConversationsChanged", SD_BUS_ARGS("aa{sv}", conversations), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Error", SD_BUS_ARGS("s", name, "s", message), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KickedOut", SD_BUS_ARGS("s", reason), 0),
         SD_BUS_SIGNAL_WITH_ARGS("MessageStatusChanged",
                                 SD_BUS_ARGS("s", conversation, "s", id, "s", status), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageReadByPeer", SD_BUS_ARGS("s", conversation, "s", id), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Typing", SD_BUS_ARGS("s", conversation, "s", who, "b", typing), 0),
         SD_BUS_PROPERTY("NetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Ready", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Account", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -502,6 +531,22 @@ static void on_message_status_changed(const char *conversation, const char *id, 
                                    conversation, id, status);
 }
 
+static void on_read_by_peer(const char *conversation, const char *id, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageReadByPeer", "ss",
+                                   conversation, id);
+}
+
+static void on_typing(const char *conversation, const char *who, bool typing, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "Typing", "ssb",
+                                   conversation, who, (int) typing);
+}
+
 const SessionEvents bus_session_events = {
         .state_changed = on_state_changed,
         .messages_added = on_messages_added,
@@ -511,4 +556,6 @@ const SessionEvents bus_session_events = {
         .error = on_error,
         .kicked_out = on_kicked_out,
         .message_status_changed = on_message_status_changed,
+        .read_by_peer = on_read_by_peer,
+        .typing = on_typing,
 };

@@ -571,6 +571,8 @@ static void advance_status(Session *s, const char *from, const char *id, const c
         if (store_set_message_status(s->store, from, id, status) < 0)
                 return;
         s->events.message_status_changed(from, id, status, s->userdata);
+        if (strcmp(status, "read") == 0)
+                s->events.read_by_peer(from, id, s->userdata);
 }
 
 static void on_stream_delivered(const char *from, const char *id, void *userdata) {
@@ -583,6 +585,11 @@ static void on_stream_displayed(const char *from, const char *id, void *userdata
 
 static void on_stream_sent(const char *to, const char *id, void *userdata) {
         advance_status(userdata, to, id, "sent");
+}
+
+static void on_stream_typing(const char *from, bool typing, void *userdata) {
+        Session *s = userdata;
+        s->events.typing(from, from, typing, s->userdata);
 }
 
 static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool full, void *userdata) {
@@ -599,6 +606,7 @@ static const XmppStreamCallbacks stream_callbacks = {
         .delivered = on_stream_delivered,
         .displayed = on_stream_displayed,
         .sent = on_stream_sent,
+        .typing = on_stream_typing,
         .mam_finished = on_stream_mam_finished,
 };
 
@@ -797,6 +805,14 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
 
         *ret_id = g_steal_pointer(&id);
         return 0;
+}
+
+int session_set_typing(Session *s, const char *conversation, bool typing) {
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        return xmpp_stream_send_chat_state(s->stream, conversation, typing);
 }
 
 int session_get_conversations(Session *s, GPtrArray **ret) {

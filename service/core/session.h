@@ -49,9 +49,13 @@ typedef struct SessionEvents {
          * login took over) or "auth" (the credentials stopped working). imd
          * does not reconnect by itself after this. */
         void (*kicked_out)(const char *reason, const char *text, void *userdata);
-        /* An outgoing message moved on: "delivered", "read". */
+        /* An outgoing message moved on: "sent", "delivered", "read". */
         void (*message_status_changed)(const char *conversation, const char *id, const char *status,
                                        void *userdata);
+        /* The recipient displayed our message id (XEP-0333), after its status became "read". */
+        void (*read_by_peer)(const char *conversation, const char *id, void *userdata);
+        /* who (in a one-to-one chat: the conversation itself) started or stopped typing. */
+        void (*typing)(const char *conversation, const char *who, bool typing, void *userdata);
 } SessionEvents;
 
 int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionConfig *config,
@@ -80,6 +84,9 @@ int session_get_conversations(Session *s, GPtrArray **ret);
 int session_get_messages(Session *s, const char *conversation, const char *before_id, unsigned limit,
                          GPtrArray **ret, bool *ret_complete);
 int session_mark_read(Session *s, const char *conversation);
+/* Tells the peer (XEP-0085) that the user is typing, or stopped. Not queued:
+ * -ENOTCONN unless the session is up (a stale "typing" is worse than none). */
+int session_set_typing(Session *s, const char *conversation, bool typing);
 
 const char *session_net_state_to_string(SessionNetState state);
 

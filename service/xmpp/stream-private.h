@@ -29,6 +29,7 @@
 #define NS_MARKERS  "urn:xmpp:chat-markers:0"
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_HINTS    "urn:xmpp:hints"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_PING     "urn:xmpp:ping"
 #define NS_SM       "urn:xmpp:sm:3"
 

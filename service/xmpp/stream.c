@@ -415,6 +415,19 @@ typedef enum ChatSource {
 
 /* Validates a one-to-one message, wherever it came from, and hands it up if
  * it has a body. archive_id/archive_ms: the archive result's id and stamp. */
+/* XEP-0085: the first chat state element counts; unknown ones are ignored. */
+static void handle_chat_state(XmppStream *s, const XmlNode *msg, const char *from) {
+        for (const XmlNode *c = msg->first_child; c; c = c->next) {
+                if (strcmp(c->ns, NS_CHATSTATES) != 0)
+                        continue;
+                if (strcmp(c->name, "composing") == 0)
+                        return s->cb.typing(from, true, s->userdata);
+                if (strcmp(c->name, "active") == 0 || strcmp(c->name, "paused") == 0 ||
+                    strcmp(c->name, "inactive") == 0 || strcmp(c->name, "gone") == 0)
+                        return s->cb.typing(from, false, s->userdata);
+        }
+}
+
 static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, const char *archive_id,
                         int64_t archive_ms) {
         const char *type = xml_node_attr(msg, "type");
@@ -456,6 +469,9 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
                  * from the archive are history. */
                 if (source != CHAT_ARCHIVED)
                         handle_reports(s, msg, from);
+                /* Typing is news only as it happens, and only from the peer. */
+                if (source == CHAT_LIVE && s->cb.typing)
+                        handle_chat_state(s, msg, from);
         }
         if (!body || !*body)
                 return;         /* chat states and pure reports carry no body */
@@ -807,6 +823,7 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
         xml_node_set_text(xml_node_add_child(msg, "body", NULL), body);
         xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
         xml_node_add_child(msg, "markable", NS_MARKERS);
+        xml_node_add_child(msg, "active", NS_CHATSTATES);
         xml_node_add_child(msg, "request", NS_RECEIPTS);
         if (delayed_ms > 0) {
                 g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(delayed_ms / 1000);
@@ -835,6 +852,23 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
         xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
         /* Markers carry no body; ask the server to archive them so other devices see them. */
         xml_node_add_child(msg, "store", NS_HINTS);
+        stream_send_node(s, msg);
+        return 0;
+}
+
+int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xml_node_new("message", NS_CLIENT);
+        xml_node_set_attr(msg, "type", "chat");
+        xml_node_set_attr(msg, "to", to);
+        xml_node_set_attr(msg, "id", stanza_id);
+        xml_node_add_child(msg, composing ? "composing" : "paused", NS_CHATSTATES);
+        xml_node_add_child(msg, "no-store", NS_HINTS);
         stream_send_node(s, msg);
         return 0;
 }

@@ -86,6 +86,9 @@ typedef struct XmppStreamCallbacks {
         /* The server acknowledged (XEP-0198) our chat message id to to. */
         void (*sent)(const char *to, const char *id, void *userdata);
         void (*displayed)(const char *from, const char *id, void *userdata);
+        /* XEP-0085 from a peer's live message: composing (typing true), or
+         * active / paused / inactive / gone (false). from: normalised bare JID. */
+        void (*typing)(const char *from, bool typing, void *userdata);
         /* A page of xmpp_stream_mam_query() ended. Its results were handed to
          * chat_message() before (for XMPP_MAM_AFTER). error: 0; -ENOENT the
          * server does not know after_id (item-not-found); -EPROTO any other
@@ -109,13 +112,17 @@ bool xmpp_stream_is_ready(const XmppStream *s);
 const char *xmpp_stream_full_jid(const XmppStream *s);
 
 /* <message type='chat'> with body, XEP-0359 origin-id (also the stanza id),
- * XEP-0333 markable and an XEP-0184 receipt request; delayed_ms non-zero adds
+ * XEP-0333 markable, XEP-0085 <active/> and an XEP-0184 receipt request; delayed_ms non-zero adds
  * an XEP-0203 delay stamp (a message sent late from the outbox).
  * -ENOTCONN if not ready. */
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id,
                           int64_t delayed_ms);
 /* XEP-0333 <displayed/> for message id of peer to. */
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
+
+/* XEP-0085 chat state to a peer: <composing/> or <paused/>, with a
+ * no-store hint (a passing state is not history). -ENOTCONN if not ready. */
+int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing);
 
 /* XEP-0313 query of our own archive (kinds in mam.h): XMPP_MAM_AFTER pages
  * through up to max messages after archive id after_id (NULL: from the start),

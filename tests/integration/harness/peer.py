@@ -19,6 +19,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 NS_CLIENT = "jabber:client"
 NS_SID = "urn:xmpp:sid:0"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 NS_MARKERS = "urn:xmpp:chat-markers:0"
 NS_RECEIPTS = "urn:xmpp:receipts"
 
@@ -160,7 +161,9 @@ class Peer:
         sids = [{"id": e.get("id"), "by": e.get("by")}
                 for e in x.findall("{%s}stanza-id" % NS_SID)]
         disp = x.find("{%s}displayed" % NS_MARKERS)
+        states = [c.tag.split("}", 1)[1] for c in x if c.tag.startswith("{%s}" % NS_CHATSTATES)]
         rec = {
+            "chatstate": states[0] if states else None,
             "from": x.get("from"),
             "to": x.get("to"),
             "type": x.get("type") or "normal",
