@@ -27,18 +27,22 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   ping_interval=30     seconds of silence before imd pings the server
  *   ping_timeout=10      seconds the answer may take before imd reconnects
  *   reconnect_min=1      first reconnect delay, seconds (then doubling)
- *   reconnect_max=60     longest reconnect delay, seconds */
+ *   reconnect_max=60     longest reconnect delay, seconds
+ *   [messages]
+ *   revoke_window=120    seconds after sending during which a message may be revoked */
 static void load_config(const char *path, SessionConfig *ret) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) error = NULL;
         static const struct {
-                const char *key;
+                const char *group, *key;
                 size_t offset;
+                double max_seconds;
         } keys[] = {
-                { "ping_interval", G_STRUCT_OFFSET(SessionConfig, ping_interval_ms) },
-                { "ping_timeout", G_STRUCT_OFFSET(SessionConfig, ping_timeout_ms) },
-                { "reconnect_min", G_STRUCT_OFFSET(SessionConfig, reconnect_min_ms) },
-                { "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms) },
+                { "connection", "ping_interval", G_STRUCT_OFFSET(SessionConfig, ping_interval_ms), 3600 },
+                { "connection", "ping_timeout", G_STRUCT_OFFSET(SessionConfig, ping_timeout_ms), 3600 },
+                { "connection", "reconnect_min", G_STRUCT_OFFSET(SessionConfig, reconnect_min_ms), 3600 },
+                { "connection", "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms), 3600 },
+                { "messages", "revoke_window", G_STRUCT_OFFSET(SessionConfig, revoke_window_ms), 7 * 86400 },
         };
 
         *ret = (SessionConfig) { 0 };
@@ -49,11 +53,12 @@ static void load_config(const char *path, SessionConfig *ret) {
         }
         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                 g_autoptr(GError) e = NULL;
-                double seconds = g_key_file_get_double(kf, "connection", keys[i].key, &e);
+                double seconds = g_key_file_get_double(kf, keys[i].group, keys[i].key, &e);
                 if (e)
                         continue;
-                if (seconds < 0.1 || seconds > 3600) {
-                        g_warning("%s: %s=%g is outside 0.1..3600 seconds; ignored", path, keys[i].key, seconds);
+                if (seconds < 0.1 || seconds > keys[i].max_seconds) {
+                        g_warning("%s: %s=%g is outside 0.1..%g seconds; ignored", path, keys[i].key, seconds,
+                                  keys[i].max_seconds);
                         continue;
                 }
                 G_STRUCT_MEMBER(unsigned, ret, keys[i].offset) = (unsigned) (seconds * 1000);

@@ -18,6 +18,7 @@ RUN_PKGS=(
   python3 python3-slixmpp python3-dbus python3-gi gir1.2-glib-2.0
   python3-pytest python3-pytest-timeout
   jq util-linux procps
+  unicode-data              # emoji names for imctl's :shortcodes:
 )
 
 check_only=0

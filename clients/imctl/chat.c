@@ -17,6 +17,7 @@
 
 #include <glib.h>
 
+#include "emoji.h"
 #include "loop.h"
 
 #define STDIN_CHUNK 4096
@@ -113,15 +114,17 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
-static void chat_send(struct chat *chat, const char *text) {
+static void chat_send(struct chat *chat, const char *line) {
         _cleanup_message_ sd_bus_message *m = NULL;
+        g_autofree char *text = NULL;
         int r;
 
-        if (!g_utf8_validate(text, -1, NULL)) {
+        if (!g_utf8_validate(line, -1, NULL)) {
                 fprintf(stderr, "imctl: not sent: the line is not valid UTF-8\n");
                 chat->failed = true;
                 return;
         }
+        text = emoji_expand_text(line);
         r = sd_bus_message_new_method_call(chat->ctx->bus, &m, IM_SERVICE, IM_PATH, IM_INTERFACE,
                                            "SendText");
         if (r >= 0)

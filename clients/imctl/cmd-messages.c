@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Conversation commands: list, history, send, read.
+ * Conversation commands: list, history, send, send-custom, revoke, edit, read, typing.
  */
 #include <errno.h>
 #include <stdio.h>
 
+#include <string.h>
+#include <glib.h>
+
+#include "emoji.h"
 #include "imctl.h"
 
 /* History options in the order of the command's option table. */
 enum { HISTORY_OPT_LIMIT, HISTORY_OPT_BEFORE };
+enum { SEND_CUSTOM_OPT_DESCRIPTION, SEND_CUSTOM_OPT_EXTENSION };
 
 static int read_reply_value(sd_bus_message *reply, const char *what, json_type type,
                             struct json_object **ret) {
@@ -81,18 +86,15 @@ int cmd_history(struct imctl *ctx, char **args, char **opts) {
         return IMCTL_EXIT_OK;
 }
 
-int cmd_send(struct imctl *ctx, char **args, char **opts) {
-        _cleanup_message_ sd_bus_message *reply = NULL;
+/* Prints the id a Send* call returned. */
+static int print_new_id(struct imctl *ctx, sd_bus_message *reply, const char *method) {
         _cleanup_json_ struct json_object *out = NULL;
         const char *id;
         int r;
 
-        r = imctl_call_simple(ctx, "SendText", &reply, "ss", args[0], args[1]);
-        if (r != 0)
-                return r;
         r = sd_bus_message_read(reply, "s", &id);
         if (r < 0) {
-                fprintf(stderr, "imctl: unexpected reply to SendText\n");
+                fprintf(stderr, "imctl: unexpected reply to %s\n", method);
                 return IMCTL_EXIT_BUS;
         }
 
@@ -104,6 +106,96 @@ int cmd_send(struct imctl *ctx, char **args, char **opts) {
                 r = output_json(out);
         } else
                 r = output_line("%s", id);
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
+}
+
+int cmd_send(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        g_autofree char *text = emoji_expand_text(args[1]);
+        int r;
+
+        r = imctl_call_simple(ctx, "SendText", &reply, "ss", args[0], text);
+        if (r != 0)
+                return r;
+        return print_new_id(ctx, reply, "SendText");
+}
+
+int cmd_send_custom(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        int r;
+
+        /* imd checks the JSON: one place decides what is valid */
+        r = imctl_call_simple(ctx, "SendCustom", &reply, "ssss", args[0], args[1],
+                              opts[SEND_CUSTOM_OPT_DESCRIPTION] ? opts[SEND_CUSTOM_OPT_DESCRIPTION] : "",
+                              opts[SEND_CUSTOM_OPT_EXTENSION] ? opts[SEND_CUSTOM_OPT_EXTENSION] : "");
+        if (r != 0)
+                return r;
+        return print_new_id(ctx, reply, "SendCustom");
+}
+
+int cmd_revoke(struct imctl *ctx, char **args, char **opts) {
+        return imctl_call_simple(ctx, "RevokeMessage", NULL, "ss", args[0], args[1]);
+}
+
+int cmd_edit(struct imctl *ctx, char **args, char **opts) {
+        g_autofree char *text = emoji_expand_text(args[2]);
+        return imctl_call_simple(ctx, "EditMessage", NULL, "sss", args[0], args[1], text);
+}
+
+int cmd_react(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *m = NULL, *reply = NULL;
+        g_autofree char *expanded = emoji_expand_text(args[2]);
+        g_auto(GStrv) emoji = g_strsplit_set(expanded, " \t", -1);
+        GPtrArray *list = g_ptr_array_new();
+        int r;
+
+        for (char **e = emoji; *e; e++)
+                if (**e)
+                        g_ptr_array_add(list, *e);
+        g_ptr_array_add(list, NULL);
+        r = imctl_new_call(ctx, "React", &m);
+        if (r != 0) {
+                g_ptr_array_free(list, TRUE);
+                return r;
+        }
+        r = sd_bus_message_append(m, "ss", args[0], args[1]);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, (char **) list->pdata);
+        g_ptr_array_free(list, TRUE);
+        if (r < 0)
+                return imctl_print_errno("cannot build the call", r);
+        return imctl_call(ctx, m, 0, &reply);
+}
+
+int cmd_emoji(struct imctl *ctx, char **args, char **opts) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(EmojiTable) t = emoji_table_load(NULL, &error);
+        _cleanup_json_ struct json_object *list = NULL;
+        const char *search = opts[0];
+        int r = 0;
+
+        if (!t) {
+                fprintf(stderr, "imctl: cannot read the emoji names: %s (Debian package unicode-data)\n",
+                        error->message);
+                return IMCTL_EXIT_BUS;
+        }
+        if (ctx->json && !(list = json_object_new_array()))
+                return imctl_print_errno("cannot build JSON", -ENOMEM);
+        for (const char *const *p = emoji_list(t); *p && r >= 0; p += 2) {
+                if (search && !strstr(p[0], search))
+                        continue;
+                if (ctx->json) {
+                        struct json_object *o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(p[0]));
+                        json_object_object_add(o, "emoji", json_object_new_string(p[1]));
+                        json_object_array_add(list, o);
+                } else
+                        r = output_line(":%s: %s", p[0], p[1]);
+        }
+        if (ctx->json)
+                r = output_json(list);
         if (r < 0)
                 return imctl_print_errno("cannot write output", r);
         return IMCTL_EXIT_OK;

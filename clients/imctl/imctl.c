@@ -33,6 +33,7 @@ struct command {
         struct command_option options[MAX_COMMAND_OPTIONS];
         int (*run)(struct imctl *ctx, char **args, char **opts);
         const char *summary;
+        bool local;                     /* needs no bus (help, emoji) */
 };
 
 static int cmd_help(struct imctl *ctx, char **args, char **opts);
@@ -52,6 +53,19 @@ static const struct command commands[] = {
           .run = cmd_history, .summary = "Show messages of a conversation (default 20)" },
         { .name = "send", .args = "CONV TEXT", .n_args = 2,
           .run = cmd_send, .summary = "Send a text message" },
+        { .name = "send-custom", .args = "CONV JSON [--description TEXT] [--extension TEXT]", .n_args = 2,
+          .options = { { "--description", OPTION_STRING }, { "--extension", OPTION_STRING } },
+          .run = cmd_send_custom, .summary = "Send a custom message (JSON data)" },
+        { .name = "emoji", .args = "[--search WORD]",
+          .options = { { "--search", OPTION_STRING } },
+          .run = cmd_emoji, .summary = "List the :shortcode: names send, edit and chat expand",
+          .local = true },
+        { .name = "react", .args = "CONV ID 'EMOJI ...'", .n_args = 3,
+          .run = cmd_react, .summary = "Set your reactions to a message ('' takes them back)" },
+        { .name = "revoke", .args = "CONV ID", .n_args = 2,
+          .run = cmd_revoke, .summary = "Revoke one of your messages (within the revoke window)" },
+        { .name = "edit", .args = "CONV ID TEXT", .n_args = 3,
+          .run = cmd_edit, .summary = "Correct the text of one of your messages" },
         { .name = "read", .args = "CONV", .n_args = 1,
           .run = cmd_read, .summary = "Mark a conversation read" },
         { .name = "typing", .args = "CONV on|off", .n_args = 2,
@@ -256,7 +270,7 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
                 return command_usage_error(c, m);
         }
 
-        if (c->run == cmd_help)
+        if (c->run == cmd_help || c->local)
                 return c->run(ctx, args, opts);
 
         r = sd_bus_open_user(&ctx->bus);

@@ -101,6 +101,11 @@ int cmd_history(struct imctl *ctx, char **args, char **opts);
 int cmd_send(struct imctl *ctx, char **args, char **opts);
 int cmd_read(struct imctl *ctx, char **args, char **opts);
 int cmd_typing(struct imctl *ctx, char **args, char **opts);
+int cmd_send_custom(struct imctl *ctx, char **args, char **opts);
+int cmd_revoke(struct imctl *ctx, char **args, char **opts);
+int cmd_edit(struct imctl *ctx, char **args, char **opts);
+int cmd_emoji(struct imctl *ctx, char **args, char **opts);
+int cmd_react(struct imctl *ctx, char **args, char **opts);
 int cmd_monitor(struct imctl *ctx, char **args, char **opts);
 int cmd_chat(struct imctl *ctx, char **args, char **opts);
 

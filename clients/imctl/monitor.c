@@ -90,16 +90,17 @@ static const struct signal_kind signal_kinds[] = {
         { "MessageStatusChanged", { "conversation", "id", "status" },          text_generic },
         { "MessageReadByPeer",    { "conversation", "id" },                    text_generic },
         { "Typing",               { "conversation", "who", "typing" },         text_generic },
-        /* in DESIGN.md, not yet in the interface XML */
         { "MessageRevoked",       { "conversation", "id" },                    text_generic },
         { "MessageEdited",        { "conversation", "id", "text" },            text_generic },
+        { "ReactionsChanged",     { "conversation", "id", "reactions" },       text_generic },
+        { "KickedOut",            { "reason" },                                text_generic },
+        /* in DESIGN.md, not yet in the interface XML */
         { "GroupsChanged",        { "groups" },                                text_generic },
         { "ProfilesChanged",      { "profiles" },                              text_generic },
         { "BlocklistChanged",     { "jids" },                                  text_generic },
         { "ContactsChanged",      { "contacts" },                              text_generic },
         { "TransferProgress",     { "conversation", "id", "done", "total" },   text_generic },
         { "RecordingLevel",       { "peak" },                                  text_generic },
-        { "KickedOut",            { "reason" },                                text_generic },
 };
 
 static const struct signal_kind *find_signal_kind(const char *member) {

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
+#include <json-c/json.h>
+
 #include "bus-dict.h"
 
 /* One {sv} entry built with the basic calls: sd_bus_message_append()'s format
@@ -22,6 +24,33 @@ static int append_str(sd_bus_message *m, const char *key, const char *value) {
         return append_entry(m, key, 's', value ? value : "");
 }
 
+int bus_append_reactions(sd_bus_message *m, const char *reactions) {
+        struct json_object *all = reactions ? json_tokener_parse(reactions) : NULL;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sas}");
+        if (r >= 0 && json_object_is_type(all, json_type_object)) {
+                json_object_object_foreach(all, sender, list) {
+                        size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+                        if ((r = sd_bus_message_open_container(m, 'e', "sas")) < 0 ||
+                            (r = sd_bus_message_append_basic(m, 's', sender)) < 0 ||
+                            (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
+                                break;
+                        for (size_t i = 0; i < n && r >= 0; i++) {
+                                const char *e = json_object_get_string(json_object_array_get_idx(list, i));
+                                r = sd_bus_message_append_basic(m, 's', e ? e : "");
+                        }
+                        if (r < 0 || (r = sd_bus_message_close_container(m)) < 0 ||
+                            (r = sd_bus_message_close_container(m)) < 0)
+                                break;
+                }
+        }
+        json_object_put(all);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
 int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
         int r;
 
@@ -37,6 +66,31 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
             (r = append_str(m, "text", msg->text)) < 0 ||
             (r = append_str(m, "status", msg->status)) < 0)
                 return r;
+        /* The rest only where it applies (absent means "none" / false), so a
+         * plain text message costs no more than it did. */
+        if (msg->data && ((r = append_str(m, "data", msg->data)) < 0 ||
+                          (r = append_str(m, "description", msg->text)) < 0 ||
+                          (r = append_str(m, "extension", msg->extension)) < 0))
+                return r;
+        if (msg->revoked) {
+                int yes = 1;
+                if ((r = append_entry(m, "revoked", 'b', &yes)) < 0)
+                        return r;
+        }
+        if (msg->edited) {
+                int yes = 1;
+                if ((r = append_entry(m, "edited", 'b', &yes)) < 0)
+                        return r;
+        }
+        if (msg->reactions) {
+                if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
+                    (r = sd_bus_message_append_basic(m, 's', "reactions")) < 0 ||
+                    (r = sd_bus_message_open_container(m, 'v', "a{sas}")) < 0 ||
+                    (r = bus_append_reactions(m, msg->reactions)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0)
+                        return r;
+        }
         return sd_bus_message_close_container(m);
 }
 

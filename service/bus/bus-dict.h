@@ -11,3 +11,5 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg);             
 int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv);       /* a{sv} */
 int bus_append_conversations(sd_bus_message *m, GPtrArray *convs);                   /* aa{sv} */
 int bus_append_messages(sd_bus_message *m, GPtrArray *msgs);                         /* aa{sv} */
+/* The reactions JSON of StoreMessage (NULL: none) as a{sas}, sender -> emoji. */
+int bus_append_reactions(sd_bus_message *m, const char *reactions);

@@ -27,6 +27,7 @@ static const ErrnoMapping mappings[] = {
         { ENETDOWN,     IM_ERROR_PREFIX "Network",         "Not connected to the server right now" },
         { ENOENT,       IM_ERROR_PREFIX "NotFound",        "Not found" },
         { EPERM,        IM_ERROR_PREFIX "NotAllowed",      "Not allowed" },
+        { ETIME,        IM_ERROR_PREFIX "NotAllowed",      "Too late" },
         { ENODATA,      IM_ERROR_PREFIX "TooShort",        "Too short" },
         { EMSGSIZE,     IM_ERROR_PREFIX "TooLarge",        "Too large" },
         { E2BIG,        IM_ERROR_PREFIX "TooLarge",        "Too large" },

@@ -14,6 +14,8 @@
 #include "bus-dict.h"
 #include "bus-errors.h"
 #include "bus-object.h"
+#include "actions.h"
+#include "custom.h"
 #include "jid.h"
 
 #define TEXT_MAX_BYTES      65536
@@ -237,6 +239,148 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(m, "s", id);
 }
 
+/* An optional string argument: "" or valid, XML-safe UTF-8 of at most max bytes. */
+static int check_optional_text(const char *text, const char *what, size_t max, sd_bus_error *error) {
+        size_t len = strlen(text);
+
+        if (len > max)
+                return bus_set_errno(error, -EMSGSIZE, "The %s is %zu bytes; at most %zu are allowed", what, len, max);
+        if (!g_utf8_validate(text, (gssize) len, NULL) || !text_is_xml_safe(text))
+                return bus_set_errno(error, -EINVAL, "The %s contains characters that cannot be sent", what);
+        return 0;
+}
+
+static int method_send_custom(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL, *id = NULL;
+        const char *conv_arg, *data, *description, *extension;
+        int r;
+
+        r = sd_bus_message_read(m, "ssss", &conv_arg, &data, &description, &extension);
+        if (r < 0)
+                return r;
+        conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!conversation)
+                return -EINVAL;
+        if ((r = check_optional_text(data, "data", CUSTOM_DATA_MAX, error)) < 0 ||
+            (r = check_optional_text(description, "description", TEXT_MAX_BYTES, error)) < 0 ||
+            (r = check_optional_text(extension, "extension", TEXT_MAX_BYTES, error)) < 0)
+                return r;
+
+        r = session_send_custom(mgr->session, conversation, data, description, extension, &id);
+        if (r == -EINVAL)
+                return bus_set_errno(error, r, "The data is not a JSON document (at most %d levels deep)",
+                                     CUSTOM_DATA_MAX_DEPTH);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot send the message: %s", g_strerror(-r));
+        return sd_bus_reply_method_return(m, "s", id);
+}
+
+/* The (conversation, id) arguments naming one of the history's messages. */
+static int read_message_ref(sd_bus_message *m, char **ret_conversation, const char **ret_id, sd_bus_error *error) {
+        const char *conv_arg, *id;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &conv_arg, &id);
+        if (r < 0)
+                return r;
+        *ret_conversation = parse_user_jid(conv_arg, "conversation", error);
+        if (!*ret_conversation)
+                return -EINVAL;
+        if (!*id || strlen(id) > 256 || !g_utf8_validate(id, -1, NULL))
+                return bus_set_errno(error, -EINVAL, "Invalid message id");
+        *ret_id = id;
+        return 0;
+}
+
+static int message_action_error(Manager *mgr, int r, const char *conversation, const char *id, sd_bus_error *error) {
+        switch (r) {
+        case -ENOTCONN:
+                return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
+        case -ENOENT:
+                return bus_set_errno(error, r, "No message %s in the conversation with %s", id, conversation);
+        case -EPERM:
+                return bus_set_errno(error, r, "Message %s cannot be changed: it is not a text message of yours "
+                                     "(or it was revoked)", id);
+        case -ETIME:
+                return bus_set_errno(error, r, "Message %s was sent more than %u seconds ago", id,
+                                     session_revoke_window_s(mgr->session));
+        case -ENETDOWN:
+                return bus_set_errno(error, r, "Not connected to the server right now; try again when NetState "
+                                     "is \"connected\"");
+        default:
+                return bus_set_errno(error, r, "Cannot change the message: %s", g_strerror(-r));
+        }
+}
+
+static int method_revoke_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        const char *id;
+        int r;
+
+        r = read_message_ref(m, &conversation, &id, error);
+        if (r < 0)
+                return r;
+        r = session_revoke_message(mgr->session, conversation, id);
+        if (r < 0)
+                return message_action_error(mgr, r, conversation, id, error);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_edit_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        const char *id, *text;
+        int r;
+
+        r = read_message_ref(m, &conversation, &id, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &text);
+        if (r < 0)
+                return r;
+        r = check_text(text, error);
+        if (r < 0)
+                return r;
+        r = session_edit_message(mgr->session, conversation, id, text);
+        if (r < 0)
+                return message_action_error(mgr, r, conversation, id, error);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_react(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        g_auto(GStrv) reactions = NULL;
+        const char *id;
+        int r;
+
+        r = read_message_ref(m, &conversation, &id, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &reactions);
+        if (r < 0)
+                return r;
+        r = session_react(mgr->session, conversation, id, (const char *const *) reactions,
+                          reactions ? g_strv_length(reactions) : 0);
+        switch (r) {
+        case 0:
+                return sd_bus_reply_method_return(m, NULL);
+        case -EINVAL:
+                return bus_set_errno(error, r, "Each reaction must be one emoji: non-empty, at most %d bytes, "
+                                     "no white space, none twice", XMPP_REACTION_MAX_BYTES);
+        case -E2BIG:
+                return bus_set_errno(error, r, "At most %d reactions per message", XMPP_REACTIONS_MAX);
+        case -EPERM:
+                return bus_set_errno(error, r, "Message %s was revoked", id);
+        default:
+                return message_action_error(mgr, r, conversation, id, error);
+        }
+}
+
 static int method_set_typing(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
@@ -382,6 +526,22 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_ARGS("s", conversation),
                                 SD_BUS_NO_RESULT,
                                 method_mark_read, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendCustom",
+                                SD_BUS_ARGS("s", conversation, "s", data, "s", description, "s", extension),
+                                SD_BUS_RESULT("s", id),
+                                method_send_custom, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RevokeMessage",
+                                SD_BUS_ARGS("s", conversation, "s", id),
+                                SD_BUS_NO_RESULT,
+                                method_revoke_message, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("EditMessage",
+                                SD_BUS_ARGS("s", conversation, "s", id, "s", text),
+                                SD_BUS_NO_RESULT,
+                                method_edit_message, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("React",
+                                SD_BUS_ARGS("s", conversation, "s", id, "as", emoji),
+                                SD_BUS_NO_RESULT,
+                                method_react, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetTyping",
                                 SD_BUS_ARGS("s", conversation, "b", typing),
                                 SD_BUS_NO_RESULT,
@@ -393,6 +553,10 @@ static const sd_bus_vtable im_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("MessageStatusChanged",
                                 SD_BUS_ARGS("s", conversation, "s", id, "s", status), 0),
         SD_BUS_SIGNAL_WITH_ARGS("MessageReadByPeer", SD_BUS_ARGS("s", conversation, "s", id), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageRevoked", SD_BUS_ARGS("s", conversation, "s", id), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageEdited", SD_BUS_ARGS("s", conversation, "s", id, "s", text), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ReactionsChanged",
+                                SD_BUS_ARGS("s", conversation, "s", id, "a{sas}", reactions), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Typing", SD_BUS_ARGS("s", conversation, "s", who, "b", typing), 0),
         SD_BUS_PROPERTY("NetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Ready", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -539,6 +703,37 @@ static void on_read_by_peer(const char *conversation, const char *id, void *user
                                    conversation, id);
 }
 
+static void on_message_revoked(const char *conversation, const char *id, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageRevoked", "ss", conversation, id);
+}
+
+static void on_message_edited(const char *conversation, const char *id, const char *text, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageEdited", "sss",
+                                   conversation, id, text);
+}
+
+static void on_reactions_changed(const char *conversation, const char *id, const char *reactions,
+                                 void *userdata) {
+        Manager *mgr = userdata;
+        sd_bus_message *sig = NULL;
+        int r;
+
+        if (!mgr->bus)
+                return;
+        r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "ReactionsChanged");
+        if (r >= 0)
+                r = sd_bus_message_append(sig, "ss", conversation, id);
+        if (r >= 0)
+                r = bus_append_reactions(sig, reactions);
+        emit_signal_logged(mgr, sig, r, "ReactionsChanged");
+}
+
 static void on_typing(const char *conversation, const char *who, bool typing, void *userdata) {
         Manager *mgr = userdata;
 
@@ -558,4 +753,7 @@ const SessionEvents bus_session_events = {
         .message_status_changed = on_message_status_changed,
         .read_by_peer = on_read_by_peer,
         .typing = on_typing,
+        .message_revoked = on_message_revoked,
+        .message_edited = on_message_edited,
+        .reactions_changed = on_reactions_changed,
 };

@@ -9,6 +9,9 @@
 #include <glib/gstdio.h>
 
 #include "backoff.h"
+#include "actions.h"
+#include "custom.h"
+#include "reactions.h"
 #include "jid.h"
 #include "session.h"
 #include "stream.h"
@@ -439,6 +442,20 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
         m->time_ms = msg->time_ms ? msg->time_ms : g_get_real_time() / 1000;
         m->type = g_strdup("text");
         m->text = g_strdup(msg->body);
+        if (msg->json) {
+                if (custom_data_valid(msg->json)) {
+                        g_free(m->type);
+                        m->type = g_strdup("custom");
+                        m->data = g_strdup(msg->json);
+                        m->extension = g_strdup(msg->extension);
+                } else {
+                        g_debug("session: ignoring invalid custom data from %s", msg->peer);
+                        if (!msg->body) {
+                                store_message_free(m);
+                                return;
+                        }
+                }
+        }
         m->status = g_strdup(msg->outgoing ? "sent" : "received");
         if (s->mam_running && !msg->archived) {
                 if (!s->held)
@@ -544,7 +561,9 @@ static void send_outbox(Session *s) {
                 /* A resumed session already sent again what it had in flight. */
                 if (xmpp_stream_is_in_flight(s->stream, m->id))
                         continue;
-                xmpp_stream_send_chat(s->stream, m->conversation, m->text, m->id, m->time_ms);
+                xmpp_stream_send_chat(s->stream, m->conversation, &(XmppChatContent) {
+                                              .body = m->text, .json = m->data, .extension = m->extension },
+                                      m->id, m->time_ms);
         }
 }
 
@@ -587,6 +606,54 @@ static void on_stream_sent(const char *to, const char *id, void *userdata) {
         advance_status(userdata, to, id, "sent");
 }
 
+/* Sets sender's reactions to message m and announces the new state. */
+static int apply_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
+                           size_t n) {
+        g_autofree char *updated = reactions_update(m->reactions, sender, reactions, n);
+        int r;
+
+        if (g_strcmp0(updated, m->reactions) == 0)
+                return 0;
+        r = store_set_reactions(s->store, m->conversation, m->id, updated);
+        if (r < 0)
+                return r;
+        s->events.reactions_changed(m->conversation, m->id, updated, s->userdata);
+        return 0;
+}
+
+/* A retraction or correction counts only from the message's own sender: the
+ * peer for its messages, our account (another device) for ours. Reactions
+ * count from either. */
+static void on_stream_action(const XmppMessageAction *a, void *userdata) {
+        Session *s = userdata;
+        g_autoptr(StoreMessage) m = NULL;
+        StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
+
+        session_flush(s);       /* the message may still be in the batch */
+        if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0 ||
+            (m->direction != want && a->kind != XMPP_ACTION_REACT)) {
+                g_debug("session: ignoring a %s of %s in %s: no such message of its sender",
+                        a->kind == XMPP_ACTION_RETRACT ? "retraction" : "correction", a->target_id, a->peer);
+                return;
+        }
+        if (a->kind == XMPP_ACTION_REACT) {
+                /* anyone of the conversation may react to any of its messages */
+                if (!m->revoked)
+                        apply_reactions(s, m, a->outgoing ? s->account : a->peer, a->reactions, a->n_reactions);
+                return;
+        }
+        if (a->kind == XMPP_ACTION_RETRACT) {
+                if (m->revoked || store_revoke_message(s->store, a->peer, a->target_id) < 0)
+                        return;
+                s->events.message_revoked(a->peer, a->target_id, s->userdata);
+        } else {
+                if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
+                    store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
+                        return;
+                s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
+        }
+}
+
 static void on_stream_typing(const char *from, bool typing, void *userdata) {
         Session *s = userdata;
         s->events.typing(from, from, typing, s->userdata);
@@ -607,6 +674,7 @@ static const XmppStreamCallbacks stream_callbacks = {
         .displayed = on_stream_displayed,
         .sent = on_stream_sent,
         .typing = on_stream_typing,
+        .action = on_stream_action,
         .mam_finished = on_stream_mam_finished,
 };
 
@@ -639,6 +707,8 @@ int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const
         s->config = *config;
         s->backoff.min_ms = config->reconnect_min_ms ? config->reconnect_min_ms : 1000;
         s->backoff.max_ms = config->reconnect_max_ms ? config->reconnect_max_ms : 60000;
+        if (!s->config.revoke_window_ms)
+                s->config.revoke_window_ms = 120000;    /* TIM's default: two minutes */
 
         /* The last account's history stays readable while logged out. */
         last = read_last_account(data_dir);
@@ -761,11 +831,12 @@ uint32_t session_unread_total(const Session *s) {
         return s->unread_total;
 }
 
-int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id) {
+/* Stores m (type and content filled in) as our new message to conversation,
+ * sends it if the session is up, and announces it. */
+static int send_message(Session *s, const char *conversation, StoreMessage m, char **ret_id) {
         g_autofree char *id = NULL;
         g_autoptr(GPtrArray) added = NULL;
         g_autoptr(GHashTable) changed = NULL;
-        StoreMessage m = { 0 };
         int64_t seq;
         int r;
 
@@ -779,8 +850,6 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
         m.sender = s->account;
         m.direction = STORE_DIRECTION_OUT;
         m.time_ms = g_get_real_time() / 1000;
-        m.type = (char *) "text";
-        m.text = (char *) text;
         m.status = (char *) "pending";
 
         /* Stored (committed) before it goes out: a message the caller was told
@@ -790,7 +859,9 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
                 return r == -EEXIST ? -EIO : r;
         m.seq = seq;
         if (s->ready && s->stream)
-                r = xmpp_stream_send_chat(s->stream, conversation, text, id, 0);
+                r = xmpp_stream_send_chat(s->stream, conversation, &(XmppChatContent) {
+                                                  .body = m.text, .json = m.data, .extension = m.extension },
+                                          id, 0);
         else
                 r = -ENOTCONN;
         if (r < 0)
@@ -804,6 +875,123 @@ int session_send_text(Session *s, const char *conversation, const char *text, ch
         announce_conversations(s, changed);
 
         *ret_id = g_steal_pointer(&id);
+        return 0;
+}
+
+int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id) {
+        return send_message(s, conversation, (StoreMessage) { .type = (char *) "text", .text = (char *) text },
+                            ret_id);
+}
+
+int session_send_custom(Session *s, const char *conversation, const char *data, const char *description,
+                        const char *extension, char **ret_id) {
+        if (!custom_data_valid(data))
+                return -EINVAL;
+        return send_message(s, conversation, (StoreMessage) {
+                                    .type = (char *) "custom",
+                                    .text = description && *description ? (char *) description : NULL,
+                                    .data = (char *) data,
+                                    .extension = extension && *extension ? (char *) extension : NULL,
+                            }, ret_id);
+}
+
+/* Our own message id of conversation, for revoking or editing: -ENOENT if
+ * there is none, -EPERM if it is someone else's; the session must be up. */
+static int own_message(Session *s, const char *conversation, const char *id, StoreMessage **ret) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->direction != STORE_DIRECTION_OUT)
+                return -EPERM;
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int session_revoke_message(Session *s, const char *conversation, const char *id) {
+        g_autoptr(StoreMessage) m = NULL;
+        int64_t age_ms;
+        int r;
+
+        r = own_message(s, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked)
+                return 0;
+        age_ms = g_get_real_time() / 1000 - m->time_ms;
+        if (age_ms > (int64_t) s->config.revoke_window_ms)
+                return -ETIME;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        /* Never sent, nothing to take back: only our copy goes. */
+        if (strcmp(m->status, "pending") != 0 || xmpp_stream_is_in_flight(s->stream, id)) {
+                r = xmpp_stream_send_retract(s->stream, conversation, id);
+                if (r < 0)
+                        return r;
+        }
+        r = store_revoke_message(s->store, conversation, id);
+        if (r < 0)
+                return r;
+        s->events.message_revoked(conversation, id, s->userdata);
+        return 0;
+}
+
+int session_react(Session *s, const char *conversation, const char *id, const char *const *reactions, size_t n) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        if (n > XMPP_REACTIONS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                if (!xmpp_reaction_valid(reactions[i]))
+                        return -EINVAL;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(reactions[i], reactions[j]) == 0)
+                                return -EINVAL;
+        }
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked)
+                return -EPERM;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        r = xmpp_stream_send_reactions(s->stream, conversation, id, reactions, n);
+        if (r < 0)
+                return r;
+        return apply_reactions(s, m, s->account, reactions, n);
+}
+
+unsigned session_revoke_window_s(const Session *s) {
+        return s->config.revoke_window_ms / 1000;
+}
+
+int session_edit_message(Session *s, const char *conversation, const char *id, const char *text) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        r = own_message(s, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked || strcmp(m->type, "text") != 0)
+                return -EPERM;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        r = xmpp_stream_send_correction(s->stream, conversation, id, text);
+        if (r < 0)
+                return r;
+        r = store_edit_message(s->store, conversation, id, text);
+        if (r < 0)
+                return r;
+        s->events.message_edited(conversation, id, text, s->userdata);
         return 0;
 }
 

@@ -28,6 +28,7 @@ typedef struct SessionConfig {
         unsigned ping_timeout_ms;
         unsigned reconnect_min_ms;      /* first reconnect delay */
         unsigned reconnect_max_ms;      /* cap of the exponential backoff */
+        unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
 } SessionConfig;
 
 typedef struct SessionEvents {
@@ -54,6 +55,14 @@ typedef struct SessionEvents {
                                        void *userdata);
         /* The recipient displayed our message id (XEP-0333), after its status became "read". */
         void (*read_by_peer)(const char *conversation, const char *id, void *userdata);
+        /* A message was retracted (XEP-0424) by its sender: its content is gone from the history. */
+        void (*message_revoked)(const char *conversation, const char *id, void *userdata);
+        /* A message was corrected (XEP-0308) by its sender: text is its new text. */
+        void (*message_edited)(const char *conversation, const char *id, const char *text, void *userdata);
+        /* The reactions to a message changed (XEP-0444): reactions is the whole
+         * set, JSON {"sender JID": ["emoji", ...]}, or NULL when none are left. */
+        void (*reactions_changed)(const char *conversation, const char *id, const char *reactions,
+                                  void *userdata);
         /* who (in a one-to-one chat: the conversation itself) started or stopped typing. */
         void (*typing)(const char *conversation, const char *who, bool typing, void *userdata);
 } SessionEvents;
@@ -87,6 +96,24 @@ int session_mark_read(Session *s, const char *conversation);
 /* Tells the peer (XEP-0085) that the user is typing, or stopped. Not queued:
  * -ENOTCONN unless the session is up (a stale "typing" is worse than none). */
 int session_set_typing(Session *s, const char *conversation, bool typing);
+/* A custom message: data must be JSON (custom.h; else -EINVAL); description
+ * (the text other clients show) and extension may be NULL or "". Stored and
+ * queued like a text message. */
+int session_send_custom(Session *s, const char *conversation, const char *data, const char *description,
+                        const char *extension, char **ret_id);
+/* Retracts our message (XEP-0424) within config.revoke_window_ms of sending it:
+ * -ENOENT no such message, -EPERM not ours, -ETIME too late, -ENETDOWN not
+ * connected now (nothing changes). Revoking a revoked message does nothing. */
+int session_revoke_message(Session *s, const char *conversation, const char *id);
+/* Corrects the text of our text message (XEP-0308): -ENOENT, -EPERM (not ours,
+ * revoked or not text), -ENETDOWN as above. */
+int session_edit_message(Session *s, const char *conversation, const char *id, const char *text);
+unsigned session_revoke_window_s(const Session *s);
+/* Our reactions to a message of conversation become reactions[0..n) (XEP-0444;
+ * n == 0 takes them back): -EINVAL a reaction is empty, too long, holds white
+ * space or repeats; -E2BIG more than XMPP_REACTIONS_MAX; -ENOENT no such
+ * message; -EPERM it was revoked; -ENETDOWN not connected now. */
+int session_react(Session *s, const char *conversation, const char *id, const char *const *reactions, size_t n);
 
 const char *session_net_state_to_string(SessionNetState state);
 

@@ -86,6 +86,15 @@ static const char *const migrations[] = {
         "CREATE TABLE meta ("
         "        key TEXT PRIMARY KEY,"
         "        value TEXT NOT NULL);",
+        /* Version 2: custom messages (XEP-0335 data, imd's extension string),
+         * retraction (XEP-0424), correction (XEP-0308) and reactions (XEP-0444,
+         * a JSON object of sender -> emoji list, NULL when none). NULL columns
+         * cost a byte of record header, so plain text messages stay as small. */
+        "ALTER TABLE messages ADD COLUMN data TEXT;"
+        "ALTER TABLE messages ADD COLUMN extension TEXT;"
+        "ALTER TABLE messages ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE messages ADD COLUMN reactions TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -105,6 +114,9 @@ typedef enum StoreStatement {
         STMT_GET_SEQ,
         STMT_GET_MESSAGES,
         STMT_SET_STATUS,
+        STMT_REVOKE,
+        STMT_EDIT,
+        STMT_SET_REACTIONS,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,
@@ -122,7 +134,8 @@ typedef enum StoreStatement {
 /* Column order read by message_from_row(); CONV is the conversation's JID. */
 #define MESSAGE_COLUMNS(conv) \
         "messages.seq, " conv ", messages.id, messages.sender, messages.stanza_id, " \
-        "messages.direction, messages.time_ms, messages.type, messages.text, messages.status"
+        "messages.direction, messages.time_ms, messages.type, messages.text, messages.status, " \
+        "messages.data, messages.extension, messages.revoked, messages.edited, messages.reactions"
 
 /* The key of the conversation whose JID is ?1. */
 #define CONVERSATION_KEY "(SELECT key FROM conversations WHERE id = ?1)"
@@ -146,8 +159,8 @@ static const char *const statement_sql[_STMT_MAX] = {
          * message. Only the UNIQUE constraints can be ignored: the NOT NULL
          * columns are checked before binding. */
         [STMT_INSERT_MESSAGE]      =
-                "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
+                "data, extension) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         [STMT_CONVERSATION_KEY]    = "SELECT key FROM conversations WHERE id = ?1",
         [STMT_INSERT_CONVERSATION] =
                 "INSERT INTO conversations (id, kind, name, unread, time_ms) VALUES (?1, 'chat', '', 0, ?2)",
@@ -161,6 +174,16 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_GET_MESSAGES]        =
                 "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
                 "WHERE conversation = " CONVERSATION_KEY " AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        /* The content goes; the row stays, so the conversation keeps its place
+         * and a copy arriving later (archive) is still a duplicate. */
+        [STMT_REVOKE]              =
+                "UPDATE messages SET revoked = 1, text = NULL, data = NULL, extension = NULL "
+                "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        [STMT_EDIT]                =
+                "UPDATE messages SET text = ?3, edited = 1 "
+                "WHERE conversation = " CONVERSATION_KEY " AND id = ?2 AND revoked = 0",
+        [STMT_SET_REACTIONS]       =
+                "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
                 "UPDATE messages SET status = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_LIST_CONVERSATIONS]  =
@@ -175,7 +198,8 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST_UNSENT]         =
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages INDEXED BY messages_unsent "
                 "JOIN conversations AS c ON c.key = messages.conversation "
-                "WHERE messages.direction = 1 AND messages.status = 'pending' ORDER BY messages.seq",
+                "WHERE messages.direction = 1 AND messages.status = 'pending' AND messages.revoked = 0 "
+                "ORDER BY messages.seq",
         [STMT_MESSAGES_AFTER]      =
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages "
                 "JOIN conversations AS c ON c.key = messages.conversation "
@@ -584,7 +608,9 @@ static int message_insert(Store *store, const StoreMessage *msg, int64_t key, in
             sqlite3_bind_int64(st, 6, msg->time_ms) != SQLITE_OK ||
             bind_text(st, 7, msg->type) != SQLITE_OK ||
             bind_text(st, 8, msg->text) != SQLITE_OK ||
-            bind_text(st, 9, msg->status) != SQLITE_OK) {
+            bind_text(st, 9, msg->status) != SQLITE_OK ||
+            bind_text(st, 10, msg->data) != SQLITE_OK ||
+            bind_text(st, 11, msg->extension) != SQLITE_OK) {
                 sqlite3_reset(st);
                 return store_fail(store, STMT_INSERT_MESSAGE);
         }
@@ -602,6 +628,7 @@ static bool message_valid(const StoreMessage *msg) {
         return msg && valid_key(msg->conversation) && valid_key(msg->id) &&
                valid_optional(msg->sender) && valid_optional(msg->type) &&
                valid_optional(msg->text) && valid_optional(msg->status) &&
+               valid_optional(msg->data) && valid_optional(msg->extension) &&
                (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
 }
 
@@ -767,6 +794,11 @@ static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         m->type = column_strdup(st, col + 7);
         m->text = column_strdup(st, col + 8);
         m->status = column_strdup(st, col + 9);
+        m->data = column_strdup(st, col + 10);
+        m->extension = column_strdup(st, col + 11);
+        m->revoked = sqlite3_column_int(st, col + 12) != 0;
+        m->edited = sqlite3_column_int(st, col + 13) != 0;
+        m->reactions = column_strdup(st, col + 14);
 
         *ret = m;
         return 0;
@@ -813,6 +845,59 @@ int store_set_message_status(Store *store, const char *conversation, const char 
                 return store_fail(store, STMT_SET_STATUS);
 
         /* Counts matched rows, also when the status was already the same. */
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_revoke_message(Store *store, const char *conversation, const char *id) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !id)
+                return -EINVAL;
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+        st = store->stmt[STMT_REVOKE];
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+                return store_fail(store, STMT_REVOKE);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_REVOKE);
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !id || !valid_optional(reactions))
+                return -EINVAL;
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+        st = store->stmt[STMT_SET_REACTIONS];
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK ||
+            bind_text(st, 3, reactions) != SQLITE_OK)
+                return store_fail(store, STMT_SET_REACTIONS);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_SET_REACTIONS);
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_edit_message(Store *store, const char *conversation, const char *id, const char *text) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !id || !valid_key(text))
+                return -EINVAL;
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+        st = store->stmt[STMT_EDIT];
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK ||
+            bind_text(st, 3, text) != SQLITE_OK)
+                return store_fail(store, STMT_EDIT);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_EDIT);
         return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -1174,6 +1259,11 @@ StoreMessage *store_message_copy(const StoreMessage *msg) {
         m->type = g_strdup(msg->type);
         m->text = g_strdup(msg->text);
         m->status = g_strdup(msg->status);
+        m->data = g_strdup(msg->data);
+        m->extension = g_strdup(msg->extension);
+        m->revoked = msg->revoked;
+        m->edited = msg->edited;
+        m->reactions = g_strdup(msg->reactions);
         return m;
 }
 
@@ -1188,6 +1278,9 @@ void store_message_free(StoreMessage *msg) {
         g_free(msg->type);
         g_free(msg->text);
         g_free(msg->status);
+        g_free(msg->data);
+        g_free(msg->extension);
+        g_free(msg->reactions);
         g_free(msg);
 }
 

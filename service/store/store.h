@@ -36,6 +36,11 @@ typedef struct StoreMessage {
         char *type;             /* "text", ... */
         char *text;
         char *status;           /* "pending" "sent" "delivered" "read" "failed" "received" */
+        char *data;             /* type "custom": the XEP-0335 JSON; else NULL */
+        char *extension;        /* type "custom": imd's extension string, or NULL */
+        bool revoked;           /* retracted: text, data and extension are gone */
+        bool edited;            /* text is a correction of the original */
+        char *reactions;        /* XEP-0444: JSON {"sender JID": ["emoji", ...]}, or NULL if none */
 } StoreMessage;
 
 typedef struct StoreConversation {
@@ -81,6 +86,18 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
 
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
+
+/* XEP-0424: marks the message revoked and drops its text, data and extension
+ * (the row stays: the conversation keeps its order and later copies are still
+ * duplicates). -ENOENT if there is no such message. Idempotent. */
+int store_revoke_message(Store *store, const char *conversation, const char *id);
+/* XEP-0308: replaces the text and marks the message edited. -ENOENT if there is
+ * no such message or it was revoked. */
+int store_edit_message(Store *store, const char *conversation, const char *id, const char *text);
+
+/* Replaces the reactions (opaque text to the store, NULL for none).
+ * -ENOENT if there is no such message. */
+int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);
 
 /* Newest first: up to limit messages older than before_id (NULL or "" = from the
  * newest). -ENOENT if before_id is not in that conversation. *ret_complete is

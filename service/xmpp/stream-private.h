@@ -30,6 +30,9 @@
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_HINTS    "urn:xmpp:hints"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_JSON     "urn:xmpp:json:0"
+/* imd's own: the extension string of a custom message (TIM's custom element). */
+#define NS_IMD      "urn:example:im:0"
 #define NS_PING     "urn:xmpp:ping"
 #define NS_SM       "urn:xmpp:sm:3"
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <glib.h>
 
+#include "actions.h"
 #include "carbons.h"
 #include "jid.h"
 #include "stream-private.h"
@@ -428,6 +429,29 @@ static void handle_chat_state(XmppStream *s, const XmlNode *msg, const char *fro
         }
 }
 
+/* A retraction or correction (m: the message's checked addressing): handed up
+ * as an action, true. A correction without text, or anything else: false. */
+static bool handle_action(XmppStream *s, const XmlNode *msg, const XmppChatMessage *m, const char *body) {
+        XmppMessageAction a = { .peer = m->peer, .outgoing = m->outgoing };
+        const char *reactions[XMPP_REACTIONS_MAX];
+
+        if ((a.target_id = xmpp_retract_target(msg))) {
+                a.kind = XMPP_ACTION_RETRACT;
+        } else if ((a.target_id = xmpp_correction_target(msg))) {
+                if (!body || !*body)
+                        return true;    /* a correction to nothing: ignored, never a message */
+                a.kind = XMPP_ACTION_CORRECT;
+                a.text = body;
+        } else if ((a.target_id = xmpp_reactions_parse(msg, reactions, &a.n_reactions))) {
+                a.kind = XMPP_ACTION_REACT;
+                a.reactions = reactions;
+        } else
+                return false;
+        if (s->cb.action)
+                s->cb.action(&a, s->userdata);
+        return true;
+}
+
 static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, const char *archive_id,
                         int64_t archive_ms) {
         const char *type = xml_node_attr(msg, "type");
@@ -473,8 +497,16 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
                 if (source == CHAT_LIVE && s->cb.typing)
                         handle_chat_state(s, msg, from);
         }
-        if (!body || !*body)
-                return;         /* chat states and pure reports carry no body */
+        if (handle_action(s, msg, &m, body))
+                return;
+        m.json = xml_node_child_text(msg, "json", NS_JSON);
+        if (m.json)
+                m.extension = xml_node_child_text(msg, "extension", NS_IMD);
+        if (!body || !*body) {
+                if (!m.json)
+                        return;         /* chat states and pure reports carry no body */
+                body = NULL;
+        }
 
         m.body = body;
         m.time_ms = parse_delay(s, msg, from);
@@ -810,7 +842,7 @@ const char *xmpp_stream_full_jid(const XmppStream *s) {
         return s->full_jid;
 }
 
-int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id,
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms) {
         g_autoptr(XmlNode) msg = NULL;
 
@@ -820,7 +852,13 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
         xml_node_set_attr(msg, "type", "chat");
         xml_node_set_attr(msg, "to", to);
         xml_node_set_attr(msg, "id", origin_id);
-        xml_node_set_text(xml_node_add_child(msg, "body", NULL), body);
+        if (content->body && *content->body)
+                xml_node_set_text(xml_node_add_child(msg, "body", NULL), content->body);
+        if (content->json) {
+                xml_node_set_text(xml_node_add_child(msg, "json", NS_JSON), content->json);
+                if (content->extension && *content->extension)
+                        xml_node_set_text(xml_node_add_child(msg, "extension", NS_IMD), content->extension);
+        }
         xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
         xml_node_add_child(msg, "markable", NS_MARKERS);
         xml_node_add_child(msg, "active", NS_CHATSTATES);
@@ -834,6 +872,46 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const
                 xml_node_set_attr(delay, "from", s->jid);
         }
         stream_send_stanza(s, msg, origin_id, to);
+        stream_sm_request_ack(s);
+        return 0;
+}
+
+int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xmpp_retract_new(to, stanza_id, target_id);
+        stream_send_stanza(s, msg, stanza_id, to);
+        stream_sm_request_ack(s);
+        return 0;
+}
+
+int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xmpp_correction_new(to, stanza_id, target_id, text);
+        stream_send_stanza(s, msg, stanza_id, to);
+        stream_sm_request_ack(s);
+        return 0;
+}
+
+int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *target_id,
+                               const char *const *reactions, size_t n_reactions) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions);
+        stream_send_stanza(s, msg, stanza_id, to);
         stream_sm_request_ack(s);
         return 0;
 }

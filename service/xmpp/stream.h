@@ -52,9 +52,38 @@ typedef struct XmppChatMessage {
         const char *id;           /* origin-id, else the stanza's id attribute; NULL if neither */
         const char *stanza_id;    /* stanza-id assigned by our own server (for an archive result:
                                    * its archive id), or NULL */
-        const char *body;         /* UTF-8 */
+        const char *body;         /* UTF-8; NULL only for a custom message without a description */
+        const char *json;         /* XEP-0335 payload (a custom message), unvalidated; else NULL */
+        const char *extension;    /* imd's extension string of a custom message, or NULL */
         int64_t time_ms;          /* XEP-0203 delay stamp, else (archive) when it was archived, else 0 (= now) */
 } XmppChatMessage;
+
+typedef enum XmppActionKind {
+        XMPP_ACTION_RETRACT,      /* XEP-0424 */
+        XMPP_ACTION_CORRECT,      /* XEP-0308 */
+        XMPP_ACTION_REACT,        /* XEP-0444 */
+} XmppActionKind;
+
+/* A message acting on an earlier one of the same conversation, live, a carbon
+ * or from the archive (believed under the same rules as XmppChatMessage). */
+typedef struct XmppMessageAction {
+        XmppActionKind kind;
+        const char *peer;         /* the conversation: normalised bare JID of the other party */
+        bool outgoing;            /* our account acted (from another device); else the peer did */
+        const char *target_id;    /* the id of the message acted on */
+        const char *text;         /* XMPP_ACTION_CORRECT: the new text; else NULL */
+        /* XMPP_ACTION_REACT: the sender's whole set of reactions now (none:
+         * it took them back), each checked by xmpp_reaction_valid(). */
+        const char *const *reactions;
+        size_t n_reactions;
+} XmppMessageAction;
+
+/* What an outgoing chat message carries. */
+typedef struct XmppChatContent {
+        const char *body;         /* the text; for a custom message its description (NULL: none) */
+        const char *json;         /* XEP-0335 payload of a custom message, or NULL */
+        const char *extension;    /* imd's extension string of a custom message, or NULL */
+} XmppChatContent;
 
 typedef struct XmppRosterItem {
         const char *jid;          /* normalised bare JID */
@@ -77,6 +106,9 @@ typedef struct XmppStreamCallbacks {
          * be used afterwards except for xmpp_stream_free(). */
         void (*closed)(int error, const char *text, void *userdata);
         void (*chat_message)(const XmppChatMessage *msg, void *userdata);
+        /* Handled at once (not deferred like chat_message()): the layer above
+         * applies it before returning. */
+        void (*action)(const XmppMessageAction *action, void *userdata);
         /* full: the whole roster (initial fetch) rather than a push. */
         void (*roster)(const XmppRosterItem *items, size_t n_items, bool full, void *userdata);
         /* A peer reports on a message we sent: XEP-0184 receipt or XEP-0333
@@ -111,12 +143,20 @@ void xmpp_stream_close_and_free(XmppStream *s);
 bool xmpp_stream_is_ready(const XmppStream *s);
 const char *xmpp_stream_full_jid(const XmppStream *s);
 
-/* <message type='chat'> with body, XEP-0359 origin-id (also the stanza id),
+/* <message type='chat'> with the content (body, XEP-0335 <json/>, extension),
+ * XEP-0359 origin-id (also the stanza id),
  * XEP-0333 markable, XEP-0085 <active/> and an XEP-0184 receipt request; delayed_ms non-zero adds
  * an XEP-0203 delay stamp (a message sent late from the outbox).
  * -ENOTCONN if not ready. */
-int xmpp_stream_send_chat(XmppStream *s, const char *to, const char *body, const char *origin_id,
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms);
+/* XEP-0424 retraction / XEP-0308 correction of our message target_id to to;
+ * kept for XEP-0198 like a chat message. -ENOTCONN if not ready. */
+int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id);
+int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text);
+/* XEP-0444: our whole set of reactions to message target_id of to. */
+int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *target_id,
+                               const char *const *reactions, size_t n_reactions);
 /* XEP-0333 <displayed/> for message id of peer to. */
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
 

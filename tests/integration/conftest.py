@@ -188,10 +188,12 @@ class Imctl:
     def env(self):
         return sanitizer_env(self.bus.env())
 
-    def run(self, *args, input=None, timeout=40, check=None):
-        """Run imctl; returns CompletedProcess (text). check: expected exit code."""
+    def run(self, *args, input=None, timeout=40, check=None, env=None):
+        """Run imctl; returns CompletedProcess (text). check: expected exit code;
+        env: extra environment variables."""
         r = subprocess.run([self.path, *args], input=input if input is not None else "",
-                           capture_output=True, text=True, timeout=timeout, env=self.env())
+                           capture_output=True, text=True, timeout=timeout,
+                           env=dict(self.env(), **(env or {})))
         report = sanitizer_report(r.stderr)
         assert report is None, "imctl %s: sanitizer: %s\n%s" % (args, report, r.stderr)
         if check is not None:

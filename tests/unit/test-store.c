@@ -94,6 +94,9 @@ static char *raw_query_str(const char *dir, const char *sql) {
         return v;
 }
 
+/* The schema version this build migrates to. */
+#define STORE_TEST_SCHEMA_VERSION 2
+
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
         sqlite3 *db = NULL;
@@ -177,7 +180,7 @@ static void test_open_creates_private_file(void) {
         g_assert_cmpint(g_stat(wal, &st), ==, 0);
         g_assert_cmpint(st.st_mode & 07777, ==, 0600);
 
-        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, 1);
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, STORE_TEST_SCHEMA_VERSION);
         g_assert_cmpint(raw_query_int(dir, "SELECT count(*) FROM messages"), ==, 1);
         store_close(store);
 
@@ -919,7 +922,7 @@ static void test_migration_from_empty(void) {
         g_assert_cmpint(raw_query_int(dir, "SELECT count(*) FROM sqlite_schema"), ==, 0);
 
         g_assert_cmpint(store_open(dir, &store), ==, 0);
-        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, 1);
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, STORE_TEST_SCHEMA_VERSION);
         append(store, ALICE, "m", STORE_DIRECTION_IN, 1);
         g_assert_cmpuint(unread_total(store), ==, 1);
         g_clear_pointer(&store, store_close);
@@ -930,6 +933,99 @@ static void test_migration_from_empty(void) {
         g_clear_pointer(&store, store_close);
 
         remove_dir(dir);
+}
+
+/* Schema version 1 as released: databases out there look like this. */
+static const char schema_v1[] =
+        "CREATE TABLE conversations (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+        "  name TEXT NOT NULL, unread INTEGER NOT NULL DEFAULT 0, time_ms INTEGER NOT NULL, last_seq INTEGER);"
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL, id TEXT NOT NULL,"
+        "  sender TEXT, stanza_id TEXT, direction INTEGER NOT NULL, time_ms INTEGER NOT NULL, type TEXT,"
+        "  text TEXT, status TEXT, UNIQUE (conversation, id));"
+        "CREATE UNIQUE INDEX messages_stanza_id ON messages (conversation, stanza_id) WHERE stanza_id IS NOT NULL;"
+        "CREATE INDEX messages_conversation_seq ON messages (conversation, seq);"
+        "CREATE INDEX messages_unsent ON messages (seq) WHERE direction = 1 AND status = 'pending';"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO conversations VALUES (1, 'alice@example.org', 'chat', '', 1, 1000, 1);"
+        "INSERT INTO messages VALUES (1, 1, 'm1', 'alice@example.org', NULL, 0, 1000, 'text', 'old text', 'received');"
+        "INSERT INTO messages VALUES (2, 1, 'o1', 'me@example.org', NULL, 1, 1001, 'text', 'queued', 'pending');"
+        "PRAGMA user_version = 1;";
+
+static void test_migration_from_v1(void) {
+        g_autofree char *dir = make_tmp_dir();
+        g_autoptr(Store) store = NULL;
+        g_autoptr(StoreMessage) m = NULL;
+        g_autoptr(GPtrArray) unsent = NULL;
+
+        raw_exec(dir, schema_v1);
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, STORE_TEST_SCHEMA_VERSION);
+        g_assert_cmpint(store_get_message(store, "alice@example.org", "m1", &m), ==, 0);
+        g_assert_cmpstr(m->text, ==, "old text");
+        g_assert_null(m->data);
+        g_assert_false(m->revoked);
+        g_assert_false(m->edited);
+        g_assert_cmpint(store_list_unsent(store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 1);
+        g_assert_cmpuint(unread_total(store), ==, 1);
+        g_clear_pointer(&store, store_close);
+        remove_dir(dir);
+}
+
+static void test_revoke_and_edit(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreMessage) m = NULL;
+        g_autoptr(GPtrArray) unsent = NULL;
+        StoreMessage custom = make_message(ALICE, "c1", STORE_DIRECTION_IN, 100, "a card");
+        StoreMessage out = make_message(ALICE, "o1", STORE_DIRECTION_OUT, 110, "typo");
+
+        custom.type = (char *) "custom";
+        custom.data = (char *) "{\"card\": [1, 2]}";
+        custom.extension = (char *) "v=1";
+        out.status = (char *) "pending";
+        g_assert_cmpint(store_append_message(f->store, &custom, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &out, NULL), ==, 0);
+
+        g_assert_cmpint(store_get_message(f->store, ALICE, "c1", &m), ==, 0);
+        g_assert_cmpstr(m->data, ==, "{\"card\": [1, 2]}");
+        g_assert_cmpstr(m->extension, ==, "v=1");
+        g_clear_pointer(&m, store_message_free);
+
+        g_assert_cmpint(store_set_reactions(f->store, ALICE, "c1", "{\"bob@x\":[\"👍\"]}"), ==, 0);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "c1", &m), ==, 0);
+        g_assert_cmpstr(m->reactions, ==, "{\"bob@x\":[\"👍\"]}");
+        g_clear_pointer(&m, store_message_free);
+        g_assert_cmpint(store_set_reactions(f->store, ALICE, "c1", NULL), ==, 0);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "c1", &m), ==, 0);
+        g_assert_null(m->reactions);
+        g_clear_pointer(&m, store_message_free);
+        g_assert_cmpint(store_set_reactions(f->store, ALICE, "nope", NULL), ==, -ENOENT);
+
+        g_assert_cmpint(store_edit_message(f->store, ALICE, "o1", "fixed ✔"), ==, 0);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "o1", &m), ==, 0);
+        g_assert_cmpstr(m->text, ==, "fixed ✔");
+        g_assert_true(m->edited);
+        g_clear_pointer(&m, store_message_free);
+
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "c1"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "c1"), ==, 0);     /* idempotent */
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "o1"), ==, 0);
+        fixture_reopen(f);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "c1", &m), ==, 0);
+        g_assert_true(m->revoked);
+        g_assert_null(m->text);
+        g_assert_null(m->data);
+        g_assert_null(m->extension);
+        g_assert_cmpstr(m->type, ==, "custom");
+        g_clear_pointer(&m, store_message_free);
+        /* a revoked message is no longer in the outbox, and cannot be edited */
+        g_assert_cmpint(store_list_unsent(f->store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 0);
+        g_assert_cmpint(store_edit_message(f->store, ALICE, "o1", "again"), ==, -ENOENT);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "nope"), ==, -ENOENT);
+        g_assert_cmpint(store_edit_message(f->store, BOB, "o1", "x"), ==, -ENOENT);
+        g_assert_cmpint(store_edit_message(f->store, ALICE, "o1", ""), ==, -EINVAL);
+        /* a later copy (say from the archive) is still a duplicate */
+        g_assert_cmpint(store_append_message(f->store, &custom, NULL), ==, -EEXIST);
 }
 
 static void test_migration_from_newer(void) {
@@ -1009,6 +1105,8 @@ int main(int argc, char *argv[]) {
         ADD("/store/query-plan", test_query_plan);
         g_test_add_func("/store/migration/from-empty", test_migration_from_empty);
         g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
+        g_test_add_func("/store/migration/from-v1", test_migration_from_v1);
+        ADD("/store/message/revoke-and-edit", test_revoke_and_edit);
         ADD("/store/perf/append", test_perf_append);
 #undef ADD
 

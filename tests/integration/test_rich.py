@@ -1,0 +1,376 @@
+"""Custom messages (XEP-0335), revoke (XEP-0424) and edit (XEP-0308), both
+ways, from D-Bus and imctl; retractions and corrections are believed only from
+the message's sender. Real Prosody, real slixmpp peers, the real imd."""
+
+import json
+import os
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+from harness.asserts import raises_im_error
+from test_messages import wait_in
+
+NS_CLIENT = "jabber:client"
+NS_JSON = "urn:xmpp:json:0"
+NS_IMD = "urn:example:im:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+SETTLE = 1.0
+
+
+def _stored(client, conv, msg_id):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 100))
+    return next(m for m in msgs if m["id"] == msg_id)
+
+
+def _xml(m):
+    return ET.fromstring(m["xml"])
+
+
+def _custom_raw(to, data, body=None, extension=None, msg_id=None):
+    msg_id = msg_id or uuid.uuid4().hex
+    raw = ("<message to='%s' type='chat' id='%s'>%s<json xmlns='%s'>%s</json>%s"
+           "<origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>"
+           % (to, msg_id, "<body>%s</body>" % body if body else "", NS_JSON, _esc(data),
+              "<extension xmlns='%s'>%s</extension>" % (NS_IMD, _esc(extension)) if extension else "",
+              msg_id))
+    return raw, msg_id
+
+
+def _esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _signals(client, start, member):
+    client.pump()
+    return [tuple(s.args) for s in client.signals[start:] if s.member == member]
+
+
+# -- custom -----------------------------------------------------------------------
+
+def test_send_custom_reaches_the_peer(client, logged_in, peer):
+    data = json.dumps({"card": {"title": "Ünïcode ✓", "n": [1, 2.5, None, True]}, "q": "<&>"})
+    start = client.mark()
+    mid = client.call("SendCustom", "ssss", (peer.jid, data, "A card", "v=2;k=<x>"))
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
+    x = _xml(m)
+    assert json.loads(x.find("{%s}json" % NS_JSON).text) == json.loads(data)
+    assert x.find("{%s}json" % NS_JSON).text.encode() == data.encode()
+    assert m["body"] == "A card"
+    assert x.find("{%s}extension" % NS_IMD).text == "v=2;k=<x>"
+    sig = client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start).args[0]
+    for got in (sig, _stored(client, peer.jid, mid)):
+        assert got["type"] == "custom" and got["direction"] == "out"
+        assert got["data"] == data and got["description"] == "A card"
+        assert got["extension"] == "v=2;k=<x>" and got["text"] == "A card"
+
+
+def test_custom_without_description_or_extension(client, logged_in, peer):
+    mid = client.call("SendCustom", "ssss", (peer.jid, "[1,2,3]", "", ""))
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
+    assert m["body"] is None and _xml(m).find("{%s}extension" % NS_IMD) is None
+    got = _stored(client, peer.jid, mid)
+    assert got["data"] == "[1,2,3]" and got["description"] == "" and got["extension"] == ""
+
+
+def test_received_custom(client, logged_in, peer):
+    me = logged_in.jid
+    start = client.mark()
+    raw, mid = _custom_raw(me, '{"a": [true, {"b": "ç"}]}', body="fallback text", extension="ext")
+    peer.send_raw(raw)
+    raw2, mid2 = _custom_raw(me, '"just a string"')
+    peer.send_raw(raw2)
+    # not JSON: the body is kept as text, the data dropped; without a body nothing is stored
+    raw3, mid3 = _custom_raw(me, "{not json", body="broken card")
+    peer.send_raw(raw3)
+    raw4, mid4 = _custom_raw(me, "{not json either")
+    peer.send_raw(raw4)
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    client.pump(SETTLE)
+    got = {m["id"]: m for m in client.messages_received(start)}
+    assert got[mid]["type"] == "custom" and got[mid]["data"] == '{"a": [true, {"b": "ç"}]}'
+    assert got[mid]["description"] == "fallback text" and got[mid]["extension"] == "ext"
+    assert got[mid2]["type"] == "custom" and got[mid2]["data"] == '"just a string"'
+    assert got[mid3]["type"] == "text" and got[mid3]["text"] == "broken card" and "data" not in got[mid3]
+    assert mid4 not in got
+    assert _stored(client, peer.jid, mid)["data"] == '{"a": [true, {"b": "ç"}]}'
+
+
+def test_send_custom_refuses_what_is_not_json(client, logged_in, peer):
+    deep = "[" * 40 + "]" * 40
+    for bad in ("", "{", "{} trailing", "{'single': 1}", "[1,]", "nope", deep):
+        with raises_im_error("InvalidArgument"):
+            client.call("SendCustom", "ssss", (peer.jid, bad, "", ""))
+    with raises_im_error("TooLarge"):
+        client.call("SendCustom", "ssss", (peer.jid, json.dumps("x" * 70000), "", ""))
+    with raises_im_error("InvalidArgument"):
+        client.call("SendCustom", "ssss", ("not a jid", "{}", "", ""))
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+
+
+# -- revoke -----------------------------------------------------------------------
+
+def test_revoke_within_the_window(client, logged_in, peer):
+    mid = client.call("SendText", "ss", (peer.jid, "oops, wrong chat"))
+    peer.wait_for_body("oops, wrong chat")
+    start = client.mark()
+    client.call("RevokeMessage", "ss", (peer.jid, mid))
+    m = peer.wait_for_message(lambda m: _xml(m).find("{%s}retract" % NS_RETRACT) is not None)
+    x = _xml(m)
+    assert x.find("{%s}retract" % NS_RETRACT).get("id") == mid
+    assert x.find("{urn:xmpp:hints}store") is not None
+    assert _signals(client, start, "MessageRevoked") == [(peer.jid, mid)]
+    got = _stored(client, peer.jid, mid)
+    assert got["revoked"] is True and got["text"] == ""
+    conv = next(c for c in client.call("GetConversations") if c["id"] == peer.jid)
+    assert conv["last"]["revoked"] is True
+    # again: nothing more happens
+    client.call("RevokeMessage", "ss", (peer.jid, mid))
+    client.pump(SETTLE)
+    assert _signals(client, start, "MessageRevoked") == [(peer.jid, mid)]
+
+
+def test_revoke_refusals(client, logged_in, peer):
+    start = client.mark()
+    peer.send_message(logged_in.jid, "their words")
+    theirs = wait_in(client, "their words", start)["id"]
+    with raises_im_error("NotAllowed"):
+        client.call("RevokeMessage", "ss", (peer.jid, theirs))
+    with raises_im_error("NotFound"):
+        client.call("RevokeMessage", "ss", (peer.jid, "no-such-id"))
+    with raises_im_error("InvalidArgument"):
+        client.call("RevokeMessage", "ss", (peer.jid, ""))
+    with raises_im_error("InvalidArgument"):
+        client.call("RevokeMessage", "ss", ("bad jid", "x"))
+    assert _stored(client, peer.jid, theirs)["text"] == "their words"
+
+
+def test_revoke_after_the_window_is_not_allowed(client, imd, logged_in, peer):
+    conf = os.path.join(imd.workdir, "xdg-config", "imd")
+    os.makedirs(conf, exist_ok=True)
+    with open(os.path.join(conf, "imd.conf"), "w") as f:
+        f.write("[messages]\nrevoke_window=1\n")
+    imd.restart()
+    client.login_account(logged_in)
+    mid = client.call("SendText", "ss", (peer.jid, "too late to take back"))
+    peer.wait_for_body("too late to take back")
+    time.sleep(1.5)
+    with raises_im_error("NotAllowed") as ei:
+        client.call("RevokeMessage", "ss", (peer.jid, mid))
+    assert "1 seconds" in ei.value.message
+    assert _stored(client, peer.jid, mid)["text"] == "too late to take back"
+    assert "revoked" not in _stored(client, peer.jid, mid)
+
+
+def test_incoming_retraction_only_from_the_sender(client, logged_in, peer_factory):
+    bob, mallory = peer_factory("bob"), peer_factory("mallory")
+    me = logged_in.jid
+    start = client.mark()
+    bob.send_message(me, "bob said this")
+    bobs = wait_in(client, "bob said this", start)["id"]
+    mine = client.call("SendText", "ss", (bob.jid, "I said this"))
+    bob.wait_for_body("I said this")
+    retract = ("<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/>"
+               "<body>fallback</body></message>")
+    mallory.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, bobs))   # not mallory's message
+    bob.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, mine))       # not bob's message
+    bob.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, bobs))       # bob's own: honoured
+    client.wait_signal("MessageRevoked", start=start)
+    client.pump(SETTLE)
+    assert _signals(client, start, "MessageRevoked") == [(bob.jid, bobs)]
+    assert _stored(client, bob.jid, bobs)["revoked"] is True
+    assert _stored(client, bob.jid, bobs)["text"] == ""
+    assert _stored(client, bob.jid, mine)["text"] == "I said this"
+    # the fallback bodies never became messages
+    assert "fallback" not in [m["text"] for m in client.messages_received(start)]
+    assert [c["id"] for c in client.call("GetConversations")] == [bob.jid]
+
+
+# -- edit -------------------------------------------------------------------------
+
+def test_edit_both_ways(client, logged_in, peer_factory):
+    bob, mallory = peer_factory("bob"), peer_factory("mallory")
+    me = logged_in.jid
+    mid = client.call("SendText", "ss", (bob.jid, "teh typo"))
+    bob.wait_for_body("teh typo")
+    start = client.mark()
+    client.call("EditMessage", "sss", (bob.jid, mid, "the typo ✏️"))
+    m = bob.wait_for_body("the typo ✏️")
+    assert _xml(m).find("{%s}replace" % NS_CORRECT).get("id") == mid
+    assert _signals(client, start, "MessageEdited") == [(bob.jid, mid, "the typo ✏️")]
+    got = _stored(client, bob.jid, mid)
+    assert got["text"] == "the typo ✏️" and got["edited"] is True
+
+    start = client.mark()
+    bob.send_message(me, "helo")
+    bobs = wait_in(client, "helo", start)["id"]
+    correct = ("<message to='%s' type='chat' id='%s'><body>%s</body>"
+               "<replace xmlns='%s' id='%s'/></message>")
+    mallory.send_raw(correct % (me, uuid.uuid4().hex, "mallory's version", NS_CORRECT, bobs))
+    bob.send_raw(correct % (me, uuid.uuid4().hex, "bob rewrites mine", NS_CORRECT, mid))
+    bob.send_raw(correct % (me, uuid.uuid4().hex, "hello", NS_CORRECT, bobs))
+    client.wait_signal("MessageEdited", start=start)
+    client.pump(SETTLE)
+    assert _signals(client, start, "MessageEdited") == [(bob.jid, bobs, "hello")]
+    assert _stored(client, bob.jid, bobs)["text"] == "hello"
+    assert _stored(client, bob.jid, mid)["text"] == "the typo ✏️"
+    texts = [m["text"] for m in client.messages_received(start)]
+    assert "hello" not in texts and "mallory's version" not in texts   # corrections are not messages
+
+
+def test_edit_refusals(client, logged_in, peer):
+    start = client.mark()
+    peer.send_message(logged_in.jid, "not yours")
+    theirs = wait_in(client, "not yours", start)["id"]
+    with raises_im_error("NotAllowed"):
+        client.call("EditMessage", "sss", (peer.jid, theirs, "mine now"))
+    mid = client.call("SendText", "ss", (peer.jid, "to be revoked"))
+    client.call("RevokeMessage", "ss", (peer.jid, mid))
+    with raises_im_error("NotAllowed"):
+        client.call("EditMessage", "sss", (peer.jid, mid, "back"))
+    with raises_im_error("InvalidArgument"):
+        client.call("EditMessage", "sss", (peer.jid, theirs, ""))
+    with raises_im_error("NotFound"):
+        client.call("EditMessage", "sss", (peer.jid, "nope", "x"))
+
+
+def test_actions_need_a_login(client, imd):
+    for method, sig, args in (("RevokeMessage", "ss", ("bob@localhost", "x")),
+                              ("EditMessage", "sss", ("bob@localhost", "x", "y")),
+                              ("SendCustom", "ssss", ("bob@localhost", "{}", "", ""))):
+        with raises_im_error("NotLoggedIn"):
+            client.call(method, sig, args)
+
+
+# -- imctl --------------------------------------------------------------------------
+
+def test_imctl_custom_revoke_edit(imctl, client, logged_in, peer):
+    r = imctl.run("--json", "send-custom", peer.jid, '{"k": 1}', "--description", "a thing")
+    mid = json.loads(r.stdout)["id"]
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
+    assert m["body"] == "a thing"
+    r = imctl.run("send-custom", peer.jid, "{oops", check=1)
+    assert "JSON" in r.stderr
+    tid = imctl.run("send", peer.jid, "draft").stdout.strip()
+    imctl.run("edit", peer.jid, tid, "final")
+    peer.wait_for_body("final")
+    imctl.run("revoke", peer.jid, tid)
+    assert _stored(client, peer.jid, tid)["revoked"] is True
+    r = imctl.run("revoke", peer.jid, "no-such", check=1)
+    assert "NotFound" in r.stderr or "No message" in r.stderr
+
+
+# -- emoji ----------------------------------------------------------------------------
+
+def _emoji_test_names():
+    """name -> emoji straight from Debian's unicode-data, independently of imctl."""
+    names = {}
+    with open("/usr/share/unicode/emoji/emoji-test.txt", encoding="utf-8") as f:
+        for line in f:
+            if "; fully-qualified" not in line:
+                continue
+            _, _, rest = line.partition("# ")
+            emoji, _, rest = rest.partition(" E")
+            name = rest.split(" ", 1)[1].strip()
+            key = "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+            names.setdefault(key, emoji)
+    return names
+
+
+def test_imctl_expands_shortcodes(imctl, client, logged_in, peer):
+    names = _emoji_test_names()
+    typed = ":thumbs_up: and :red_heart: for :face_with_tears_of_joy: :not_an_emoji: at 12:30:45 :waving_hand_medium_skin_tone:"
+    want = "%s and %s for %s :not_an_emoji: at 12:30:45 %s" % (
+        names["thumbs_up"], names["red_heart"], names["face_with_tears_of_joy"],
+        names["waving_hand_medium_skin_tone"])
+    assert want.startswith("👍 and ❤️ for 😂")
+    mid = imctl.run("send", peer.jid, typed).stdout.strip()
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
+    assert m["body"].encode() == want.encode()
+    tid = imctl.run("send", peer.jid, "plain").stdout.strip()
+    imctl.run("edit", peer.jid, tid, "now :smiling_face_with_sunglasses:")
+    assert peer.wait_for_body("now " + names["smiling_face_with_sunglasses"])
+
+
+def test_imctl_lists_emoji(imctl):
+    names = _emoji_test_names()
+    listed = json.loads(imctl.run("--json", "emoji").stdout)
+    assert len(listed) == len(names) > 3000
+    assert {e["name"]: e["emoji"] for e in listed} == names
+    r = imctl.run("emoji", "--search", "thumbs_up")
+    assert r.stdout.splitlines()[0] == ":thumbs_up: 👍"
+    r = imctl.run("emoji", env={"IMCTL_EMOJI_DATA": "/nonexistent"}, check=1)
+    assert "unicode-data" in r.stderr
+
+
+# -- reactions ------------------------------------------------------------------------
+
+NS_REACTIONS = "urn:xmpp:reactions:0"
+
+
+def _reactions_raw(to, target, emoji):
+    return ("<message to='%s' type='chat' id='%s'><reactions xmlns='%s' id='%s'>%s</reactions>"
+            "<store xmlns='urn:xmpp:hints'/></message>"
+            % (to, uuid.uuid4().hex, NS_REACTIONS, target,
+               "".join("<reaction>%s</reaction>" % e for e in emoji)))
+
+
+def test_reactions_both_ways(client, logged_in, peer_factory):
+    bob, mallory = peer_factory("bob"), peer_factory("mallory")
+    me = logged_in.jid
+    mid = client.call("SendText", "ss", (bob.jid, "react to me"))
+    bob.wait_for_body("react to me")
+
+    start = client.mark()
+    mallory.send_raw(_reactions_raw(me, mid, ["💩"]))     # not in that conversation: ignored
+    bob.send_raw(_reactions_raw(me, mid, ["👍", "❤️", "👍", "not one", ""]))
+    client.wait_signal("ReactionsChanged", start=start)
+    client.pump(SETTLE)
+    assert _signals(client, start, "ReactionsChanged") == [(bob.jid, mid, {bob.jid: ["👍", "❤️"]})]
+    assert _stored(client, bob.jid, mid)["reactions"] == {bob.jid: ["👍", "❤️"]}
+
+    start = client.mark()
+    client.call("React", "ssas", (bob.jid, mid, ["🎉"]))
+    m = bob.wait_for_message(lambda m: _xml(m).find("{%s}reactions" % NS_REACTIONS) is not None)
+    x = _xml(m)
+    assert x.find("{%s}reactions" % NS_REACTIONS).get("id") == mid
+    assert [r.text for r in x.iter("{%s}reaction" % NS_REACTIONS)] == ["🎉"]
+    assert x.find("{urn:xmpp:hints}store") is not None and m["body"] is None
+    want = {bob.jid: ["👍", "❤️"], me: ["🎉"]}
+    assert _signals(client, start, "ReactionsChanged") == [(bob.jid, mid, want)]
+
+    # each update is the sender's whole set; an empty one takes it back
+    start = client.mark()
+    bob.send_raw(_reactions_raw(me, mid, ["😮"]))
+    client.wait_signal("ReactionsChanged", lambda a: a[2].get(bob.jid) == ["😮"], start=start)
+    client.call("React", "ssas", (bob.jid, mid, []))
+    bob.send_raw(_reactions_raw(me, mid, []))
+    client.wait_signal("ReactionsChanged", lambda a: a[2] == {}, start=start)
+    assert "reactions" not in _stored(client, bob.jid, mid)
+    # reactions are not messages
+    assert client.messages_received(start) == []
+
+
+def test_react_refusals(client, logged_in, peer):
+    mid = client.call("SendText", "ss", (peer.jid, "x"))
+    for bad in ([""], ["two words"], ["👍", "👍"], ["x" * 65], ["\t"]):
+        with raises_im_error("InvalidArgument"):
+            client.call("React", "ssas", (peer.jid, mid, bad))
+    with raises_im_error("TooLarge"):
+        client.call("React", "ssas", (peer.jid, mid, [chr(0x1F600 + i) for i in range(17)]))
+    with raises_im_error("NotFound"):
+        client.call("React", "ssas", (peer.jid, "nope", ["👍"]))
+    client.call("RevokeMessage", "ss", (peer.jid, mid))
+    with raises_im_error("NotAllowed"):
+        client.call("React", "ssas", (peer.jid, mid, ["👍"]))
+
+
+def test_imctl_react(imctl, client, logged_in, peer):
+    mid = client.call("SendText", "ss", (peer.jid, "imctl reacts"))
+    imctl.run("react", peer.jid, mid, ":thumbs_up: 🎉")
+    assert _stored(client, peer.jid, mid)["reactions"] == {logged_in.jid: ["👍", "🎉"]}
+    imctl.run("react", peer.jid, mid, "")
+    assert "reactions" not in _stored(client, peer.jid, mid)
