@@ -14,6 +14,7 @@
 /* History options in the order of the command's option table. */
 enum { HISTORY_OPT_LIMIT, HISTORY_OPT_BEFORE };
 enum { SEND_CUSTOM_OPT_DESCRIPTION, SEND_CUSTOM_OPT_EXTENSION };
+enum { SEARCH_OPT_CONVERSATION, SEARCH_OPT_LIMIT };
 
 static int read_reply_value(sd_bus_message *reply, const char *what, json_type type,
                             struct json_object **ret) {
@@ -142,6 +143,31 @@ int cmd_revoke(struct imctl *ctx, char **args, char **opts) {
 int cmd_edit(struct imctl *ctx, char **args, char **opts) {
         g_autofree char *text = emoji_expand_text(args[2]);
         return imctl_call_simple(ctx, "EditMessage", NULL, "sss", args[0], args[1], text);
+}
+
+int cmd_search(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *messages = NULL;
+        uint32_t limit = IMCTL_HISTORY_DEFAULT_LIMIT;
+        int r;
+
+        if (opts[SEARCH_OPT_LIMIT] && !parse_uint32(opts[SEARCH_OPT_LIMIT], 1, &limit))
+                return IMCTL_EXIT_USAGE;
+        r = imctl_call_simple(ctx, "SearchMessages", &reply, "ssu", args[0],
+                              opts[SEARCH_OPT_CONVERSATION] ? opts[SEARCH_OPT_CONVERSATION] : "", limit);
+        if (r != 0)
+                return r;
+        r = read_reply_value(reply, "SearchMessages", json_type_array, &messages);
+        if (r != 0)
+                return r;
+        if (ctx->json)
+                r = output_json(messages);
+        else
+                for (size_t i = 0; i < json_object_array_length(messages) && r >= 0; i++)
+                        r = output_message_line(json_object_array_get_idx(messages, i));
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
 }
 
 int cmd_react(struct imctl *ctx, char **args, char **opts) {

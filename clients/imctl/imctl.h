@@ -106,6 +106,7 @@ int cmd_revoke(struct imctl *ctx, char **args, char **opts);
 int cmd_edit(struct imctl *ctx, char **args, char **opts);
 int cmd_emoji(struct imctl *ctx, char **args, char **opts);
 int cmd_react(struct imctl *ctx, char **args, char **opts);
+int cmd_search(struct imctl *ctx, char **args, char **opts);
 int cmd_monitor(struct imctl *ctx, char **args, char **opts);
 int cmd_chat(struct imctl *ctx, char **args, char **opts);
 

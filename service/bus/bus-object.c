@@ -23,6 +23,7 @@
 #define URL_MAX_BYTES       2048
 #define ID_MAX_BYTES        256
 #define MESSAGES_MAX_LIMIT  500
+#define SEARCH_QUERY_MAX_BYTES 1024
 
 /* --- argument checks --- */
 
@@ -422,13 +423,34 @@ static int method_get_conversations(sd_bus_message *m, void *userdata, sd_bus_er
         return r;
 }
 
+/* The page is ready (perhaps after a trip to the server archive): the reply. */
+static void on_messages_page(int error, GPtrArray *msgs, bool complete, void *userdata) {
+        sd_bus_message *call = userdata;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        if (error < 0) {
+                bus_reply_errno(call, error, "Cannot read the history");
+                sd_bus_message_unref(call);
+                return;
+        }
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r >= 0)
+                r = bus_append_messages(reply, msgs);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "b", complete);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                bus_reply_errno(call, r, "Cannot build the reply");
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(call);
+}
+
 static int method_get_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
-        g_autoptr(GPtrArray) msgs = NULL;
         g_autofree char *conversation = NULL;
         const char *conv_arg, *before_id;
-        sd_bus_message *reply = NULL;
-        bool complete = false;
         uint32_t limit;
         int r;
 
@@ -443,19 +465,49 @@ static int method_get_messages(sd_bus_message *m, void *userdata, sd_bus_error *
         if (limit < 1 || limit > MESSAGES_MAX_LIMIT)
                 return bus_set_errno(error, -EINVAL, "limit must be between 1 and %d", MESSAGES_MAX_LIMIT);
 
-        r = session_get_messages(mgr->session, conversation, before_id, limit, &msgs, &complete);
+        r = session_get_messages_async(mgr->session, conversation, before_id, limit, on_messages_page,
+                                       sd_bus_message_ref(m));
+        if (r < 0)
+                sd_bus_message_unref(m);
         if (r == -ENOTCONN)
                 return bus_set_errno(error, r, "No account has logged in yet: call Login first");
         if (r == -ENOENT)
                 return bus_set_errno(error, r, "No message '%.100s' in %s", before_id, conversation);
         if (r < 0)
                 return bus_set_errno(error, r, "Cannot read the history");
+        return 1;       /* answered by on_messages_page(), now or later */
+}
 
+static int method_search_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(GPtrArray) msgs = NULL;
+        g_autofree char *conversation = NULL;
+        const char *query, *conv_arg;
+        sd_bus_message *reply = NULL;
+        uint32_t limit;
+        int r;
+
+        r = sd_bus_message_read(m, "ssu", &query, &conv_arg, &limit);
+        if (r < 0)
+                return r;
+        r = check_optional_text(query, "query", SEARCH_QUERY_MAX_BYTES, error);
+        if (r < 0)
+                return r;
+        if (*conv_arg && !(conversation = parse_user_jid(conv_arg, "conversation", error)))
+                return -EINVAL;
+        if (limit < 1 || limit > MESSAGES_MAX_LIMIT)
+                return bus_set_errno(error, -EINVAL, "limit must be between 1 and %d", MESSAGES_MAX_LIMIT);
+
+        r = session_search(mgr->session, query, conversation, limit, &msgs);
+        if (r == -ENOTCONN)
+                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+        if (r == -EINVAL)
+                return bus_set_errno(error, r, "The query has no word to search for");
+        if (r < 0)
+                return bus_set_errno(error, r, "Cannot search the history");
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = bus_append_messages(reply, msgs);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "b", complete);
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         sd_bus_message_unref(reply);
@@ -522,6 +574,10 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_ARGS("s", conversation, "s", before_id, "u", limit),
                                 SD_BUS_RESULT("aa{sv}", messages, "b", complete),
                                 method_get_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SearchMessages",
+                                SD_BUS_ARGS("s", query, "s", conversation, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", messages),
+                                method_search_messages, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("MarkRead",
                                 SD_BUS_ARGS("s", conversation),
                                 SD_BUS_NO_RESULT,

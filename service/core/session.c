@@ -39,6 +39,31 @@
 #define META_ANNOUNCED_SEQ "announced-seq"
 #define REPLAY_CHUNK 512
 
+/* Paging GetMessages back through the server archive: meta keys (suffixed
+ * with the conversation) for the archive id of the oldest page fetched and
+ * for "the archive has nothing older"; at most this many archive pages per
+ * request (pages that only repeat cached messages included). */
+#define META_ARCHIVE_CURSOR "archive-cursor:"
+#define META_ARCHIVE_DONE "archive-done:"
+#define BACK_PAGE_MIN 20
+#define BACK_QUERIES_MAX 8
+
+/* Search indexing waits until no message was stored for this long (so that a
+ * flood is not slowed down by it), then indexes this many per step, with a
+ * pause between steps so that the loop stays responsive. */
+#define INDEX_QUIET_MS 2000
+#define INDEX_STEP_MESSAGES 2000
+#define INDEX_STEP_PAUSE_MS 20
+
+typedef struct BackRequest {
+        char *conversation;
+        char *before_id;                /* "" for the newest */
+        unsigned limit;
+        unsigned queries;               /* archive pages asked for so far */
+        SessionMessagesCallback callback;
+        void *userdata;
+} BackRequest;
+
 struct Session {
         SessionEvents events;
         void *userdata;
@@ -77,6 +102,8 @@ struct Session {
         int64_t announced_seq;
         guint replay_source;
 
+        guint index_source;             /* the next step of search indexing */
+
         /* Archive catch-up of the current connection. Live messages (and
          * offline ones, and carbons) that arrive meanwhile wait in held until
          * the archive's pages are stored, so the history keeps the archive's
@@ -85,6 +112,12 @@ struct Session {
         bool mam_running;               /* a query is out */
         bool mam_done;                  /* caught up; a resumed session need not again */
         GPtrArray *held;                /* StoreMessage*, in arrival order; NULL if none */
+
+        /* GetMessages calls that ran out of cache and wait for older pages of
+         * the archive, one query at a time, after any catch-up. */
+        GQueue back_requests;           /* BackRequest*, the head's query may be out */
+        bool back_running;              /* a query for the head is out */
+        GPtrArray *back_page;           /* StoreMessage*, its results, oldest first */
 };
 
 static int session_flush(Session *s);
@@ -92,6 +125,9 @@ static void drop_stream(Session *s);
 static void send_outbox(Session *s);
 static void mam_catch_up(Session *s);
 static void load_announced(Session *s);
+static void back_run(Session *s);
+static void schedule_indexing(Session *s, unsigned delay_ms);
+static void back_fail_all(Session *s);
 
 const char *session_net_state_to_string(SessionNetState state) {
         switch (state) {
@@ -140,11 +176,13 @@ static int open_account(Session *s, const char *account) {
                 return r;
 
         session_flush(s);
+        back_fail_all(s);
         store_close(s->store);
         s->store = store;
         g_free(s->account);
         s->account = g_strdup(account);
         load_announced(s);
+        schedule_indexing(s, INDEX_QUIET_MS);   /* whatever an earlier run left unindexed */
         s->unread_total = 0;
         refresh_unread_total(s);
         s->events.state_changed(s->userdata);
@@ -262,6 +300,31 @@ static void announce_conversations(Session *s, GHashTable *ids) {
                 s->events.conversations_changed(convs, s->userdata);
 }
 
+static gboolean on_index_step(gpointer userdata);
+
+/* (Re)starts the wait for quiet before indexing what was stored. */
+static void schedule_indexing(Session *s, unsigned delay_ms) {
+        if (s->index_source)
+                g_source_remove(s->index_source);
+        s->index_source = g_timeout_add(delay_ms, on_index_step, s);
+}
+
+static gboolean on_index_step(gpointer userdata) {
+        Session *s = userdata;
+        bool done = true;
+        int r;
+
+        s->index_source = 0;
+        if (!s->store)
+                return G_SOURCE_REMOVE;
+        r = store_index_pending(s->store, INDEX_STEP_MESSAGES, &done);
+        if (r < 0)
+                g_debug("session: search indexing failed: %s", g_strerror(-r));
+        else if (!done)
+                schedule_indexing(s, INDEX_STEP_PAUSE_MS);
+        return G_SOURCE_REMOVE;
+}
+
 /* Stores and announces the batch; negative errno if it could not be stored. */
 static int session_flush(Session *s) {
         g_autoptr(GPtrArray) messages = g_steal_pointer(&s->batch_messages);
@@ -299,6 +362,7 @@ static int session_flush(Session *s) {
         }
         if (messages->len == 0)
                 return 0;
+        schedule_indexing(s, INDEX_QUIET_MS);
         s->events.messages_added(messages, s->userdata);
         announce_conversations(s, conversations);
         refresh_unread_total(s);
@@ -391,6 +455,7 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         s->mam_running = false;         /* the query went with the connection */
         session_flush(s);
         release_held(s);
+        back_fail_all(s);
         /* What the lost connection had in flight, to resume it (or resend). */
         if (s->stream) {
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
@@ -457,6 +522,10 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
                 }
         }
         m->status = g_strdup(msg->outgoing ? "sent" : "received");
+        if (s->back_running && msg->archived) {
+                g_ptr_array_add(s->back_page, m);
+                return;
+        }
         if (s->mam_running && !msg->archived) {
                 if (!s->held)
                         s->held = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
@@ -539,13 +608,21 @@ static void mam_page_done(Session *s, int error, bool complete, const char *last
         mam_query(s, XMPP_MAM_AFTER, last);
 }
 
-static void on_stream_mam_finished(int error, bool complete, const char *last, void *userdata) {
+static void back_page_done(Session *s, int error, bool complete, const char *first);
+
+static void on_stream_mam_finished(int error, bool complete, const char *first, const char *last, void *userdata) {
         Session *s = userdata;
 
+        if (s->back_running) {
+                back_page_done(s, error, complete, first);
+                return;
+        }
         s->mam_running = false;
         mam_page_done(s, error, complete, last);
-        if (!s->mam_running)
+        if (!s->mam_running) {
                 release_held(s);
+                back_run(s);
+        }
 }
 
 /* Everything still "pending" goes out again after a (re)connect, with its
@@ -724,11 +801,14 @@ void session_free(Session *s) {
         s->mam_running = false;
         session_flush(s);
         release_held(s);
+        back_fail_all(s);
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
         if (s->replay_source)
                 g_source_remove(s->replay_source);
+        if (s->index_source)
+                g_source_remove(s->index_source);
         xmpp_stream_free(s->dead_stream);
         xmpp_stream_free(s->stream);
         store_close(s->store);
@@ -807,6 +887,7 @@ void session_logout(Session *s) {
         s->mam_running = false;
         session_flush(s);
         release_held(s);
+        back_fail_all(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
@@ -867,6 +948,7 @@ static int send_message(Session *s, const char *conversation, StoreMessage m, ch
         if (r < 0)
                 g_debug("session: %s waits in the outbox: %s", id, g_strerror(-r));
 
+        schedule_indexing(s, INDEX_QUIET_MS);
         added = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
         g_ptr_array_add(added, store_message_copy(&m));
         s->events.messages_added(added, s->userdata);
@@ -995,6 +1077,13 @@ int session_edit_message(Session *s, const char *conversation, const char *id, c
         return 0;
 }
 
+int session_search(Session *s, const char *words, const char *conversation, unsigned limit, GPtrArray **ret) {
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        return store_search(s->store, words, conversation, limit, ret);
+}
+
 int session_set_typing(Session *s, const char *conversation, bool typing) {
         if (!s->online_wanted || !s->store || s->login_pending)
                 return -ENOTCONN;
@@ -1012,12 +1101,179 @@ int session_get_conversations(Session *s, GPtrArray **ret) {
         return store_list_conversations(s->store, ret);
 }
 
-int session_get_messages(Session *s, const char *conversation, const char *before_id, unsigned limit,
-                         GPtrArray **ret, bool *ret_complete) {
+/* --- paging back through the server archive --- */
+
+static char *meta_key(const char *prefix, const char *conversation) {
+        return g_strconcat(prefix, conversation, NULL);
+}
+
+static bool archive_done(Session *s, const char *conversation) {
+        g_autofree char *key = meta_key(META_ARCHIVE_DONE, conversation);
+        g_autofree char *value = NULL;
+        return store_get_meta(s->store, key, &value) >= 0 && value;
+}
+
+static void back_request_free(BackRequest *req) {
+        g_free(req->conversation);
+        g_free(req->before_id);
+        g_free(req);
+}
+
+/* The cache's page for req. -ENOENT for an unknown before_id; an unknown
+ * conversation is an empty one (its history may be on the server only). */
+static int cache_page(Session *s, const BackRequest *req, GPtrArray **ret, bool *ret_complete) {
+        int r = store_get_messages(s->store, req->conversation, req->before_id, req->limit, ret, ret_complete);
+
+        if (r == -ENOENT && !*req->before_id) {
+                *ret = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+                *ret_complete = true;
+                return 0;
+        }
+        return r;
+}
+
+/* Answers req from the cache as it is now. complete only when the cache has
+ * nothing older and neither has the archive (archive_known: it was asked). */
+static void back_reply(Session *s, BackRequest *req, bool archive_known) {
+        g_autoptr(GPtrArray) msgs = NULL;
+        bool cache_complete = false;
+        int r = cache_page(s, req, &msgs, &cache_complete);
+
+        if (r < 0)
+                req->callback(r, NULL, false, req->userdata);
+        else
+                req->callback(0, msgs, cache_complete && (archive_known || archive_done(s, req->conversation)),
+                              req->userdata);
+}
+
+/* Asks the archive for the page before what the cache holds of the head request's conversation. */
+static void back_run(Session *s) {
+        BackRequest *req = g_queue_peek_head(&s->back_requests);
+        g_autofree char *key = NULL, *cursor = NULL;
+        int64_t end_ms = 0;
+        int r;
+
+        if (!req || s->back_running || s->mam_running)
+                return;
+        if (!s->stream || !s->ready) {
+                back_fail_all(s);
+                return;
+        }
+        key = meta_key(META_ARCHIVE_CURSOR, req->conversation);
+        if (store_get_meta(s->store, key, &cursor) < 0)
+                cursor = NULL;
+        /* The first time, the archive's newest messages up to (and in the
+         * second of) the oldest cached one; duplicates of cached ones drop out. */
+        if (!cursor && store_oldest_time(s->store, req->conversation, &end_ms) >= 0)
+                end_ms += 1000;
+        r = xmpp_stream_mam_query_before(s->stream, req->conversation, cursor, end_ms,
+                                         MAX(req->limit, BACK_PAGE_MIN) > MAM_PAGE_SIZE ? MAM_PAGE_SIZE
+                                                                                       : MAX(req->limit, BACK_PAGE_MIN));
+        if (r < 0) {
+                g_debug("session: cannot page back through the archive: %s", g_strerror(-r));
+                g_queue_pop_head(&s->back_requests);
+                back_reply(s, req, false);
+                back_request_free(req);
+                back_run(s);
+                return;
+        }
+        req->queries++;
+        s->back_running = true;
+        s->back_page = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        g_debug("session: archive page before %s for %s", cursor ? cursor : "(its end)", req->conversation);
+}
+
+static void back_page_done(Session *s, int error, bool complete, const char *first) {
+        g_autoptr(GPtrArray) page = g_steal_pointer(&s->back_page);
+        BackRequest *req = g_queue_peek_head(&s->back_requests);
+        g_autofree char *cursor_key = meta_key(META_ARCHIVE_CURSOR, req->conversation);
+        g_autoptr(GPtrArray) msgs = NULL;
+        bool cache_complete = false, done = false;
+
+        s->back_running = false;
+        if (error == -ENOENT) {
+                /* the archive forgot our cursor: start again from its end */
+                (void) store_set_meta(s->store, cursor_key, NULL);
+        } else if (error == 0) {
+                /* live messages of the batch first: then the acknowledgement
+                 * below counts exactly what is on disk */
+                session_flush(s);
+                for (guint i = 0; i < page->len / 2; i++) {     /* newest first */
+                        gpointer t = page->pdata[i];
+                        page->pdata[i] = page->pdata[page->len - 1 - i];
+                        page->pdata[page->len - 1 - i] = t;
+                }
+                if (store_prepend_messages(s->store, (StoreMessage *const *) page->pdata, page->len) < 0) {
+                        error = -EIO;
+                } else {
+                        if (s->stream && !s->held)
+                                xmpp_stream_messages_committed(s->stream);
+                        if (first)
+                                (void) store_set_meta(s->store, cursor_key, first);
+                        if (complete || !first) {
+                                g_autofree char *done_key = meta_key(META_ARCHIVE_DONE, req->conversation);
+                                (void) store_set_meta(s->store, done_key, "1");
+                                done = true;
+                        }
+                }
+        }
+        if (error == 0 && !done && req->queries < BACK_QUERIES_MAX &&
+            cache_page(s, req, &msgs, &cache_complete) >= 0 && msgs->len < req->limit) {
+                back_run(s);            /* still short: the next older page */
+                return;
+        }
+        g_queue_pop_head(&s->back_requests);
+        /* A server without an archive (or one that refuses) has nothing older to give. */
+        back_reply(s, req, error == -EPROTO || done);
+        back_request_free(req);
+        back_run(s);
+}
+
+/* Not connected any more: whoever waits gets what the cache has. */
+static void back_fail_all(Session *s) {
+        BackRequest *req;
+
+        s->back_running = false;
+        g_clear_pointer(&s->back_page, g_ptr_array_unref);
+        while ((req = g_queue_pop_head(&s->back_requests))) {
+                if (s->store)
+                        back_reply(s, req, false);
+                else
+                        req->callback(-ENOTCONN, NULL, false, req->userdata);
+                back_request_free(req);
+        }
+}
+
+int session_get_messages_async(Session *s, const char *conversation, const char *before_id, unsigned limit,
+                               SessionMessagesCallback callback, void *userdata) {
+        g_autoptr(GPtrArray) msgs = NULL;
+        BackRequest *req;
+        bool cache_complete = false;
+        int r;
+
         if (!s->store)
                 return -ENOTCONN;
         session_flush(s);
-        return store_get_messages(s->store, conversation, before_id, limit, ret, ret_complete);
+        req = g_new0(BackRequest, 1);
+        req->conversation = g_strdup(conversation);
+        req->before_id = g_strdup(before_id ? before_id : "");
+        req->limit = limit;
+        req->callback = callback;
+        req->userdata = userdata;
+        r = cache_page(s, req, &msgs, &cache_complete);
+        if (r < 0) {
+                back_request_free(req);
+                return r;
+        }
+        /* Enough in the cache, or nothing more to get: answer now. */
+        if (msgs->len >= limit || !cache_complete || archive_done(s, conversation) || !s->ready || !s->stream) {
+                callback(0, msgs, cache_complete && archive_done(s, conversation), userdata);
+                back_request_free(req);
+                return 0;
+        }
+        g_queue_push_tail(&s->back_requests, req);
+        back_run(s);
+        return 0;
 }
 
 int session_mark_read(Session *s, const char *conversation) {

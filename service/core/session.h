@@ -89,10 +89,25 @@ uint32_t session_unread_total(const Session *s);
  * it waits in the outbox and goes out on reconnect. -ENOTCONN if not logged in. */
 int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id);
 int session_get_conversations(Session *s, GPtrArray **ret);
-/* -ENOTCONN if no account was ever logged in here; -ENOENT unknown before_id. */
-int session_get_messages(Session *s, const char *conversation, const char *before_id, unsigned limit,
-                         GPtrArray **ret, bool *ret_complete);
 int session_mark_read(Session *s, const char *conversation);
+
+/* The outcome of session_get_messages_async(): error 0 and the page (newest
+ * first; the callee keeps ownership) or negative errno. */
+typedef void (*SessionMessagesCallback)(int error, GPtrArray *messages, bool complete, void *userdata);
+/* A page of the history, newest first: up to limit messages older than
+ * before_id ("" or NULL: from the newest), from the cache. When the cache runs
+ * out before limit messages, older pages come from the server archive (XEP-0313, RSM before)
+ * first: merged into the cache (deduplicated, before everything cached) and
+ * then answered from it. complete: the start of the history, of the cache and
+ * of the archive. Offline, or with the archive exhausted, it answers from the
+ * cache at once. callback runs exactly once, possibly before this returns;
+ * also at logout or disconnection (then with what the cache has). -ENOENT
+ * unknown before_id, -ENOTCONN no history open (callback not called). */
+int session_get_messages_async(Session *s, const char *conversation, const char *before_id, unsigned limit,
+                               SessionMessagesCallback callback, void *userdata);
+/* Full-text search of the history (store_search()): -EINVAL no words,
+ * -ENOTCONN no history open. */
+int session_search(Session *s, const char *words, const char *conversation, unsigned limit, GPtrArray **ret);
 /* Tells the peer (XEP-0085) that the user is typing, or stopped. Not queued:
  * -ENOTCONN unless the session is up (a stale "typing" is worse than none). */
 int session_set_typing(Session *s, const char *conversation, bool typing);

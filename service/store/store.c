@@ -58,6 +58,9 @@
  *    moves a conversation's time, and re-sorting a few hundred rows when the list
  *    is asked for is cheaper than maintaining an index 20,000 times a second.
  */
+/* The store's own meta key: see migration 3. */
+#define META_FTS_SEQ "fts-seq"
+
 static const char *const migrations[] = {
         "CREATE TABLE conversations ("
         "        key INTEGER PRIMARY KEY,"
@@ -95,6 +98,16 @@ static const char *const migrations[] = {
         "ALTER TABLE messages ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE messages ADD COLUMN reactions TEXT;",
+        /* Version 3: full-text search over message text (FTS5, external
+         * content: the text is stored once, in messages). Not kept up to date
+         * by triggers: indexing in the insert doubled the CPU cost of a
+         * received message. Appended messages are indexed later, in order of
+         * seq, up to the meta "fts-seq" mark (store_index_pending(): when the
+         * daemon is idle, and before every search); history prepended from
+         * the archive (seq <= 0) is indexed as it is stored. */
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='seq',"
+        "        tokenize='unicode61 remove_diacritics 2');"
+        "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages WHERE seq <= 0 AND text IS NOT NULL;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -117,6 +130,16 @@ typedef enum StoreStatement {
         STMT_REVOKE,
         STMT_EDIT,
         STMT_SET_REACTIONS,
+        STMT_INSERT_MESSAGE_AT,
+        STMT_FIRST_SEQ,
+        STMT_ADOPT_LAST,
+        STMT_OLDEST_TIME,
+        STMT_SEARCH,
+        STMT_FTS_INSERT,
+        STMT_FTS_DELETE,
+        STMT_FTS_NEXT_BOUND,
+        STMT_FTS_CATCH_UP,
+        STMT_GET_TEXT,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,
@@ -182,6 +205,33 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_EDIT]                =
                 "UPDATE messages SET text = ?3, edited = 1 "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2 AND revoked = 0",
+        [STMT_INSERT_MESSAGE_AT]   =
+                "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
+                "data, extension, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        [STMT_FIRST_SEQ]           = "SELECT coalesce(min(seq), 1) FROM messages",
+        /* A conversation that only has older messages takes the newest of them as its last. */
+        [STMT_ADOPT_LAST]          =
+                "UPDATE conversations SET last_seq = ?2, time_ms = ?3 WHERE key = ?1 AND last_seq IS NULL",
+        [STMT_OLDEST_TIME]         =
+                "SELECT time_ms FROM messages WHERE conversation = " CONVERSATION_KEY " ORDER BY seq LIMIT 1",
+        /* ?1 an FTS5 query (store_search() builds it), ?2 a conversation or
+         * NULL for all, ?3 the limit. Newest first. */
+        [STMT_SEARCH]              =
+                "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages_fts "
+                "JOIN messages ON messages.seq = messages_fts.rowid "
+                "JOIN conversations AS c ON c.key = messages.conversation "
+                "WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR c.id = ?2) "
+                "ORDER BY messages.seq DESC LIMIT ?3",
+        [STMT_FTS_INSERT]          = "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+        /* external content: the index is told the old text it must forget */
+        [STMT_FTS_DELETE]          = "INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?1, ?2)",
+        [STMT_FTS_NEXT_BOUND]      =
+                "SELECT max(seq) FROM (SELECT seq FROM messages WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+        [STMT_FTS_CATCH_UP]        =
+                "INSERT INTO messages_fts (rowid, text) "
+                "SELECT seq, text FROM messages WHERE seq > ?1 AND seq <= ?2 AND text IS NOT NULL",
+        [STMT_GET_TEXT]            =
+                "SELECT seq, text FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_REACTIONS]       =
                 "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
@@ -218,6 +268,8 @@ struct Store {
         sqlite3_stmt *stmt[_STMT_MAX];
         /* Depth of store_begin(); 0 means every write is its own transaction. */
         unsigned nesting;
+        /* Messages with seq <= 0 or <= fts_seq are in the search index. */
+        int64_t fts_seq;
 };
 
 /* A cached statement handed out by this is reset when it goes out of scope, so an
@@ -447,6 +499,15 @@ int store_open(const char *dir, Store **ret) {
                 if (sqlite3_prepare_v3(store->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                        &store->stmt[i], NULL) != SQLITE_OK)
                         return sqlite_fail(store->db, statement_sql[i]);
+        {
+                g_autofree char *mark = NULL;
+                gint64 v = 0;
+                r = store_get_meta(store, META_FTS_SEQ, &mark);
+                if (r < 0)
+                        return r;
+                if (mark && g_ascii_string_to_signed(mark, 10, 0, G_MAXINT64, &v, NULL))
+                        store->fts_seq = v;
+        }
 
         *ret = g_steal_pointer(&store);
         return 0;
@@ -592,10 +653,11 @@ static int conversation_update(Store *store, const ConversationDelta *d) {
         return 0;
 }
 
-/* Inserts MSG into conversation KEY: *ret_seq gets its seq, or 0 if it is a
- * duplicate (then nothing changed). */
-static int message_insert(Store *store, const StoreMessage *msg, int64_t key, int64_t *ret_seq) {
-        sqlite3_stmt *st = store->stmt[STMT_INSERT_MESSAGE];
+/* Inserts MSG into conversation KEY, at seq if non-zero (else the next):
+ * *ret_seq gets its seq, or 0 if it is a duplicate (then nothing changed). */
+static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key, int64_t seq, int64_t *ret_seq) {
+        StoreStatement id = seq ? STMT_INSERT_MESSAGE_AT : STMT_INSERT_MESSAGE;
+        sqlite3_stmt *st = store->stmt[id];
         int r;
 
         /* Every parameter is bound on every call, so the bindings need not be
@@ -610,15 +672,16 @@ static int message_insert(Store *store, const StoreMessage *msg, int64_t key, in
             bind_text(st, 8, msg->text) != SQLITE_OK ||
             bind_text(st, 9, msg->status) != SQLITE_OK ||
             bind_text(st, 10, msg->data) != SQLITE_OK ||
-            bind_text(st, 11, msg->extension) != SQLITE_OK) {
+            bind_text(st, 11, msg->extension) != SQLITE_OK ||
+            (seq && sqlite3_bind_int64(st, 12, seq) != SQLITE_OK)) {
                 sqlite3_reset(st);
-                return store_fail(store, STMT_INSERT_MESSAGE);
+                return store_fail(store, id);
         }
 
         r = sqlite3_step(st);
         sqlite3_reset(st);
         if (r != SQLITE_DONE)
-                return store_fail(store, STMT_INSERT_MESSAGE);
+                return store_fail(store, id);
 
         *ret_seq = sqlite3_changes(store->db) > 0 ? sqlite3_last_insert_rowid(store->db) : 0;
         return 0;
@@ -679,7 +742,7 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
                                 return r;
                 }
 
-                r = message_insert(store, m, d->key, &seq);
+                r = message_insert_at(store, m, d->key, 0, &seq);
                 if (r < 0)
                         return r;
                 seqs[i] = seq;
@@ -773,6 +836,245 @@ fail:
         return r;
 }
 
+static int step_int64(Store *store, StoreStatement id, int64_t *ret) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+        int r = sqlite3_step(st);
+
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, id);
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+static int fts_run(Store *store, StoreStatement id, int64_t seq, const char *text);
+
+/* Inside the caller's transaction: see store_prepend_messages(). */
+static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
+        int64_t next;
+        int r;
+
+        r = step_int64(store, STMT_FIRST_SEQ, &next);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_msgs; i++) {
+                ConversationDelta d = { .id = msgs[i]->conversation };
+                int64_t seq = 0;
+
+                r = conversation_resolve(store, &d, msgs[i]->time_ms);
+                if (r < 0)
+                        return r;
+                /* 0 means "no seq" (and "duplicate") everywhere: skip it */
+                r = message_insert_at(store, msgs[i], d.key, next - 1 == 0 ? -1 : next - 1, &seq);
+                if (r < 0)
+                        return r;
+                msgs[i]->seq = seq;
+                if (seq == 0)
+                        continue;
+                next = seq;
+                if (msgs[i]->text && (r = fts_run(store, STMT_FTS_INSERT, seq, msgs[i]->text)) < 0)
+                        return r;
+                {
+                        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_ADOPT_LAST];
+                        if (sqlite3_bind_int64(st, 1, d.key) != SQLITE_OK ||
+                            sqlite3_bind_int64(st, 2, seq) != SQLITE_OK ||
+                            sqlite3_bind_int64(st, 3, msgs[i]->time_ms) != SQLITE_OK ||
+                            sqlite3_step(st) != SQLITE_DONE)
+                                return store_fail(store, STMT_ADOPT_LAST);
+                }
+        }
+        return 0;
+}
+
+int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
+        int r;
+
+        if (!store || (n_msgs && !msgs))
+                return -EINVAL;
+        for (size_t i = 0; i < n_msgs; i++)
+                if (!message_valid(msgs[i]))
+                        return -EINVAL;
+        r = store_begin(store);
+        if (r < 0)
+                return r;
+        r = prepend_batch(store, msgs, n_msgs);
+        if (r < 0) {
+                (void) store_rollback(store);
+                for (size_t i = 0; i < n_msgs; i++)
+                        msgs[i]->seq = 0;
+                return r;
+        }
+        return store_commit(store);
+}
+
+static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
+
+/* Messages one store_search() catch-up step indexes in one transaction. */
+#define STORE_FTS_STEP 5000
+
+static bool fts_indexed(const Store *store, int64_t seq) {
+        return seq <= 0 || seq <= store->fts_seq;
+}
+
+static int fts_run(Store *store, StoreStatement id, int64_t seq, const char *text) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+
+        if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK || bind_text(st, 2, text) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, id);
+        return 0;
+}
+
+int store_index_pending(Store *store, unsigned max_messages, bool *ret_done) {
+        int64_t bound;
+        char text[24];
+        int r;
+
+        if (!store || max_messages == 0 || !ret_done)
+                return -EINVAL;
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_NEXT_BOUND];
+                if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
+                    sqlite3_bind_int64(st, 2, max_messages) != SQLITE_OK ||
+                    sqlite3_step(st) != SQLITE_ROW)
+                        return store_fail(store, STMT_FTS_NEXT_BOUND);
+                if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+                        *ret_done = true;
+                        return 0;
+                }
+                bound = sqlite3_column_int64(st, 0);
+        }
+        r = store_begin(store);
+        if (r < 0)
+                return r;
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_CATCH_UP];
+                if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
+                    sqlite3_bind_int64(st, 2, bound) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+                        r = store_fail(store, STMT_FTS_CATCH_UP);
+        }
+        g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, (gint64) bound);
+        if (r >= 0)
+                r = store_set_meta(store, META_FTS_SEQ, text);
+        if (r < 0) {
+                (void) store_rollback(store);
+                return r;
+        }
+        r = store_commit(store);
+        if (r < 0)
+                return r;
+        store->fts_seq = bound;
+        *ret_done = false;
+        return 0;
+}
+
+/* Before the text of the message changes: the index forgets the old text.
+ * *ret_seq (for fts_after_change()) gets its seq; -ENOENT no such message. */
+static int fts_before_change(Store *store, const char *conversation, const char *id, int64_t *ret_seq) {
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_TEXT];
+        int r;
+
+        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+                return store_fail(store, STMT_GET_TEXT);
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_GET_TEXT);
+        *ret_seq = sqlite3_column_int64(st, 0);
+        if (!fts_indexed(store, *ret_seq) || sqlite3_column_type(st, 1) == SQLITE_NULL)
+                return 0;
+        return fts_run(store, STMT_FTS_DELETE, *ret_seq, (const char *) sqlite3_column_text(st, 1));
+}
+
+/* The user's words as an FTS5 query: every word must occur (the last one
+ * also as the start of a word, for search-as-you-type); each word quoted, so
+ * that nothing the user types is FTS5 syntax. NULL if there is no word. */
+static char *fts_query(const char *words) {
+        g_auto(GStrv) parts = g_strsplit_set(words, " \t\r\n", -1);
+        GString *q = g_string_new(NULL);
+        char *last_word = NULL;
+
+        for (char **p = parts; *p; p++)
+                if (**p)
+                        last_word = *p;
+        for (char **p = parts; *p; p++) {
+                if (!**p)
+                        continue;
+                if (q->len)
+                        g_string_append_c(q, ' ');
+                g_string_append_c(q, '"');
+                for (const char *c = *p; *c; c++) {
+                        if (*c == '"')
+                                g_string_append_c(q, '"');
+                        g_string_append_c(q, *c);
+                }
+                g_string_append_c(q, '"');
+                if (*p == last_word)
+                        g_string_append_c(q, '*');
+        }
+        if (q->len == 0) {
+                g_string_free(q, TRUE);
+                return NULL;
+        }
+        return g_string_free(q, FALSE);
+}
+
+int store_search(Store *store, const char *words, const char *conversation, unsigned limit, GPtrArray **ret) {
+        g_autoptr(GPtrArray) messages = NULL;
+        g_autofree char *query = NULL;
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !words || !valid_optional(words) || limit == 0 || !ret)
+                return -EINVAL;
+        query = fts_query(words);
+        if (!query)
+                return -EINVAL;
+        /* a search sees every message: what the idle indexing has not reached yet is indexed now */
+        for (bool done = false; !done;) {
+                r = store_index_pending(store, STORE_FTS_STEP, &done);
+                if (r < 0)
+                        return r;
+        }
+        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        st = store->stmt[STMT_SEARCH];
+        if (bind_text(st, 1, query) != SQLITE_OK ||
+            bind_text(st, 2, conversation && *conversation ? conversation : NULL) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, limit) != SQLITE_OK)
+                return store_fail(store, STMT_SEARCH);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                StoreMessage *m;
+                r = message_from_row(st, 0, &m);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(messages, m);
+        }
+        if (r != SQLITE_DONE)
+                return store_fail(store, STMT_SEARCH);
+        *ret = g_steal_pointer(&messages);
+        return 0;
+}
+
+int store_oldest_time(Store *store, const char *conversation, int64_t *ret) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int r;
+
+        if (!store || !conversation || !ret)
+                return -EINVAL;
+        st = store->stmt[STMT_OLDEST_TIME];
+        if (bind_text(st, 1, conversation) != SQLITE_OK)
+                return store_fail(store, STMT_OLDEST_TIME);
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+                return -ENOENT;
+        if (r != SQLITE_ROW)
+                return store_fail(store, STMT_OLDEST_TIME);
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
 static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         StoreMessage *m;
         int d;
@@ -848,21 +1150,38 @@ int store_set_message_status(Store *store, const char *conversation, const char 
         return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
 }
 
-int store_revoke_message(Store *store, const char *conversation, const char *id) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
+/* The text of a message changes to text (NULL: gone): statement id does it,
+ * with the search index kept true, in one transaction. */
+static int change_text(Store *store, StoreStatement id, const char *conversation, const char *msg_id,
+                       const char *text) {
+        int64_t seq = 0;
         int r;
 
-        if (!store || !conversation || !id)
-                return -EINVAL;
-        r = store_check_transaction(store);
+        r = store_begin(store);
         if (r < 0)
                 return r;
-        st = store->stmt[STMT_REVOKE];
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
-                return store_fail(store, STMT_REVOKE);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_REVOKE);
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+        r = fts_before_change(store, conversation, msg_id, &seq);
+        if (r >= 0) {
+                sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+                if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, msg_id) != SQLITE_OK ||
+                    (text && bind_text(st, 3, text) != SQLITE_OK) || sqlite3_step(st) != SQLITE_DONE)
+                        r = store_fail(store, id);
+                else if (sqlite3_changes(store->db) == 0)
+                        r = -ENOENT;
+        }
+        if (r >= 0 && text && fts_indexed(store, seq))
+                r = fts_run(store, STMT_FTS_INSERT, seq, text);
+        if (r < 0) {
+                (void) store_rollback(store);
+                return r;
+        }
+        return store_commit(store);
+}
+
+int store_revoke_message(Store *store, const char *conversation, const char *id) {
+        if (!store || !conversation || !id)
+                return -EINVAL;
+        return change_text(store, STMT_REVOKE, conversation, id, NULL);
 }
 
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {
@@ -884,21 +1203,9 @@ int store_set_reactions(Store *store, const char *conversation, const char *id, 
 }
 
 int store_edit_message(Store *store, const char *conversation, const char *id, const char *text) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
         if (!store || !conversation || !id || !valid_key(text))
                 return -EINVAL;
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-        st = store->stmt[STMT_EDIT];
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK ||
-            bind_text(st, 3, text) != SQLITE_OK)
-                return store_fail(store, STMT_EDIT);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_EDIT);
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+        return change_text(store, STMT_EDIT, conversation, id, text);
 }
 
 static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret) {

@@ -84,6 +84,27 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
  * the messages stored. On error nothing of the batch is stored. */
 int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added);
 
+/* Older history (from the server's archive), newest first: each message goes
+ * before every message the store holds (seq below the smallest so far), so
+ * that paging by seq keeps each conversation in time order. Duplicates are
+ * skipped (seq 0), the others get their seq. The conversation is created if
+ * new (and then takes the newest of them as its last message); unread counts
+ * do not change. On error nothing is stored. */
+int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs);
+/* Full-text search (FTS5, unicode61 without diacritics): messages whose text
+ * holds every word of words (the last one also as a word's start), in one
+ * conversation or (NULL or "") all, newest first, at most limit. -EINVAL if
+ * words holds no word. Nothing the caller types is taken as query syntax. */
+int store_search(Store *store, const char *words, const char *conversation, unsigned limit,
+                 GPtrArray **ret /* of StoreMessage* */);
+/* Indexes for search up to max_messages of the messages appended since the
+ * last call, in one transaction; *ret_done true when none were left. Appends
+ * do not index (it would double their cost): the daemon calls this when idle,
+ * and store_search() first catches up with it. */
+int store_index_pending(Store *store, unsigned max_messages, bool *ret_done);
+/* The time of the conversation's oldest message; -ENOENT if it has none. */
+int store_oldest_time(Store *store, const char *conversation, int64_t *ret);
+
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
 

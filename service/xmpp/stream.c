@@ -286,7 +286,7 @@ static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
 /* The end of an archive page: an <iq type='result'> with <fin/>, or an error. */
 static void handle_mam_fin(XmppStream *s, const XmlNode *iq, bool ok) {
         const XmlNode *error = ok ? NULL : xml_node_child(iq, "error", NULL);
-        const char *last = NULL;
+        const char *first = NULL, *last = NULL;
         bool complete = false;
         int r = 0;
 
@@ -295,12 +295,12 @@ static void handle_mam_fin(XmppStream *s, const XmlNode *iq, bool ok) {
         g_clear_pointer(&s->mam_iq_id, g_free);
         if (!ok)
                 r = error && xml_node_child(error, "item-not-found", NS_STANZAS) ? -ENOENT : -EPROTO;
-        else if (xmpp_mam_parse_fin(iq, &complete, &last) < 0)
+        else if (xmpp_mam_parse_fin(iq, &complete, &first, &last) < 0)
                 r = -EPROTO;
         if (r < 0)
                 g_debug("xmpp: archive query failed: %s", g_strerror(-r));
         if (s->cb.mam_finished)
-                s->cb.mam_finished(r, complete, last, s->userdata);
+                s->cb.mam_finished(r, complete, first, last, s->userdata);
 }
 
 static void handle_iq(XmppStream *s, const XmlNode *iq) {
@@ -948,6 +948,22 @@ int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {
         xml_node_add_child(msg, composing ? "composing" : "paused", NS_CHATSTATES);
         xml_node_add_child(msg, "no-store", NS_HINTS);
         stream_send_node(s, msg);
+        return 0;
+}
+
+int xmpp_stream_mam_query_before(XmppStream *s, const char *with, const char *before_id, int64_t end_ms,
+                                 unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        if (s->mam_iq_id)
+                return -EBUSY;
+        s->mam_query_id = xmpp_new_id();
+        s->mam_iq_id = xmpp_new_id();
+        s->mam_kind = XMPP_MAM_BEFORE;
+        iq = xmpp_mam_query_before_new(s->mam_iq_id, s->mam_query_id, with, before_id, end_ms, max);
+        stream_send_node(s, iq);
         return 0;
 }
 

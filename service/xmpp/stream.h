@@ -122,12 +122,13 @@ typedef struct XmppStreamCallbacks {
          * active / paused / inactive / gone (false). from: normalised bare JID. */
         void (*typing)(const char *from, bool typing, void *userdata);
         /* A page of xmpp_stream_mam_query() ended. Its results were handed to
-         * chat_message() before (for XMPP_MAM_AFTER). error: 0; -ENOENT the
-         * server does not know after_id (item-not-found); -EPROTO any other
-         * refusal or a malformed answer. complete: the archive holds nothing
-         * after this page. last: archive id of the page's last (for
-         * XMPP_MAM_NEWEST: the newest) message; NULL if the page was empty. */
-        void (*mam_finished)(int error, bool complete, const char *last, void *userdata);
+         * chat_message() before (for XMPP_MAM_AFTER and _BEFORE). error: 0;
+         * -ENOENT the server does not know after_id / before_id
+         * (item-not-found); -EPROTO any other refusal or a malformed answer.
+         * complete: the archive holds nothing beyond this page in the query's
+         * direction. first, last: archive ids of the page's first and last
+         * (for XMPP_MAM_NEWEST: the newest) message; NULL if the page was empty. */
+        void (*mam_finished)(int error, bool complete, const char *first, const char *last, void *userdata);
 } XmppStreamCallbacks;
 
 int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, const XmppStreamCallbacks *cb,
@@ -171,6 +172,14 @@ int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing);
  * mam_finished() follows. One query at a time: -EBUSY while one is out;
  * -ENOTCONN if not ready. A query does not survive the connection. */
 int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max);
+
+/* Paging back through the conversation with `with` (bare JID), XEP-0313 with
+ * RSM <before/>: up to max messages before archive id before_id, or (NULL) the
+ * last ones of the archive up to end_ms (0: no limit), each handed to
+ * chat_message() (archived, oldest first), then mam_finished(). Same rules as
+ * xmpp_stream_mam_query() (one query at a time). */
+int xmpp_stream_mam_query_before(XmppStream *s, const char *with, const char *before_id, int64_t end_ms,
+                                 unsigned max);
 
 /* The layer above has durably stored every chat message handed to it so far:
  * they may now be acknowledged to the server (XEP-0198 h). */

@@ -56,6 +56,9 @@ static void lws_log_to_glib(int level, const char *line) {
         g_debug("lws: %.*s", (int) strcspn(line, "\n"), line);
 }
 
+/* Sockets lws may have open at once (see xmpp_transport_context_new()). */
+#define TRANSPORT_MAX_FDS 64
+
 int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret) {
         struct lws_context_creation_info info = { 0 };
         void *foreign_loops[1] = { loop };
@@ -71,6 +74,11 @@ int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret) {
         info.foreign_loops = foreign_loops;
         info.gid = -1;
         info.uid = -1;
+        /* lws sizes (and zeroes) its fd tables by the process' fd limit unless
+         * told otherwise: 320 KiB of RSS at ulimit -n 20000, 16 MiB at the
+         * 1048576 some systems set. imd has one XMPP connection and a few
+         * transfers at a time. */
+        info.fd_limit_per_thread = TRANSPORT_MAX_FDS;
 
         ctx = g_new0(XmppTransportContext, 1);
         ctx->lws = lws_create_context(&info);

@@ -3,6 +3,7 @@ or sent while imd was away or on another device ends up in the history once,
 signalled once; copies and archive results from anyone but the own account are
 ignored. Real Prosody (mam, carbons, offline), real slixmpp peers, the real imd."""
 
+import json
 import os
 import re
 import sqlite3
@@ -12,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from harness.asserts import raises_im_error
 from harness.peer import Peer
 from harness.prosody import Prosody
 from test_faults import _bound_resource, _wait
@@ -162,7 +164,12 @@ def test_first_login_does_not_download_the_old_archive(client, new_account, peer
         peer.send_message(alice.jid, "fresh")
         _wait_texts(client, ["fresh"], start)
         client.pump(SETTLE)
-        assert _texts(client, peer.jid) == Counter(["fresh"])
+        # the catch-up neither announces nor counts the old archive...
+        assert list(_signalled(client, start)) == ["fresh"]
+        conv = next(c for c in client.call("GetConversations") if c["id"] == peer.jid)
+        assert conv["unread"] == 1 and conv["last"]["text"] == "fresh"
+        # ...which comes in, as older history, only when paged back to
+        assert [m["text"] for m in _history(client, peer.jid)] == ["fresh", "old news"]
         # from now on the archive is followed: a message only the phone saw
         _logout(client)
         peer.send_message(alice.jid, "seen by the phone")
@@ -171,7 +178,7 @@ def test_first_login_does_not_download_the_old_archive(client, new_account, peer
         client.login_account(alice)
         _wait_texts(client, ["seen by the phone"], start)
         _assert_once(client, start, peer.jid, ["seen by the phone"])
-        assert _texts(client, peer.jid)["old news"] == 0
+        assert _texts(client, peer.jid)["old news"] == 1
     finally:
         phone.stop()
 
@@ -392,3 +399,125 @@ def test_catch_up_pages_through_a_long_archive(client, logged_in, peer, prosody)
         phone.stop()
     order = [m["text"] for m in reversed(_history(client, peer.jid))]
     assert order == ["start"] + texts
+
+
+# -- paging back into the server archive ---------------------------------------------------
+
+def _page_all(client, conv, size):
+    """Every page of GetMessages back to the start: (pages, the complete flags)."""
+    pages, flags, before = [], [], ""
+    while True:
+        msgs, complete = client.call("GetMessages", "ssu", (conv, before, size), timeout=60)
+        pages.append(msgs)
+        flags.append(complete)
+        if complete or not msgs:
+            return pages, flags
+        before = msgs[-1]["id"]
+
+
+def test_history_comes_back_from_the_archive_after_the_cache_is_lost(client, imd, logged_in, peer):
+    """500 messages exchanged; the cache is deleted; GetMessages in pages of
+    50 brings all 500 back from the server archive, in order, each once, with
+    the right direction, and says complete only at the start."""
+    n, block = 500, 10
+    sent = {}
+    # turns of ten messages each way, each turn through the server before the
+    # next begins, so that the archive's order is known
+    for turn in range(n // block):
+        texts = ["m %03d" % i for i in range(turn * block, (turn + 1) * block)]
+        start = client.mark()
+        if turn % 2:
+            for t in texts:
+                sent[client.call("SendText", "ss", (peer.jid, t))] = t
+            peer.wait_for_body(texts[-1])
+        else:
+            for t in texts:
+                peer.send_message(logged_in.jid, t)
+            _wait_texts(client, texts[-1:], start)
+
+    def have_all():
+        convs = client.call("GetConversations")
+        return convs and convs[0]["unread"] == n // 2 and convs[0]["last"]["status"] != "pending"
+    _wait(have_all, 60, "imd did not receive all of the peer's messages")
+    imd.stop()
+    account_dir = os.path.join(imd.data_dir, logged_in.jid)
+    for name in os.listdir(account_dir):
+        os.unlink(os.path.join(account_dir, name))
+    imd.start()
+    client.login_account(logged_in)
+    assert client.call("GetConversations") == []
+
+    pages, flags = _page_all(client, peer.jid, 50)
+    texts = [m["text"] for page in pages for m in page]
+    assert len(texts) == n, (len(texts), [len(p) for p in pages])
+    assert list(reversed(texts)) == ["m %03d" % i for i in range(n)]
+    assert [len(p) for p in pages] == [50] * 10 and flags == [False] * 9 + [True]
+    by_text = {m["text"]: m for page in pages for m in page}
+    for i in range(n):
+        m = by_text["m %03d" % i]
+        assert m["direction"] == ("out" if (i // block) % 2 else "in"), m
+    assert {t: by_text[t]["id"] for t in sent.values()} == {t: i for i, t in sent.items()}
+    # now it is all in the cache: the same pages again, without the server
+    conv = next(c for c in client.call("GetConversations") if c["id"] == peer.jid)
+    assert conv["unread"] == 0 and conv["last"]["text"] == "m %03d" % (n - 1)
+    client.call("Logout")
+    again, flags = _page_all(client, peer.jid, 100)
+    assert [m["text"] for page in again for m in page] == texts and flags[-1] is True
+
+
+def test_paging_back_while_offline_answers_from_the_cache(client, imd, logged_in, peer, prosody):
+    start = client.mark()
+    for i in range(3):
+        peer.send_message(logged_in.jid, "kept %d" % i)
+    _wait_texts(client, ["kept 2"], start)
+    client.call("Logout")
+    msgs, complete = client.call("GetMessages", "ssu", (peer.jid, "", 50))
+    assert [m["text"] for m in msgs] == ["kept 2", "kept 1", "kept 0"]
+    assert complete is False        # the archive was never asked: there may be more
+    client.login_account(logged_in)
+    msgs, complete = client.call("GetMessages", "ssu", (peer.jid, "", 50), timeout=60)
+    assert [m["text"] for m in msgs] == ["kept 2", "kept 1", "kept 0"] and complete is True
+    client.call("Logout")
+    msgs, complete = client.call("GetMessages", "ssu", (peer.jid, "", 50))
+    assert complete is True         # now known: nothing older anywhere
+
+
+# -- search ------------------------------------------------------------------------------------
+
+def test_search_finds_a_word_among_thousands(client, logged_in, peer_factory, imctl):
+    bob, carol = peer_factory("bob"), peer_factory("carol")
+    me = logged_in.jid
+    n = 3000
+    start = client.mark()
+    for i in range(n):
+        text = "flood message number %d about nothing" % i
+        if i == 1234:
+            text = "the Zürich meeting moved to Thursday"
+        (carol if i == 2500 else bob).send_message(me, text if i != 2500 else "zurich again, from carol")
+    _wait(lambda: sum(c["unread"] for c in client.call("GetConversations")) == n, 120,
+          "imd did not receive all %d messages" % n)
+    hits = client.call("SearchMessages", "ssu", ("zurich", "", 50))
+    # (two senders: which of the two arrived first is up to the server)
+    assert {(h["conversation"], h["text"]) for h in hits} == {
+        (carol.jid, "zurich again, from carol"), (bob.jid, "the Zürich meeting moved to Thursday")}
+    hits = client.call("SearchMessages", "ssu", ("zurich", bob.jid, 50))
+    assert [h["text"] for h in hits] == ["the Zürich meeting moved to Thursday"]
+    assert client.call("SearchMessages", "ssu", ("meeting thurs", "", 50))[0]["text"].startswith("the Zürich")
+    assert len(client.call("SearchMessages", "ssu", ("flood", "", 500))) == 500
+    assert client.call("SearchMessages", "ssu", ("nowhere-to-be-found", "", 10)) == []
+    # a correction moves the message in the index
+    client.call("SendText", "ss", (bob.jid, "draft with a typo"))
+    mine = client.call("SearchMessages", "ssu", ("typo", bob.jid, 5))[0]
+    client.call("EditMessage", "sss", (bob.jid, mine["id"], "draft fixed"))
+    assert client.call("SearchMessages", "ssu", ("typo", "", 5)) == []
+    out = json.loads(imctl.run("--json", "search", "zurich", "--conversation", carol.jid).stdout)
+    assert [m["text"] for m in out] == ["zurich again, from carol"]
+    for bad in ("", "   "):
+        with raises_im_error("InvalidArgument"):
+            client.call("SearchMessages", "ssu", (bad, "", 10))
+    with raises_im_error("InvalidArgument"):
+        client.call("SearchMessages", "ssu", ("x", "not a jid", 10))
+    with raises_im_error("InvalidArgument"):
+        client.call("SearchMessages", "ssu", ("x", "", 0))
+    with raises_im_error("TooLarge"):
+        client.call("SearchMessages", "ssu", ("x" * 2000, "", 10))

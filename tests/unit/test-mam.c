@@ -146,19 +146,19 @@ static void test_mam_fin(void) {
         bool complete = false;
         const char *last = "unset";
 
-        g_assert_cmpint(xmpp_mam_parse_fin(done, &complete, &last), ==, 0);
+        g_assert_cmpint(xmpp_mam_parse_fin(done, &complete, NULL, &last), ==, 0);
         g_assert_true(complete);
         g_assert_cmpstr(last, ==, "A-9");
-        g_assert_cmpint(xmpp_mam_parse_fin(more, &complete, &last), ==, 0);
+        g_assert_cmpint(xmpp_mam_parse_fin(more, &complete, NULL, &last), ==, 0);
         g_assert_false(complete);
         g_assert_cmpstr(last, ==, "A-5");
-        g_assert_cmpint(xmpp_mam_parse_fin(empty, &complete, &last), ==, 0);
+        g_assert_cmpint(xmpp_mam_parse_fin(empty, &complete, NULL, &last), ==, 0);
         g_assert_true(complete);
         g_assert_null(last);
 
         last = "unset";
-        g_assert_cmpint(xmpp_mam_parse_fin(no_fin, &complete, &last), ==, -EBADMSG);
-        g_assert_cmpint(xmpp_mam_parse_fin(wrong_ns, &complete, &last), ==, -EBADMSG);
+        g_assert_cmpint(xmpp_mam_parse_fin(no_fin, &complete, NULL, &last), ==, -EBADMSG);
+        g_assert_cmpint(xmpp_mam_parse_fin(wrong_ns, &complete, NULL, &last), ==, -EBADMSG);
         g_assert_cmpstr(last, ==, "unset");
 }
 
