@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store-private.h"
 
 #define STORE_FILE "history.sqlite"
 
@@ -58,8 +58,6 @@
  *    moves a conversation's time, and re-sorting a few hundred rows when the list
  *    is asked for is cheaper than maintaining an index 20,000 times a second.
  */
-/* The store's own meta key: see migration 3. */
-#define META_FTS_SEQ "fts-seq"
 
 static const char *const migrations[] = {
         "CREATE TABLE conversations ("
@@ -112,49 +110,8 @@ static const char *const migrations[] = {
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
 
-typedef enum StoreStatement {
-        STMT_BEGIN,
-        STMT_COMMIT,
-        STMT_ROLLBACK,
-        STMT_SAVEPOINT_NEST,
-        STMT_RELEASE_NEST,
-        STMT_ROLLBACK_TO_NEST,
-        STMT_INSERT_MESSAGE,
-        STMT_CONVERSATION_KEY,
-        STMT_INSERT_CONVERSATION,
-        STMT_UPDATE_CONVERSATION,
-        STMT_GET_MESSAGE,
-        STMT_GET_SEQ,
-        STMT_GET_MESSAGES,
-        STMT_SET_STATUS,
-        STMT_REVOKE,
-        STMT_EDIT,
-        STMT_SET_REACTIONS,
-        STMT_INSERT_MESSAGE_AT,
-        STMT_FIRST_SEQ,
-        STMT_ADOPT_LAST,
-        STMT_OLDEST_TIME,
-        STMT_SEARCH,
-        STMT_FTS_INSERT,
-        STMT_FTS_DELETE,
-        STMT_FTS_NEXT_BOUND,
-        STMT_FTS_CATCH_UP,
-        STMT_GET_TEXT,
-        STMT_LIST_CONVERSATIONS,
-        STMT_GET_CONVERSATION,
-        STMT_LAST_INCOMING,
-        STMT_CLEAR_UNREAD,
-        STMT_UNREAD_TOTAL,
-        STMT_GET_META,
-        STMT_SET_META,
-        STMT_DELETE_META,
-        STMT_LIST_UNSENT,
-        STMT_MESSAGES_AFTER,
-        STMT_LAST_SEQ,
-        _STMT_MAX,
-} StoreStatement;
 
-/* Column order read by message_from_row(); CONV is the conversation's JID. */
+/* Column order read by store_message_from_row(); CONV is the conversation's JID. */
 #define MESSAGE_COLUMNS(conv) \
         "messages.seq, " conv ", messages.id, messages.sender, messages.stanza_id, " \
         "messages.direction, messages.time_ms, messages.type, messages.text, messages.status, " \
@@ -262,25 +219,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_DELETE_META]         = "DELETE FROM meta WHERE key = ?1",
 };
 
-struct Store {
-        sqlite3 *db;
-        /* Prepared once at open: compiling SQL costs more than running these. */
-        sqlite3_stmt *stmt[_STMT_MAX];
-        /* Depth of store_begin(); 0 means every write is its own transaction. */
-        unsigned nesting;
-        /* Messages with seq <= 0 or <= fts_seq are in the search index. */
-        int64_t fts_seq;
-};
 
-/* A cached statement handed out by this is reset when it goes out of scope, so an
- * early return can never leave it holding a read snapshot or stale bindings. */
-static void stmt_resetp(sqlite3_stmt **st) {
-        if (*st) {
-                sqlite3_reset(*st);
-                sqlite3_clear_bindings(*st);
-        }
-}
-#define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
 
 static int sqlite_fail(sqlite3 *db, const char *what) {
         g_debug("store: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "out of memory",
@@ -288,7 +227,7 @@ static int sqlite_fail(sqlite3 *db, const char *what) {
         return -EIO;
 }
 
-static int store_fail(Store *store, StoreStatement id) {
+int store_fail(Store *store, StoreStatement id) {
         return sqlite_fail(store->db, statement_sql[id]);
 }
 
@@ -300,7 +239,7 @@ static int stmt_run(Store *store, StoreStatement id) {
         return 0;
 }
 
-static int bind_text(sqlite3_stmt *st, int i, const char *s) {
+int store_bind_text(sqlite3_stmt *st, int i, const char *s) {
         /* The strings outlive the statement's use, so SQLite need not copy them. */
         return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
@@ -318,7 +257,7 @@ static bool valid_key(const char *s) {
         return s && *s && g_utf8_validate(s, -1, NULL);
 }
 
-static bool valid_optional(const char *s) {
+bool store_valid_optional(const char *s) {
         return !s || g_utf8_validate(s, -1, NULL);
 }
 
@@ -618,7 +557,7 @@ static int conversation_resolve(Store *store, ConversationDelta *d, int64_t time
         {
                 sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CONVERSATION_KEY];
 
-                if (bind_text(st, 1, d->id) != SQLITE_OK)
+                if (store_bind_text(st, 1, d->id) != SQLITE_OK)
                         return store_fail(store, STMT_CONVERSATION_KEY);
                 r = sqlite3_step(st);
                 if (r == SQLITE_ROW) {
@@ -631,7 +570,7 @@ static int conversation_resolve(Store *store, ConversationDelta *d, int64_t time
         {
                 sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_INSERT_CONVERSATION];
 
-                if (bind_text(st, 1, d->id) != SQLITE_OK || sqlite3_bind_int64(st, 2, time_ms) != SQLITE_OK)
+                if (store_bind_text(st, 1, d->id) != SQLITE_OK || sqlite3_bind_int64(st, 2, time_ms) != SQLITE_OK)
                         return store_fail(store, STMT_INSERT_CONVERSATION);
                 if (sqlite3_step(st) != SQLITE_DONE)
                         return store_fail(store, STMT_INSERT_CONVERSATION);
@@ -663,16 +602,16 @@ static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key,
         /* Every parameter is bound on every call, so the bindings need not be
          * cleared; SQLITE_STATIC: the strings outlive the step. */
         if (sqlite3_bind_int64(st, 1, key) != SQLITE_OK ||
-            bind_text(st, 2, msg->id) != SQLITE_OK ||
-            bind_text(st, 3, msg->sender) != SQLITE_OK ||
-            bind_text(st, 4, msg->stanza_id) != SQLITE_OK ||
+            store_bind_text(st, 2, msg->id) != SQLITE_OK ||
+            store_bind_text(st, 3, msg->sender) != SQLITE_OK ||
+            store_bind_text(st, 4, msg->stanza_id) != SQLITE_OK ||
             sqlite3_bind_int(st, 5, (int) msg->direction) != SQLITE_OK ||
             sqlite3_bind_int64(st, 6, msg->time_ms) != SQLITE_OK ||
-            bind_text(st, 7, msg->type) != SQLITE_OK ||
-            bind_text(st, 8, msg->text) != SQLITE_OK ||
-            bind_text(st, 9, msg->status) != SQLITE_OK ||
-            bind_text(st, 10, msg->data) != SQLITE_OK ||
-            bind_text(st, 11, msg->extension) != SQLITE_OK ||
+            store_bind_text(st, 7, msg->type) != SQLITE_OK ||
+            store_bind_text(st, 8, msg->text) != SQLITE_OK ||
+            store_bind_text(st, 9, msg->status) != SQLITE_OK ||
+            store_bind_text(st, 10, msg->data) != SQLITE_OK ||
+            store_bind_text(st, 11, msg->extension) != SQLITE_OK ||
             (seq && sqlite3_bind_int64(st, 12, seq) != SQLITE_OK)) {
                 sqlite3_reset(st);
                 return store_fail(store, id);
@@ -689,9 +628,9 @@ static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key,
 
 static bool message_valid(const StoreMessage *msg) {
         return msg && valid_key(msg->conversation) && valid_key(msg->id) &&
-               valid_optional(msg->sender) && valid_optional(msg->type) &&
-               valid_optional(msg->text) && valid_optional(msg->status) &&
-               valid_optional(msg->data) && valid_optional(msg->extension) &&
+               store_valid_optional(msg->sender) && store_valid_optional(msg->type) &&
+               store_valid_optional(msg->text) && store_valid_optional(msg->status) &&
+               store_valid_optional(msg->data) && store_valid_optional(msg->extension) &&
                (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
 }
 
@@ -848,11 +787,9 @@ static int step_int64(Store *store, StoreStatement id, int64_t *ret) {
         return 0;
 }
 
-static int fts_run(Store *store, StoreStatement id, int64_t seq, const char *text);
-
 /* Inside the caller's transaction: see store_prepend_messages(). */
 static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
-        int64_t next;
+        int64_t next = 1;
         int r;
 
         r = step_int64(store, STMT_FIRST_SEQ, &next);
@@ -873,7 +810,7 @@ static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs)
                 if (seq == 0)
                         continue;
                 next = seq;
-                if (msgs[i]->text && (r = fts_run(store, STMT_FTS_INSERT, seq, msgs[i]->text)) < 0)
+                if (msgs[i]->text && (r = store_fts_run(store, STMT_FTS_INSERT, seq, msgs[i]->text)) < 0)
                         return r;
                 {
                         sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_ADOPT_LAST];
@@ -908,155 +845,6 @@ int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msg
         return store_commit(store);
 }
 
-static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
-
-/* Messages one store_search() catch-up step indexes in one transaction. */
-#define STORE_FTS_STEP 5000
-
-static bool fts_indexed(const Store *store, int64_t seq) {
-        return seq <= 0 || seq <= store->fts_seq;
-}
-
-static int fts_run(Store *store, StoreStatement id, int64_t seq, const char *text) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
-
-        if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK || bind_text(st, 2, text) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, id);
-        return 0;
-}
-
-int store_index_pending(Store *store, unsigned max_messages, bool *ret_done) {
-        int64_t bound;
-        char text[24];
-        int r;
-
-        if (!store || max_messages == 0 || !ret_done)
-                return -EINVAL;
-        {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_NEXT_BOUND];
-                if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
-                    sqlite3_bind_int64(st, 2, max_messages) != SQLITE_OK ||
-                    sqlite3_step(st) != SQLITE_ROW)
-                        return store_fail(store, STMT_FTS_NEXT_BOUND);
-                if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-                        *ret_done = true;
-                        return 0;
-                }
-                bound = sqlite3_column_int64(st, 0);
-        }
-        r = store_begin(store);
-        if (r < 0)
-                return r;
-        {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_CATCH_UP];
-                if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
-                    sqlite3_bind_int64(st, 2, bound) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
-                        r = store_fail(store, STMT_FTS_CATCH_UP);
-        }
-        g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, (gint64) bound);
-        if (r >= 0)
-                r = store_set_meta(store, META_FTS_SEQ, text);
-        if (r < 0) {
-                (void) store_rollback(store);
-                return r;
-        }
-        r = store_commit(store);
-        if (r < 0)
-                return r;
-        store->fts_seq = bound;
-        *ret_done = false;
-        return 0;
-}
-
-/* Before the text of the message changes: the index forgets the old text.
- * *ret_seq (for fts_after_change()) gets its seq; -ENOENT no such message. */
-static int fts_before_change(Store *store, const char *conversation, const char *id, int64_t *ret_seq) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_TEXT];
-        int r;
-
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
-                return store_fail(store, STMT_GET_TEXT);
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_GET_TEXT);
-        *ret_seq = sqlite3_column_int64(st, 0);
-        if (!fts_indexed(store, *ret_seq) || sqlite3_column_type(st, 1) == SQLITE_NULL)
-                return 0;
-        return fts_run(store, STMT_FTS_DELETE, *ret_seq, (const char *) sqlite3_column_text(st, 1));
-}
-
-/* The user's words as an FTS5 query: every word must occur (the last one
- * also as the start of a word, for search-as-you-type); each word quoted, so
- * that nothing the user types is FTS5 syntax. NULL if there is no word. */
-static char *fts_query(const char *words) {
-        g_auto(GStrv) parts = g_strsplit_set(words, " \t\r\n", -1);
-        GString *q = g_string_new(NULL);
-        char *last_word = NULL;
-
-        for (char **p = parts; *p; p++)
-                if (**p)
-                        last_word = *p;
-        for (char **p = parts; *p; p++) {
-                if (!**p)
-                        continue;
-                if (q->len)
-                        g_string_append_c(q, ' ');
-                g_string_append_c(q, '"');
-                for (const char *c = *p; *c; c++) {
-                        if (*c == '"')
-                                g_string_append_c(q, '"');
-                        g_string_append_c(q, *c);
-                }
-                g_string_append_c(q, '"');
-                if (*p == last_word)
-                        g_string_append_c(q, '*');
-        }
-        if (q->len == 0) {
-                g_string_free(q, TRUE);
-                return NULL;
-        }
-        return g_string_free(q, FALSE);
-}
-
-int store_search(Store *store, const char *words, const char *conversation, unsigned limit, GPtrArray **ret) {
-        g_autoptr(GPtrArray) messages = NULL;
-        g_autofree char *query = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !words || !valid_optional(words) || limit == 0 || !ret)
-                return -EINVAL;
-        query = fts_query(words);
-        if (!query)
-                return -EINVAL;
-        /* a search sees every message: what the idle indexing has not reached yet is indexed now */
-        for (bool done = false; !done;) {
-                r = store_index_pending(store, STORE_FTS_STEP, &done);
-                if (r < 0)
-                        return r;
-        }
-        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-        st = store->stmt[STMT_SEARCH];
-        if (bind_text(st, 1, query) != SQLITE_OK ||
-            bind_text(st, 2, conversation && *conversation ? conversation : NULL) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 3, limit) != SQLITE_OK)
-                return store_fail(store, STMT_SEARCH);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreMessage *m;
-                r = message_from_row(st, 0, &m);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(messages, m);
-        }
-        if (r != SQLITE_DONE)
-                return store_fail(store, STMT_SEARCH);
-        *ret = g_steal_pointer(&messages);
-        return 0;
-}
-
 int store_oldest_time(Store *store, const char *conversation, int64_t *ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
@@ -1064,7 +852,7 @@ int store_oldest_time(Store *store, const char *conversation, int64_t *ret) {
         if (!store || !conversation || !ret)
                 return -EINVAL;
         st = store->stmt[STMT_OLDEST_TIME];
-        if (bind_text(st, 1, conversation) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK)
                 return store_fail(store, STMT_OLDEST_TIME);
         r = sqlite3_step(st);
         if (r == SQLITE_DONE)
@@ -1075,7 +863,7 @@ int store_oldest_time(Store *store, const char *conversation, int64_t *ret) {
         return 0;
 }
 
-static int message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
+int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         StoreMessage *m;
         int d;
 
@@ -1114,7 +902,7 @@ int store_get_message(Store *store, const char *conversation, const char *id, St
                 return -EINVAL;
 
         st = store->stmt[STMT_GET_MESSAGE];
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
                 return store_fail(store, STMT_GET_MESSAGE);
 
         r = sqlite3_step(st);
@@ -1123,7 +911,7 @@ int store_get_message(Store *store, const char *conversation, const char *id, St
         if (r != SQLITE_ROW)
                 return store_fail(store, STMT_GET_MESSAGE);
 
-        return message_from_row(st, 0, ret);
+        return store_message_from_row(st, 0, ret);
 }
 
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status) {
@@ -1138,9 +926,9 @@ int store_set_message_status(Store *store, const char *conversation, const char 
                 return r;
 
         st = store->stmt[STMT_SET_STATUS];
-        if (bind_text(st, 1, conversation) != SQLITE_OK ||
-            bind_text(st, 2, id) != SQLITE_OK ||
-            bind_text(st, 3, status) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
+            store_bind_text(st, 2, id) != SQLITE_OK ||
+            store_bind_text(st, 3, status) != SQLITE_OK)
                 return store_fail(store, STMT_SET_STATUS);
 
         if (sqlite3_step(st) != SQLITE_DONE)
@@ -1160,17 +948,17 @@ static int change_text(Store *store, StoreStatement id, const char *conversation
         r = store_begin(store);
         if (r < 0)
                 return r;
-        r = fts_before_change(store, conversation, msg_id, &seq);
+        r = store_fts_before_change(store, conversation, msg_id, &seq);
         if (r >= 0) {
                 sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
-                if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, msg_id) != SQLITE_OK ||
-                    (text && bind_text(st, 3, text) != SQLITE_OK) || sqlite3_step(st) != SQLITE_DONE)
+                if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, msg_id) != SQLITE_OK ||
+                    (text && store_bind_text(st, 3, text) != SQLITE_OK) || sqlite3_step(st) != SQLITE_DONE)
                         r = store_fail(store, id);
                 else if (sqlite3_changes(store->db) == 0)
                         r = -ENOENT;
         }
-        if (r >= 0 && text && fts_indexed(store, seq))
-                r = fts_run(store, STMT_FTS_INSERT, seq, text);
+        if (r >= 0 && text && store_fts_indexed(store, seq))
+                r = store_fts_run(store, STMT_FTS_INSERT, seq, text);
         if (r < 0) {
                 (void) store_rollback(store);
                 return r;
@@ -1188,14 +976,14 @@ int store_set_reactions(Store *store, const char *conversation, const char *id, 
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
-        if (!store || !conversation || !id || !valid_optional(reactions))
+        if (!store || !conversation || !id || !store_valid_optional(reactions))
                 return -EINVAL;
         r = store_check_transaction(store);
         if (r < 0)
                 return r;
         st = store->stmt[STMT_SET_REACTIONS];
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK ||
-            bind_text(st, 3, reactions) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
+            store_bind_text(st, 3, reactions) != SQLITE_OK)
                 return store_fail(store, STMT_SET_REACTIONS);
         if (sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, STMT_SET_REACTIONS);
@@ -1212,7 +1000,7 @@ static int message_seq(Store *store, const char *conversation, const char *id, i
         sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_SEQ];
         int r;
 
-        if (bind_text(st, 1, conversation) != SQLITE_OK || bind_text(st, 2, id) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
                 return store_fail(store, STMT_GET_SEQ);
 
         r = sqlite3_step(st);
@@ -1247,7 +1035,7 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
         /* One row more than asked for tells whether older ones exist, without a
          * second query. */
         st = store->stmt[STMT_GET_MESSAGES];
-        if (bind_text(st, 1, conversation) != SQLITE_OK ||
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, before) != SQLITE_OK ||
             sqlite3_bind_int64(st, 3, (int64_t) limit + 1) != SQLITE_OK)
                 return store_fail(store, STMT_GET_MESSAGES);
@@ -1265,7 +1053,7 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
                         break;
                 }
 
-                r = message_from_row(st, 0, &m);
+                r = store_message_from_row(st, 0, &m);
                 if (r < 0)
                         return r;
                 g_ptr_array_add(messages, m);
@@ -1288,7 +1076,7 @@ int store_list_unsent(Store *store, GPtrArray **ret) {
         st = store->stmt[STMT_LIST_UNSENT];
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
                 StoreMessage *m;
-                r = message_from_row(st, 0, &m);
+                r = store_message_from_row(st, 0, &m);
                 if (r < 0)
                         return r;
                 g_ptr_array_add(messages, m);
@@ -1313,7 +1101,7 @@ int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, G
                 return store_fail(store, STMT_MESSAGES_AFTER);
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
                 StoreMessage *m;
-                r = message_from_row(st, 0, &m);
+                r = store_message_from_row(st, 0, &m);
                 if (r < 0)
                         return r;
                 g_ptr_array_add(messages, m);
@@ -1352,7 +1140,7 @@ static int conversation_from_row(sqlite3_stmt *st, StoreConversation **ret) {
         c->time_ms = sqlite3_column_int64(st, 4);
 
         if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
-                r = message_from_row(st, 5, &c->last);
+                r = store_message_from_row(st, 5, &c->last);
                 if (r < 0)
                         return r;
         }
@@ -1399,7 +1187,7 @@ int store_get_conversation(Store *store, const char *id, StoreConversation **ret
                 return -EINVAL;
 
         st = store->stmt[STMT_GET_CONVERSATION];
-        if (bind_text(st, 1, id) != SQLITE_OK)
+        if (store_bind_text(st, 1, id) != SQLITE_OK)
                 return store_fail(store, STMT_GET_CONVERSATION);
 
         r = sqlite3_step(st);
@@ -1415,7 +1203,7 @@ static int last_incoming_id(Store *store, const char *conversation, char **ret) 
         sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_LAST_INCOMING];
         int r;
 
-        if (bind_text(st, 1, conversation) != SQLITE_OK)
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK)
                 return store_fail(store, STMT_LAST_INCOMING);
 
         r = sqlite3_step(st);
@@ -1450,7 +1238,7 @@ int store_mark_read(Store *store, const char *conversation, char **ret_last_inco
         {
                 sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CLEAR_UNREAD];
 
-                if (bind_text(st, 1, conversation) != SQLITE_OK)
+                if (store_bind_text(st, 1, conversation) != SQLITE_OK)
                         return store_fail(store, STMT_CLEAR_UNREAD);
                 if (sqlite3_step(st) != SQLITE_DONE)
                         return store_fail(store, STMT_CLEAR_UNREAD);
@@ -1485,7 +1273,7 @@ int store_get_meta(Store *store, const char *key, char **ret) {
                 return -EINVAL;
 
         st = store->stmt[STMT_GET_META];
-        if (bind_text(st, 1, key) != SQLITE_OK)
+        if (store_bind_text(st, 1, key) != SQLITE_OK)
                 return store_fail(store, STMT_GET_META);
 
         r = sqlite3_step(st);
@@ -1505,7 +1293,7 @@ int store_set_meta(Store *store, const char *key, const char *value) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
-        if (!store || !valid_key(key) || !valid_optional(value))
+        if (!store || !valid_key(key) || !store_valid_optional(value))
                 return -EINVAL;
 
         r = store_check_transaction(store);
@@ -1513,8 +1301,8 @@ int store_set_meta(Store *store, const char *key, const char *value) {
                 return r;
 
         st = store->stmt[id];
-        if (bind_text(st, 1, key) != SQLITE_OK ||
-            (value && bind_text(st, 2, value) != SQLITE_OK))
+        if (store_bind_text(st, 1, key) != SQLITE_OK ||
+            (value && store_bind_text(st, 2, value) != SQLITE_OK))
                 return store_fail(store, id);
 
         if (sqlite3_step(st) != SQLITE_DONE)

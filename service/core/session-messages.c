@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Messages for the Session: sending (text, custom), the outbox, revoking,
+ * editing, reacting, typing, reading and searching; and the same acts coming
+ * from peers (statuses, retractions, corrections, reactions, chat states).
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "actions.h"
+#include "custom.h"
+#include "reactions.h"
+#include "session-private.h"
+
+/* Everything still "pending" goes out again after a (re)connect, with its
+ * original id, so a receiver can tell a resend from a new message, and its
+ * original time as an XEP-0203 delay stamp. */
+void session_send_outbox(Session *s) {
+        g_autoptr(GPtrArray) unsent = NULL;
+
+        if (!s->store || store_list_unsent(s->store, &unsent) < 0)
+                return;
+        for (guint i = 0; i < unsent->len; i++) {
+                StoreMessage *m = g_ptr_array_index(unsent, i);
+                /* A resumed session already sent again what it had in flight. */
+                if (xmpp_stream_is_in_flight(s->stream, m->id))
+                        continue;
+                xmpp_stream_send_chat(s->stream, m->conversation, &(XmppChatContent) {
+                                              .body = m->text, .json = m->data, .extension = m->extension },
+                                      m->id, m->time_ms);
+        }
+}
+
+static int status_rank(const char *status) {
+        static const char *const order[] = { "pending", "sent", "delivered", "read" };
+        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+                if (status && strcmp(status, order[i]) == 0)
+                        return (int) i;
+        return -1;
+}
+
+/* A report only counts from the conversation the message went to, only for
+ * our own messages, and only moves the status forward. */
+static void advance_status(Session *s, const char *from, const char *id, const char *status) {
+        g_autoptr(StoreMessage) m = NULL;
+
+        session_flush(s);
+        if (store_get_message(s->store, from, id, &m) < 0 || m->direction != STORE_DIRECTION_OUT) {
+                g_debug("session: ignoring a %s report from %s for %s", status, from, id);
+                return;
+        }
+        if (status_rank(status) <= status_rank(m->status))
+                return;
+        if (store_set_message_status(s->store, from, id, status) < 0)
+                return;
+        s->events.message_status_changed(from, id, status, s->userdata);
+        if (strcmp(status, "read") == 0)
+                s->events.read_by_peer(from, id, s->userdata);
+}
+
+void on_stream_delivered(const char *from, const char *id, void *userdata) {
+        advance_status(userdata, from, id, "delivered");
+}
+
+void on_stream_displayed(const char *from, const char *id, void *userdata) {
+        advance_status(userdata, from, id, "read");
+}
+
+void on_stream_sent(const char *to, const char *id, void *userdata) {
+        advance_status(userdata, to, id, "sent");
+}
+
+/* Sets sender's reactions to message m and announces the new state. */
+static int apply_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
+                           size_t n) {
+        g_autofree char *updated = reactions_update(m->reactions, sender, reactions, n);
+        int r;
+
+        if (g_strcmp0(updated, m->reactions) == 0)
+                return 0;
+        r = store_set_reactions(s->store, m->conversation, m->id, updated);
+        if (r < 0)
+                return r;
+        s->events.reactions_changed(m->conversation, m->id, updated, s->userdata);
+        return 0;
+}
+
+/* A retraction or correction counts only from the message's own sender: the
+ * peer for its messages, our account (another device) for ours. Reactions
+ * count from either. */
+void on_stream_action(const XmppMessageAction *a, void *userdata) {
+        Session *s = userdata;
+        g_autoptr(StoreMessage) m = NULL;
+        StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
+
+        session_flush(s);       /* the message may still be in the batch */
+        if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0 ||
+            (m->direction != want && a->kind != XMPP_ACTION_REACT)) {
+                g_debug("session: ignoring a %s of %s in %s: no such message of its sender",
+                        a->kind == XMPP_ACTION_RETRACT ? "retraction" : "correction", a->target_id, a->peer);
+                return;
+        }
+        if (a->kind == XMPP_ACTION_REACT) {
+                /* anyone of the conversation may react to any of its messages */
+                if (!m->revoked)
+                        apply_reactions(s, m, a->outgoing ? s->account : a->peer, a->reactions, a->n_reactions);
+                return;
+        }
+        if (a->kind == XMPP_ACTION_RETRACT) {
+                if (m->revoked || store_revoke_message(s->store, a->peer, a->target_id) < 0)
+                        return;
+                s->events.message_revoked(a->peer, a->target_id, s->userdata);
+        } else {
+                if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
+                    store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
+                        return;
+                s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
+        }
+}
+
+void on_stream_typing(const char *from, bool typing, void *userdata) {
+        Session *s = userdata;
+        s->events.typing(from, from, typing, s->userdata);
+}
+
+/* Stores m (type and content filled in) as our new message to conversation,
+ * sends it if the session is up, and announces it. */
+static int send_message(Session *s, const char *conversation, StoreMessage m, char **ret_id) {
+        g_autofree char *id = NULL;
+        g_autoptr(GPtrArray) added = NULL;
+        g_autoptr(GHashTable) changed = NULL;
+        int64_t seq;
+        int r;
+
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+
+        id = xmpp_new_id();
+        m.id = id;
+        m.conversation = (char *) conversation;
+        m.sender = s->account;
+        m.direction = STORE_DIRECTION_OUT;
+        m.time_ms = g_get_real_time() / 1000;
+        m.status = (char *) "pending";
+
+        /* Stored (committed) before it goes out: a message the caller was told
+         * about is never lost. */
+        r = store_append_message(s->store, &m, &seq);
+        if (r < 0)
+                return r == -EEXIST ? -EIO : r;
+        m.seq = seq;
+        if (s->ready && s->stream)
+                r = xmpp_stream_send_chat(s->stream, conversation, &(XmppChatContent) {
+                                                  .body = m.text, .json = m.data, .extension = m.extension },
+                                          id, 0);
+        else
+                r = -ENOTCONN;
+        if (r < 0)
+                g_debug("session: %s waits in the outbox: %s", id, g_strerror(-r));
+
+        session_schedule_indexing(s, INDEX_QUIET_MS);
+        added = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        g_ptr_array_add(added, store_message_copy(&m));
+        s->events.messages_added(added, s->userdata);
+        changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_hash_table_add(changed, (char *) conversation);
+        session_announce_conversations(s, changed);
+
+        *ret_id = g_steal_pointer(&id);
+        return 0;
+}
+
+int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id) {
+        return send_message(s, conversation, (StoreMessage) { .type = (char *) "text", .text = (char *) text },
+                            ret_id);
+}
+
+int session_send_custom(Session *s, const char *conversation, const char *data, const char *description,
+                        const char *extension, char **ret_id) {
+        if (!custom_data_valid(data))
+                return -EINVAL;
+        return send_message(s, conversation, (StoreMessage) {
+                                    .type = (char *) "custom",
+                                    .text = description && *description ? (char *) description : NULL,
+                                    .data = (char *) data,
+                                    .extension = extension && *extension ? (char *) extension : NULL,
+                            }, ret_id);
+}
+
+/* Our own message id of conversation, for revoking or editing: -ENOENT if
+ * there is none, -EPERM if it is someone else's; the session must be up. */
+static int own_message(Session *s, const char *conversation, const char *id, StoreMessage **ret) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->direction != STORE_DIRECTION_OUT)
+                return -EPERM;
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int session_revoke_message(Session *s, const char *conversation, const char *id) {
+        g_autoptr(StoreMessage) m = NULL;
+        int64_t age_ms;
+        int r;
+
+        r = own_message(s, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked)
+                return 0;
+        age_ms = g_get_real_time() / 1000 - m->time_ms;
+        if (age_ms > (int64_t) s->config.revoke_window_ms)
+                return -ETIME;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        /* Never sent, nothing to take back: only our copy goes. */
+        if (strcmp(m->status, "pending") != 0 || xmpp_stream_is_in_flight(s->stream, id)) {
+                r = xmpp_stream_send_retract(s->stream, conversation, id);
+                if (r < 0)
+                        return r;
+        }
+        r = store_revoke_message(s->store, conversation, id);
+        if (r < 0)
+                return r;
+        s->events.message_revoked(conversation, id, s->userdata);
+        return 0;
+}
+
+int session_react(Session *s, const char *conversation, const char *id, const char *const *reactions, size_t n) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        if (n > XMPP_REACTIONS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                if (!xmpp_reaction_valid(reactions[i]))
+                        return -EINVAL;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(reactions[i], reactions[j]) == 0)
+                                return -EINVAL;
+        }
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked)
+                return -EPERM;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        r = xmpp_stream_send_reactions(s->stream, conversation, id, reactions, n);
+        if (r < 0)
+                return r;
+        return apply_reactions(s, m, s->account, reactions, n);
+}
+
+unsigned session_revoke_window_s(const Session *s) {
+        return s->config.revoke_window_ms / 1000;
+}
+
+int session_edit_message(Session *s, const char *conversation, const char *id, const char *text) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        r = own_message(s, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->revoked || strcmp(m->type, "text") != 0)
+                return -EPERM;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        r = xmpp_stream_send_correction(s->stream, conversation, id, text);
+        if (r < 0)
+                return r;
+        r = store_edit_message(s->store, conversation, id, text);
+        if (r < 0)
+                return r;
+        s->events.message_edited(conversation, id, text, s->userdata);
+        return 0;
+}
+
+int session_search(Session *s, const char *words, const char *conversation, unsigned limit, GPtrArray **ret) {
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        return store_search(s->store, words, conversation, limit, ret);
+}
+
+int session_set_typing(Session *s, const char *conversation, bool typing) {
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        if (!s->ready || !s->stream)
+                return -ENETDOWN;
+        return xmpp_stream_send_chat_state(s->stream, conversation, typing);
+}
+
+int session_get_conversations(Session *s, GPtrArray **ret) {
+        if (!s->store) {
+                *ret = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
+                return 0;
+        }
+        session_flush(s);
+        return store_list_conversations(s->store, ret);
+}
+
+int session_mark_read(Session *s, const char *conversation) {
+        g_autofree char *last_incoming = NULL;
+        g_autoptr(GHashTable) changed = NULL;
+        StoreConversation *before = NULL;
+        uint32_t unread;
+        int r;
+
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_conversation(s->store, conversation, &before);
+        if (r < 0)
+                return r;
+        unread = before->unread;
+        store_conversation_free(before);
+
+        r = store_mark_read(s->store, conversation, &last_incoming);
+        if (r < 0)
+                return r;
+        if (last_incoming && s->ready && s->stream)
+                xmpp_stream_send_displayed(s->stream, conversation, last_incoming);
+        if (unread == 0)
+                return 0;
+        changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_hash_table_add(changed, (char *) conversation);
+        session_announce_conversations(s, changed);
+        session_refresh_unread_total(s);
+        return 0;
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Session's insides, shared by its parts: session.c (login, connection,
+ * receiving, announcing), session-messages.c (what the user does with
+ * messages and what peers do to them) and session-archive.c (XEP-0313:
+ * catch-up after a reconnect, and paging back for GetMessages). Nothing
+ * outside service/core includes this.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "backoff.h"
+#include "session.h"
+#include "store.h"
+#include "stream.h"
+
+#define LAST_ACCOUNT_FILE "last-account"
+
+/* Incoming messages are committed and announced together at most this long
+ * after the first of them arrived, or when this many are waiting. A user does
+ * not notice 20 ms; the disk and the CPU notice a commit per message. */
+#define BATCH_WINDOW_MS 20
+#define BATCH_MAX_MESSAGES 512
+
+/* XEP-0313 catch-up: archive messages per page, and the store's meta key for
+ * the archive id of the last message stored from the archive ("" when the
+ * archive was empty: the next catch-up starts at its beginning). */
+#define MAM_PAGE_SIZE 100
+#define META_MAM_LAST_ID "mam-last-id"
+/* Live messages held back while the catch-up runs; beyond this many they are
+ * stored at once (memory matters more than order in a flood). */
+#define MAM_HELD_MAX 4096
+
+/* The store's meta key for the newest seq whose MessageReceived has certainly
+ * left imd (see session_messages_announced()), and how many messages one
+ * replay step re-announces. */
+#define META_ANNOUNCED_SEQ "announced-seq"
+#define REPLAY_CHUNK 512
+
+/* Paging GetMessages back through the server archive: meta keys (suffixed
+ * with the conversation) for the archive id of the oldest page fetched and
+ * for "the archive has nothing older"; at most this many archive pages per
+ * request (pages that only repeat cached messages included). */
+#define META_ARCHIVE_CURSOR "archive-cursor:"
+#define META_ARCHIVE_DONE "archive-done:"
+#define BACK_PAGE_MIN 20
+#define BACK_QUERIES_MAX 8
+
+/* Search indexing waits until no message was stored for this long (so that a
+ * flood is not slowed down by it), then indexes this many per step, with a
+ * pause between steps so that the loop stays responsive. */
+#define INDEX_QUIET_MS 2000
+#define INDEX_STEP_MESSAGES 2000
+#define INDEX_STEP_PAUSE_MS 20
+
+typedef struct BackRequest {
+        char *conversation;
+        char *before_id;                /* "" for the newest */
+        unsigned limit;
+        unsigned queries;               /* archive pages asked for so far */
+        SessionMessagesCallback callback;
+        void *userdata;
+} BackRequest;
+
+struct Session {
+        SessionEvents events;
+        void *userdata;
+        char *data_dir;                 /* $XDG_DATA_HOME/imd */
+        XmppTransportContext *transport_ctx;
+
+        char *account;                  /* bare JID whose history is open, or NULL */
+        Store *store;
+        XmppStream *stream;
+        SessionNetState net_state;
+        bool ready;
+        bool login_pending;             /* login_finished() not yet delivered */
+        char *login_jid;                /* account being logged in */
+
+        /* Kept while the user wants to be online, to reconnect without asking. */
+        SessionConfig config;
+        bool online_wanted;
+        char *password, *url, *ca_file;
+        Backoff backoff;
+        guint reconnect_source;
+        XmppSm *resumable;              /* XEP-0198 state of the lost connection */
+        guint reap_source;              /* frees a closed stream outside its callback */
+        XmppStream *dead_stream;
+
+        /* Incoming messages are stored in one transaction per batch and announced
+         * after it commits: a signalled message is always on disk, and a flood
+         * costs one commit (and one update per conversation) per batch rather
+         * than per message. */
+        guint batch_source;
+        GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
+        uint32_t unread_total;
+
+        /* Announcing survives a kill -9: every message up to announced_seq was
+         * announced; the ones after it (committed, then killed before their
+         * signals left) are announced again when the history is next opened. */
+        int64_t announced_seq;
+        guint replay_source;
+
+        guint index_source;             /* the next step of search indexing */
+
+        /* Archive catch-up of the current connection. Live messages (and
+         * offline ones, and carbons) that arrive meanwhile wait in held until
+         * the archive's pages are stored, so the history keeps the archive's
+         * order; the copies of them that the pages bring are stored first and
+         * the held ones then turn out to be duplicates. */
+        bool mam_running;               /* a query is out */
+        bool mam_done;                  /* caught up; a resumed session need not again */
+        GPtrArray *held;                /* StoreMessage*, in arrival order; NULL if none */
+
+        /* GetMessages calls that ran out of cache and wait for older pages of
+         * the archive, one query at a time, after any catch-up. */
+        GQueue back_requests;           /* BackRequest*, the head's query may be out */
+        bool back_running;              /* a query for the head is out */
+        GPtrArray *back_page;           /* StoreMessage*, its results, oldest first */
+};
+
+/* session.c */
+/* Stores and announces the batch of incoming messages; negative errno if it
+ * could not be stored (then nothing of it is announced or acknowledged). */
+int session_flush(Session *s);
+/* The catch-up is over (or broke off): what was held goes into the history. */
+void session_release_held(Session *s);
+void session_announce_conversations(Session *s, GHashTable *ids);
+void session_refresh_unread_total(Session *s);
+/* (Re)starts the wait for quiet before search indexing. */
+void session_schedule_indexing(Session *s, unsigned delay_ms);
+
+/* session-messages.c */
+void session_send_outbox(Session *s);
+void on_stream_delivered(const char *from, const char *id, void *userdata);
+void on_stream_displayed(const char *from, const char *id, void *userdata);
+void on_stream_sent(const char *to, const char *id, void *userdata);
+void on_stream_action(const XmppMessageAction *a, void *userdata);
+void on_stream_typing(const char *from, bool typing, void *userdata);
+
+/* session-archive.c */
+void session_archive_catch_up(Session *s);
+/* Whoever waits for archive pages gets what the cache has (disconnected,
+ * logged out, another account). */
+void session_archive_fail_waiting(Session *s);
+void on_stream_mam_finished(int error, bool complete, const char *first, const char *last, void *userdata);
+

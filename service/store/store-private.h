@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Store's insides, shared by store.c (schema, transactions, messages,
+ * conversations) and store-search.c (the FTS5 index). Nothing outside
+ * service/store includes this.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <glib.h>
+
+#include "store.h"
+
+/* The store's own meta key: see migration 3 in store.c. */
+#define META_FTS_SEQ "fts-seq"
+
+typedef enum StoreStatement {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_SAVEPOINT_NEST,
+        STMT_RELEASE_NEST,
+        STMT_ROLLBACK_TO_NEST,
+        STMT_INSERT_MESSAGE,
+        STMT_CONVERSATION_KEY,
+        STMT_INSERT_CONVERSATION,
+        STMT_UPDATE_CONVERSATION,
+        STMT_GET_MESSAGE,
+        STMT_GET_SEQ,
+        STMT_GET_MESSAGES,
+        STMT_SET_STATUS,
+        STMT_REVOKE,
+        STMT_EDIT,
+        STMT_SET_REACTIONS,
+        STMT_INSERT_MESSAGE_AT,
+        STMT_FIRST_SEQ,
+        STMT_ADOPT_LAST,
+        STMT_OLDEST_TIME,
+        STMT_SEARCH,
+        STMT_FTS_INSERT,
+        STMT_FTS_DELETE,
+        STMT_FTS_NEXT_BOUND,
+        STMT_FTS_CATCH_UP,
+        STMT_GET_TEXT,
+        STMT_LIST_CONVERSATIONS,
+        STMT_GET_CONVERSATION,
+        STMT_LAST_INCOMING,
+        STMT_CLEAR_UNREAD,
+        STMT_UNREAD_TOTAL,
+        STMT_GET_META,
+        STMT_SET_META,
+        STMT_DELETE_META,
+        STMT_LIST_UNSENT,
+        STMT_MESSAGES_AFTER,
+        STMT_LAST_SEQ,
+        _STMT_MAX,
+} StoreStatement;
+
+struct Store {
+        sqlite3 *db;
+        /* Prepared once at open: compiling SQL costs more than running these. */
+        sqlite3_stmt *stmt[_STMT_MAX];
+        /* Depth of store_begin(); 0 means every write is its own transaction. */
+        unsigned nesting;
+        /* Messages with seq <= 0 or <= fts_seq are in the search index. */
+        int64_t fts_seq;
+};
+
+/* A cached statement handed out by this is reset when it goes out of scope, so an
+ * early return can never leave it holding a read snapshot or stale bindings. */
+static inline void stmt_resetp(sqlite3_stmt **st) {
+        if (*st) {
+                sqlite3_reset(*st);
+                sqlite3_clear_bindings(*st);
+        }
+}
+#define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
+
+/* store.c */
+/* Logs SQLite's error for statement id at debug level; -EIO. */
+int store_fail(Store *store, StoreStatement id);
+int store_bind_text(sqlite3_stmt *st, int i, const char *s);
+bool store_valid_optional(const char *s);
+int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
+
+/* store-search.c */
+/* Whether the message with this seq is in the search index. */
+bool store_fts_indexed(const Store *store, int64_t seq);
+/* Runs STMT_FTS_INSERT or STMT_FTS_DELETE for (seq, text). */
+int store_fts_run(Store *store, StoreStatement id, int64_t seq, const char *text);
+/* Before the text of a message changes: the index forgets the old text.
+ * *ret_seq gets its seq; -ENOENT no such message. */
+int store_fts_before_change(Store *store, const char *conversation, const char *id, int64_t *ret_seq);
