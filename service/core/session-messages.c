@@ -192,14 +192,19 @@ int session_send_custom(Session *s, const char *conversation, const char *data, 
 
 /* Our own message id of conversation, for revoking or editing: -ENOENT if
  * there is none, -EPERM if it is someone else's; the session must be up. */
+/* A message of conversation to act on: -ENOTCONN not logged in, -ENOENT no such message. */
+static int history_message(Session *s, const char *conversation, const char *id, StoreMessage **ret) {
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        session_flush(s);
+        return store_get_message(s->store, conversation, id, ret);
+}
+
 static int own_message(Session *s, const char *conversation, const char *id, StoreMessage **ret) {
         g_autoptr(StoreMessage) m = NULL;
         int r;
 
-        if (!s->online_wanted || !s->store || s->login_pending)
-                return -ENOTCONN;
-        session_flush(s);
-        r = store_get_message(s->store, conversation, id, &m);
+        r = history_message(s, conversation, id, &m);
         if (r < 0)
                 return r;
         if (m->direction != STORE_DIRECTION_OUT)
@@ -249,10 +254,7 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
                         if (strcmp(reactions[i], reactions[j]) == 0)
                                 return -EINVAL;
         }
-        if (!s->online_wanted || !s->store || s->login_pending)
-                return -ENOTCONN;
-        session_flush(s);
-        r = store_get_message(s->store, conversation, id, &m);
+        r = history_message(s, conversation, id, &m);
         if (r < 0)
                 return r;
         if (m->revoked)

@@ -85,6 +85,9 @@ int store_fail(Store *store, StoreStatement id);
 int store_bind_text(sqlite3_stmt *st, int i, const char *s);
 bool store_valid_optional(const char *s);
 int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
+/* Steps statement id (bound by the caller) and collects its rows, each
+ * MESSAGE_COLUMNS from column 0; resets it. */
+int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret);
 
 /* store-search.c */
 /* Whether the message with this seq is in the search index. */

@@ -122,9 +122,8 @@ static char *fts_query(const char *words) {
 }
 
 int store_search(Store *store, const char *words, const char *conversation, unsigned limit, GPtrArray **ret) {
-        g_autoptr(GPtrArray) messages = NULL;
         g_autofree char *query = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        sqlite3_stmt *st;
         int r;
 
         if (!store || !words || !store_valid_optional(words) || limit == 0 || !ret)
@@ -138,21 +137,10 @@ int store_search(Store *store, const char *words, const char *conversation, unsi
                 if (r < 0)
                         return r;
         }
-        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
         st = store->stmt[STMT_SEARCH];
         if (store_bind_text(st, 1, query) != SQLITE_OK ||
             store_bind_text(st, 2, conversation && *conversation ? conversation : NULL) != SQLITE_OK ||
             sqlite3_bind_int64(st, 3, limit) != SQLITE_OK)
-                return store_fail(store, STMT_SEARCH);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreMessage *m;
-                r = store_message_from_row(st, 0, &m);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(messages, m);
-        }
-        if (r != SQLITE_DONE)
-                return store_fail(store, STMT_SEARCH);
-        *ret = g_steal_pointer(&messages);
-        return 0;
+                return store_fail(store, STMT_SEARCH);  /* each use binds every parameter anew */
+        return store_collect_messages(store, STMT_SEARCH, ret);
 }

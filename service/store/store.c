@@ -1065,15 +1065,11 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
         return 0;
 }
 
-int store_list_unsent(Store *store, GPtrArray **ret) {
-        g_autoptr(GPtrArray) messages = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
+int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret) {
+        g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
         int r;
 
-        if (!store || !ret)
-                return -EINVAL;
-        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-        st = store->stmt[STMT_LIST_UNSENT];
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
                 StoreMessage *m;
                 r = store_message_from_row(st, 0, &m);
@@ -1082,34 +1078,27 @@ int store_list_unsent(Store *store, GPtrArray **ret) {
                 g_ptr_array_add(messages, m);
         }
         if (r != SQLITE_DONE)
-                return store_fail(store, STMT_LIST_UNSENT);
+                return store_fail(store, id);
         *ret = g_steal_pointer(&messages);
         return 0;
 }
 
+int store_list_unsent(Store *store, GPtrArray **ret) {
+        if (!store || !ret)
+                return -EINVAL;
+        return store_collect_messages(store, STMT_LIST_UNSENT, ret);
+}
+
 int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, GPtrArray **ret) {
-        g_autoptr(GPtrArray) messages = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
+        sqlite3_stmt *st;
 
         if (!store || !ret || limit == 0)
                 return -EINVAL;
-        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
         st = store->stmt[STMT_MESSAGES_AFTER];
         if (sqlite3_bind_int64(st, 1, after_seq) != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, limit) != SQLITE_OK)
-                return store_fail(store, STMT_MESSAGES_AFTER);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreMessage *m;
-                r = store_message_from_row(st, 0, &m);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(messages, m);
-        }
-        if (r != SQLITE_DONE)
-                return store_fail(store, STMT_MESSAGES_AFTER);
-        *ret = g_steal_pointer(&messages);
-        return 0;
+                return store_fail(store, STMT_MESSAGES_AFTER);  /* each use binds every parameter anew */
+        return store_collect_messages(store, STMT_MESSAGES_AFTER, ret);
 }
 
 int store_last_seq(Store *store, int64_t *ret) {

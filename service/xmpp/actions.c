@@ -10,7 +10,7 @@
 #define NS_HINTS  "urn:xmpp:hints"
 #define MAX_ID_LEN 256
 
-static XmlNode *chat_new(const char *to, const char *stanza_id) {
+XmlNode *xmpp_chat_stanza_new(const char *to, const char *stanza_id) {
         XmlNode *msg = xml_node_new("message", NS_CLIENT);
 
         xml_node_set_attr(msg, "type", "chat");
@@ -20,7 +20,7 @@ static XmlNode *chat_new(const char *to, const char *stanza_id) {
 }
 
 XmlNode *xmpp_retract_new(const char *to, const char *stanza_id, const char *target_id) {
-        XmlNode *msg = chat_new(to, stanza_id);
+        XmlNode *msg = xmpp_chat_stanza_new(to, stanza_id);
 
         xml_node_set_attr(xml_node_add_child(msg, "retract", NS_RETRACT), "id", target_id);
         xml_node_set_attr(xml_node_add_child(msg, "fallback", NS_FALLBACK), "for", NS_RETRACT);
@@ -31,7 +31,7 @@ XmlNode *xmpp_retract_new(const char *to, const char *stanza_id, const char *tar
 }
 
 XmlNode *xmpp_correction_new(const char *to, const char *stanza_id, const char *target_id, const char *text) {
-        XmlNode *msg = chat_new(to, stanza_id);
+        XmlNode *msg = xmpp_chat_stanza_new(to, stanza_id);
 
         xml_node_set_text(xml_node_add_child(msg, "body", NULL), text);
         xml_node_set_attr(xml_node_add_child(msg, "replace", NS_CORRECT), "id", target_id);
@@ -41,7 +41,7 @@ XmlNode *xmpp_correction_new(const char *to, const char *stanza_id, const char *
 
 XmlNode *xmpp_reactions_new(const char *to, const char *stanza_id, const char *target_id,
                             const char *const *reactions, size_t n_reactions) {
-        XmlNode *msg = chat_new(to, stanza_id);
+        XmlNode *msg = xmpp_chat_stanza_new(to, stanza_id);
         XmlNode *set = xml_node_add_child(msg, "reactions", NS_REACTIONS);
 
         xml_node_set_attr(set, "id", target_id);

@@ -24,6 +24,10 @@
 #define XMPP_REACTIONS_MAX 16
 #define XMPP_REACTION_MAX_BYTES 64
 
+/* <message type='chat' to=to id=stanza_id/>: what every stanza of a
+ * one-to-one chat starts from. */
+XmlNode *xmpp_chat_stanza_new(const char *to, const char *stanza_id);
+
 /* <message type='chat'> retracting our message target_id (its origin-id), with
  * a fallback body for clients without XEP-0424 and a store hint so that the
  * archive keeps the retraction (other devices, later catch-ups). */

@@ -876,44 +876,42 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
         return 0;
 }
 
-int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id) {
-        g_autoptr(XmlNode) msg = NULL;
-        g_autofree char *stanza_id = NULL;
+/* Sends msg (taking it), whose id is stanza_id, kept for XEP-0198 like a
+ * chat message, and asks for an acknowledgement. */
+static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
+        g_autoptr(XmlNode) owned = msg;
 
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        stanza_id = xmpp_new_id();
-        msg = xmpp_retract_new(to, stanza_id, target_id);
-        stream_send_stanza(s, msg, stanza_id, to);
+        stream_send_stanza(s, owned, stanza_id, to);
         stream_sm_request_ack(s);
         return 0;
 }
 
-int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text) {
-        g_autoptr(XmlNode) msg = NULL;
+int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id) {
         g_autofree char *stanza_id = NULL;
 
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         stanza_id = xmpp_new_id();
-        msg = xmpp_correction_new(to, stanza_id, target_id, text);
-        stream_send_stanza(s, msg, stanza_id, to);
-        stream_sm_request_ack(s);
-        return 0;
+        return send_tracked(s, xmpp_retract_new(to, stanza_id, target_id), stanza_id, to);
+}
+
+int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text) {
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        return send_tracked(s, xmpp_correction_new(to, stanza_id, target_id, text), stanza_id, to);
 }
 
 int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *target_id,
                                const char *const *reactions, size_t n_reactions) {
-        g_autoptr(XmlNode) msg = NULL;
         g_autofree char *stanza_id = NULL;
 
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         stanza_id = xmpp_new_id();
-        msg = xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions);
-        stream_send_stanza(s, msg, stanza_id, to);
-        stream_sm_request_ack(s);
-        return 0;
+        return send_tracked(s, xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions), stanza_id, to);
 }
 
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
@@ -923,10 +921,7 @@ int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         stanza_id = xmpp_new_id();
-        msg = xml_node_new("message", NS_CLIENT);
-        xml_node_set_attr(msg, "type", "chat");
-        xml_node_set_attr(msg, "to", to);
-        xml_node_set_attr(msg, "id", stanza_id);
+        msg = xmpp_chat_stanza_new(to, stanza_id);
         xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
         /* Markers carry no body; ask the server to archive them so other devices see them. */
         xml_node_add_child(msg, "store", NS_HINTS);
@@ -941,10 +936,7 @@ int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         stanza_id = xmpp_new_id();
-        msg = xml_node_new("message", NS_CLIENT);
-        xml_node_set_attr(msg, "type", "chat");
-        xml_node_set_attr(msg, "to", to);
-        xml_node_set_attr(msg, "id", stanza_id);
+        msg = xmpp_chat_stanza_new(to, stanza_id);
         xml_node_add_child(msg, composing ? "composing" : "paused", NS_CHATSTATES);
         xml_node_add_child(msg, "no-store", NS_HINTS);
         stream_send_node(s, msg);
