@@ -319,7 +319,7 @@ static int message_action_error(Manager *mgr, int r, const char *conversation, c
 static int method_revoke_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
-        const char *id;
+        const char *id = NULL;         /* set by read_message_ref() */
         int r;
 
         r = read_message_ref(m, &conversation, &id, error);
@@ -334,7 +334,7 @@ static int method_revoke_message(sd_bus_message *m, void *userdata, sd_bus_error
 static int method_edit_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
-        const char *id, *text;
+        const char *id = NULL, *text;
         int r;
 
         r = read_message_ref(m, &conversation, &id, error);
@@ -356,7 +356,7 @@ static int method_react(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
         g_auto(GStrv) reactions = NULL;
-        const char *id;
+        const char *id = NULL;         /* set by read_message_ref() */
         int r;
 
         r = read_message_ref(m, &conversation, &id, error);
