@@ -56,8 +56,15 @@ static void advance_status(Session *s, const char *from, const char *id, const c
         if (store_set_message_status(s->store, from, id, status) < 0)
                 return;
         s->events.message_status_changed(from, id, status, s->userdata);
-        if (strcmp(status, "read") == 0)
+        if (strcmp(status, "read") == 0) {
+                g_autoptr(GPtrArray) earlier = NULL;
+                /* XEP-0333 §3.2: the marker covers every earlier message too */
+                if (store_mark_read_by_peer(s->store, from, id, &earlier) >= 0)
+                        for (guint i = 0; i < earlier->len; i++)
+                                s->events.message_status_changed(from, g_ptr_array_index(earlier, i), "read",
+                                                                 s->userdata);
                 s->events.read_by_peer(from, id, s->userdata);
+        }
 }
 
 void on_stream_delivered(const char *from, const char *id, void *userdata) {

@@ -45,6 +45,7 @@ typedef enum StoreStatement {
         STMT_FTS_NEXT_BOUND,
         STMT_FTS_CATCH_UP,
         STMT_GET_TEXT,
+        STMT_READ_BY_PEER,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,

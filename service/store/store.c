@@ -106,6 +106,12 @@ static const char *const migrations[] = {
         "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='seq',"
         "        tokenize='unicode61 remove_diacritics 2');"
         "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages WHERE seq <= 0 AND text IS NOT NULL;",
+        /* Version 4: our messages the peer has not displayed yet, per
+         * conversation. An XEP-0333 displayed marker covers every earlier
+         * message too; this finds those without walking the history. Every
+         * message passes through it briefly (sent -> delivered -> read). */
+        "CREATE INDEX messages_unread_by_peer ON messages (conversation, seq) "
+        "        WHERE direction = 1 AND status IN ('sent', 'delivered');",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -189,6 +195,10 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "SELECT seq, text FROM messages WHERE seq > ?1 AND seq <= ?2 AND text IS NOT NULL",
         [STMT_GET_TEXT]            =
                 "SELECT seq, text FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        [STMT_READ_BY_PEER]        =
+                "UPDATE messages INDEXED BY messages_unread_by_peer SET status = 'read' "
+                "WHERE conversation = " CONVERSATION_KEY " AND seq < ?2 AND direction = 1 "
+                "AND status IN ('sent', 'delivered') RETURNING id",
         [STMT_SET_REACTIONS]       =
                 "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
@@ -970,6 +980,33 @@ int store_revoke_message(Store *store, const char *conversation, const char *id)
         if (!store || !conversation || !id)
                 return -EINVAL;
         return change_text(store, STMT_REVOKE, conversation, id, NULL);
+}
+
+static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret);
+
+int store_mark_read_by_peer(Store *store, const char *conversation, const char *id, GPtrArray **ret_ids) {
+        g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+        int64_t seq;
+        int r;
+
+        if (!store || !conversation || !id || !ret_ids)
+                return -EINVAL;
+        r = message_seq(store, conversation, id, &seq);
+        if (r < 0)
+                return r;
+        r = store_check_transaction(store);
+        if (r < 0)
+                return r;
+        st = store->stmt[STMT_READ_BY_PEER];
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || sqlite3_bind_int64(st, 2, seq) != SQLITE_OK)
+                return store_fail(store, STMT_READ_BY_PEER);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+                g_ptr_array_add(ids, g_strdup((const char *) sqlite3_column_text(st, 0)));
+        if (r != SQLITE_DONE)
+                return store_fail(store, STMT_READ_BY_PEER);
+        *ret_ids = g_steal_pointer(&ids);
+        return 0;
 }
 
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {

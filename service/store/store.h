@@ -116,6 +116,11 @@ int store_revoke_message(Store *store, const char *conversation, const char *id)
  * no such message or it was revoked. */
 int store_edit_message(Store *store, const char *conversation, const char *id, const char *text);
 
+/* XEP-0333: the peer displayed our message id, and so every earlier one:
+ * those still "sent" or "delivered" become "read". *ret_ids gets their ids,
+ * oldest first (not id itself). -ENOENT if id is not in the conversation.
+ * Uses a partial index of the messages not yet displayed. */
+int store_mark_read_by_peer(Store *store, const char *conversation, const char *id, GPtrArray **ret_ids);
 /* Replaces the reactions (opaque text to the store, NULL for none).
  * -ENOENT if there is no such message. */
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);

@@ -75,6 +75,28 @@ def test_displayed_marker_raises_read_by_peer(client, logged_in, peer_factory):
     statuses = [s.args[2] for s in client.signals[start:]
                 if s.member == "MessageStatusChanged" and s.args[1] == msg_id]
     assert statuses[-1] == "read"
+    # a marker covers the earlier messages too (XEP-0333): they become read,
+    # while MessageReadByPeer names the displayed one
+    first = client.call("SendText", "ss", (bob.jid, "one"))
+    second = client.call("SendText", "ss", (bob.jid, "two"))
+    start = client.mark()
+    third = client.call("SendText", "ss", (bob.jid, "three"))
+    bob.wait_for_body("three")
+    for mid in (first, second, third):      # acknowledged by the server: "sent"
+        if next(m for m in client.call("GetMessages", "ssu", (bob.jid, "", 10))[0] if m["id"] == mid)["status"] == "pending":
+            client.wait_signal("MessageStatusChanged", lambda a, mid=mid: a[1] == mid and a[2] == "sent")
+    start = client.mark()
+    bob.send_displayed(logged_in.jid, third)
+    client.wait_signal("MessageReadByPeer", lambda a: a[1] == third, start=start)
+    client.pump(SETTLE)
+    read = {s.args[1] for s in client.signals[start:]
+            if s.member == "MessageStatusChanged" and s.args[2] == "read"}
+    assert read == {first, second, third}
+    assert [tuple(s.args) for s in client.signals[start:] if s.member == "MessageReadByPeer"] == \
+        [(bob.jid, third)]
+    msgs, _ = client.call("GetMessages", "ssu", (bob.jid, "", 10))
+    assert {m["id"]: m["status"] for m in msgs if m["id"] in (first, second, third)} == \
+        {first: "read", second: "read", third: "read"}
     # the same marker again changes nothing
     start = client.mark()
     bob.send_displayed(logged_in.jid, msg_id)

@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 3
+#define STORE_TEST_SCHEMA_VERSION 4
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
@@ -980,6 +980,45 @@ static void test_search(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(hits->len, ==, 5);     /* each once */
 }
 
+static void test_read_by_peer(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) ids = NULL;
+        g_autoptr(StoreMessage) m = NULL;
+        const char *status[] = { "read", "delivered", "sent", "pending", "sent", "sent" };
+
+        for (int i = 0; i < 6; i++) {
+                char id[8];
+                g_snprintf(id, sizeof id, "o%d", i);
+                StoreMessage o = make_message(ALICE, id, STORE_DIRECTION_OUT, 100 + i, id);
+                o.status = (char *) status[i];
+                g_assert_cmpint(store_append_message(f->store, &o, NULL), ==, 0);
+        }
+        StoreMessage in = make_message(ALICE, "i1", STORE_DIRECTION_IN, 150, "theirs");
+        StoreMessage other = make_message(BOB, "b1", STORE_DIRECTION_OUT, 160, "bob's");
+        other.status = (char *) "sent";
+        g_assert_cmpint(store_append_message(f->store, &in, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &other, NULL), ==, 0);
+
+        /* o4 displayed: o1, o2 were unread by the peer; o0 already read, o3
+         * never sent, o4 itself is the caller's, o5 is later */
+        g_assert_cmpint(store_mark_read_by_peer(f->store, ALICE, "o4", &ids), ==, 0);
+        g_assert_cmpuint(ids->len, ==, 2);
+        g_assert_cmpstr(g_ptr_array_index(ids, 0), ==, "o1");
+        g_assert_cmpstr(g_ptr_array_index(ids, 1), ==, "o2");
+        g_clear_pointer(&ids, g_ptr_array_unref);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "o3", &m), ==, 0);
+        g_assert_cmpstr(m->status, ==, "pending");
+        g_clear_pointer(&m, store_message_free);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "o5", &m), ==, 0);
+        g_assert_cmpstr(m->status, ==, "sent");
+        g_clear_pointer(&m, store_message_free);
+        g_assert_cmpint(store_get_message(f->store, BOB, "b1", &m), ==, 0);
+        g_assert_cmpstr(m->status, ==, "sent");
+        /* again: nothing left */
+        g_assert_cmpint(store_mark_read_by_peer(f->store, ALICE, "o4", &ids), ==, 0);
+        g_assert_cmpuint(ids->len, ==, 0);
+        g_assert_cmpint(store_mark_read_by_peer(f->store, ALICE, "nope", &ids), ==, -ENOENT);
+}
+
 static void test_list_unsent(Fixture *f, gconstpointer data) {
         g_autoptr(GPtrArray) unsent = NULL;
         StoreMessage a = make_message(ALICE, "o1", STORE_DIRECTION_OUT, 100, "one");
@@ -1252,6 +1291,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/messages-after", test_messages_after);
         ADD("/store/prepend", test_prepend);
         ADD("/store/search", test_search);
+        ADD("/store/read-by-peer", test_read_by_peer);
         ADD("/store/query-plan", test_query_plan);
         g_test_add_func("/store/migration/from-empty", test_migration_from_empty);
         g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
