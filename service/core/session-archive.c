@@ -161,10 +161,19 @@ static void back_run(Session *s) {
         key = meta_key(META_ARCHIVE_CURSOR, req->conversation);
         if (store_get_meta(s->store, key, &cursor) < 0)
                 cursor = NULL;
-        /* The first time, the archive's newest messages up to (and in the
-         * second of) the oldest cached one; duplicates of cached ones drop out. */
-        if (!cursor && store_oldest_time(s->store, req->conversation, &end_ms) >= 0)
-                end_ms += 1000;
+        /* The first time: before the oldest cached message, by its archive id
+         * when the server gave it one; else (our own messages get none) by its
+         * time, up to and in its second, as clocks differ: duplicates of
+         * cached messages drop out. */
+        if (!cursor) {
+                g_autoptr(StoreMessage) oldest = NULL;
+                if (store_oldest_message(s->store, req->conversation, &oldest) >= 0) {
+                        if (oldest->stanza_id && !req->by_time)
+                                cursor = g_strdup(oldest->stanza_id);
+                        else
+                                end_ms = oldest->time_ms + 1000;
+                }
+        }
         r = xmpp_stream_mam_query_before(s->stream, req->conversation, cursor, end_ms,
                                          MAX(req->limit, BACK_PAGE_MIN) > MAM_PAGE_SIZE ? MAM_PAGE_SIZE
                                                                                        : MAX(req->limit, BACK_PAGE_MIN));
@@ -178,6 +187,7 @@ static void back_run(Session *s) {
         }
         req->queries++;
         s->back_running = true;
+        s->pending_insert_at = 0;
         s->back_page = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
         g_debug("session: archive page before %s for %s", cursor ? cursor : "(its end)", req->conversation);
 }
@@ -191,8 +201,14 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
 
         s->back_running = false;
         if (error == -ENOENT) {
-                /* the archive forgot our cursor: start again from its end */
+                /* the archive does not know our cursor (forgotten, or a
+                 * stanza-id that is no archive id): go by time instead */
                 (void) store_set_meta(s->store, cursor_key, NULL);
+                if (!req->by_time && req->queries < BACK_QUERIES_MAX) {
+                        req->by_time = true;
+                        back_run(s);
+                        return;
+                }
         } else if (error == 0) {
                 /* live messages of the batch first: then the acknowledgement
                  * below counts exactly what is on disk */
@@ -205,6 +221,7 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                 if (store_prepend_messages(s->store, (StoreMessage *const *) page->pdata, page->len) < 0) {
                         error = -EIO;
                 } else {
+                        session_retry_actions(s);
                         if (s->stream && !s->held)
                                 xmpp_stream_messages_committed(s->stream);
                         if (first)
@@ -222,8 +239,9 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                 return;
         }
         g_queue_pop_head(&s->back_requests);
-        /* A server without an archive (or one that refuses) has nothing older to give. */
-        back_reply(s, req, error == -EPROTO || done);
+        /* A server without an archive has nothing older to give; any other
+         * failure may pass, so the history is not called complete. */
+        back_reply(s, req, error == -EOPNOTSUPP || done);
         back_request_free(req);
         back_run(s);
 }

@@ -81,7 +81,7 @@ void on_stream_sent(const char *to, const char *id, void *userdata) {
 
 /* Sets sender's reactions to message m and announces the new state. */
 static int apply_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
-                           size_t n) {
+                           size_t n, bool announce) {
         g_autofree char *updated = reactions_update(m->reactions, sender, reactions, n);
         int r;
 
@@ -90,40 +90,109 @@ static int apply_reactions(Session *s, const StoreMessage *m, const char *sender
         r = store_set_reactions(s->store, m->conversation, m->id, updated);
         if (r < 0)
                 return r;
-        s->events.reactions_changed(m->conversation, m->id, updated, s->userdata);
+        if (announce)
+                s->events.reactions_changed(m->conversation, m->id, updated, s->userdata);
         return 0;
 }
 
 /* A retraction or correction counts only from the message's own sender: the
  * peer for its messages, our account (another device) for ours. Reactions
- * count from either. */
-void on_stream_action(const XmppMessageAction *a, void *userdata) {
-        Session *s = userdata;
+ * count from either. False if the message is not in the history (yet). */
+static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) {
         g_autoptr(StoreMessage) m = NULL;
         StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
 
-        session_flush(s);       /* the message may still be in the batch */
-        if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0 ||
-            (m->direction != want && a->kind != XMPP_ACTION_REACT)) {
-                g_debug("session: ignoring a %s of %s in %s: no such message of its sender",
+        if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0)
+                return false;
+        if (m->direction != want && a->kind != XMPP_ACTION_REACT) {
+                g_debug("session: ignoring a %s of %s in %s: not its sender's message",
                         a->kind == XMPP_ACTION_RETRACT ? "retraction" : "correction", a->target_id, a->peer);
-                return;
+                return true;
         }
         if (a->kind == XMPP_ACTION_REACT) {
                 /* anyone of the conversation may react to any of its messages */
                 if (!m->revoked)
-                        apply_reactions(s, m, a->outgoing ? s->account : a->peer, a->reactions, a->n_reactions);
-                return;
+                        apply_reactions(s, m, a->outgoing ? s->account : a->peer, a->reactions, a->n_reactions,
+                                        announce);
+                return true;
         }
         if (a->kind == XMPP_ACTION_RETRACT) {
                 if (m->revoked || store_revoke_message(s->store, a->peer, a->target_id) < 0)
-                        return;
-                s->events.message_revoked(a->peer, a->target_id, s->userdata);
+                        return true;
+                if (announce)
+                        s->events.message_revoked(a->peer, a->target_id, s->userdata);
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
-                        return;
-                s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
+                        return true;
+                if (announce)
+                        s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
+        }
+        return true;
+}
+
+void on_stream_action(const XmppMessageAction *a, void *userdata) {
+        Session *s = userdata;
+
+        if (a->archived && s->back_running) {
+                session_defer_action(s, a);
+                return;
+        }
+        session_flush(s);       /* the message may still be in the batch */
+        if (!apply_action(s, a, true))
+                g_debug("session: ignoring an action on %s in %s: no such message", a->target_id, a->peer);
+}
+
+/* At most this many deferred actions; beyond, the oldest are dropped. */
+#define PENDING_ACTIONS_MAX 1024
+
+void pending_action_free(PendingAction *p) {
+        g_free(p->peer);
+        g_free(p->target_id);
+        g_free(p->text);
+        g_strfreev(p->reactions);
+        g_free(p);
+}
+
+void session_defer_action(Session *s, const XmppMessageAction *a) {
+        PendingAction *p = g_new0(PendingAction, 1);
+
+        p->kind = a->kind;
+        p->peer = g_strdup(a->peer);
+        p->outgoing = a->outgoing;
+        p->target_id = g_strdup(a->target_id);
+        p->text = g_strdup(a->text);
+        p->reactions = g_new0(char *, a->n_reactions + 1);
+        for (size_t i = 0; i < a->n_reactions; i++)
+                p->reactions[i] = g_strdup(a->reactions[i]);
+        if (!s->pending_actions)
+                s->pending_actions = g_ptr_array_new_with_free_func((GDestroyNotify) pending_action_free);
+        if (s->pending_actions->len >= PENDING_ACTIONS_MAX) {
+                g_debug("session: too many archived actions waiting for their messages; dropping one");
+                pending_action_free(p);
+                return;
+        }
+        /* pages come newest first, each oldest first: a page's actions go
+         * before those of the (newer) pages fetched earlier */
+        g_ptr_array_insert(s->pending_actions, (gint) s->pending_insert_at++, p);
+}
+
+void session_retry_actions(Session *s) {
+        if (!s->pending_actions)
+                return;
+        /* oldest first: a later correction wins over an earlier one */
+        for (guint i = 0; i < s->pending_actions->len;) {
+                PendingAction *p = g_ptr_array_index(s->pending_actions, i);
+                XmppMessageAction a = {
+                        .kind = p->kind, .peer = p->peer, .outgoing = p->outgoing, .archived = true,
+                        .target_id = p->target_id, .text = p->text,
+                        .reactions = (const char *const *) p->reactions,
+                        .n_reactions = g_strv_length(p->reactions),
+                };
+                if (apply_action(s, &a, false))
+                        g_ptr_array_remove_index(s->pending_actions, i);
+                else
+                        i++;
         }
 }
 
@@ -271,7 +340,7 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
         r = xmpp_stream_send_reactions(s->stream, conversation, id, reactions, n);
         if (r < 0)
                 return r;
-        return apply_reactions(s, m, s->account, reactions, n);
+        return apply_reactions(s, m, s->account, reactions, n, true);
 }
 
 unsigned session_revoke_window_s(const Session *s) {

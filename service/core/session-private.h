@@ -62,6 +62,7 @@ typedef struct BackRequest {
         char *before_id;                /* "" for the newest */
         unsigned limit;
         unsigned queries;               /* archive pages asked for so far */
+        bool by_time;                   /* the archive did not know the oldest message's id */
         SessionMessagesCallback callback;
         void *userdata;
 } BackRequest;
@@ -102,6 +103,7 @@ struct Session {
          * announced; the ones after it (committed, then killed before their
          * signals left) are announced again when the history is next opened. */
         int64_t announced_seq;
+        int64_t replay_from, replay_to; /* (from, to]: what the opening found unannounced */
         guint replay_source;
 
         guint index_source;             /* the next step of search indexing */
@@ -120,7 +122,22 @@ struct Session {
         GQueue back_requests;           /* BackRequest*, the head's query may be out */
         bool back_running;              /* a query for the head is out */
         GPtrArray *back_page;           /* StoreMessage*, its results, oldest first */
+        /* Retractions, corrections and reactions from archive pages fetched
+         * backwards: newest first, they come before the older messages they
+         * act on, so they wait here and are tried again after each page. */
+        GPtrArray *pending_actions;     /* PendingAction*, oldest first */
+        guint pending_insert_at;        /* where the current page's actions go */
 };
+
+/* An XmppMessageAction kept beyond the stanza it came in. */
+typedef struct PendingAction {
+        XmppActionKind kind;
+        char *peer;
+        bool outgoing;
+        char *target_id;
+        char *text;
+        char **reactions;               /* NULL-terminated */
+} PendingAction;
 
 /* session.c */
 /* Stores and announces the batch of incoming messages; negative errno if it
@@ -135,6 +152,12 @@ void session_schedule_indexing(Session *s, unsigned delay_ms);
 
 /* session-messages.c */
 void session_send_outbox(Session *s);
+/* Keeps an action from an archive page for session_retry_actions(). */
+void session_defer_action(Session *s, const XmppMessageAction *a);
+/* Applies the deferred actions whose message is now in the history, without
+ * announcing them (they change history the caller is about to be given). */
+void session_retry_actions(Session *s);
+void pending_action_free(PendingAction *p);
 void on_stream_delivered(const char *from, const char *id, void *userdata);
 void on_stream_displayed(const char *from, const char *id, void *userdata);
 void on_stream_sent(const char *to, const char *id, void *userdata);

@@ -63,6 +63,7 @@ static int open_account(Session *s, const char *account) {
 
         session_flush(s);
         session_archive_fail_waiting(s);
+        g_clear_pointer(&s->pending_actions, g_ptr_array_unref);       /* another account's */
         store_close(s->store);
         s->store = store;
         g_free(s->account);
@@ -84,18 +85,23 @@ static int64_t parse_seq(const char *text) {
  * by a previous run that was killed before their signals went out. */
 static gboolean on_replay(gpointer userdata) {
         Session *s = userdata;
-        int64_t pos = s->announced_seq;
+        int64_t pos = s->replay_from;
 
         s->replay_source = 0;
-        for (;;) {
+        /* Exactly the range found at opening: newer messages were announced
+         * (and confirmed, moving the mark past these) as they came. */
+        while (pos < s->replay_to) {
                 g_autoptr(GPtrArray) msgs = NULL;
                 if (store_list_messages_after(s->store, pos, REPLAY_CHUNK, &msgs) < 0 || msgs->len == 0)
+                        break;
+                while (msgs->len > 0 &&
+                       ((StoreMessage *) g_ptr_array_index(msgs, msgs->len - 1))->seq > s->replay_to)
+                        g_ptr_array_remove_index(msgs, msgs->len - 1);
+                if (msgs->len == 0)
                         break;
                 g_debug("session: announcing %u messages committed before imd stopped", msgs->len);
                 pos = ((StoreMessage *) g_ptr_array_index(msgs, msgs->len - 1))->seq;
                 s->events.messages_added(msgs, s->userdata);
-                if (msgs->len < REPLAY_CHUNK)
-                        break;
         }
         return G_SOURCE_REMOVE;
 }
@@ -110,14 +116,17 @@ static void load_announced(Session *s) {
                 g_source_remove(s->replay_source);
                 s->replay_source = 0;
         }
-        if (store_get_meta(s->store, META_ANNOUNCED_SEQ, &text) >= 0 && parse_seq(text) >= 0) {
-                s->announced_seq = parse_seq(text);
-                /* From an idle callback: at start-up the bus is not connected yet. */
-                s->replay_source = g_idle_add(on_replay, s);
-                return;
-        }
         if (store_last_seq(s->store, &last) < 0)
                 last = 0;
+        if (store_get_meta(s->store, META_ANNOUNCED_SEQ, &text) >= 0 && parse_seq(text) >= 0) {
+                s->announced_seq = parse_seq(text);
+                s->replay_from = s->announced_seq;
+                s->replay_to = last;
+                /* From an idle callback: at start-up the bus is not connected yet. */
+                if (s->replay_from < s->replay_to)
+                        s->replay_source = g_idle_add(on_replay, s);
+                return;
+        }
         s->announced_seq = -1;
         session_messages_announced(s, last);
 }
@@ -499,6 +508,7 @@ void session_free(Session *s) {
                 g_source_remove(s->index_source);
         xmpp_stream_free(s->dead_stream);
         xmpp_stream_free(s->stream);
+        g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
         store_close(s->store);
         g_free(s->account);
         g_free(s->login_jid);

@@ -38,7 +38,7 @@ typedef enum StoreStatement {
         STMT_INSERT_MESSAGE_AT,
         STMT_FIRST_SEQ,
         STMT_ADOPT_LAST,
-        STMT_OLDEST_TIME,
+        STMT_OLDEST,
         STMT_SEARCH,
         STMT_FTS_INSERT,
         STMT_FTS_DELETE,
@@ -66,8 +66,12 @@ struct Store {
         sqlite3_stmt *stmt[_STMT_MAX];
         /* Depth of store_begin(); 0 means every write is its own transaction. */
         unsigned nesting;
-        /* Messages with seq <= 0 or <= fts_seq are in the search index. */
+        /* Messages with seq < 0 or <= fts_seq are in the search index. */
         int64_t fts_seq;
+        /* No message has a positive seq yet (empty, or only history prepended
+         * from the archive): SQLite would give the next append max + 1, which
+         * may be 0 or negative, so the next append is placed at 1 explicitly. */
+        bool seq_floor_pending;
 };
 
 /* A cached statement handed out by this is reset when it goes out of scope, so an

@@ -14,7 +14,7 @@
 #define STORE_FTS_STEP 5000
 
 bool store_fts_indexed(const Store *store, int64_t seq) {
-        return seq <= 0 || seq <= store->fts_seq;
+        return seq < 0 || seq <= store->fts_seq;
 }
 
 int store_fts_run(Store *store, StoreStatement id, int64_t seq, const char *text) {

@@ -175,10 +175,9 @@ static const char *const statement_sql[_STMT_MAX] = {
         /* A conversation that only has older messages takes the newest of them as its last. */
         [STMT_ADOPT_LAST]          =
                 "UPDATE conversations SET last_seq = ?2, time_ms = ?3 WHERE key = ?1 AND last_seq IS NULL",
-        [STMT_OLDEST_TIME]         =
-                "SELECT time_ms FROM messages WHERE conversation = " CONVERSATION_KEY " ORDER BY seq LIMIT 1",
-        /* ?1 an FTS5 query (store_search() builds it), ?2 a conversation or
-         * NULL for all, ?3 the limit. Newest first. */
+        [STMT_OLDEST]              =
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
+                "WHERE conversation = " CONVERSATION_KEY " ORDER BY seq LIMIT 1",
         [STMT_SEARCH]              =
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages_fts "
                 "JOIN messages ON messages.seq = messages_fts.rowid "
@@ -373,6 +372,8 @@ rollback:
         return r;
 }
 
+static int refresh_seq_floor(Store *store);
+
 int store_open(const char *dir, Store **ret) {
         g_autoptr(Store) store = NULL;
         g_autofree char *path = NULL;
@@ -457,6 +458,9 @@ int store_open(const char *dir, Store **ret) {
                 if (mark && g_ascii_string_to_signed(mark, 10, 0, G_MAXINT64, &v, NULL))
                         store->fts_seq = v;
         }
+        r = refresh_seq_floor(store);
+        if (r < 0)
+                return r;
 
         *ret = g_steal_pointer(&store);
         return 0;
@@ -648,6 +652,17 @@ static bool message_valid(const StoreMessage *msg) {
  * seqs[i] gets the seq of msgs[i], 0 for a duplicate. Per batch, each
  * conversation is looked up once and updated once; per message there is one
  * INSERT. */
+/* Whether no message has a positive seq (see Store.seq_floor_pending). */
+static int refresh_seq_floor(Store *store) {
+        int64_t last = 0;
+        int r = store_last_seq(store, &last);
+
+        if (r < 0)
+                return r;
+        store->seq_floor_pending = last < 1;
+        return 0;
+}
+
 static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_msgs, int64_t *seqs,
                         size_t *ret_added) {
         ConversationDelta local[8];
@@ -691,12 +706,13 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
                                 return r;
                 }
 
-                r = message_insert_at(store, m, d->key, 0, &seq);
+                r = message_insert_at(store, m, d->key, store->seq_floor_pending ? 1 : 0, &seq);
                 if (r < 0)
                         return r;
                 seqs[i] = seq;
                 if (seq == 0)
                         continue;
+                store->seq_floor_pending = false;
                 added++;
                 d->changed = true;
                 d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
@@ -732,6 +748,7 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
         r = append_batch(store, &msg, 1, &seq, NULL);
         if (r < 0) {
                 (void) store_rollback(store);
+                (void) refresh_seq_floor(store);
                 return r;
         }
         r = store_commit(store);
@@ -767,6 +784,7 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
         r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, seqs, &added);
         if (r < 0) {
                 (void) store_rollback(store);
+                (void) refresh_seq_floor(store);
                 goto fail;
         }
         r = store_commit(store);
@@ -852,25 +870,27 @@ int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msg
                         msgs[i]->seq = 0;
                 return r;
         }
-        return store_commit(store);
+        r = store_commit(store);
+        if (r < 0)
+                return r;
+        return refresh_seq_floor(store);
 }
 
-int store_oldest_time(Store *store, const char *conversation, int64_t *ret) {
+int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
         if (!store || !conversation || !ret)
                 return -EINVAL;
-        st = store->stmt[STMT_OLDEST_TIME];
+        st = store->stmt[STMT_OLDEST];
         if (store_bind_text(st, 1, conversation) != SQLITE_OK)
-                return store_fail(store, STMT_OLDEST_TIME);
+                return store_fail(store, STMT_OLDEST);
         r = sqlite3_step(st);
         if (r == SQLITE_DONE)
                 return -ENOENT;
         if (r != SQLITE_ROW)
-                return store_fail(store, STMT_OLDEST_TIME);
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
+                return store_fail(store, STMT_OLDEST);
+        return store_message_from_row(st, 0, ret);
 }
 
 int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {

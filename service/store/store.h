@@ -102,8 +102,8 @@ int store_search(Store *store, const char *words, const char *conversation, unsi
  * do not index (it would double their cost): the daemon calls this when idle,
  * and store_search() first catches up with it. */
 int store_index_pending(Store *store, unsigned max_messages, bool *ret_done);
-/* The time of the conversation's oldest message; -ENOENT if it has none. */
-int store_oldest_time(Store *store, const char *conversation, int64_t *ret);
+/* The conversation's oldest message; -ENOENT if it has none. */
+int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret);
 
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);

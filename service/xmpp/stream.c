@@ -293,8 +293,15 @@ static void handle_mam_fin(XmppStream *s, const XmlNode *iq, bool ok) {
         /* Over before the callback, which may start the next page. */
         g_clear_pointer(&s->mam_query_id, g_free);
         g_clear_pointer(&s->mam_iq_id, g_free);
-        if (!ok)
-                r = error && xml_node_child(error, "item-not-found", NS_STANZAS) ? -ENOENT : -EPROTO;
+        if (!ok) {
+                if (error && xml_node_child(error, "item-not-found", NS_STANZAS))
+                        r = -ENOENT;
+                else if (error && (xml_node_child(error, "feature-not-implemented", NS_STANZAS) ||
+                                   xml_node_child(error, "service-unavailable", NS_STANZAS)))
+                        r = -EOPNOTSUPP;        /* no archive here at all */
+                else
+                        r = -EPROTO;
+        }
         else if (xmpp_mam_parse_fin(iq, &complete, &first, &last) < 0)
                 r = -EPROTO;
         if (r < 0)
@@ -431,8 +438,9 @@ static void handle_chat_state(XmppStream *s, const XmlNode *msg, const char *fro
 
 /* A retraction or correction (m: the message's checked addressing): handed up
  * as an action, true. A correction without text, or anything else: false. */
-static bool handle_action(XmppStream *s, const XmlNode *msg, const XmppChatMessage *m, const char *body) {
-        XmppMessageAction a = { .peer = m->peer, .outgoing = m->outgoing };
+static bool handle_action(XmppStream *s, const XmlNode *msg, const XmppChatMessage *m, const char *body,
+                          bool archived) {
+        XmppMessageAction a = { .peer = m->peer, .outgoing = m->outgoing, .archived = archived };
         const char *reactions[XMPP_REACTIONS_MAX];
 
         if ((a.target_id = xmpp_retract_target(msg))) {
@@ -497,7 +505,7 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
                 if (source == CHAT_LIVE && s->cb.typing)
                         handle_chat_state(s, msg, from);
         }
-        if (handle_action(s, msg, &m, body))
+        if (handle_action(s, msg, &m, body, source == CHAT_ARCHIVED))
                 return;
         m.json = xml_node_child_text(msg, "json", NS_JSON);
         if (m.json)
@@ -858,6 +866,10 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
                 xml_node_set_text(xml_node_add_child(msg, "json", NS_JSON), content->json);
                 if (content->extension && *content->extension)
                         xml_node_set_text(xml_node_add_child(msg, "extension", NS_IMD), content->extension);
+                /* servers archive (and keep offline) only messages with a body,
+                 * unless told to */
+                if (!content->body || !*content->body)
+                        xml_node_add_child(msg, "store", NS_HINTS);
         }
         xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
         xml_node_add_child(msg, "markable", NS_MARKERS);

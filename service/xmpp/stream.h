@@ -70,6 +70,7 @@ typedef struct XmppMessageAction {
         XmppActionKind kind;
         const char *peer;         /* the conversation: normalised bare JID of the other party */
         bool outgoing;            /* our account acted (from another device); else the peer did */
+        bool archived;            /* from an archive query (XEP-0313), not live */
         const char *target_id;    /* the id of the message acted on */
         const char *text;         /* XMPP_ACTION_CORRECT: the new text; else NULL */
         /* XMPP_ACTION_REACT: the sender's whole set of reactions now (none:
@@ -124,7 +125,9 @@ typedef struct XmppStreamCallbacks {
         /* A page of xmpp_stream_mam_query() ended. Its results were handed to
          * chat_message() before (for XMPP_MAM_AFTER and _BEFORE). error: 0;
          * -ENOENT the server does not know after_id / before_id
-         * (item-not-found); -EPROTO any other refusal or a malformed answer.
+         * (item-not-found); -EOPNOTSUPP the server has no archive
+         * (feature-not-implemented, service-unavailable); -EPROTO any other
+         * refusal or a malformed answer.
          * complete: the archive holds nothing beyond this page in the query's
          * direction. first, last: archive ids of the page's first and last
          * (for XMPP_MAM_NEWEST: the newest) message; NULL if the page was empty. */

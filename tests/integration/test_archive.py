@@ -463,6 +463,17 @@ def test_history_comes_back_from_the_archive_after_the_cache_is_lost(client, imd
     client.call("Logout")
     again, flags = _page_all(client, peer.jid, 100)
     assert [m["text"] for page in again for m in page] == texts and flags[-1] is True
+    client.login_account(logged_in)
+    # and the conversation goes on: new messages are stored after the history
+    start = client.mark()
+    peer.send_message(logged_in.jid, "after the rebuild")
+    _wait_texts(client, ["after the rebuild"], start)
+    mine = client.call("SendText", "ss", (peer.jid, "me too"))
+    _wait_texts(client, ["me too"], start)
+    conv = next(c for c in client.call("GetConversations") if c["id"] == peer.jid)
+    assert conv["unread"] == 1 and conv["last"]["id"] == mine
+    newest, _ = client.call("GetMessages", "ssu", (peer.jid, "", 3))
+    assert [m["text"] for m in newest] == ["me too", "after the rebuild", "m %03d" % (n - 1)]
 
 
 def test_paging_back_while_offline_answers_from_the_cache(client, imd, logged_in, peer, prosody):
@@ -521,3 +532,58 @@ def test_search_finds_a_word_among_thousands(client, logged_in, peer_factory, im
         client.call("SearchMessages", "ssu", ("x", "", 0))
     with raises_im_error("TooLarge"):
         client.call("SearchMessages", "ssu", ("x" * 2000, "", 10))
+
+
+def test_history_from_the_archive_keeps_revokes_edits_and_reactions(client, imd, logged_in, peer):
+    """Paging back after the cache is lost: retractions, corrections and
+    reactions come (newest first) before the messages they act on, in the
+    same page or a newer one; the history still ends up as the live one was."""
+    me = logged_in.jid
+    start = client.mark()
+    ids = {}
+    for text in ("keep", "wrong", "oops"):
+        ids[text] = peer.send_message(me, text, origin_id=True)
+    _wait_texts(client, ["oops"], start)
+    ids["mine"] = client.call("SendText", "ss", (peer.jid, "mine"))
+    ids["mine2"] = client.call("SendText", "ss", (peer.jid, "mine2"))
+    peer.wait_for_body("mine2")
+    filler = ["filler %02d" % i for i in range(30)]
+    for t in filler:
+        peer.send_message(me, t)
+    _wait_texts(client, filler[-1:], start)
+    theirs = {m["text"]: m["id"] for m in client.messages_received(start)}
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>right</body>"
+                  "<replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>"
+                  % (me, uuid.uuid4().hex, theirs["wrong"]))
+    peer.send_raw("<message to='%s' type='chat' id='%s'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/>"
+                  "<body>fallback</body><store xmlns='urn:xmpp:hints'/></message>"
+                  % (me, uuid.uuid4().hex, theirs["oops"]))
+    peer.send_raw("<message to='%s' type='chat' id='%s'><reactions xmlns='urn:xmpp:reactions:0' id='%s'>"
+                  "<reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>"
+                  % (me, uuid.uuid4().hex, ids["mine"]))
+    client.call("RevokeMessage", "ss", (peer.jid, ids["mine2"]))
+    client.wait_signal("ReactionsChanged", start=start)
+    client.wait_signal("MessageRevoked", lambda a: a[1] == theirs["oops"], start=start)
+    client.wait_signal("MessageEdited", start=start)
+
+    def state(msgs):
+        return {m["text"] if not m.get("revoked") else "(revoked %s)" % m["id"]:
+                (m.get("edited", False), m.get("reactions", {})) for m in msgs}
+    live, _ = _page_all(client, peer.jid, 100)
+    live = [m for page in live for m in page]
+    imd.stop()
+    account_dir = os.path.join(imd.data_dir, logged_in.jid)
+    for name in os.listdir(account_dir):
+        os.unlink(os.path.join(account_dir, name))
+    imd.start()
+    client.login_account(logged_in)
+    pages, flags = _page_all(client, peer.jid, 10)
+    rebuilt = [m for page in pages for m in page]
+    assert flags[-1] is True
+    assert [m["id"] for m in rebuilt] == [m["id"] for m in live]
+    assert state(rebuilt) == state(live)
+    by_id = {m["id"]: m for m in rebuilt}
+    assert by_id[theirs["wrong"]]["text"] == "right" and by_id[theirs["wrong"]]["edited"] is True
+    assert by_id[theirs["oops"]]["revoked"] is True and by_id[theirs["oops"]]["text"] == ""
+    assert by_id[ids["mine2"]]["revoked"] is True
+    assert by_id[ids["mine"]]["reactions"] == {peer.jid: ["👍"]}

@@ -70,6 +70,8 @@ def test_custom_without_description_or_extension(client, logged_in, peer):
     mid = client.call("SendCustom", "ssss", (peer.jid, "[1,2,3]", "", ""))
     m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
     assert m["body"] is None and _xml(m).find("{%s}extension" % NS_IMD) is None
+    # without a body a server would neither archive nor keep it offline, unless told
+    assert _xml(m).find("{urn:xmpp:hints}store") is not None
     got = _stored(client, peer.jid, mid)
     assert got["data"] == "[1,2,3]" and got["description"] == "" and got["extension"] == ""
 

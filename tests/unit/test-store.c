@@ -887,10 +887,12 @@ static void test_prepend(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(conv->unread, ==, 0);
         g_assert_cmpint(conv->time_ms, ==, 50);
 
-        int64_t oldest = 0;
-        g_assert_cmpint(store_oldest_time(f->store, ALICE, &oldest), ==, 0);
-        g_assert_cmpint(oldest, ==, 100);
-        g_assert_cmpint(store_oldest_time(f->store, "nobody@x", &oldest), ==, -ENOENT);
+        g_autoptr(StoreMessage) oldest = NULL;
+        g_assert_cmpint(store_oldest_message(f->store, ALICE, &oldest), ==, 0);
+        g_assert_cmpstr(oldest->id, ==, "o1");
+        g_assert_cmpint(oldest->time_ms, ==, 100);
+        g_clear_pointer(&oldest, store_message_free);
+        g_assert_cmpint(store_oldest_message(f->store, "nobody@x", &oldest), ==, -ENOENT);
 }
 
 static void test_search(Fixture *f, gconstpointer data) {
@@ -1017,6 +1019,31 @@ static void test_read_by_peer(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_mark_read_by_peer(f->store, ALICE, "o4", &ids), ==, 0);
         g_assert_cmpuint(ids->len, ==, 0);
         g_assert_cmpint(store_mark_read_by_peer(f->store, ALICE, "nope", &ids), ==, -ENOENT);
+}
+
+static void test_prepend_into_empty(Fixture *f, gconstpointer data) {
+        StoreMessage old1 = make_message(ALICE, "h1", STORE_DIRECTION_IN, 10, "history");
+        StoreMessage *page[] = { &old1 };
+        StoreMessage live = make_message(ALICE, "l1", STORE_DIRECTION_IN, 20, "live");
+        StoreMessage mine = make_message(ALICE, "l2", STORE_DIRECTION_OUT, 30, "mine");
+        int64_t seq = 0;
+
+        /* an empty cache gets history first (deleted cache, then GetMessages):
+         * the next appends must still get positive seqs, never 0 */
+        g_assert_cmpint(store_prepend_messages(f->store, page, 1), ==, 0);
+        g_assert_cmpint(old1.seq, ==, -1);
+        g_assert_cmpint(store_append_message(f->store, &live, &seq), ==, 0);
+        g_assert_cmpint(seq, ==, 1);
+        fixture_reopen(f);
+        g_assert_cmpint(store_append_message(f->store, &mine, &seq), ==, 0);
+        g_assert_cmpint(seq, ==, 2);
+        /* and after a reopen with only history in it */
+        {
+                StoreMessage b = make_message(BOB, "hb", STORE_DIRECTION_IN, 5, "bob history");
+                StoreMessage *p2[] = { &b };
+                g_assert_cmpint(store_prepend_messages(f->store, p2, 1), ==, 0);
+                g_assert_cmpint(b.seq, ==, -2);
+        }
 }
 
 static void test_list_unsent(Fixture *f, gconstpointer data) {
@@ -1290,6 +1317,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/meta", test_meta);
         ADD("/store/messages-after", test_messages_after);
         ADD("/store/prepend", test_prepend);
+        ADD("/store/prepend-into-empty", test_prepend_into_empty);
         ADD("/store/search", test_search);
         ADD("/store/read-by-peer", test_read_by_peer);
         ADD("/store/query-plan", test_query_plan);
