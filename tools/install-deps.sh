@@ -19,6 +19,7 @@ RUN_PKGS=(
   python3-pytest python3-pytest-timeout
   jq util-linux procps
   unicode-data              # emoji names for imctl's :shortcodes:
+  shared-mime-info          # media types of received files, guessed from their names
 )
 
 check_only=0

@@ -72,6 +72,17 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
                           (r = append_str(m, "description", msg->text)) < 0 ||
                           (r = append_str(m, "extension", msg->extension)) < 0))
                 return r;
+        if (msg->url) {
+                uint64_t size = (uint64_t) msg->size;
+                if ((r = append_str(m, "url", msg->url)) < 0 ||
+                    (r = append_str(m, "mime", msg->mime)) < 0 ||
+                    (r = append_str(m, "name", msg->name)) < 0 ||
+                    (msg->size >= 0 && (r = append_entry(m, "size", 't', &size)) < 0) ||
+                    (msg->width && (r = append_entry(m, "width", 'u', &msg->width)) < 0) ||
+                    (msg->height && (r = append_entry(m, "height", 'u', &msg->height)) < 0) ||
+                    (msg->duration_ms && (r = append_entry(m, "duration_ms", 'u', &msg->duration_ms)) < 0))
+                        return r;
+        }
         if (msg->revoked) {
                 int yes = 1;
                 if ((r = append_entry(m, "revoked", 'b', &yes)) < 0)

@@ -10,6 +10,7 @@
 
 #include "custom.h"
 #include "jid.h"
+#include "media-type.h"
 #include "session-private.h"
 
 static void drop_stream(Session *s);
@@ -415,6 +416,16 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
                                 return;
                         }
                 }
+        }
+        if (msg->media.url && strcmp(m->type, "custom") != 0) {
+                g_free(m->type);
+                m->type = g_strdup(media_describe(msg->media.url, msg->media.mime, msg->media.name, &m->mime,
+                                                  &m->name));
+                m->url = g_strdup(msg->media.url);
+                m->size = msg->media.size;
+                m->width = msg->media.width;
+                m->height = msg->media.height;
+                m->duration_ms = msg->media.duration_ms;
         }
         m->status = g_strdup(msg->outgoing ? "sent" : "received");
         if (s->back_running && msg->archived) {

@@ -112,6 +112,15 @@ static const char *const migrations[] = {
          * message passes through it briefly (sent -> delivered -> read). */
         "CREATE INDEX messages_unread_by_peer ON messages (conversation, seq) "
         "        WHERE direction = 1 AND status IN ('sent', 'delivered');",
+        /* Version 5: media messages (image, video, audio, file): the URL and
+         * what the sender said of the file. */
+        "ALTER TABLE messages ADD COLUMN url TEXT;"
+        "ALTER TABLE messages ADD COLUMN mime TEXT;"
+        "ALTER TABLE messages ADD COLUMN name TEXT;"
+        "ALTER TABLE messages ADD COLUMN size INTEGER;"
+        "ALTER TABLE messages ADD COLUMN width INTEGER;"
+        "ALTER TABLE messages ADD COLUMN height INTEGER;"
+        "ALTER TABLE messages ADD COLUMN duration_ms INTEGER;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -121,7 +130,9 @@ static const char *const migrations[] = {
 #define MESSAGE_COLUMNS(conv) \
         "messages.seq, " conv ", messages.id, messages.sender, messages.stanza_id, " \
         "messages.direction, messages.time_ms, messages.type, messages.text, messages.status, " \
-        "messages.data, messages.extension, messages.revoked, messages.edited, messages.reactions"
+        "messages.data, messages.extension, messages.revoked, messages.edited, messages.reactions, " \
+        "messages.url, messages.mime, messages.name, messages.size, messages.width, messages.height, " \
+        "messages.duration_ms"
 
 /* The key of the conversation whose JID is ?1. */
 #define CONVERSATION_KEY "(SELECT key FROM conversations WHERE id = ?1)"
@@ -146,7 +157,8 @@ static const char *const statement_sql[_STMT_MAX] = {
          * columns are checked before binding. */
         [STMT_INSERT_MESSAGE]      =
                 "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
-                "data, extension) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "data, extension, url, mime, name, size, width, height, duration_ms) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         [STMT_CONVERSATION_KEY]    = "SELECT key FROM conversations WHERE id = ?1",
         [STMT_INSERT_CONVERSATION] =
                 "INSERT INTO conversations (id, kind, name, unread, time_ms) VALUES (?1, 'chat', '', 0, ?2)",
@@ -170,7 +182,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2 AND revoked = 0",
         [STMT_INSERT_MESSAGE_AT]   =
                 "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
-                "data, extension, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "data, extension, seq, url, mime, name, size, width, height, duration_ms) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         [STMT_FIRST_SEQ]           = "SELECT coalesce(min(seq), 1) FROM messages",
         /* A conversation that only has older messages takes the newest of them as its last. */
         [STMT_ADOPT_LAST]          =
@@ -606,6 +619,27 @@ static int conversation_update(Store *store, const ConversationDelta *d) {
         return 0;
 }
 
+/* Parameters 13-19 of the inserts: the media columns, NULL for other messages. */
+static int bind_media(sqlite3_stmt *st, const StoreMessage *msg) {
+        bool media = msg->url != NULL;
+        int r;
+
+        if ((r = store_bind_text(st, 13, msg->url)) != SQLITE_OK ||
+            (r = store_bind_text(st, 14, media ? msg->mime : NULL)) != SQLITE_OK ||
+            (r = store_bind_text(st, 15, media ? msg->name : NULL)) != SQLITE_OK)
+                return r;
+        r = media && msg->size >= 0 ? sqlite3_bind_int64(st, 16, msg->size) : sqlite3_bind_null(st, 16);
+        if (r != SQLITE_OK)
+                return r;
+        r = media && msg->width ? sqlite3_bind_int64(st, 17, msg->width) : sqlite3_bind_null(st, 17);
+        if (r != SQLITE_OK)
+                return r;
+        r = media && msg->height ? sqlite3_bind_int64(st, 18, msg->height) : sqlite3_bind_null(st, 18);
+        if (r != SQLITE_OK)
+                return r;
+        return media && msg->duration_ms ? sqlite3_bind_int64(st, 19, msg->duration_ms) : sqlite3_bind_null(st, 19);
+}
+
 /* Inserts MSG into conversation KEY, at seq if non-zero (else the next):
  * *ret_seq gets its seq, or 0 if it is a duplicate (then nothing changed). */
 static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key, int64_t seq, int64_t *ret_seq) {
@@ -626,7 +660,8 @@ static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key,
             store_bind_text(st, 9, msg->status) != SQLITE_OK ||
             store_bind_text(st, 10, msg->data) != SQLITE_OK ||
             store_bind_text(st, 11, msg->extension) != SQLITE_OK ||
-            (seq && sqlite3_bind_int64(st, 12, seq) != SQLITE_OK)) {
+            (seq && sqlite3_bind_int64(st, 12, seq) != SQLITE_OK) ||
+            bind_media(st, msg) != SQLITE_OK) {
                 sqlite3_reset(st);
                 return store_fail(store, id);
         }
@@ -645,6 +680,7 @@ static bool message_valid(const StoreMessage *msg) {
                store_valid_optional(msg->sender) && store_valid_optional(msg->type) &&
                store_valid_optional(msg->text) && store_valid_optional(msg->status) &&
                store_valid_optional(msg->data) && store_valid_optional(msg->extension) &&
+               store_valid_optional(msg->url) && store_valid_optional(msg->mime) && store_valid_optional(msg->name) &&
                (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
 }
 
@@ -919,6 +955,13 @@ int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         m->revoked = sqlite3_column_int(st, col + 12) != 0;
         m->edited = sqlite3_column_int(st, col + 13) != 0;
         m->reactions = column_strdup(st, col + 14);
+        m->url = column_strdup(st, col + 15);
+        m->mime = column_strdup(st, col + 16);
+        m->name = column_strdup(st, col + 17);
+        m->size = sqlite3_column_type(st, col + 18) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 18);
+        m->width = (uint32_t) sqlite3_column_int64(st, col + 19);
+        m->height = (uint32_t) sqlite3_column_int64(st, col + 20);
+        m->duration_ms = (uint32_t) sqlite3_column_int64(st, col + 21);
 
         *ret = m;
         return 0;
@@ -1405,6 +1448,13 @@ StoreMessage *store_message_copy(const StoreMessage *msg) {
         m->revoked = msg->revoked;
         m->edited = msg->edited;
         m->reactions = g_strdup(msg->reactions);
+        m->url = g_strdup(msg->url);
+        m->mime = g_strdup(msg->mime);
+        m->name = g_strdup(msg->name);
+        m->size = msg->size;
+        m->width = msg->width;
+        m->height = msg->height;
+        m->duration_ms = msg->duration_ms;
         return m;
 }
 
@@ -1422,6 +1472,9 @@ void store_message_free(StoreMessage *msg) {
         g_free(msg->data);
         g_free(msg->extension);
         g_free(msg->reactions);
+        g_free(msg->url);
+        g_free(msg->mime);
+        g_free(msg->name);
         g_free(msg);
 }
 

@@ -41,6 +41,12 @@ typedef struct StoreMessage {
         bool revoked;           /* retracted: text, data and extension are gone */
         bool edited;            /* text is a correction of the original */
         char *reactions;        /* XEP-0444: JSON {"sender JID": ["emoji", ...]}, or NULL if none */
+        /* Media (type "image", "video", "audio", "file"); url NULL otherwise.
+         * The sender's word on the file; size -1 and the others 0 if unknown.
+         * A StoreMessage made by hand must set size (0 is a real size). */
+        char *url, *mime, *name;
+        int64_t size;
+        uint32_t width, height, duration_ms;
 } StoreMessage;
 
 typedef struct StoreConversation {

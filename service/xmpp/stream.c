@@ -510,8 +510,9 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
         m.json = xml_node_child_text(msg, "json", NS_JSON);
         if (m.json)
                 m.extension = xml_node_child_text(msg, "extension", NS_IMD);
+        xmpp_media_parse(msg, &m.media);
         if (!body || !*body) {
-                if (!m.json)
+                if (!m.json && !m.media.url)
                         return;         /* chat states and pure reports carry no body */
                 body = NULL;
         }

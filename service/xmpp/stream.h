@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "mam.h"
+#include "media.h"
 #include "sm.h"
 #include "transport.h"
 
@@ -55,6 +56,7 @@ typedef struct XmppChatMessage {
         const char *body;         /* UTF-8; NULL only for a custom message without a description */
         const char *json;         /* XEP-0335 payload (a custom message), unvalidated; else NULL */
         const char *extension;    /* imd's extension string of a custom message, or NULL */
+        XmppMedia media;          /* a file (XEP-0066 URL, XEP-0446 metadata); media.url NULL if none */
         int64_t time_ms;          /* XEP-0203 delay stamp, else (archive) when it was archived, else 0 (= now) */
 } XmppChatMessage;
 

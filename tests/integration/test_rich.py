@@ -376,3 +376,69 @@ def test_imctl_react(imctl, client, logged_in, peer):
     assert _stored(client, peer.jid, mid)["reactions"] == {logged_in.jid: ["👍", "🎉"]}
     imctl.run("react", peer.jid, mid, "")
     assert "reactions" not in _stored(client, peer.jid, mid)
+
+
+# -- received media ---------------------------------------------------------------------
+
+def _media_raw(to, url, body=True, metadata=None, sfs=True):
+    meta = ""
+    if metadata is not None:
+        fields = "".join("<%s>%s</%s>" % (k, _esc(str(v)), k) for k, v in metadata.items())
+        meta = "<file xmlns='urn:xmpp:file:metadata:0'>%s</file>" % fields
+        if sfs:
+            meta = ("<file-sharing xmlns='urn:xmpp:sfs:0'>%s<sources><url-data "
+                    "xmlns='http://jabber.org/protocol/url-data' target='%s'/></sources></file-sharing>"
+                    % (meta, _esc(url)))
+    mid = uuid.uuid4().hex
+    return mid, ("<message to='%s' type='chat' id='%s'>%s<x xmlns='jabber:x:oob'><url>%s</url></x>%s"
+                 "<origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>"
+                 % (to, mid, "<body>%s</body>" % _esc(url) if body else "", _esc(url), meta, mid))
+
+
+def test_received_media_messages(client, logged_in, peer):
+    me = logged_in.jid
+    cases = {}
+    # as Conversations sends it: the URL as body and as OOB, nothing else
+    cases["photo"] = _media_raw(me, "https://files.example.org/up/a1/summit%20photo.JPG")
+    # XEP-0446 metadata inside XEP-0447 file-sharing: the sender's type wins over the name
+    cases["clip"] = _media_raw(me, "https://files.example.org/up/b2/clip.bin", metadata={
+        "media-type": "video/mp4", "name": "clip.bin", "size": 12345, "width": 640, "height": 360,
+        "length": 4000})
+    cases["voice"] = _media_raw(me, "https://files.example.org/up/c3/v", body=False, sfs=False,
+                                metadata={"media-type": "audio/ogg", "name": "voice note.ogg", "length": 3500})
+    cases["report"] = _media_raw(me, "http://127.0.0.1:1/up/d4/report.pdf?x=1#y")
+    # the sender's claims are checked for form: a bad type or size is ignored
+    cases["odd"] = _media_raw(me, "https://files.example.org/up/e5/pic.png", metadata={
+        "media-type": "image/png; charset=x", "size": "-5", "name": "n" * 300})
+    # not media: unusable URLs leave a plain text message
+    cases["js"] = _media_raw(me, "javascript:alert(1)")
+    cases["local"] = _media_raw(me, "file:///etc/passwd")
+    start = client.mark()
+    for mid, raw in cases.values():
+        peer.send_raw(raw)
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    client.pump(SETTLE)
+    got = {m["id"]: m for m in client.messages_received(start)}
+    photo = got[cases["photo"][0]]
+    assert photo["type"] == "image" and photo["mime"] == "image/jpeg"
+    assert photo["name"] == "summit photo.JPG" and photo["url"].endswith("summit%20photo.JPG")
+    assert photo["text"] == photo["url"] and "size" not in photo
+    clip = got[cases["clip"][0]]
+    assert (clip["type"], clip["mime"], clip["name"], clip["size"], clip["width"], clip["height"],
+            clip["duration_ms"]) == ("video", "video/mp4", "clip.bin", 12345, 640, 360, 4000)
+    voice = got[cases["voice"][0]]
+    assert voice["type"] == "audio" and voice["duration_ms"] == 3500 and voice["text"] == ""
+    assert voice["name"] == "voice note.ogg"
+    report = got[cases["report"][0]]
+    assert report["type"] == "file" and report["mime"] == "application/pdf" and report["name"] == "report.pdf"
+    odd = got[cases["odd"][0]]
+    assert odd["type"] == "image" and odd["mime"] == "image/png" and "size" not in odd
+    assert odd["name"] == "pic.png"        # an overlong name is not taken
+    for bad in ("js", "local"):
+        m = got[cases[bad][0]]
+        assert m["type"] == "text" and "url" not in m
+    # and they are history like any message
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 50))
+    stored = {m["id"]: m for m in msgs}
+    assert stored[cases["clip"][0]]["size"] == 12345 and stored[cases["photo"][0]]["type"] == "image"
