@@ -29,7 +29,9 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   reconnect_min=1      first reconnect delay, seconds (then doubling)
  *   reconnect_max=60     longest reconnect delay, seconds
  *   [messages]
- *   revoke_window=120    seconds after sending during which a message may be revoked */
+ *   revoke_window=120    seconds after sending during which a message may be revoked
+ *   [media]
+ *   max_download=104857600  bytes: the largest file FetchMedia takes */
 static void load_config(const char *path, SessionConfig *ret) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) error = NULL;
@@ -50,6 +52,12 @@ static void load_config(const char *path, SessionConfig *ret) {
                 if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
                         g_warning("Ignoring %s: %s", path, error->message);
                 return;
+        }
+        {
+                g_autoptr(GError) e = NULL;
+                guint64 bytes = g_key_file_get_uint64(kf, "media", "max_download", &e);
+                if (!e && bytes > 0)
+                        ret->max_download_bytes = bytes;
         }
         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                 g_autoptr(GError) e = NULL;
@@ -80,7 +88,7 @@ int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
         if (r < 0)
                 return r;
         load_config(config_path, &config);
-        r = session_new(data_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
+        r = session_new(data_dir, cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);

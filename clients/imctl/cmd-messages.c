@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include <string.h>
+#include <unistd.h>
 #include <glib.h>
 
 #include "emoji.h"
@@ -143,6 +144,47 @@ int cmd_revoke(struct imctl *ctx, char **args, char **opts) {
 int cmd_edit(struct imctl *ctx, char **args, char **opts) {
         g_autofree char *text = emoji_expand_text(args[2]);
         return imctl_call_simple(ctx, "EditMessage", NULL, "sss", args[0], args[1], text);
+}
+
+int cmd_fetch(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_json_ struct json_object *out = NULL;
+        char link[64], path[4096];
+        ssize_t n;
+        int fd, r;
+
+        r = imctl_new_call(ctx, "FetchMedia", &m);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", args[0], args[1]);
+        if (r < 0)
+                return imctl_print_errno("cannot build the call", r);
+        /* a download may take a while */
+        r = imctl_call(ctx, m, ctx->timeout_usec ? 0 : IMCTL_FETCH_TIMEOUT_USEC, &reply);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0) {
+                fprintf(stderr, "imctl: unexpected reply to FetchMedia\n");
+                return IMCTL_EXIT_BUS;
+        }
+        /* the fd is imd's file in its cache: say where it is */
+        g_snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof path - 1);
+        if (n < 0)
+                return imctl_print_errno("cannot tell where the file is", -errno);
+        path[n] = 0;
+        if (ctx->json) {
+                out = json_object_new_object();
+                if (!out)
+                        return imctl_print_errno("cannot build JSON", -ENOMEM);
+                json_object_object_add(out, "path", json_object_new_string(path));
+                r = output_json(out);
+        } else
+                r = output_line("%s", path);
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
 }
 
 int cmd_search(struct imctl *ctx, char **args, char **opts) {

@@ -60,6 +60,8 @@ static const struct command commands[] = {
           .options = { { "--search", OPTION_STRING } },
           .run = cmd_emoji, .summary = "List the :shortcode: names send, edit and chat expand",
           .local = true },
+        { .name = "fetch", .args = "CONV ID", .n_args = 2,
+          .run = cmd_fetch, .summary = "Download a received file; prints where it is" },
         { .name = "search", .args = "WORDS [--conversation CONV] [--limit N]", .n_args = 1,
           .options = { { "--conversation", OPTION_STRING }, { "--limit", OPTION_COUNT } },
           .run = cmd_search, .summary = "Find messages holding every word (newest first)" },

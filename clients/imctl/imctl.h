@@ -29,6 +29,8 @@ enum {
 #define IMCTL_LOGIN_TIMEOUT_USEC (60ULL * 1000000ULL)
 #define IMCTL_HISTORY_DEFAULT_LIMIT 20U
 #define IMCTL_CHAT_HISTORY 20U
+/* Method-call timeout of FetchMedia, which waits for the download. */
+#define IMCTL_FETCH_TIMEOUT_USEC (300ULL * 1000000ULL)
 
 struct imctl {
         sd_bus *bus;
@@ -107,6 +109,7 @@ int cmd_edit(struct imctl *ctx, char **args, char **opts);
 int cmd_emoji(struct imctl *ctx, char **args, char **opts);
 int cmd_react(struct imctl *ctx, char **args, char **opts);
 int cmd_search(struct imctl *ctx, char **args, char **opts);
+int cmd_fetch(struct imctl *ctx, char **args, char **opts);
 int cmd_monitor(struct imctl *ctx, char **args, char **opts);
 int cmd_chat(struct imctl *ctx, char **args, char **opts);
 

@@ -80,7 +80,8 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
                     (msg->size >= 0 && (r = append_entry(m, "size", 't', &size)) < 0) ||
                     (msg->width && (r = append_entry(m, "width", 'u', &msg->width)) < 0) ||
                     (msg->height && (r = append_entry(m, "height", 'u', &msg->height)) < 0) ||
-                    (msg->duration_ms && (r = append_entry(m, "duration_ms", 'u', &msg->duration_ms)) < 0))
+                    (msg->duration_ms && (r = append_entry(m, "duration_ms", 'u', &msg->duration_ms)) < 0) ||
+                    (msg->path && (r = append_str(m, "path", msg->path)) < 0))
                         return r;
         }
         if (msg->revoked) {

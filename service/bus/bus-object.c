@@ -382,6 +382,60 @@ static int method_react(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         }
 }
 
+static void on_media_fetched(int error, int fd, void *userdata) {
+        sd_bus_message *call = userdata;
+
+        switch (error) {
+        case 0:
+                (void) sd_bus_reply_method_return(call, "h", fd);       /* sd-bus dups it */
+                break;
+        case -EMSGSIZE:
+                bus_reply_errno(call, error, "The file is larger than allowed ([media] max_download, or the "
+                                "size its sender gave)");
+                break;
+        case -ENOENT:
+                bus_reply_errno(call, error, "The file is gone from the server");
+                break;
+        case -ECANCELED:
+                bus_reply_errno(call, -ECONNABORTED, "The download was stopped (logout)");
+                break;
+        default:
+                bus_reply_errno(call, error, "Cannot download the file");
+                break;
+        }
+        sd_bus_message_unref(call);
+}
+
+static int method_fetch_media(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *conversation = NULL;
+        const char *id = NULL;         /* set by read_message_ref() */
+        int r;
+
+        r = read_message_ref(m, &conversation, &id, error);
+        if (r < 0)
+                return r;
+        r = session_fetch_media(mgr->session, conversation, id, on_media_fetched, sd_bus_message_ref(m));
+        if (r < 0)
+                sd_bus_message_unref(m);
+        switch (r) {
+        case 0:
+                return 1;       /* answered by on_media_fetched(), now or later */
+        case -ENOTCONN:
+                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+        case -ENOENT:
+                return bus_set_errno(error, r, "No message %s in the conversation with %s", id, conversation);
+        case -ENOMEDIUM:
+                return bus_set_errno(error, -ENOENT, "Message %s carries no file", id);
+        case -EPERM:
+                return bus_set_errno(error, r, "imd only downloads over https (or http from this machine)");
+        case -EINVAL:
+                return bus_set_errno(error, r, "The message's URL is not usable");
+        default:
+                return bus_set_errno(error, r, "Cannot download the file: %s", g_strerror(-r));
+        }
+}
+
 static int method_set_typing(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
@@ -598,6 +652,10 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_ARGS("s", conversation, "s", id, "as", emoji),
                                 SD_BUS_NO_RESULT,
                                 method_react, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("FetchMedia",
+                                SD_BUS_ARGS("s", conversation, "s", id),
+                                SD_BUS_RESULT("h", fd),
+                                method_fetch_media, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetTyping",
                                 SD_BUS_ARGS("s", conversation, "b", typing),
                                 SD_BUS_NO_RESULT,

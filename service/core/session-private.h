@@ -126,6 +126,9 @@ struct Session {
          * backwards: newest first, they come before the older messages they
          * act on, so they wait here and are tried again after each page. */
         GPtrArray *pending_actions;     /* PendingAction*, oldest first */
+
+        char *cache_dir;                /* $XDG_CACHE_HOME/imd: fetched files go to its media/ */
+        GPtrArray *fetches;             /* FetchMedia downloads in progress (session-media.c) */
         guint pending_insert_at;        /* where the current page's actions go */
 };
 
@@ -163,6 +166,10 @@ void on_stream_displayed(const char *from, const char *id, void *userdata);
 void on_stream_sent(const char *to, const char *id, void *userdata);
 void on_stream_action(const XmppMessageAction *a, void *userdata);
 void on_stream_typing(const char *from, bool typing, void *userdata);
+
+/* session-media.c */
+/* Stops the downloads; their callers hear -ECANCELED. */
+void session_cancel_fetches(Session *s);
 
 /* session-archive.c */
 void session_archive_catch_up(Session *s);

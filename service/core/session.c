@@ -64,6 +64,7 @@ static int open_account(Session *s, const char *account) {
 
         session_flush(s);
         session_archive_fail_waiting(s);
+        session_cancel_fetches(s);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);       /* another account's */
         store_close(s->store);
         s->store = store;
@@ -475,7 +476,8 @@ static char *read_last_account(const char *data_dir) {
         return jid_normalize_bare(contents);
 }
 
-int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionConfig *config,
+int session_new(const char *data_dir, const char *cache_dir, XmppTransportContext *transport_ctx,
+                const SessionConfig *config,
                 const SessionEvents *events, void *userdata, Session **ret) {
         Session *s;
         g_autofree char *last = NULL;
@@ -487,6 +489,7 @@ int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const
         s->events = *events;
         s->userdata = userdata;
         s->data_dir = g_strdup(data_dir);
+        s->cache_dir = g_strdup(cache_dir);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
         s->config = *config;
@@ -510,6 +513,7 @@ void session_free(Session *s) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
+        session_cancel_fetches(s);
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
@@ -524,6 +528,7 @@ void session_free(Session *s) {
         g_free(s->account);
         g_free(s->login_jid);
         g_free(s->data_dir);
+        g_free(s->cache_dir);
         g_free(s);
 }
 
@@ -597,6 +602,7 @@ void session_logout(Session *s) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
+        session_cancel_fetches(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);

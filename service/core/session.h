@@ -29,6 +29,7 @@ typedef struct SessionConfig {
         unsigned reconnect_min_ms;      /* first reconnect delay */
         unsigned reconnect_max_ms;      /* cap of the exponential backoff */
         unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
+        uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
 } SessionConfig;
 
 typedef struct SessionEvents {
@@ -67,7 +68,8 @@ typedef struct SessionEvents {
         void (*typing)(const char *conversation, const char *who, bool typing, void *userdata);
 } SessionEvents;
 
-int session_new(const char *data_dir, XmppTransportContext *transport_ctx, const SessionConfig *config,
+int session_new(const char *data_dir, const char *cache_dir, XmppTransportContext *transport_ctx,
+                const SessionConfig *config,
                 const SessionEvents *events, void *userdata, Session **ret);
 void session_free(Session *s);
 
@@ -124,6 +126,22 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
  * revoked or not text), -ENETDOWN as above. */
 int session_edit_message(Session *s, const char *conversation, const char *id, const char *text);
 unsigned session_revoke_window_s(const Session *s);
+
+/* The outcome of session_fetch_media(): error 0 and an fd open for reading
+ * on the file (the callee closes it after the call: dup it to keep it), or
+ * negative errno. */
+typedef void (*SessionFetchCallback)(int error, int fd, void *userdata);
+/* The file of a media message: from the cache directory if it was fetched
+ * before, else downloaded there first (https, or http to this machine only)
+ * under a name imd makes up, at most config.max_download_bytes and at most
+ * the size the sender gave. callback runs once, possibly before this
+ * returns. Immediate errors (callback not called): -ENOTCONN no history
+ * open, -ENOENT no such message, -ENOMEDIUM it carries no file, -EPERM a URL
+ * imd does not fetch from, -EINVAL an unusable URL. Later, through the
+ * callback: -EMSGSIZE too large, -ENOENT gone from the server, -EIO refused,
+ * -ECONNREFUSED / -EPROTO / -ECONNRESET network, -ECANCELED logout. */
+int session_fetch_media(Session *s, const char *conversation, const char *id, SessionFetchCallback callback,
+                        void *userdata);
 /* Our reactions to a message of conversation become reactions[0..n) (XEP-0444;
  * n == 0 takes them back): -EINVAL a reaction is empty, too long, holds white
  * space or repeats; -E2BIG more than XMPP_REACTIONS_MAX; -ENOENT no such

@@ -46,6 +46,7 @@ typedef enum StoreStatement {
         STMT_FTS_CATCH_UP,
         STMT_GET_TEXT,
         STMT_READ_BY_PEER,
+        STMT_SET_PATH,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,

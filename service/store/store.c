@@ -121,6 +121,8 @@ static const char *const migrations[] = {
         "ALTER TABLE messages ADD COLUMN width INTEGER;"
         "ALTER TABLE messages ADD COLUMN height INTEGER;"
         "ALTER TABLE messages ADD COLUMN duration_ms INTEGER;",
+        /* Version 6: where FetchMedia put a file in the cache directory. */
+        "ALTER TABLE messages ADD COLUMN path TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -132,7 +134,7 @@ static const char *const migrations[] = {
         "messages.direction, messages.time_ms, messages.type, messages.text, messages.status, " \
         "messages.data, messages.extension, messages.revoked, messages.edited, messages.reactions, " \
         "messages.url, messages.mime, messages.name, messages.size, messages.width, messages.height, " \
-        "messages.duration_ms"
+        "messages.duration_ms, messages.path"
 
 /* The key of the conversation whose JID is ?1. */
 #define CONVERSATION_KEY "(SELECT key FROM conversations WHERE id = ?1)"
@@ -211,6 +213,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "UPDATE messages INDEXED BY messages_unread_by_peer SET status = 'read' "
                 "WHERE conversation = " CONVERSATION_KEY " AND seq < ?2 AND direction = 1 "
                 "AND status IN ('sent', 'delivered') RETURNING id",
+        [STMT_SET_PATH]            =
+                "UPDATE messages SET path = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_REACTIONS]       =
                 "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
@@ -962,6 +966,7 @@ int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         m->width = (uint32_t) sqlite3_column_int64(st, col + 19);
         m->height = (uint32_t) sqlite3_column_int64(st, col + 20);
         m->duration_ms = (uint32_t) sqlite3_column_int64(st, col + 21);
+        m->path = column_strdup(st, col + 22);
 
         *ret = m;
         return 0;
@@ -1070,6 +1075,18 @@ int store_mark_read_by_peer(Store *store, const char *conversation, const char *
                 return store_fail(store, STMT_READ_BY_PEER);
         *ret_ids = g_steal_pointer(&ids);
         return 0;
+}
+
+int store_set_media_path(Store *store, const char *conversation, const char *id, const char *path) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+
+        if (!store || !conversation || !id || !store_valid_optional(path))
+                return -EINVAL;
+        st = store->stmt[STMT_SET_PATH];
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
+            store_bind_text(st, 3, path) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_SET_PATH);
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
 }
 
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {
@@ -1455,6 +1472,7 @@ StoreMessage *store_message_copy(const StoreMessage *msg) {
         m->width = msg->width;
         m->height = msg->height;
         m->duration_ms = msg->duration_ms;
+        m->path = g_strdup(msg->path);
         return m;
 }
 
@@ -1475,6 +1493,7 @@ void store_message_free(StoreMessage *msg) {
         g_free(msg->url);
         g_free(msg->mime);
         g_free(msg->name);
+        g_free(msg->path);
         g_free(msg);
 }
 

@@ -47,6 +47,7 @@ typedef struct StoreMessage {
         char *url, *mime, *name;
         int64_t size;
         uint32_t width, height, duration_ms;
+        char *path;             /* the file in the cache directory once fetched, or NULL */
 } StoreMessage;
 
 typedef struct StoreConversation {
@@ -127,6 +128,8 @@ int store_edit_message(Store *store, const char *conversation, const char *id, c
  * oldest first (not id itself). -ENOENT if id is not in the conversation.
  * Uses a partial index of the messages not yet displayed. */
 int store_mark_read_by_peer(Store *store, const char *conversation, const char *id, GPtrArray **ret_ids);
+/* Records where the message's file was put (NULL: forget it). -ENOENT no such message. */
+int store_set_media_path(Store *store, const char *conversation, const char *id, const char *path);
 /* Replaces the reactions (opaque text to the store, NULL for none).
  * -ENOENT if there is no such message. */
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);

@@ -5,7 +5,7 @@
 #include <libwebsockets.h>
 #include <openssl/x509.h>
 
-#include "transport.h"
+#include "transport-private.h"
 
 #define RX_CHUNK 16384
 /* One TLS client context per distinct CA file; they live as long as the
@@ -24,6 +24,7 @@ typedef struct OutMessage {
 } OutMessage;
 
 struct XmppTransport {
+        TransportKind kind;         /* first: see transport-private.h */
         XmppTransportContext *ctx;
         struct lws *wsi;
         XmppTransportCallbacks cb;
@@ -47,6 +48,7 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
 
 static const struct lws_protocols protocols[] = {
         { .name = "xmpp", .callback = protocol_callback, .rx_buffer_size = RX_CHUNK },
+        { .name = XMPP_HTTP_PROTOCOL, .callback = xmpp_http_protocol_callback },
         { 0 }
 };
 
@@ -133,6 +135,14 @@ static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const ch
         if (vh)
                 g_hash_table_insert(ctx->vhosts, g_strdup(key), vh);
         return vh;
+}
+
+struct lws_context *xmpp_transport_context_lws(XmppTransportContext *ctx) {
+        return ctx->lws;
+}
+
+struct lws_vhost *xmpp_transport_context_vhost(XmppTransportContext *ctx, bool tls, const char *ca_file) {
+        return vhost_for(ctx, tls, ca_file);
 }
 
 static void out_queue_clear(XmppTransport *t) {
@@ -227,6 +237,8 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         if (!t)
                 /* Our side was freed while lws still held the connection: drop it. */
                 return reason == LWS_CALLBACK_CLIENT_WRITEABLE || reason == LWS_CALLBACK_CLIENT_RECEIVE ? -1 : 0;
+        if (t->kind != TRANSPORT_KIND_XMPP)
+                return xmpp_http_protocol_callback(wsi, reason, user, in, len);
 
         switch ((int) reason) {
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -292,6 +304,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
                 return -EINVAL;
 
         t = g_new0(XmppTransport, 1);
+        t->kind = TRANSPORT_KIND_XMPP;
         t->ctx = ctx;
         t->cb = *cb;
         t->userdata = userdata;

@@ -2,8 +2,10 @@
 ways, from D-Bus and imctl; retractions and corrections are believed only from
 the message's sender. Real Prosody, real slixmpp peers, the real imd."""
 
+import hashlib
 import json
 import os
+import stat
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -442,3 +444,104 @@ def test_received_media_messages(client, logged_in, peer):
     msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 50))
     stored = {m["id"]: m for m in msgs}
     assert stored[cases["clip"][0]]["size"] == 12345 and stored[cases["photo"][0]]["type"] == "image"
+
+
+# -- fetching files ---------------------------------------------------------------------------
+
+def _read_fd(fd):
+    """The whole file behind a descriptor from D-Bus (a GLib UnixFD)."""
+    fd = fd if isinstance(fd, int) else fd.take() if hasattr(fd, "take") else int(fd)
+    with os.fdopen(fd, "rb") as f:
+        f.seek(0)
+        return f.read()
+
+
+def _media_files(imd):
+    d = os.path.join(imd.workdir, "cache", "media")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_fetch_media_gives_the_peers_bytes(client, imd, logged_in, peer, imctl):
+    data = os.urandom(300 * 1024) + "ünïcödé".encode()
+    url = peer.upload(data, "holiday photo.jpg", "image/jpeg")
+    mid, raw = _media_raw(logged_in.jid, url)
+    start = client.mark()
+    peer.send_raw(raw)
+    m = client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start).args[0]
+    assert m["type"] == "image" and "path" not in m
+    got = _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=60))
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    stored = _stored(client, peer.jid, mid)
+    path = stored["path"]
+    media_dir = os.path.realpath(os.path.join(imd.workdir, "cache", "media"))
+    assert os.path.dirname(os.path.realpath(path)) == media_dir
+    assert os.path.basename(path).endswith(".jpeg") and "holiday" not in path
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # again: from the cache, the same bytes, no second file
+    again = _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid)))
+    assert again == data and _media_files(imd) == [os.path.basename(path)]
+    assert imctl.run("fetch", peer.jid, mid).stdout.strip() == path
+    assert json.loads(imctl.run("--json", "fetch", peer.jid, mid).stdout) == {"path": path}
+    r = imctl.run("fetch", peer.jid, "no-such-id", check=1)
+    assert "no-such-id" in r.stderr
+
+
+def test_fetch_media_refusals(client, imd, logged_in, peer):
+    me = logged_in.jid
+    real = peer.upload(b"z" * 10, "z.txt").split("/")
+    cases = {
+        # never over plain http to another machine
+        "far": _media_raw(me, "http://198.51.100.7/up/x.png"),
+        # a slot the server does not have
+        "gone": _media_raw(me, "/".join(real[:-2] + ["no-such-slot", real[-1]])),
+        # a hostile name in the URL is only a name: the file gets imd's own
+        "hostile": _media_raw(me, peer.upload(b"x" * 100, "y.txt").rsplit("/", 1)[0] + "/..%2F..%2Fescape.txt"),
+    }
+    start = client.mark()
+    for mid, raw in cases.values():
+        peer.send_raw(raw)
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    with raises_im_error("NotAllowed"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, cases["far"][0]))
+    with raises_im_error("NotFound"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, cases["gone"][0]), timeout=30)
+    # (the server serves the file whatever the last part says)
+    got = _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, cases["hostile"][0]), timeout=30))
+    assert got == b"x" * 100
+    path = _stored(client, peer.jid, cases["hostile"][0])["path"]
+    assert os.path.dirname(path) == os.path.join(imd.workdir, "cache", "media") and "escape" not in path
+    text_id = client.call("SendText", "ss", (peer.jid, "no file here"))
+    with raises_im_error("NotFound"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, text_id))
+    with raises_im_error("NotFound"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, "no-such-id"))
+    assert _media_files(imd) == [os.path.basename(path)]
+    assert not any("escape" in f for _, _, files in os.walk(imd.workdir) for f in files)
+
+
+def test_fetch_media_is_size_bounded(client, imd, logged_in, peer):
+    conf = os.path.join(imd.workdir, "xdg-config", "imd")
+    os.makedirs(conf, exist_ok=True)
+    with open(os.path.join(conf, "imd.conf"), "w") as f:
+        f.write("[media]\nmax_download=10000\n")
+    imd.restart()
+    client.login_account(logged_in)
+    small = peer.upload(b"s" * 5000, "small.bin")
+    big = peer.upload(b"b" * 50000, "big.bin")
+    liar = peer.upload(b"l" * 8000, "liar.bin")
+    me = logged_in.jid
+    ids = {}
+    for key, url, meta in (("small", small, None), ("big", big, None),
+                           ("liar", liar, {"media-type": "application/octet-stream", "size": 100})):
+        ids[key], raw = _media_raw(me, url, metadata=meta)
+        peer.send_raw(raw)
+    start = client.mark()
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    assert len(_read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, ids["small"]), timeout=30))) == 5000
+    with raises_im_error("TooLarge"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, ids["big"]), timeout=30)
+    with raises_im_error("TooLarge"):       # more than the size its sender gave
+        client.call_fd("FetchMedia", "ss", (peer.jid, ids["liar"]), timeout=30)
+    assert len(_media_files(imd)) == 1

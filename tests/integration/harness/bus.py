@@ -221,6 +221,10 @@ class DBusClient:
                     message = message[len(prefix):]
             raise DBusCallError(name, message, method) from None
         vals = res.unpack() if res is not None else ()
+        if fd_list is not None:
+            # handles (h) are indexes into the reply's fd list: the fds themselves
+            fds = out_fds.steal_fds() if out_fds is not None else []
+            return [fds[v] if isinstance(v, int) and v < len(fds) else v for v in vals]
         if len(vals) == 0:
             return None
         if len(vals) == 1:
@@ -244,6 +248,13 @@ class DBusClient:
     def call(self, method, signature=None, args=(), timeout=25.0):
         """Call org.example.IM.method; returns None / the single value / a tuple."""
         return self._call(self.name, self.path, self.iface, method, signature, args, timeout)
+
+    def call_fd(self, method, signature=None, args=(), timeout=25.0):
+        """A call whose reply is one file descriptor (h): returns it as an int,
+        which the caller owns."""
+        vals = self._call(self.name, self.path, self.iface, method, signature, args, timeout,
+                          fd_list=Gio.UnixFDList.new())
+        return vals[0]
 
     def call_bus(self, method, signature=None, args=(), timeout=10.0):
         return self._call("org.freedesktop.DBus", "/org/freedesktop/DBus",

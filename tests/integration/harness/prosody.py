@@ -68,7 +68,10 @@ VirtualHost "{domain}"
 {host_extra}
 
 Component "upload.{domain}" "http_file_share"
-    http_external_url = "http://127.0.0.1:{http_port}/"
+    -- served beside the WebSocket under the same HTTP host name
+    -- (Prosody keys HTTP handlers by it), which resolves to loopback
+    http_external_url = "http://{domain}:{http_port}/"
+    http_host = "{domain}"
 
 Component "conference.{domain}" "muc"
     modules_enabled = {{ "muc_mam" }}

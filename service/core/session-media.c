@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Files of media messages for the Session: FetchMedia downloads one into the
+ * cache directory, under a name imd makes up (the sender's name is for
+ * showing only), bounded in size, over https (or http to this machine only).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "http.h"
+#include "session-private.h"
+
+#define MEDIA_DIR "media"
+#define DEFAULT_MAX_DOWNLOAD (100 * 1024 * 1024)
+
+typedef struct Fetch {
+        Session *session;
+        char *conversation, *id, *path;
+        int fd;                 /* the new file, being written */
+        XmppHttpGet *get;
+        SessionFetchCallback callback;
+        void *userdata;
+} Fetch;
+
+static void fetch_free(Fetch *f) {
+        if (f->fd >= 0)
+                close(f->fd);
+        g_free(f->conversation);
+        g_free(f->id);
+        g_free(f->path);
+        g_free(f);
+}
+
+/* https anywhere; http only to this machine (a test server, a local proxy):
+ * elsewhere it would hand the file, and its URL's secret, to the network. */
+static int url_allowed(const char *url) {
+        g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+        const char *scheme, *host;
+
+        if (!uri)
+                return -EINVAL;
+        scheme = g_uri_get_scheme(uri);
+        host = g_uri_get_host(uri);
+        if (!host || !*host)
+                return -EINVAL;
+        if (g_ascii_strcasecmp(scheme, "https") == 0)
+                return 0;
+        if (g_ascii_strcasecmp(scheme, "http") != 0)
+                return -EPERM;
+        if (g_str_has_prefix(host, "127.") || strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0 ||
+            g_ascii_strcasecmp(host, "localhost") == 0)
+                return 0;
+        return -EPERM;
+}
+
+/* cache/media/<random>.<subtype of the media type>, created here and now:
+ * O_EXCL and O_NOFOLLOW, so nothing already there (a symlink, say) is used. */
+static int create_file(Session *s, const char *mime, char **ret_path) {
+        g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
+        const char *sub = mime ? strchr(mime, '/') : NULL;
+        char ext[9] = "bin";
+        size_t n = 0;
+
+        if (sub)
+                for (sub++; *sub && n < sizeof ext - 1 && g_ascii_isalnum(*sub); sub++)
+                        ext[n++] = *sub;
+        if (n > 0)
+                ext[n] = 0;
+        if (g_mkdir_with_parents(dir, 0700) < 0)
+                return -errno;
+        for (int attempt = 0; attempt < 8; attempt++) {
+                g_autofree char *name = g_strdup_printf("%08x%08x.%s", g_random_int(), g_random_int(), ext);
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        *ret_path = g_steal_pointer(&path);
+                        return fd;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
+static void on_fetched(int error, const char *detail, uint64_t bytes, void *userdata) {
+        Fetch *f = userdata;
+        Session *s = f->session;
+        int fd = -1;
+
+        g_ptr_array_remove_fast(s->fetches, f);
+        close(f->fd);
+        f->fd = -1;
+        if (error == 0 && s->store) {
+                error = store_set_media_path(s->store, f->conversation, f->id, f->path);
+                if (error == 0) {
+                        fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd < 0)
+                                error = -errno;
+                }
+        }
+        if (error < 0) {
+                g_debug("session: cannot fetch the file of %s: %s (%s)", f->id, g_strerror(-error),
+                        detail ? detail : "");
+                (void) unlink(f->path);         /* nothing half-written stays */
+        } else
+                g_debug("session: fetched %" G_GUINT64_FORMAT " bytes for %s", bytes, f->id);
+        f->callback(error, fd, f->userdata);
+        if (fd >= 0)
+                close(fd);
+        fetch_free(f);
+}
+
+int session_fetch_media(Session *s, const char *conversation, const char *id, SessionFetchCallback callback,
+                        void *userdata) {
+        g_autoptr(StoreMessage) m = NULL;
+        uint64_t max = s->config.max_download_bytes ? s->config.max_download_bytes : DEFAULT_MAX_DOWNLOAD;
+        Fetch *f;
+        int r;
+
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (!m->url)
+                return -ENOMEDIUM;
+        r = url_allowed(m->url);
+        if (r < 0)
+                return r;
+        if (m->path) {
+                int fd = open(m->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0) {
+                        callback(0, fd, userdata);
+                        close(fd);
+                        return 0;
+                }
+                /* the cache was cleaned: fetch it again */
+        }
+        /* the sender's size, when it gave one, is a bound too */
+        if (m->size >= 0 && (uint64_t) m->size < max)
+                max = (uint64_t) m->size;
+
+        f = g_new0(Fetch, 1);
+        f->session = s;
+        f->conversation = g_strdup(conversation);
+        f->id = g_strdup(id);
+        f->callback = callback;
+        f->userdata = userdata;
+        f->fd = create_file(s, m->mime, &f->path);
+        if (f->fd < 0) {
+                r = f->fd;
+                fetch_free(f);
+                return r;
+        }
+        r = xmpp_http_get(s->transport_ctx, m->url, NULL, f->fd, max, on_fetched, f, &f->get);
+        if (r < 0) {
+                (void) unlink(f->path);
+                fetch_free(f);
+                return r;
+        }
+        if (!s->fetches)
+                s->fetches = g_ptr_array_new();
+        g_ptr_array_add(s->fetches, f);
+        return 0;
+}
+
+void session_cancel_fetches(Session *s) {
+        while (s->fetches && s->fetches->len > 0) {
+                Fetch *f = g_ptr_array_steal_index_fast(s->fetches, s->fetches->len - 1);
+                xmpp_http_get_cancel(f->get);
+                (void) unlink(f->path);
+                f->callback(-ECANCELED, -1, f->userdata);
+                fetch_free(f);
+        }
+        g_clear_pointer(&s->fetches, g_ptr_array_unref);
+}
