@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 #include <string.h>
-#include <gio/gio.h>
+#include <glib.h>
 
 #include "media-type.h"
 
@@ -27,6 +27,48 @@ static char *name_from_url(const char *url) {
         return name;
 }
 
+/* The media type shared-mime-info gives the name's extension: its globs2
+ * file, read when needed (received files without a type are rare; GIO would
+ * do this too, at a megabyte of resident libraries the daemon pays always).
+ * NULL if it has none. */
+static char *mime_from_name(const char *name) {
+        const char *ext = strrchr(name, '.');
+        const char *const *dirs = g_get_system_data_dirs();
+
+        if (!ext || !ext[1])
+                return NULL;
+        for (size_t d = 0; dirs[d]; d++) {
+                g_autofree char *path = g_build_filename(dirs[d], "mime", "globs2", NULL);
+                g_autofree char *contents = NULL;
+                g_auto(GStrv) lines = NULL;
+                char *best = NULL;
+                gint64 best_weight = -1;
+
+                if (!g_file_get_contents(path, &contents, NULL, NULL))
+                        continue;
+                lines = g_strsplit(contents, "\n", -1);
+                /* weight:type:glob[:flags]; the first of the heaviest wins */
+                for (char **l = lines; *l; l++) {
+                        g_auto(GStrv) f = NULL;
+                        gint64 weight;
+                        if (**l == '#' || !**l)
+                                continue;
+                        f = g_strsplit(*l, ":", 4);
+                        if (!f[0] || !f[1] || !f[2] || f[2][0] != '*' || g_ascii_strcasecmp(f[2] + 1, ext) != 0)
+                                continue;
+                        weight = g_ascii_strtoll(f[0], NULL, 10);
+                        if (weight > best_weight) {
+                                g_free(best);
+                                best = g_strdup(f[1]);
+                                best_weight = weight;
+                        }
+                }
+                if (best)
+                        return best;
+        }
+        return NULL;
+}
+
 const char *media_describe(const char *url, const char *mime, const char *name, char **ret_mime, char **ret_name) {
         g_autofree char *guessed = NULL;
 
@@ -36,10 +78,8 @@ const char *media_describe(const char *url, const char *mime, const char *name, 
         if (mime)
                 *ret_mime = g_ascii_strdown(mime, -1);
         else {
-                gboolean uncertain = FALSE;
-                g_autofree char *type = g_content_type_guess(*ret_name, NULL, 0, &uncertain);
-                guessed = type ? g_content_type_get_mime_type(type) : NULL;
-                *ret_mime = g_strdup(guessed && !uncertain ? guessed : "application/octet-stream");
+                guessed = mime_from_name(*ret_name);
+                *ret_mime = g_strdup(guessed ? guessed : "application/octet-stream");
         }
         if (g_str_has_prefix(*ret_mime, "image/"))
                 return "image";

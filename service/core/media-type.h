@@ -3,9 +3,9 @@
 
 /*
  * What kind of file a received media message carries. The sender's media
- * type when it gave a usable one, else a guess from the file name (GIO's
- * shared-mime-info database); the name is the sender's, else the last part
+ * type when it gave a usable one, else a guess from the file name; the name is the sender's, else the last part
  * of the URL's path. Both are for showing only: no file is ever named by them.
+ * The guess comes from shared-mime-info's globs2 file (by extension).
  */
 
 /* mime, name: the sender's (NULL if none). *ret_mime, *ret_name: never NULL
