@@ -125,18 +125,13 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
 int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t max_bytes,
                   XmppHttpDone done, void *userdata, XmppHttpGet **ret) {
         struct lws_client_connect_info info = { 0 };
-        g_autofree char *copy = g_strdup(url);
-        g_autofree char *path = NULL;
-        const char *scheme, *address, *p;
-        bool tls;
-        int port;
+        g_auto(TransportTarget) target = { 0 };
         XmppHttpGet *g;
+        int r;
 
-        if (lws_parse_uri(copy, &scheme, &address, &port, &p) != 0 || !*address)
-                return -EINVAL;
-        if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
-                return -EINVAL;
-        tls = strcmp(scheme, "https") == 0;
+        r = transport_target_for(ctx, url, "http", "https", ca_file, &target, &info);
+        if (r < 0)
+                return r;
 
         g = g_new0(XmppHttpGet, 1);
         g->kind = TRANSPORT_KIND_HTTP;
@@ -145,29 +140,16 @@ int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_fil
         g->done = done;
         g->userdata = userdata;
 
-        path = g_strconcat("/", p, NULL);   /* lws_parse_uri strips the leading '/' */
-        info.context = xmpp_transport_context_lws(ctx);
-        info.vhost = xmpp_transport_context_vhost(ctx, tls, ca_file);
-        if (!info.vhost) {
-                g_free(g);
-                return -EIO;
-        }
-        info.address = address;
-        info.port = port;
-        info.path = path;
-        info.host = address;
-        info.origin = address;
         info.method = "GET";
         info.alpn = "http/1.1";
         info.protocol = XMPP_HTTP_PROTOCOL;
         info.local_protocol_name = XMPP_HTTP_PROTOCOL;
-        info.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
         info.opaque_user_data = g;
         info.pwsi = &g->wsi;
 
         g->in_connect = true;
         if (!lws_client_connect_via_info(&info) || g->reported) {
-                int r = g->reported ? g->connect_error : -ECONNREFUSED;
+                r = g->reported ? g->connect_error : -ECONNREFUSED;
                 /* lws freed the wsi, or will call CLOSED without our pointer */
                 if (g->wsi)
                         lws_set_opaque_user_data(g->wsi, NULL);

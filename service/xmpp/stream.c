@@ -956,25 +956,8 @@ int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {
         return 0;
 }
 
-int xmpp_stream_mam_query_before(XmppStream *s, const char *with, const char *before_id, int64_t end_ms,
-                                 unsigned max) {
-        g_autoptr(XmlNode) iq = NULL;
-
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        if (s->mam_iq_id)
-                return -EBUSY;
-        s->mam_query_id = xmpp_new_id();
-        s->mam_iq_id = xmpp_new_id();
-        s->mam_kind = XMPP_MAM_BEFORE;
-        iq = xmpp_mam_query_before_new(s->mam_iq_id, s->mam_query_id, with, before_id, end_ms, max);
-        stream_send_node(s, iq);
-        return 0;
-}
-
-int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max) {
-        g_autoptr(XmlNode) iq = NULL;
-
+/* Takes the one archive query slot for a query of kind, with fresh ids. */
+static int mam_begin(XmppStream *s, XmppMamQueryKind kind) {
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         if (s->mam_iq_id)
@@ -982,6 +965,27 @@ int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *afte
         s->mam_query_id = xmpp_new_id();
         s->mam_iq_id = xmpp_new_id();
         s->mam_kind = kind;
+        return 0;
+}
+
+int xmpp_stream_mam_query_before(XmppStream *s, const char *with, const char *before_id, int64_t end_ms,
+                                 unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+        int r = mam_begin(s, XMPP_MAM_BEFORE);
+
+        if (r < 0)
+                return r;
+        iq = xmpp_mam_query_before_new(s->mam_iq_id, s->mam_query_id, with, before_id, end_ms, max);
+        stream_send_node(s, iq);
+        return 0;
+}
+
+int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+        int r = mam_begin(s, kind);
+
+        if (r < 0)
+                return r;
         iq = xmpp_mam_query_new(s->mam_iq_id, s->mam_query_id, kind, after_id, max);
         stream_send_node(s, iq);
         return 0;

@@ -5,6 +5,7 @@
  * settings) and their protocol list. */
 
 #include <stdbool.h>
+#include <glib.h>
 #include <libwebsockets.h>
 
 #include "transport.h"
@@ -20,8 +21,20 @@ typedef enum TransportKind {
         TRANSPORT_KIND_HTTP = 0x68747470,       /* "http" */
 } TransportKind;
 
-struct lws_context *xmpp_transport_context_lws(XmppTransportContext *ctx);
-/* The vhost for plain or TLS connections trusting ca_file (NULL: the system
- * store); NULL if ca_file is unusable or too many vhosts exist. */
-struct lws_vhost *xmpp_transport_context_vhost(XmppTransportContext *ctx, bool tls, const char *ca_file);
+/* Where a client connection to url goes: the strings info points into. */
+typedef struct TransportTarget {
+        char *copy;             /* url, cut up by lws_parse_uri() */
+        char *path;             /* "/" + its path */
+        bool tls;
+} TransportTarget;
+void transport_target_clear(TransportTarget *t);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TransportTarget, transport_target_clear)
+
+/* Fills info's context, vhost, address, port, path, host, origin and
+ * ssl_connection for url, whose scheme must be plain_scheme or tls_scheme.
+ * -EINVAL bad URL; -EIO unusable ca_file; -ENOSPC too many CA files. */
+int transport_target_for(XmppTransportContext *ctx, const char *url, const char *plain_scheme,
+                         const char *tls_scheme, const char *ca_file, TransportTarget *target,
+                         struct lws_client_connect_info *info);
+
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);

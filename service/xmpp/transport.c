@@ -137,12 +137,35 @@ static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const ch
         return vh;
 }
 
-struct lws_context *xmpp_transport_context_lws(XmppTransportContext *ctx) {
-        return ctx->lws;
+void transport_target_clear(TransportTarget *t) {
+        g_clear_pointer(&t->copy, g_free);
+        g_clear_pointer(&t->path, g_free);
 }
 
-struct lws_vhost *xmpp_transport_context_vhost(XmppTransportContext *ctx, bool tls, const char *ca_file) {
-        return vhost_for(ctx, tls, ca_file);
+int transport_target_for(XmppTransportContext *ctx, const char *url, const char *plain_scheme,
+                         const char *tls_scheme, const char *ca_file, TransportTarget *target,
+                         struct lws_client_connect_info *info) {
+        const char *scheme, *address, *p;
+        int port;
+
+        target->copy = g_strdup(url);
+        if (lws_parse_uri(target->copy, &scheme, &address, &port, &p) != 0 || !*address)
+                return -EINVAL;
+        if (strcmp(scheme, plain_scheme) != 0 && strcmp(scheme, tls_scheme) != 0)
+                return -EINVAL;
+        target->tls = strcmp(scheme, tls_scheme) == 0;
+        target->path = g_strconcat("/", p, NULL);   /* lws_parse_uri strips the leading '/' */
+        info->context = ctx->lws;
+        info->vhost = vhost_for(ctx, target->tls, ca_file);
+        if (!info->vhost)
+                return ctx->n_vhosts >= MAX_VHOSTS ? -ENOSPC : -EIO;
+        info->address = address;
+        info->port = port;
+        info->path = target->path;
+        info->host = address;
+        info->origin = address;
+        info->ssl_connection = target->tls ? LCCSCF_USE_SSL : 0;
+        return 0;
 }
 
 static void out_queue_clear(XmppTransport *t) {
@@ -292,16 +315,13 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
                            size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
                            XmppTransport **ret) {
         struct lws_client_connect_info info = { 0 };
-        g_autofree char *copy = g_strdup(url);
-        g_autofree char *path = NULL;
-        const char *scheme, *address, *p;
-        int port;
+        g_auto(TransportTarget) target = { 0 };
         XmppTransport *t;
+        int r;
 
-        if (lws_parse_uri(copy, &scheme, &address, &port, &p) != 0 || !*address)
-                return -EINVAL;
-        if (strcmp(scheme, "ws") != 0 && strcmp(scheme, "wss") != 0)
-                return -EINVAL;
+        r = transport_target_for(ctx, url, "ws", "wss", ca_file, &target, &info);
+        if (r < 0)
+                return r;
 
         t = g_new0(XmppTransport, 1);
         t->kind = TRANSPORT_KIND_XMPP;
@@ -310,23 +330,10 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
         t->userdata = userdata;
         t->rx = g_string_sized_new(4096);
         t->max_message_bytes = max_message_bytes;
-        t->tls = strcmp(scheme, "wss") == 0;
+        t->tls = target.tls;
         g_queue_init(&t->out);
 
-        path = g_strconcat("/", p, NULL);   /* lws_parse_uri strips the leading '/' */
-        info.context = ctx->lws;
-        info.vhost = vhost_for(ctx, t->tls, ca_file);
-        if (!info.vhost) {
-                transport_destroy(t);
-                return ctx->n_vhosts >= MAX_VHOSTS ? -ENOSPC : -EIO;
-        }
-        info.address = address;
-        info.port = port;
-        info.path = path;
-        info.host = address;
-        info.origin = address;
         info.protocol = "xmpp";
-        info.ssl_connection = t->tls ? LCCSCF_USE_SSL : 0;
         info.opaque_user_data = t;
         info.pwsi = &t->wsi;
 
@@ -334,7 +341,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
          * report that one by return value, later ones through closed(). */
         t->in_connect = true;
         if (!lws_client_connect_via_info(&info) || t->reported) {
-                int r = t->reported ? t->connect_error : -ECONNREFUSED;
+                r = t->reported ? t->connect_error : -ECONNREFUSED;
                 transport_destroy(t);
                 return r;
         }
