@@ -5,6 +5,7 @@
 
 #include "bus-errors.h"
 #include "bus-object.h"
+#include "bus-voice.h"
 #include "bus-source.h"
 #include "manager.h"
 
@@ -31,7 +32,12 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   [messages]
  *   revoke_window=120    seconds after sending during which a message may be revoked
  *   [media]
- *   max_download=104857600  bytes: the largest file FetchMedia takes */
+ *   max_download=104857600  bytes: the largest file FetchMedia takes
+ *   [voice]
+ *   source=              PipeWire node name of the microphone (default: the default source)
+ *   min_duration=1       seconds: shorter recordings are not sent
+ *   max_duration=60      seconds: a recording this long is sent by itself
+ *   bitrate=24000        bits/s of the Opus encoding */
 static void load_config(const char *path, SessionConfig *ret) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) error = NULL;
@@ -45,6 +51,8 @@ static void load_config(const char *path, SessionConfig *ret) {
                 { "connection", "reconnect_min", G_STRUCT_OFFSET(SessionConfig, reconnect_min_ms), 3600 },
                 { "connection", "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms), 3600 },
                 { "messages", "revoke_window", G_STRUCT_OFFSET(SessionConfig, revoke_window_ms), 7 * 86400 },
+                { "voice", "min_duration", G_STRUCT_OFFSET(SessionConfig, voice_min_ms), 60 },
+                { "voice", "max_duration", G_STRUCT_OFFSET(SessionConfig, voice_max_ms), 3600 },
         };
 
         *ret = (SessionConfig) { 0 };
@@ -58,6 +66,18 @@ static void load_config(const char *path, SessionConfig *ret) {
                 guint64 bytes = g_key_file_get_uint64(kf, "media", "max_download", &e);
                 if (!e && bytes > 0)
                         ret->max_download_bytes = bytes;
+        }
+        {
+                g_autoptr(GError) e = NULL;
+                gint bitrate = g_key_file_get_integer(kf, "voice", "bitrate", &e);
+                /* what Opus takes */
+                if (!e && (bitrate < 6000 || bitrate > 510000))
+                        g_warning("%s: bitrate=%d is outside 6000..510000; ignored", path, bitrate);
+                else if (!e)
+                        ret->voice_bitrate = (unsigned) bitrate;
+                ret->voice_source = g_key_file_get_string(kf, "voice", "source", NULL);
+                if (ret->voice_source && !*ret->voice_source)
+                        g_clear_pointer(&ret->voice_source, g_free);
         }
         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                 g_autoptr(GError) e = NULL;
@@ -89,6 +109,7 @@ int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
                 return r;
         load_config(config_path, &config);
         r = session_new(data_dir, cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
+        g_free(config.voice_source);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);
@@ -137,6 +158,7 @@ void manager_free(Manager *m) {
                         session_messages_announced(m->session, m->announce_seq);
         }
         session_free(m->session);
+        bus_voice_forget_owner(m);
         if (m->pending_login) {
                 bus_reply_errno(m->pending_login, -ECONNABORTED, "imd is shutting down");
                 sd_bus_message_unref(m->pending_login);

@@ -28,6 +28,10 @@ typedef struct Manager {
          * among them, confirmed to the session once written. */
         int64_t announce_seq;
         guint announce_source;
+        /* The bus name of the client whose voice recording runs, and the
+         * match that notices it leaving. */
+        char *recording_owner;
+        sd_bus_slot *recording_owner_watch;
 } Manager;
 
 int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);

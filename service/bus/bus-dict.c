@@ -72,9 +72,10 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
                           (r = append_str(m, "description", msg->text)) < 0 ||
                           (r = append_str(m, "extension", msg->extension)) < 0))
                 return r;
-        if (msg->url) {
+        /* a file: ours has no url until it is uploaded */
+        if (msg->mime) {
                 uint64_t size = (uint64_t) msg->size;
-                if ((r = append_str(m, "url", msg->url)) < 0 ||
+                if ((msg->url && (r = append_str(m, "url", msg->url)) < 0) ||
                     (r = append_str(m, "mime", msg->mime)) < 0 ||
                     (r = append_str(m, "name", msg->name)) < 0 ||
                     (msg->size >= 0 && (r = append_entry(m, "size", 't', &size)) < 0) ||

@@ -15,6 +15,10 @@ typedef struct ErrnoMapping {
         const char *text;
 } ErrnoMapping;
 
+/* Whatever has no name of its own (a disk error, a refusal nobody
+ * explained) is still one of ours: callers match on the prefix. */
+#define IM_ERROR_FAILED IM_ERROR_PREFIX "Failed"
+
 static const ErrnoMapping mappings[] = {
         { EINVAL,       IM_ERROR_PREFIX "InvalidArgument", "Invalid argument" },
         { ENOTCONN,     IM_ERROR_PREFIX "NotLoggedIn",     "Not logged in" },
@@ -34,6 +38,8 @@ static const ErrnoMapping mappings[] = {
         { EBUSY,        IM_ERROR_PREFIX "Busy",            "Busy" },
         { ENOTSUP,      IM_ERROR_PREFIX "NotSupported",    "Not supported" },
         { ETIMEDOUT,    IM_ERROR_PREFIX "Timeout",         "The server did not answer in time" },
+        { ENODEV,       IM_ERROR_PREFIX "NotFound",        "No such device" },
+        { EIO,          IM_ERROR_PREFIX "Failed",          "Input/output error" },
 };
 
 /* Error texts quote caller and network input cut to a length: never let a cut
@@ -56,7 +62,7 @@ static const ErrnoMapping *lookup(int error) {
 
 const char *bus_error_name_from_errno(int error) {
         const ErrnoMapping *m = lookup(error);
-        return m ? m->name : SD_BUS_ERROR_FAILED;
+        return m ? m->name : IM_ERROR_FAILED;
 }
 
 int bus_reply_errno(sd_bus_message *m, int error, const char *message) {
@@ -68,11 +74,11 @@ int bus_reply_errno(sd_bus_message *m, int error, const char *message) {
 
         snprintf(text, sizeof(text), "%s", message ? message : fallback);
         truncate_to_valid_utf8(text);
-        sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, text);
+        sd_bus_error_set(&e, map ? map->name : IM_ERROR_FAILED, text);
         r = sd_bus_reply_method_error(m, &e);
         sd_bus_error_free(&e);
         if (r < 0) {
-                sd_bus_error_set(&e, map ? map->name : SD_BUS_ERROR_FAILED, fallback);
+                sd_bus_error_set(&e, map ? map->name : IM_ERROR_FAILED, fallback);
                 r = sd_bus_reply_method_error(m, &e);
                 sd_bus_error_free(&e);
         }
@@ -91,5 +97,5 @@ int bus_set_errno(sd_bus_error *ret_error, int error, const char *format, ...) {
         } else
                 snprintf(text, sizeof(text), "%s", map ? map->text : strerror(error < 0 ? -error : error));
         truncate_to_valid_utf8(text);
-        return sd_bus_error_set(ret_error, map ? map->name : SD_BUS_ERROR_FAILED, text);
+        return sd_bus_error_set(ret_error, map ? map->name : IM_ERROR_FAILED, text);
 }

@@ -11,58 +11,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus-args.h"
 #include "bus-dict.h"
 #include "bus-errors.h"
+#include "bus-files.h"
+#include "bus-voice.h"
 #include "bus-object.h"
 #include "actions.h"
 #include "custom.h"
 #include "jid.h"
 
-#define TEXT_MAX_BYTES      65536
 #define PASSWORD_MAX_BYTES  1024
 #define URL_MAX_BYTES       2048
-#define ID_MAX_BYTES        256
 #define MESSAGES_MAX_LIMIT  500
 #define SEARCH_QUERY_MAX_BYTES 1024
-
-/* --- argument checks --- */
-
-/* A conversation or account id: a bare JID with a localpart. Returns the
- * normalised form or sets an InvalidArgument error. */
-static char *parse_user_jid(const char *s, const char *what, sd_bus_error *error) {
-        char *bare;
-
-        if (!jid_is_valid_user_bare(s) || !(bare = jid_normalize_bare(s))) {
-                bus_set_errno(error, -EINVAL, "Invalid %s '%.100s': expected a bare JID like user@example.org",
-                              what, s);
-                return NULL;
-        }
-        return bare;
-}
-
-/* XML 1.0 cannot carry most control characters; a stanza with one would make
- * the server close the whole stream. */
-static bool text_is_xml_safe(const char *text) {
-        for (const char *p = text; *p; p = g_utf8_next_char(p)) {
-                gunichar c = g_utf8_get_char(p);
-                if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0xFFFE || c == 0xFFFF)
-                        return false;
-        }
-        return true;
-}
-
-static int check_text(const char *text, sd_bus_error *error) {
-        size_t len = strlen(text);
-
-        if (len == 0)
-                return bus_set_errno(error, -EINVAL, "The text is empty");
-        if (len > TEXT_MAX_BYTES)
-                return bus_set_errno(error, -EMSGSIZE, "The text is %zu bytes; at most %d are allowed",
-                                     len, TEXT_MAX_BYTES);
-        if (!g_utf8_validate(text, (gssize) len, NULL) || !text_is_xml_safe(text))
-                return bus_set_errno(error, -EINVAL, "The text contains characters that cannot be sent");
-        return 0;
-}
 
 /* --- Login --- */
 
@@ -177,7 +139,7 @@ static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (r < 0)
                 return r;
 
-        jid = parse_user_jid(jid_arg, "account", error);
+        jid = bus_parse_user_jid(jid_arg, "account", error);
         if (!jid)
                 return -EINVAL;
         if (!*password || strlen(password) > PASSWORD_MAX_BYTES)
@@ -225,10 +187,10 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "ss", &conv_arg, &text);
         if (r < 0)
                 return r;
-        conversation = parse_user_jid(conv_arg, "conversation", error);
+        conversation = bus_parse_user_jid(conv_arg, "conversation", error);
         if (!conversation)
                 return -EINVAL;
-        r = check_text(text, error);
+        r = bus_check_text(text, error);
         if (r < 0)
                 return r;
 
@@ -240,17 +202,6 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(m, "s", id);
 }
 
-/* An optional string argument: "" or valid, XML-safe UTF-8 of at most max bytes. */
-static int check_optional_text(const char *text, const char *what, size_t max, sd_bus_error *error) {
-        size_t len = strlen(text);
-
-        if (len > max)
-                return bus_set_errno(error, -EMSGSIZE, "The %s is %zu bytes; at most %zu are allowed", what, len, max);
-        if (!g_utf8_validate(text, (gssize) len, NULL) || !text_is_xml_safe(text))
-                return bus_set_errno(error, -EINVAL, "The %s contains characters that cannot be sent", what);
-        return 0;
-}
-
 static int method_send_custom(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL, *id = NULL;
@@ -260,12 +211,12 @@ static int method_send_custom(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(m, "ssss", &conv_arg, &data, &description, &extension);
         if (r < 0)
                 return r;
-        conversation = parse_user_jid(conv_arg, "conversation", error);
+        conversation = bus_parse_user_jid(conv_arg, "conversation", error);
         if (!conversation)
                 return -EINVAL;
-        if ((r = check_optional_text(data, "data", CUSTOM_DATA_MAX, error)) < 0 ||
-            (r = check_optional_text(description, "description", TEXT_MAX_BYTES, error)) < 0 ||
-            (r = check_optional_text(extension, "extension", TEXT_MAX_BYTES, error)) < 0)
+        if ((r = bus_check_optional_text(data, "data", CUSTOM_DATA_MAX, error)) < 0 ||
+            (r = bus_check_optional_text(description, "description", TEXT_MAX_BYTES, error)) < 0 ||
+            (r = bus_check_optional_text(extension, "extension", TEXT_MAX_BYTES, error)) < 0)
                 return r;
 
         r = session_send_custom(mgr->session, conversation, data, description, extension, &id);
@@ -277,23 +228,6 @@ static int method_send_custom(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return bus_set_errno(error, r, "Cannot send the message: %s", g_strerror(-r));
         return sd_bus_reply_method_return(m, "s", id);
-}
-
-/* The (conversation, id) arguments naming one of the history's messages. */
-static int read_message_ref(sd_bus_message *m, char **ret_conversation, const char **ret_id, sd_bus_error *error) {
-        const char *conv_arg, *id;
-        int r;
-
-        r = sd_bus_message_read(m, "ss", &conv_arg, &id);
-        if (r < 0)
-                return r;
-        *ret_conversation = parse_user_jid(conv_arg, "conversation", error);
-        if (!*ret_conversation)
-                return -EINVAL;
-        if (!*id || strlen(id) > 256 || !g_utf8_validate(id, -1, NULL))
-                return bus_set_errno(error, -EINVAL, "Invalid message id");
-        *ret_id = id;
-        return 0;
 }
 
 static int message_action_error(Manager *mgr, int r, const char *conversation, const char *id, sd_bus_error *error) {
@@ -319,10 +253,10 @@ static int message_action_error(Manager *mgr, int r, const char *conversation, c
 static int method_revoke_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
-        const char *id = NULL;         /* set by read_message_ref() */
+        const char *id = NULL;         /* set by bus_read_message_ref() */
         int r;
 
-        r = read_message_ref(m, &conversation, &id, error);
+        r = bus_read_message_ref(m, &conversation, &id, error);
         if (r < 0)
                 return r;
         r = session_revoke_message(mgr->session, conversation, id);
@@ -337,13 +271,13 @@ static int method_edit_message(sd_bus_message *m, void *userdata, sd_bus_error *
         const char *id = NULL, *text;
         int r;
 
-        r = read_message_ref(m, &conversation, &id, error);
+        r = bus_read_message_ref(m, &conversation, &id, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(m, "s", &text);
         if (r < 0)
                 return r;
-        r = check_text(text, error);
+        r = bus_check_text(text, error);
         if (r < 0)
                 return r;
         r = session_edit_message(mgr->session, conversation, id, text);
@@ -356,10 +290,10 @@ static int method_react(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
         g_auto(GStrv) reactions = NULL;
-        const char *id = NULL;         /* set by read_message_ref() */
+        const char *id = NULL;         /* set by bus_read_message_ref() */
         int r;
 
-        r = read_message_ref(m, &conversation, &id, error);
+        r = bus_read_message_ref(m, &conversation, &id, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read_strv(m, &reactions);
@@ -382,60 +316,6 @@ static int method_react(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         }
 }
 
-static void on_media_fetched(int error, int fd, void *userdata) {
-        sd_bus_message *call = userdata;
-
-        switch (error) {
-        case 0:
-                (void) sd_bus_reply_method_return(call, "h", fd);       /* sd-bus dups it */
-                break;
-        case -EMSGSIZE:
-                bus_reply_errno(call, error, "The file is larger than allowed ([media] max_download, or the "
-                                "size its sender gave)");
-                break;
-        case -ENOENT:
-                bus_reply_errno(call, error, "The file is gone from the server");
-                break;
-        case -ECANCELED:
-                bus_reply_errno(call, -ECONNABORTED, "The download was stopped (logout)");
-                break;
-        default:
-                bus_reply_errno(call, error, "Cannot download the file");
-                break;
-        }
-        sd_bus_message_unref(call);
-}
-
-static int method_fetch_media(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *mgr = userdata;
-        g_autofree char *conversation = NULL;
-        const char *id = NULL;         /* set by read_message_ref() */
-        int r;
-
-        r = read_message_ref(m, &conversation, &id, error);
-        if (r < 0)
-                return r;
-        r = session_fetch_media(mgr->session, conversation, id, on_media_fetched, sd_bus_message_ref(m));
-        if (r < 0)
-                sd_bus_message_unref(m);
-        switch (r) {
-        case 0:
-                return 1;       /* answered by on_media_fetched(), now or later */
-        case -ENOTCONN:
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
-        case -ENOENT:
-                return bus_set_errno(error, r, "No message %s in the conversation with %s", id, conversation);
-        case -ENOMEDIUM:
-                return bus_set_errno(error, -ENOENT, "Message %s carries no file", id);
-        case -EPERM:
-                return bus_set_errno(error, r, "imd only downloads over https (or http from this machine)");
-        case -EINVAL:
-                return bus_set_errno(error, r, "The message's URL is not usable");
-        default:
-                return bus_set_errno(error, r, "Cannot download the file: %s", g_strerror(-r));
-        }
-}
-
 static int method_set_typing(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
@@ -445,7 +325,7 @@ static int method_set_typing(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(m, "sb", &conv_arg, &typing);
         if (r < 0)
                 return r;
-        conversation = parse_user_jid(conv_arg, "conversation", error);
+        conversation = bus_parse_user_jid(conv_arg, "conversation", error);
         if (!conversation)
                 return -EINVAL;
 
@@ -511,7 +391,7 @@ static int method_get_messages(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_read(m, "ssu", &conv_arg, &before_id, &limit);
         if (r < 0)
                 return r;
-        conversation = parse_user_jid(conv_arg, "conversation", error);
+        conversation = bus_parse_user_jid(conv_arg, "conversation", error);
         if (!conversation)
                 return -EINVAL;
         if (strlen(before_id) > ID_MAX_BYTES)
@@ -544,10 +424,10 @@ static int method_search_messages(sd_bus_message *m, void *userdata, sd_bus_erro
         r = sd_bus_message_read(m, "ssu", &query, &conv_arg, &limit);
         if (r < 0)
                 return r;
-        r = check_optional_text(query, "query", SEARCH_QUERY_MAX_BYTES, error);
+        r = bus_check_optional_text(query, "query", SEARCH_QUERY_MAX_BYTES, error);
         if (r < 0)
                 return r;
-        if (*conv_arg && !(conversation = parse_user_jid(conv_arg, "conversation", error)))
+        if (*conv_arg && !(conversation = bus_parse_user_jid(conv_arg, "conversation", error)))
                 return -EINVAL;
         if (limit < 1 || limit > MESSAGES_MAX_LIMIT)
                 return bus_set_errno(error, -EINVAL, "limit must be between 1 and %d", MESSAGES_MAX_LIMIT);
@@ -577,7 +457,7 @@ static int method_mark_read(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "s", &conv_arg);
         if (r < 0)
                 return r;
-        conversation = parse_user_jid(conv_arg, "conversation", error);
+        conversation = bus_parse_user_jid(conv_arg, "conversation", error);
         if (!conversation)
                 return -EINVAL;
 
@@ -606,6 +486,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "s", session_account(mgr->session));
         if (strcmp(property, "UnreadTotal") == 0)
                 return sd_bus_message_append(reply, "u", session_unread_total(mgr->session));
+        if (strcmp(property, "Recording") == 0)
+                return sd_bus_message_append(reply, "b", session_is_recording(mgr->session));
         return -ENOENT;
 }
 
@@ -652,10 +534,30 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_ARGS("s", conversation, "s", id, "as", emoji),
                                 SD_BUS_NO_RESULT,
                                 method_react, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendFile",
+                                SD_BUS_ARGS("s", conversation, "h", fd, "a{sv}", info),
+                                SD_BUS_RESULT("s", id),
+                                bus_method_send_file, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResendMessage",
+                                SD_BUS_ARGS("s", conversation, "s", id),
+                                SD_BUS_NO_RESULT,
+                                bus_method_resend_message, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("FetchMedia",
                                 SD_BUS_ARGS("s", conversation, "s", id),
                                 SD_BUS_RESULT("h", fd),
-                                method_fetch_media, SD_BUS_VTABLE_UNPRIVILEGED),
+                                bus_method_fetch_media, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartRecording",
+                                SD_BUS_ARGS("s", conversation),
+                                SD_BUS_NO_RESULT,
+                                bus_method_start_recording, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StopRecording",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("s", id),
+                                bus_method_stop_recording, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelRecording",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                bus_method_cancel_recording, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetTyping",
                                 SD_BUS_ARGS("s", conversation, "b", typing),
                                 SD_BUS_NO_RESULT,
@@ -671,11 +573,17 @@ static const sd_bus_vtable im_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("MessageEdited", SD_BUS_ARGS("s", conversation, "s", id, "s", text), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ReactionsChanged",
                                 SD_BUS_ARGS("s", conversation, "s", id, "a{sas}", reactions), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RecordingLevel", SD_BUS_ARGS("d", peak), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RecordingStopped",
+                                SD_BUS_ARGS("s", conversation, "s", id, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("TransferProgress",
+                                SD_BUS_ARGS("s", conversation, "s", id, "t", done, "t", total), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Typing", SD_BUS_ARGS("s", conversation, "s", who, "b", typing), 0),
         SD_BUS_PROPERTY("NetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Ready", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Account", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("UnreadTotal", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Recording", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END
 };
 
@@ -856,6 +764,38 @@ static void on_typing(const char *conversation, const char *who, bool typing, vo
                                    conversation, who, (int) typing);
 }
 
+static void on_transfer_progress(const char *conversation, const char *id, uint64_t sent, uint64_t total,
+                                 void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "TransferProgress", "sstt",
+                                   conversation, id, sent, total);
+}
+
+static void on_recording_changed(void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "Recording", NULL);
+}
+
+static void on_recording_level(double peak, void *userdata) {
+        Manager *mgr = userdata;
+
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "RecordingLevel", "d", peak);
+}
+
+static void on_recording_stopped(const char *conversation, const char *id, const char *reason, void *userdata) {
+        Manager *mgr = userdata;
+
+        bus_voice_forget_owner(mgr);
+        if (mgr->bus)
+                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "RecordingStopped", "sss",
+                                   conversation, id ? id : "", reason);
+}
+
 const SessionEvents bus_session_events = {
         .state_changed = on_state_changed,
         .messages_added = on_messages_added,
@@ -870,4 +810,8 @@ const SessionEvents bus_session_events = {
         .message_revoked = on_message_revoked,
         .message_edited = on_message_edited,
         .reactions_changed = on_reactions_changed,
+        .transfer_progress = on_transfer_progress,
+        .recording_changed = on_recording_changed,
+        .recording_level = on_recording_level,
+        .recording_stopped = on_recording_stopped,
 };

@@ -23,7 +23,7 @@ typedef struct Fetch {
         Session *session;
         char *conversation, *id, *path;
         int fd;                 /* the new file, being written */
-        XmppHttpGet *get;
+        XmppHttp *get;
         SessionFetchCallback callback;
         void *userdata;
 } Fetch;
@@ -39,7 +39,7 @@ static void fetch_free(Fetch *f) {
 
 /* https anywhere; http only to this machine (a test server, a local proxy):
  * elsewhere it would hand the file, and its URL's secret, to the network. */
-static int url_allowed(const char *url) {
+int session_media_url_allowed(const char *url) {
         g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
         const char *scheme, *host;
 
@@ -61,7 +61,7 @@ static int url_allowed(const char *url) {
 
 /* cache/media/<random>.<subtype of the media type>, created here and now:
  * O_EXCL and O_NOFOLLOW, so nothing already there (a symlink, say) is used. */
-static int create_file(Session *s, const char *mime, char **ret_path) {
+int session_media_create_file(Session *s, const char *mime, char **ret_path) {
         g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
         const char *sub = mime ? strchr(mime, '/') : NULL;
         char ext[9] = "bin";
@@ -131,7 +131,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
                 return r;
         if (!m->url)
                 return -ENOMEDIUM;
-        r = url_allowed(m->url);
+        r = session_media_url_allowed(m->url);
         if (r < 0)
                 return r;
         if (m->path) {
@@ -153,7 +153,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         f->id = g_strdup(id);
         f->callback = callback;
         f->userdata = userdata;
-        f->fd = create_file(s, m->mime, &f->path);
+        f->fd = session_media_create_file(s, m->mime, &f->path);
         if (f->fd < 0) {
                 r = f->fd;
                 fetch_free(f);
@@ -174,7 +174,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
 void session_cancel_fetches(Session *s) {
         while (s->fetches && s->fetches->len > 0) {
                 Fetch *f = g_ptr_array_steal_index_fast(s->fetches, s->fetches->len - 1);
-                xmpp_http_get_cancel(f->get);
+                xmpp_http_cancel(f->get);
                 (void) unlink(f->path);
                 f->callback(-ECANCELED, -1, f->userdata);
                 fetch_free(f);

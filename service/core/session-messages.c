@@ -14,9 +14,22 @@
 #include "reactions.h"
 #include "session-private.h"
 
+int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms) {
+        XmppMedia media = {
+                .url = m->url, .mime = m->mime, .name = m->name, .size = m->size,
+                .width = m->width, .height = m->height, .duration_ms = m->duration_ms,
+        };
+
+        return xmpp_stream_send_chat(s->stream, m->conversation, &(XmppChatContent) {
+                                             .body = m->text, .json = m->data, .extension = m->extension,
+                                             .media = m->url ? &media : NULL },
+                                     m->id, delayed_ms);
+}
+
 /* Everything still "pending" goes out again after a (re)connect, with its
  * original id, so a receiver can tell a resend from a new message, and its
- * original time as an XEP-0203 delay stamp. */
+ * original time as an XEP-0203 delay stamp. A file not uploaded yet is
+ * uploaded first (again, if a crash or logout cut the upload off). */
 void session_send_outbox(Session *s) {
         g_autoptr(GPtrArray) unsent = NULL;
 
@@ -24,13 +37,16 @@ void session_send_outbox(Session *s) {
                 return;
         for (guint i = 0; i < unsent->len; i++) {
                 StoreMessage *m = g_ptr_array_index(unsent, i);
+                if (session_upload_waiting(m)) {
+                        session_upload_resume(s, m);
+                        continue;
+                }
                 /* A resumed session already sent again what it had in flight. */
                 if (xmpp_stream_is_in_flight(s->stream, m->id))
                         continue;
-                xmpp_stream_send_chat(s->stream, m->conversation, &(XmppChatContent) {
-                                              .body = m->text, .json = m->data, .extension = m->extension },
-                                      m->id, m->time_ms);
+                session_send_stored(s, m, m->time_ms);
         }
+        session_pump_uploads(s);
 }
 
 static int status_rank(const char *status) {
@@ -229,9 +245,7 @@ static int send_message(Session *s, const char *conversation, StoreMessage m, ch
                 return r == -EEXIST ? -EIO : r;
         m.seq = seq;
         if (s->ready && s->stream)
-                r = xmpp_stream_send_chat(s->stream, conversation, &(XmppChatContent) {
-                                                  .body = m.text, .json = m.data, .extension = m.extension },
-                                          id, 0);
+                r = session_send_stored(s, &m, 0);
         else
                 r = -ENOTCONN;
         if (r < 0)

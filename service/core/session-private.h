@@ -57,6 +57,16 @@
 #define INDEX_STEP_MESSAGES 2000
 #define INDEX_STEP_PAUSE_MS 20
 
+/* Where the server's XEP-0363 upload service stands (session-upload.c). */
+typedef enum UploadServiceState {
+        UPLOAD_SERVICE_UNKNOWN,         /* not asked on this connection */
+        UPLOAD_SERVICE_LOOKING,         /* service discovery is out */
+        UPLOAD_SERVICE_FOUND,
+        UPLOAD_SERVICE_NONE,            /* the server has none */
+} UploadServiceState;
+
+typedef struct Recording Recording;       /* session-voice.c */
+
 typedef struct BackRequest {
         char *conversation;
         char *before_id;                /* "" for the newest */
@@ -130,6 +140,18 @@ struct Session {
         char *cache_dir;                /* $XDG_CACHE_HOME/imd: fetched files go to its media/ */
         GPtrArray *fetches;             /* FetchMedia downloads in progress (session-media.c) */
         guint pending_insert_at;        /* where the current page's actions go */
+
+        /* SendFile (session-upload.c): the server's upload service, the
+         * calls not yet answered (copying the file) and the accepted files
+         * on their way up. */
+        UploadServiceState upload_state;
+        char *upload_service;           /* its JID, once found */
+        uint64_t upload_max;            /* its max-file-size; 0: it gives none */
+        GArray *upload_lookups;         /* unsigned: handles of the discovery IQs out */
+        GPtrArray *file_requests;       /* FileRequest* */
+        GPtrArray *uploads;             /* Upload* */
+
+        Recording *recording;           /* the voice message being recorded, or NULL */
 };
 
 /* An XmppMessageAction kept beyond the stanza it came in. */
@@ -155,6 +177,8 @@ void session_schedule_indexing(Session *s, unsigned delay_ms);
 
 /* session-messages.c */
 void session_send_outbox(Session *s);
+/* Sends stored message m (ours) as it is: text, custom data, uploaded file. */
+int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms);
 /* Keeps an action from an archive page for session_retry_actions(). */
 void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without
@@ -170,6 +194,32 @@ void on_stream_typing(const char *from, bool typing, void *userdata);
 /* session-media.c */
 /* Stops the downloads; their callers hear -ECANCELED. */
 void session_cancel_fetches(Session *s);
+
+/* https anywhere, http to this machine only: 0, or -EPERM / -EINVAL. */
+int session_media_url_allowed(const char *url);
+/* A new file cache/media/<random>.<from mime>, created exclusively (no link
+ * followed), mode 0600: its fd, or negative errno. */
+int session_media_create_file(Session *s, const char *mime, char **ret_path);
+
+/* session-upload.c */
+/* m is our file message whose upload has not finished (no URL yet). */
+bool session_upload_waiting(const StoreMessage *m);
+/* Queues the upload of m (session_upload_waiting()) unless it is queued;
+ * session_pump_uploads() starts it. */
+void session_upload_resume(Session *s, const StoreMessage *m);
+/* Moves every queued upload on as far as it can go now (connected: service
+ * discovery, slot request). */
+void session_pump_uploads(Session *s);
+/* Starts XEP-0030 discovery of the upload service unless it is known or
+ * being looked for. */
+void session_lookup_upload_service(Session *s);
+/* A new connection or account: the service is asked for again. */
+void session_forget_upload_service(Session *s);
+/* Removes what copies a crash cut off from the account's outbox directory. */
+void session_clean_outbox(Session *s);
+/* Logout, another account, the end: SendFile calls hear -ECANCELED, uploads
+ * stop (their messages stay "pending" and go on at the next login). */
+void session_cancel_uploads(Session *s);
 
 /* session-archive.c */
 void session_archive_catch_up(Session *s);

@@ -65,6 +65,7 @@ static int open_account(Session *s, const char *account) {
         session_flush(s);
         session_archive_fail_waiting(s);
         session_cancel_fetches(s);
+        session_cancel_uploads(s);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);       /* another account's */
         store_close(s->store);
         s->store = store;
@@ -72,6 +73,7 @@ static int open_account(Session *s, const char *account) {
         s->account = g_strdup(account);
         load_announced(s);
         session_schedule_indexing(s, INDEX_QUIET_MS);   /* whatever an earlier run left unindexed */
+        session_clean_outbox(s);
         s->unread_total = 0;
         session_refresh_unread_total(s);
         s->events.state_changed(s->userdata);
@@ -313,6 +315,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
         remember_account(s);
         backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTED, true);
+        if (!resumed)
+                session_forget_upload_service(s);       /* a new connection may have another */
         session_send_outbox(s);
         /* A fresh session may have missed anything; a resumed one missed
          * nothing, unless the catch-up of its first connection broke off. */
@@ -493,6 +497,7 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
         s->config = *config;
+        s->config.voice_source = g_strdup(config->voice_source);
         s->backoff.min_ms = config->reconnect_min_ms ? config->reconnect_min_ms : 1000;
         s->backoff.max_ms = config->reconnect_max_ms ? config->reconnect_max_ms : 60000;
         if (!s->config.revoke_window_ms)
@@ -514,6 +519,8 @@ void session_free(Session *s) {
         session_release_held(s);
         session_archive_fail_waiting(s);
         session_cancel_fetches(s);
+        session_cancel_recording(s, "cancelled");
+        session_cancel_uploads(s);
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
@@ -529,6 +536,10 @@ void session_free(Session *s) {
         g_free(s->login_jid);
         g_free(s->data_dir);
         g_free(s->cache_dir);
+        g_free(s->config.voice_source);
+        g_clear_pointer(&s->upload_lookups, g_array_unref);
+        g_clear_pointer(&s->file_requests, g_ptr_array_unref);
+        g_clear_pointer(&s->uploads, g_ptr_array_unref);
         g_free(s);
 }
 
@@ -593,6 +604,8 @@ int session_login(Session *s, const char *jid, const char *password, const char 
 }
 
 void session_logout(Session *s) {
+        session_cancel_recording(s, "cancelled");
+        session_cancel_uploads(s);
         forget_credentials(s);
         if (!s->stream) {
                 set_state(s, SESSION_NET_DISCONNECTED, false);

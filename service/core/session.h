@@ -30,6 +30,10 @@ typedef struct SessionConfig {
         unsigned reconnect_max_ms;      /* cap of the exponential backoff */
         unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
         uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
+        /* Voice messages; 0 / NULL: the defaults (1 s, 60 s, 24 kbit/s, PipeWire's default source). */
+        unsigned voice_min_ms, voice_max_ms;
+        unsigned voice_bitrate;
+        char *voice_source;             /* a PipeWire node name */
 } SessionConfig;
 
 typedef struct SessionEvents {
@@ -51,7 +55,8 @@ typedef struct SessionEvents {
          * login took over) or "auth" (the credentials stopped working). imd
          * does not reconnect by itself after this. */
         void (*kicked_out)(const char *reason, const char *text, void *userdata);
-        /* An outgoing message moved on: "sent", "delivered", "read". */
+        /* An outgoing message moved on: "sent", "delivered", "read"; or its
+         * file's upload failed ("failed"), or it is tried again ("pending"). */
         void (*message_status_changed)(const char *conversation, const char *id, const char *status,
                                        void *userdata);
         /* The recipient displayed our message id (XEP-0333), after its status became "read". */
@@ -64,6 +69,16 @@ typedef struct SessionEvents {
          * set, JSON {"sender JID": ["emoji", ...]}, or NULL when none are left. */
         void (*reactions_changed)(const char *conversation, const char *id, const char *reactions,
                                   void *userdata);
+        /* sent of total bytes of our message id's file are uploaded (SendFile). */
+        void (*transfer_progress)(const char *conversation, const char *id, uint64_t sent, uint64_t total,
+                                  void *userdata);
+        /* Voice recording: it started or ended (session_is_recording() changed);
+         * the loudest sample (0..1) of the last tenth of a second; how it
+         * ended (id: the message sent, or ""; reason: "sent", "maximum",
+         * "cancelled", "too-short", "owner-left", "failed"). */
+        void (*recording_changed)(void *userdata);
+        void (*recording_level)(double peak, void *userdata);
+        void (*recording_stopped)(const char *conversation, const char *id, const char *reason, void *userdata);
         /* who (in a one-to-one chat: the conversation itself) started or stopped typing. */
         void (*typing)(const char *conversation, const char *who, bool typing, void *userdata);
 } SessionEvents;
@@ -147,6 +162,52 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
  * space or repeats; -E2BIG more than XMPP_REACTIONS_MAX; -ENOENT no such
  * message; -EPERM it was revoked; -ENETDOWN not connected now. */
 int session_react(Session *s, const char *conversation, const char *id, const char *const *reactions, size_t n);
+
+/* What SendFile's caller says of its file; everything may be NULL / 0. */
+typedef struct SessionFileInfo {
+        const char *name;               /* shown to the peer; NULL: "file" */
+        const char *mime;               /* NULL: from the name (shared-mime-info) */
+        const char *type;               /* "image" "video" "audio" "file"; NULL: from the mime type */
+        uint32_t width, height;         /* 0: unknown (an image's are read from it) */
+        uint32_t duration_ms;
+} SessionFileInfo;
+/* The outcome of session_send_file(): the new message's id, or negative errno. */
+typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdata);
+/* Sends the file fd (a regular file, read from offset 0; the callee dups
+ * it) to conversation (a normalised bare JID; info checked by the caller for
+ * form). First the server's upload limit, if connected (service discovery);
+ * then a copy into the account's outbox directory, in a thread; then the
+ * message is stored ("pending", no URL), callback() gets its id, and the
+ * upload starts (session-upload.c). Immediate errors (callback not called):
+ * -ENOTCONN not logged in, -EINVAL not a regular file or empty, -EMSGSIZE
+ * larger than the server takes, -ENOTSUP the server has no upload service.
+ * Through callback: the same (once the server was asked), -ECANCELED
+ * logout, or the copy's errno. Upload failures come later, as the status
+ * "failed" and an error() event. */
+int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
+                      SessionSendFileCallback callback, void *userdata);
+/* Tries our "failed" message again (status back to "pending"; a file is
+ * uploaded anew). -ENOENT no such message (or its file is gone), -EPERM not
+ * ours or not failed, -ENOTCONN no history open. */
+int session_resend_message(Session *s, const char *conversation, const char *id);
+
+/* The outcome of an operation that finishes later: 0 or negative errno. */
+typedef void (*SessionDoneCallback)(int error, void *userdata);
+/* Starts recording a voice message for conversation: the microphone feeds
+ * an Ogg Opus file in the cache directory (session-voice.c). started() runs
+ * once the source delivers (0), or with -ENODEV when none does within 3 s,
+ * -ECANCELED when the recording ended first. Immediate errors: -ENOTCONN,
+ * -EBUSY (one runs), -ENOTSUP (PipeWire cannot be reached). */
+int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata);
+/* Ends the recording and sends it like session_send_file() (callback gets
+ * the id). -ENOENT none runs; -ENODATA shorter than the minimum (it is
+ * thrown away). */
+int session_stop_recording(Session *s, SessionSendFileCallback callback, void *userdata);
+/* Throws the recording away; recording_stopped() gets reason. -ENOENT none runs. */
+int session_cancel_recording(Session *s, const char *reason);
+/* A recording runs and its source delivers (one that is starting is not
+ * shown yet, but already makes another start -EBUSY). */
+bool session_is_recording(const Session *s);
 
 const char *session_net_state_to_string(SessionNetState state);
 

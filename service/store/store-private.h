@@ -47,6 +47,7 @@ typedef enum StoreStatement {
         STMT_GET_TEXT,
         STMT_READ_BY_PEER,
         STMT_SET_PATH,
+        STMT_SET_UPLOADED,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,

@@ -159,8 +159,8 @@ static const char *const statement_sql[_STMT_MAX] = {
          * columns are checked before binding. */
         [STMT_INSERT_MESSAGE]      =
                 "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
-                "data, extension, url, mime, name, size, width, height, duration_ms) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                "data, extension, url, mime, name, size, width, height, duration_ms, path) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         [STMT_CONVERSATION_KEY]    = "SELECT key FROM conversations WHERE id = ?1",
         [STMT_INSERT_CONVERSATION] =
                 "INSERT INTO conversations (id, kind, name, unread, time_ms) VALUES (?1, 'chat', '', 0, ?2)",
@@ -184,8 +184,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2 AND revoked = 0",
         [STMT_INSERT_MESSAGE_AT]   =
                 "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
-                "data, extension, seq, url, mime, name, size, width, height, duration_ms) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                "data, extension, seq, url, mime, name, size, width, height, duration_ms, path) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         [STMT_FIRST_SEQ]           = "SELECT coalesce(min(seq), 1) FROM messages",
         /* A conversation that only has older messages takes the newest of them as its last. */
         [STMT_ADOPT_LAST]          =
@@ -215,6 +215,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "AND status IN ('sent', 'delivered') RETURNING id",
         [STMT_SET_PATH]            =
                 "UPDATE messages SET path = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        [STMT_SET_UPLOADED]        =
+                "UPDATE messages SET url = ?3, path = ?4 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_REACTIONS]       =
                 "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
@@ -623,14 +625,17 @@ static int conversation_update(Store *store, const ConversationDelta *d) {
         return 0;
 }
 
-/* Parameters 13-19 of the inserts: the media columns, NULL for other messages. */
+/* Parameters 13-20 of the inserts: the media columns, NULL for other
+ * messages. A file has a url (received) or a mime type (ours, before its
+ * upload is done; path is then our copy). */
 static int bind_media(sqlite3_stmt *st, const StoreMessage *msg) {
-        bool media = msg->url != NULL;
+        bool media = msg->url || msg->mime;
         int r;
 
         if ((r = store_bind_text(st, 13, msg->url)) != SQLITE_OK ||
             (r = store_bind_text(st, 14, media ? msg->mime : NULL)) != SQLITE_OK ||
-            (r = store_bind_text(st, 15, media ? msg->name : NULL)) != SQLITE_OK)
+            (r = store_bind_text(st, 15, media ? msg->name : NULL)) != SQLITE_OK ||
+            (r = store_bind_text(st, 20, media ? msg->path : NULL)) != SQLITE_OK)
                 return r;
         r = media && msg->size >= 0 ? sqlite3_bind_int64(st, 16, msg->size) : sqlite3_bind_null(st, 16);
         if (r != SQLITE_OK)
@@ -685,6 +690,7 @@ static bool message_valid(const StoreMessage *msg) {
                store_valid_optional(msg->text) && store_valid_optional(msg->status) &&
                store_valid_optional(msg->data) && store_valid_optional(msg->extension) &&
                store_valid_optional(msg->url) && store_valid_optional(msg->mime) && store_valid_optional(msg->name) &&
+               store_valid_optional(msg->path) &&
                (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
 }
 
@@ -1086,6 +1092,19 @@ int store_set_media_path(Store *store, const char *conversation, const char *id,
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
             store_bind_text(st, 3, path) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, STMT_SET_PATH);
+        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_set_uploaded(Store *store, const char *conversation, const char *id, const char *url, const char *path) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+
+        if (!store || !conversation || !id || !url || !*url || !store_valid_optional(path))
+                return -EINVAL;
+        st = store->stmt[STMT_SET_UPLOADED];
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
+            store_bind_text(st, 3, url) != SQLITE_OK || store_bind_text(st, 4, path) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_SET_UPLOADED);
         return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
 }
 

@@ -130,6 +130,9 @@ int store_edit_message(Store *store, const char *conversation, const char *id, c
 int store_mark_read_by_peer(Store *store, const char *conversation, const char *id, GPtrArray **ret_ids);
 /* Records where the message's file was put (NULL: forget it). -ENOENT no such message. */
 int store_set_media_path(Store *store, const char *conversation, const char *id, const char *path);
+/* Our file went up to url (the message can go out now); path: where our copy
+ * of it is now, or NULL. -ENOENT no such message. */
+int store_set_uploaded(Store *store, const char *conversation, const char *id, const char *url, const char *path);
 /* Replaces the reactions (opaque text to the store, NULL for none).
  * -ENOENT if there is no such message. */
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);

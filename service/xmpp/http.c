@@ -9,28 +9,45 @@
 #include "http.h"
 #include "transport-private.h"
 
-struct XmppHttpGet {
+/* Bytes of an upload read and handed to lws per writable callback. */
+#define PUT_CHUNK (64 * 1024)
+
+struct XmppHttp {
         TransportKind kind;     /* first: see transport-private.h */
         struct lws *wsi;
+        bool put;
         int fd;
-        uint64_t max_bytes, bytes;
+        uint64_t max_bytes, bytes;      /* GET: the bound, and bytes written */
+        uint64_t size;                  /* PUT: bytes to send; bytes: sent so far */
+        char *mime;
+        char **header_names, **header_values;
+        unsigned char *chunk;           /* PUT: LWS_PRE + PUT_CHUNK */
+        XmppHttpProgress progress;
         int status;
         XmppHttpDone done;
         void *userdata;
         bool reported;          /* done() ran, or was cancelled */
-        bool in_connect;        /* inside xmpp_http_get(): failures go out by return value */
+        bool in_connect;        /* inside xmpp_http_get/put(): failures go out by return value */
         int connect_error;
 };
 
-static void report(XmppHttpGet *g, int error, const char *detail) {
-        if (g->reported)
+static void http_free(XmppHttp *h) {
+        g_free(h->mime);
+        g_strfreev(h->header_names);
+        g_strfreev(h->header_values);
+        g_free(h->chunk);
+        g_free(h);
+}
+
+static void report(XmppHttp *h, int error, const char *detail) {
+        if (h->reported)
                 return;
-        g->reported = true;
-        if (g->in_connect) {
-                g->connect_error = error;
+        h->reported = true;
+        if (h->in_connect) {
+                h->connect_error = error;
                 return;
         }
-        g->done(error, detail, g->bytes, g->userdata);
+        h->done(error, detail, h->bytes, h->userdata);
 }
 
 static int write_all(int fd, const char *buf, size_t len) {
@@ -47,11 +64,97 @@ static int write_all(int fd, const char *buf, size_t len) {
         return 0;
 }
 
+/* The status line of the answer; false if it ends the request. */
+static bool check_status(XmppHttp *h, struct lws *wsi) {
+        h->status = (int) lws_http_client_http_response(wsi);
+        if (h->status == 404 || h->status == 410) {
+                report(h, -ENOENT, "the file is gone from the server");
+                return false;
+        }
+        if (h->status == 401 || h->status == 403) {
+                report(h, -EPERM, "the server refused access to the file");
+                return false;
+        }
+        if (h->put && h->status == 413) {
+                report(h, -EMSGSIZE, "the server refused a file this large");
+                return false;
+        }
+        if (h->put ? h->status < 200 || h->status > 299 : h->status != 200) {
+                report(h, -EIO, h->put ? "the server refused the upload" : "the server refused the download");
+                return false;
+        }
+        if (h->put)
+                return true;
+        /* a length over the limit is refused before any byte is written */
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+                char text[24];
+                guint64 v;
+                if (lws_hdr_copy(wsi, text, sizeof text, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                    g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64, &v, NULL) && v > h->max_bytes) {
+                        report(h, -EMSGSIZE, "the file is larger than allowed");
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* PUT: Content-Length, Content-Type and the slot's headers; the body follows
+ * in writable callbacks. */
+static int append_put_headers(XmppHttp *h, struct lws *wsi, unsigned char **p, unsigned char *end) {
+        char length[24];
+        int n = g_snprintf(length, sizeof length, "%" G_GUINT64_FORMAT, h->size);
+
+        if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, (unsigned char *) length, n, p,
+                                         end) ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (unsigned char *) h->mime,
+                                         (int) strlen(h->mime), p, end))
+                return -1;
+        for (size_t i = 0; h->header_names && h->header_names[i]; i++) {
+                g_autofree char *name = g_strconcat(h->header_names[i], ":", NULL);
+                if (lws_add_http_header_by_name(wsi, (unsigned char *) name,
+                                                (unsigned char *) h->header_values[i],
+                                                (int) strlen(h->header_values[i]), p, end))
+                        return -1;
+        }
+        lws_client_http_body_pending(wsi, 1);
+        lws_callback_on_writable(wsi);
+        return 0;
+}
+
+static int write_put_chunk(XmppHttp *h, struct lws *wsi) {
+        size_t want = (size_t) MIN((uint64_t) PUT_CHUNK, h->size - h->bytes);
+        unsigned char *data = h->chunk + LWS_PRE;
+        ssize_t n;
+        bool last;
+
+        do
+                n = pread(h->fd, data, want, (off_t) h->bytes);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                /* the file shrank under us: the server would get less than announced */
+                report(h, n < 0 ? -errno : -EIO, "cannot read the file");
+                return -1;
+        }
+        last = h->bytes + (uint64_t) n == h->size;
+        if (lws_write(wsi, data, (size_t) n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int) n) {
+                report(h, -ECONNRESET, "the connection broke during the upload");
+                return -1;
+        }
+        h->bytes += (uint64_t) n;
+        if (h->progress)
+                h->progress(h->bytes, h->size, h->userdata);
+        if (last)
+                lws_client_http_body_pending(wsi, 0);
+        else
+                lws_callback_on_writable(wsi);
+        return 0;
+}
+
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
-        XmppHttpGet *g = lws_get_opaque_user_data(wsi);
+        XmppHttp *h = lws_get_opaque_user_data(wsi);
         int r;
 
-        if (!g)
+        if (!h)
                 return lws_callback_http_dummy(wsi, reason, user, in, len);
 
         switch ((int) reason) {
@@ -59,45 +162,42 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 /* also after we refused the response: lws then ends the wsi
                  * here, without CLOSED_CLIENT_HTTP */
                 lws_set_opaque_user_data(wsi, NULL);
-                report(g, in && strstr(in, "SSL") ? -EPROTO : -ECONNREFUSED, in ? in : "connection failed");
-                if (!g->in_connect)
-                        g_free(g);
+                report(h, in && strstr(in, "SSL") ? -EPROTO : -ECONNREFUSED, in ? in : "connection failed");
+                if (!h->in_connect)
+                        http_free(h);
+                return 0;
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+                unsigned char **p = in, *end = *p + len;
+                if (h->put && append_put_headers(h, wsi, p, end) < 0)
+                        return -1;
+                break;
+        }
+        case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
+                if (h->reported)
+                        return -1;
+                if (h->put && h->bytes < h->size)
+                        return write_put_chunk(h, wsi);
                 return 0;
         case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
-                g->status = (int) lws_http_client_http_response(wsi);
-                if (g->status == 404 || g->status == 410) {
-                        report(g, -ENOENT, "the file is gone from the server");
+                if (!check_status(h, wsi))
                         return -1;
-                }
-                if (g->status != 200) {
-                        report(g, -EIO, "the server refused the download");
-                        return -1;
-                }
-                /* a length over the limit is refused before any byte is written */
-                if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-                        char text[24];
-                        guint64 v;
-                        if (lws_hdr_copy(wsi, text, sizeof text, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-                            g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64, &v, NULL) && v > g->max_bytes) {
-                                report(g, -EMSGSIZE, "the file is larger than allowed");
-                                return -1;
-                        }
-                }
                 break;
         case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-                if (g->reported)
+                if (h->reported)
                         return -1;
+                if (h->put)
+                        return 0;       /* the server's words on an upload: not needed */
                 /* bounded while streaming: the header may lie or be absent */
-                if (len > g->max_bytes - g->bytes) {
-                        report(g, -EMSGSIZE, "the file is larger than allowed");
+                if (len > h->max_bytes - h->bytes) {
+                        report(h, -EMSGSIZE, "the file is larger than allowed");
                         return -1;
                 }
-                r = write_all(g->fd, in, len);
+                r = write_all(h->fd, in, len);
                 if (r < 0) {
-                        report(g, r, "cannot write the file");
+                        report(h, r, "cannot write the file");
                         return -1;
                 }
-                g->bytes += len;
+                h->bytes += len;
                 return 0;
         case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
                 char buffer[4096 + LWS_PRE];
@@ -108,13 +208,16 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 return 0;
         }
         case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-                report(g, 0, NULL);
-                return -1;      /* one file per connection: close, and free g in CLOSED */
+                if (h->put && h->bytes < h->size)
+                        report(h, -EIO, "the server answered before the upload was complete");
+                report(h, 0, NULL);
+                return -1;      /* one file per connection: close, and free h in CLOSED */
         case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
                 lws_set_opaque_user_data(wsi, NULL);
-                report(g, -ECONNRESET, "the connection broke during the download");
-                if (!g->in_connect)
-                        g_free(g);
+                report(h, -ECONNRESET, h->put ? "the connection broke during the upload"
+                                              : "the connection broke during the download");
+                if (!h->in_connect)
+                        http_free(h);
                 return 0;
         default:
                 break;
@@ -122,49 +225,78 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
         return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t max_bytes,
-                  XmppHttpDone done, void *userdata, XmppHttpGet **ret) {
+static int start(XmppTransportContext *ctx, const char *url, const char *ca_file, XmppHttp *h, XmppHttp **ret) {
         struct lws_client_connect_info info = { 0 };
         g_auto(TransportTarget) target = { 0 };
-        XmppHttpGet *g;
         int r;
 
         r = transport_target_for(ctx, url, "http", "https", ca_file, &target, &info);
-        if (r < 0)
+        if (r < 0) {
+                http_free(h);
                 return r;
-
-        g = g_new0(XmppHttpGet, 1);
-        g->kind = TRANSPORT_KIND_HTTP;
-        g->fd = fd;
-        g->max_bytes = max_bytes;
-        g->done = done;
-        g->userdata = userdata;
-
-        info.method = "GET";
+        }
+        h->kind = TRANSPORT_KIND_HTTP;
+        info.method = h->put ? "PUT" : "GET";
         info.alpn = "http/1.1";
         info.protocol = XMPP_HTTP_PROTOCOL;
         info.local_protocol_name = XMPP_HTTP_PROTOCOL;
-        info.opaque_user_data = g;
-        info.pwsi = &g->wsi;
+        info.opaque_user_data = h;
+        info.pwsi = &h->wsi;
 
-        g->in_connect = true;
-        if (!lws_client_connect_via_info(&info) || g->reported) {
-                r = g->reported ? g->connect_error : -ECONNREFUSED;
+        h->in_connect = true;
+        if (!lws_client_connect_via_info(&info) || h->reported) {
+                r = h->reported ? h->connect_error : -ECONNREFUSED;
                 /* lws freed the wsi, or will call CLOSED without our pointer */
-                if (g->wsi)
-                        lws_set_opaque_user_data(g->wsi, NULL);
-                g_free(g);
+                if (h->wsi)
+                        lws_set_opaque_user_data(h->wsi, NULL);
+                http_free(h);
                 return r ? r : -ECONNREFUSED;
         }
-        g->in_connect = false;
-        *ret = g;
+        h->in_connect = false;
+        *ret = h;
         return 0;
 }
 
-void xmpp_http_get_cancel(XmppHttpGet *g) {
-        if (!g || g->reported)
+int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t max_bytes,
+                  XmppHttpDone done, void *userdata, XmppHttp **ret) {
+        XmppHttp *h = g_new0(XmppHttp, 1);
+
+        h->fd = fd;
+        h->max_bytes = max_bytes;
+        h->done = done;
+        h->userdata = userdata;
+        return start(ctx, url, ca_file, h, ret);
+}
+
+int xmpp_http_put(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t size,
+                  const char *mime, const XmppHttpHeader *headers, size_t n_headers, XmppHttpProgress progress,
+                  XmppHttpDone done, void *userdata, XmppHttp **ret) {
+        XmppHttp *h;
+
+        if (size == 0 || !mime)
+                return -EINVAL;
+        h = g_new0(XmppHttp, 1);
+        h->put = true;
+        h->fd = fd;
+        h->size = size;
+        h->mime = g_strdup(mime);
+        h->header_names = g_new0(char *, n_headers + 1);
+        h->header_values = g_new0(char *, n_headers + 1);
+        for (size_t i = 0; i < n_headers; i++) {
+                h->header_names[i] = g_strdup(headers[i].name);
+                h->header_values[i] = g_strdup(headers[i].value);
+        }
+        h->chunk = g_malloc(LWS_PRE + PUT_CHUNK);
+        h->progress = progress;
+        h->done = done;
+        h->userdata = userdata;
+        return start(ctx, url, ca_file, h, ret);
+}
+
+void xmpp_http_cancel(XmppHttp *h) {
+        if (!h || h->reported)
                 return;
-        g->reported = true;     /* no done() from now on */
-        if (g->wsi)
-                lws_set_timeout(g->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        h->reported = true;     /* no done() from now on */
+        if (h->wsi)
+                lws_set_timeout(h->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }

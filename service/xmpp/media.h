@@ -17,6 +17,7 @@
 #define NS_OOB "jabber:x:oob"
 #define NS_FILE_METADATA "urn:xmpp:file:metadata:0"
 #define NS_SFS "urn:xmpp:sfs:0"
+#define NS_URL_DATA "http://jabber.org/protocol/url-data"
 
 #define XMPP_MEDIA_URL_MAX 2048
 #define XMPP_MEDIA_NAME_MAX 255
@@ -33,3 +34,17 @@ typedef struct XmppMedia {
 /* The media of message into *ret (url NULL when it carries none or an
  * unusable one). Strings point into message. */
 void xmpp_media_parse(const XmlNode *message, XmppMedia *ret);
+
+/* http:// or https://, at most XMPP_MEDIA_URL_MAX bytes of UTF-8, no white
+ * space, control, separator or format characters (ASCII or not). */
+bool xmpp_media_url_usable(const char *url);
+/* type/subtype made of RFC 6838 restricted names, at most 255 bytes. */
+bool xmpp_media_mime_usable(const char *mime);
+/* 1 to XMPP_MEDIA_NAME_MAX bytes of UTF-8 without control characters. */
+bool xmpp_media_name_usable(const char *name);
+
+/* Adds m (url set) to an outgoing message: XEP-0066 out-of-band data, which
+ * every client reads, and an XEP-0447 <file-sharing/> with the XEP-0446
+ * metadata that is known (mime, name NULL; size -1; width, height,
+ * duration_ms 0: unknown) and the URL as its source. */
+void xmpp_media_append(XmlNode *message, const XmppMedia *m);

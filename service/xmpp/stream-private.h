@@ -94,6 +94,10 @@ struct XmppStream {
         char *mam_query_id;
         char *mam_iq_id;
         XmppMamQueryKind mam_kind;
+
+        GPtrArray *iqs;                 /* PendingIq*: xmpp_stream_send_iq() requests (stream-iq.c) */
+        GPtrArray *iqs_failing;         /* those being told that the connection ended */
+        unsigned next_iq_handle;
 };
 
 /* stream.c */
@@ -105,6 +109,15 @@ void stream_send_bind(XmppStream *s);
 void stream_become_ready(XmppStream *s, bool resumed);
 /* Ends the session with an error: report it once, then drop the connection. */
 void stream_fail(XmppStream *s, int error, const char *text);
+
+/* stream-iq.c */
+/* The reply to one of xmpp_stream_send_iq()'s requests: true if it was one
+ * (handled, or ignored as coming from the wrong entity). */
+bool stream_iq_handle_reply(XmppStream *s, const XmlNode *iq);
+/* The connection is gone: every request hears -ECONNRESET. */
+void stream_iq_fail_all(XmppStream *s);
+/* The stream is freed: requests go without a word. */
+void stream_iq_forget_all(XmppStream *s);
 
 /* stream-sasl.c */
 void stream_start_auth(XmppStream *s, const XmlNode *mechanisms);

@@ -321,7 +321,7 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
                         handle_setup_result(s, iq);
                 else if (s->mam_iq_id && id && strcmp(id, s->mam_iq_id) == 0 && from_server(s, iq))
                         handle_mam_fin(s, iq, strcmp(type, "result") == 0);
-                else
+                else if (!stream_iq_handle_reply(s, iq))
                         g_debug("xmpp: ignoring an IQ reply nobody asked for");
                 return;
         }
@@ -711,6 +711,7 @@ static void on_transport_closed(int error, const char *reason, void *userdata) {
         stop_timers(s);
         if (was == PHASE_CLOSING)
                 r = 0;
+        stream_iq_fail_all(s);
         s->cb.closed(r, reason ? reason : "connection closed", s->userdata);
 }
 
@@ -739,6 +740,7 @@ void stream_fail(XmppStream *s, int error, const char *text) {
                 stream_send_node(s, close);
                 xmpp_transport_close_and_free(g_steal_pointer(&s->transport));
         }
+        stream_iq_fail_all(s);
         s->cb.closed(error, text, s->userdata);
 }
 
@@ -819,6 +821,7 @@ void xmpp_stream_free(XmppStream *s) {
         if (!s)
                 return;
         stop_timers(s);
+        stream_iq_forget_all(s);
         if (s->ack_request_source)
                 g_source_remove(s->ack_request_source);
         xmpp_sm_free(s->sm);
@@ -863,6 +866,11 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
         xml_node_set_attr(msg, "id", origin_id);
         if (content->body && *content->body)
                 xml_node_set_text(xml_node_add_child(msg, "body", NULL), content->body);
+        else if (content->media)
+                /* XEP-0363 §4: clients that know nothing of files show the link */
+                xml_node_set_text(xml_node_add_child(msg, "body", NULL), content->media->url);
+        if (content->media)
+                xmpp_media_append(msg, content->media);
         if (content->json) {
                 xml_node_set_text(xml_node_add_child(msg, "json", NS_JSON), content->json);
                 if (content->extension && *content->extension)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <glib.h>
 
 #include "mam.h"
 #include "media.h"
@@ -86,6 +87,7 @@ typedef struct XmppChatContent {
         const char *body;         /* the text; for a custom message its description (NULL: none) */
         const char *json;         /* XEP-0335 payload of a custom message, or NULL */
         const char *extension;    /* imd's extension string of a custom message, or NULL */
+        const XmppMedia *media;   /* an uploaded file (its url as the body, if body is NULL), or NULL */
 } XmppChatContent;
 
 typedef struct XmppRosterItem {
@@ -193,6 +195,23 @@ void xmpp_stream_messages_committed(XmppStream *s);
 XmppSm *xmpp_stream_steal_sm(XmppStream *s);
 /* Our message is on its way (sent, not yet acknowledged by the server). */
 bool xmpp_stream_is_in_flight(const XmppStream *s, const char *message_id);
+
+/* The answer to xmpp_stream_send_iq(): error 0 and the <iq type='result'/>;
+ * -EREMOTEIO and the <iq type='error'/> (its <error/> says why); or, with
+ * NULL, -ECONNRESET: the connection ended first, -ETIMEDOUT: no answer
+ * within a minute. */
+typedef void (*XmppIqCallback)(int error, const XmlNode *reply, void *userdata);
+/* Sends iq (taking it): type get or set, its payload, `to` (NULL: our server);
+ * its id is made here. callback runs once, with the answer of the entity
+ * asked (answers from anyone else are ignored), unless the request is
+ * cancelled or the stream freed first: then free_userdata (may be NULL) gets
+ * userdata instead. ret_handle (may be NULL): for xmpp_stream_cancel_iq();
+ * never 0. -ENOTCONN if not ready (iq is freed, userdata is not). */
+int xmpp_stream_send_iq(XmppStream *s, XmlNode *iq, XmppIqCallback callback, void *userdata,
+                        GDestroyNotify free_userdata, unsigned *ret_handle);
+/* callback will not run. Unknown handles (answered already) and a NULL
+ * stream are fine. */
+void xmpp_stream_cancel_iq(XmppStream *s, unsigned handle);
 
 /* A new unique id for an outgoing stanza (UUID v4). */
 char *xmpp_new_id(void);

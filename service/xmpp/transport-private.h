@@ -12,7 +12,7 @@
 
 #define XMPP_HTTP_PROTOCOL "imd-http"
 
-/* A wsi's opaque user data is an XmppTransport or an XmppHttpGet; lws gives
+/* A wsi's opaque user data is an XmppTransport or an XmppHttp; lws gives
  * a connection's early callbacks (connection errors, certificate checks) to
  * the vhost's first protocol, xmpp, whatever the connection is. So both
  * start with this tag. */

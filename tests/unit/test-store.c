@@ -1075,6 +1075,54 @@ static void test_list_unsent(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(unsent->len, ==, 2);
 }
 
+static void test_outgoing_file(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) unsent = NULL;
+        g_autoptr(StoreMessage) got = NULL;
+        StoreMessage m = make_message(ALICE, "f1", STORE_DIRECTION_OUT, 100, NULL);
+
+        /* ours before its upload: a file (mime, name, size, our copy) without a URL */
+        m.type = (char *) "image";
+        m.status = (char *) "pending";
+        m.mime = (char *) "image/png";
+        m.name = (char *) "photo.png";
+        m.size = 1234;
+        m.width = 37;
+        m.height = 23;
+        m.path = (char *) "/data/outbox/f1";
+        g_assert_cmpint(store_append_message(f->store, &m, NULL), ==, 0);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "f1", &got), ==, 0);
+        g_assert_null(got->url);
+        g_assert_cmpstr(got->mime, ==, "image/png");
+        g_assert_cmpstr(got->name, ==, "photo.png");
+        g_assert_cmpint(got->size, ==, 1234);
+        g_assert_cmpuint(got->width, ==, 37);
+        g_assert_cmpuint(got->height, ==, 23);
+        g_assert_cmpstr(got->path, ==, "/data/outbox/f1");
+        g_clear_pointer(&got, store_message_free);
+        /* it is in the outbox, waiting for its upload */
+        g_assert_cmpint(store_list_unsent(f->store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 1);
+        g_assert_null(((StoreMessage *) g_ptr_array_index(unsent, 0))->url);
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(unsent, 0))->path, ==, "/data/outbox/f1");
+
+        /* uploaded: its URL, and our copy moved */
+        g_assert_cmpint(store_set_uploaded(f->store, ALICE, "f1", "https://up.example/f1.png", "/cache/m/x.png"),
+                        ==, 0);
+        fixture_reopen(f);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "f1", &got), ==, 0);
+        g_assert_cmpstr(got->url, ==, "https://up.example/f1.png");
+        g_assert_cmpstr(got->path, ==, "/cache/m/x.png");
+        g_assert_cmpstr(got->status, ==, "pending");
+        g_assert_cmpint(store_set_uploaded(f->store, ALICE, "nope", "https://x/", NULL), ==, -ENOENT);
+        g_assert_cmpint(store_set_uploaded(f->store, ALICE, "f1", "", NULL), ==, -EINVAL);
+
+        /* failed: out of the outbox until it is tried again */
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "f1", "failed"), ==, 0);
+        g_clear_pointer(&unsent, g_ptr_array_unref);
+        g_assert_cmpint(store_list_unsent(f->store, &unsent), ==, 0);
+        g_assert_cmpuint(unsent->len, ==, 0);
+}
+
 static void test_query_plan(Fixture *f, gconstpointer data) {
         g_autofree char *plan = NULL;
         g_auto(GStrv) lines = NULL;
@@ -1300,6 +1348,7 @@ int main(int argc, char *argv[]) {
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
         ADD("/store/append/batch", test_append_batch);
         ADD("/store/outbox", test_list_unsent);
+        ADD("/store/outbox/file", test_outgoing_file);
         g_test_add_func("/store/open/creates-private-file", test_open_creates_private_file);
         ADD("/store/message/round-trip", test_round_trip);
         ADD("/store/message/invalid-arguments", test_invalid_arguments);

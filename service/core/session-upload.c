@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sending files for the Session (SendFile): the caller's file is copied into
+ * the account's outbox directory first, so that from the moment the caller
+ * has an id nothing depends on the caller, the connection or imd staying
+ * alive; then the message is stored "pending" with that copy as its path and
+ * no URL. Uploading it takes the server's XEP-0363 service (found by service
+ * discovery, once per connection), a slot, and an HTTP PUT; only once the
+ * server has the whole file does the message get its URL and go out like
+ * any other. A refused or broken upload makes the message "failed"; it never
+ * goes out with a URL that leads nowhere.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "http.h"
+#include "image-size.h"
+#include "media-type.h"
+#include "session-private.h"
+#include "upload.h"
+
+#define OUTBOX_DIR "outbox"
+/* A copy still named *.part this long after its last write was cut off by a
+ * crash: the next login removes it. */
+#define STALE_PART_S 60
+/* Image dimensions are read from this much of the start of the file. */
+#define SNIFF_BYTES (64 * 1024)
+#define COPY_BUFFER (128 * 1024)
+/* TransferProgress at most this often. */
+#define PROGRESS_INTERVAL_US (100 * 1000)
+
+/* A SendFile call from its start to its reply. The copy runs in a thread of
+ * its own: only the fields marked so are its, until it hands the request
+ * back to the loop. */
+typedef struct FileRequest {
+        Session *session;               /* NULL: abandoned (logout); the copy is thrown away */
+        char *conversation, *id, *name, *mime, *type;
+        uint32_t width, height, duration_ms;
+        uint64_t size;                  /* from fstat(); the copy's own size replaces it */
+        bool copying;                   /* a thread has it */
+        SessionSendFileCallback callback;
+        void *userdata;
+        /* the thread's */
+        int src;                        /* the caller's file (our dup) */
+        char *dir, *path;               /* outbox; the copy in it */
+        int error;
+        uint64_t copied;
+        uint32_t image_width, image_height;
+} FileRequest;
+
+/* An accepted file on its way to the server. */
+typedef struct Upload {
+        Session *session;
+        char *conversation, *id, *path, *name, *mime;
+        uint64_t size;
+        unsigned slot_iq;               /* the slot request is out */
+        XmppHttp *http;                 /* the PUT is running */
+        int fd;                         /* the copy, read by the PUT */
+        char *get_url;
+        int64_t progress_at_us;
+} Upload;
+
+static void file_request_free(FileRequest *req) {
+        if (req->src >= 0)
+                close(req->src);
+        g_free(req->conversation);
+        g_free(req->id);
+        g_free(req->name);
+        g_free(req->mime);
+        g_free(req->type);
+        g_free(req->dir);
+        g_free(req->path);
+        g_free(req);
+}
+
+static void upload_free(Upload *u) {
+        if (u->session && u->slot_iq)
+                xmpp_stream_cancel_iq(u->session->stream, u->slot_iq);
+        xmpp_http_cancel(u->http);
+        if (u->fd >= 0)
+                close(u->fd);
+        g_free(u->conversation);
+        g_free(u->id);
+        g_free(u->path);
+        g_free(u->name);
+        g_free(u->mime);
+        g_free(u->get_url);
+        g_free(u);
+}
+
+bool session_upload_waiting(const StoreMessage *m) {
+        return m->direction == STORE_DIRECTION_OUT && !m->url && m->path && m->type &&
+               strcmp(m->type, "text") != 0 && strcmp(m->type, "custom") != 0;
+}
+
+static char *outbox_dir(Session *s) {
+        return g_build_filename(s->data_dir, s->account, OUTBOX_DIR, NULL);
+}
+
+void session_clean_outbox(Session *s) {
+        g_autofree char *dir = outbox_dir(s);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+        const char *name;
+
+        /* a copy cut off by a crash: its SendFile was never answered */
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                struct stat st;
+                if (g_str_has_suffix(name, ".part") && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                    now - st.st_mtime > STALE_PART_S)
+                        (void) unlink(path);
+        }
+}
+
+/* --- the copy (in a thread) --- */
+
+static int copy_plain(int src, int dst, uint64_t *copied) {
+        g_autofree char *buffer = g_malloc(COPY_BUFFER);
+
+        for (;;) {
+                ssize_t n = pread(src, buffer, COPY_BUFFER, (off_t) *copied);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                for (ssize_t done = 0; done < n;) {
+                        ssize_t w = write(dst, buffer + done, (size_t) (n - done));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return -errno;
+                        done += w;
+                }
+                *copied += (uint64_t) n;
+        }
+}
+
+/* From offset 0 whatever the caller's offset; copy_file_range() lets the
+ * file system share the blocks (btrfs, XFS) or copy in the kernel. */
+static int copy_file(int src, int dst, uint64_t *copied) {
+        *copied = 0;
+        for (;;) {
+                off_t in = (off_t) *copied;
+                ssize_t n = copy_file_range(src, &in, dst, NULL, 1 << 30, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && *copied == 0 &&
+                    (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+                     errno == EBADF))
+                        return copy_plain(src, dst, copied);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                *copied += (uint64_t) n;
+        }
+}
+
+/* outbox/<id>.part, written, synced, renamed to outbox/<id>: a file named
+ * by an id is always whole. */
+static int copy_into_outbox(FileRequest *req) {
+        g_autofree char *part = NULL;
+        g_autofree char *sniff = NULL;
+        ssize_t n;
+        int fd, dir_fd, r;
+
+        if (g_mkdir_with_parents(req->dir, 0700) < 0)
+                return -errno;
+        part = g_strdup_printf("%s/%s.part", req->dir, req->id);
+        req->path = g_build_filename(req->dir, req->id, NULL);
+        fd = open(part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = copy_file(req->src, fd, &req->copied);
+        if (r == 0 && req->copied == 0)
+                r = -ENODATA;
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0) {
+                sniff = g_malloc(SNIFF_BYTES);
+                n = pread(fd, sniff, SNIFF_BYTES, 0);
+                if (n > 0 && !image_size((const uint8_t *) sniff, (size_t) n, &req->image_width,
+                                         &req->image_height))
+                        req->image_width = req->image_height = 0;
+        }
+        close(fd);
+        if (r == 0 && rename(part, req->path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(part);
+                return r;
+        }
+        /* the rename itself must survive a power cut too */
+        dir_fd = open(req->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd >= 0) {
+                (void) fsync(dir_fd);
+                close(dir_fd);
+        }
+        return 0;
+}
+
+static gboolean on_copied(gpointer userdata);
+
+static gpointer copy_thread(gpointer userdata) {
+        FileRequest *req = userdata;
+
+        req->error = copy_into_outbox(req);
+        g_idle_add(on_copied, req);
+        return NULL;
+}
+
+/* --- SendFile --- */
+
+static void request_finish(Session *s, FileRequest *req, int error, const char *id) {
+        g_ptr_array_remove_fast(s->file_requests, req);
+        req->callback(error, id, req->userdata);
+        file_request_free(req);
+}
+
+static void request_copy(Session *s, FileRequest *req) {
+        g_autoptr(GError) error = NULL;
+        GThread *thread;
+
+        req->dir = outbox_dir(s);
+        req->copying = true;
+        thread = g_thread_try_new("imd-copy", copy_thread, req, &error);
+        if (!thread) {
+                req->copying = false;
+                g_debug("session: cannot start a copy: %s", error->message);
+                request_finish(s, req, -EAGAIN, NULL);
+                return;
+        }
+        g_thread_unref(thread);
+}
+
+/* What is known of the server's limit decides now; unknown (offline) means
+ * the upload finds out later. */
+static void request_continue(Session *s, FileRequest *req) {
+        if (s->upload_state == UPLOAD_SERVICE_NONE)
+                request_finish(s, req, -ENOTSUP, NULL);
+        else if (s->upload_state == UPLOAD_SERVICE_FOUND && s->upload_max && req->size > s->upload_max)
+                request_finish(s, req, -EMSGSIZE, NULL);
+        else
+                request_copy(s, req);
+}
+
+static Upload *upload_new(Session *s, const StoreMessage *m) {
+        Upload *u = g_new0(Upload, 1);
+
+        u->session = s;
+        u->conversation = g_strdup(m->conversation);
+        u->id = g_strdup(m->id);
+        u->path = g_strdup(m->path);
+        u->name = g_strdup(m->name);
+        u->mime = g_strdup(m->mime);
+        u->size = (uint64_t) MAX(m->size, 0);
+        u->fd = -1;
+        if (!s->uploads)
+                s->uploads = g_ptr_array_new();
+        g_ptr_array_add(s->uploads, u);
+        return u;
+}
+
+static gboolean on_copied(gpointer userdata) {
+        FileRequest *req = userdata;
+        Session *s = req->session;
+        g_autoptr(GPtrArray) added = NULL;
+        g_autoptr(GHashTable) changed = NULL;
+        StoreMessage m = { 0 }, *stored;
+        int64_t seq;
+        int r;
+
+        req->copying = false;
+        if (!s) {
+                /* logged out meanwhile: the caller heard so already */
+                if (req->error == 0)
+                        (void) unlink(req->path);
+                file_request_free(req);
+                return G_SOURCE_REMOVE;
+        }
+        if (req->error < 0) {
+                /* empty after all, or not readable: the caller's file is the matter */
+                request_finish(s, req, req->error == -ENODATA || req->error == -EBADF ? -EINVAL : req->error,
+                               NULL);
+                return G_SOURCE_REMOVE;
+        }
+        session_flush(s);
+        m.id = req->id;
+        m.conversation = req->conversation;
+        m.sender = s->account;
+        m.direction = STORE_DIRECTION_OUT;
+        m.time_ms = g_get_real_time() / 1000;
+        m.type = req->type;
+        m.status = (char *) "pending";
+        m.mime = req->mime;
+        m.name = req->name;
+        m.size = (int64_t) req->copied;
+        /* the caller's word first: it may know better (a rotated photo) */
+        m.width = req->width ? req->width : req->image_width;
+        m.height = req->height ? req->height : req->image_height;
+        m.duration_ms = req->duration_ms;
+        m.path = req->path;
+        r = store_append_message(s->store, &m, &seq);
+        if (r < 0) {
+                (void) unlink(req->path);
+                request_finish(s, req, r == -EEXIST ? -EIO : r, NULL);
+                return G_SOURCE_REMOVE;
+        }
+        m.seq = seq;
+        stored = store_message_copy(&m);        /* m's strings are req's, which goes now */
+        added = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
+        g_ptr_array_add(added, stored);
+        upload_new(s, stored);
+        request_finish(s, req, 0, stored->id);
+
+        session_schedule_indexing(s, INDEX_QUIET_MS);
+        s->events.messages_added(added, s->userdata);
+        changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_hash_table_add(changed, stored->conversation);
+        session_announce_conversations(s, changed);
+        session_pump_uploads(s);
+        return G_SOURCE_REMOVE;
+}
+
+int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
+                      SessionSendFileCallback callback, void *userdata) {
+        FileRequest *req;
+        struct stat st;
+
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0)
+                return -EINVAL;
+        if (s->upload_state == UPLOAD_SERVICE_NONE)
+                return -ENOTSUP;
+        if (s->upload_state == UPLOAD_SERVICE_FOUND && s->upload_max && (uint64_t) st.st_size > s->upload_max)
+                return -EMSGSIZE;
+
+        req = g_new0(FileRequest, 1);
+        req->src = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (req->src < 0) {
+                int r = -errno;
+                g_free(req);
+                return r;
+        }
+        req->session = s;
+        req->conversation = g_strdup(conversation);
+        req->id = xmpp_new_id();
+        req->type = g_strdup(media_describe(NULL, info->mime, info->name ? info->name : "file", &req->mime,
+                                            &req->name));
+        if (info->type) {
+                g_free(req->type);
+                req->type = g_strdup(info->type);
+        }
+        req->width = info->width;
+        req->height = info->height;
+        req->duration_ms = info->duration_ms;
+        req->size = (uint64_t) st.st_size;
+        req->callback = callback;
+        req->userdata = userdata;
+        if (!s->file_requests)
+                s->file_requests = g_ptr_array_new();
+        g_ptr_array_add(s->file_requests, req);
+
+        /* online, the server's limit is known before the caller is answered */
+        session_lookup_upload_service(s);
+        if (s->upload_state != UPLOAD_SERVICE_LOOKING)
+                request_continue(s, req);
+        return 0;
+}
+
+/* --- finding the upload service (XEP-0363 §2) --- */
+
+static void on_service_known(Session *s) {
+        /* the calls waiting for it, then the uploads */
+        for (guint i = 0; s->file_requests && i < s->file_requests->len;) {
+                FileRequest *req = g_ptr_array_index(s->file_requests, i);
+                guint len = s->file_requests->len;
+                if (req->copying) {
+                        i++;
+                        continue;
+                }
+                request_continue(s, req);
+                if (s->file_requests->len == len)
+                        i++;    /* still there (copying); else its place holds another */
+        }
+        session_pump_uploads(s);
+}
+
+static void lookup_done(Session *s, UploadServiceState state) {
+        for (guint i = 0; i < s->upload_lookups->len; i++)
+                xmpp_stream_cancel_iq(s->stream, g_array_index(s->upload_lookups, unsigned, i));
+        g_array_set_size(s->upload_lookups, 0);
+        s->upload_state = state;
+        if (state == UPLOAD_SERVICE_FOUND)
+                g_debug("session: upload service %s, max-file-size %" G_GUINT64_FORMAT, s->upload_service,
+                        s->upload_max);
+        else
+                g_debug("session: %s", state == UPLOAD_SERVICE_NONE ? "the server has no upload service"
+                                                                    : "upload service not known yet");
+        on_service_known(s);
+}
+
+static void forget_lookup(Session *s, unsigned handle) {
+        for (guint i = 0; i < s->upload_lookups->len; i++)
+                if (g_array_index(s->upload_lookups, unsigned, i) == handle) {
+                        g_array_remove_index_fast(s->upload_lookups, i);
+                        return;
+                }
+}
+
+typedef struct Lookup {
+        Session *session;
+        unsigned handle;
+} Lookup;
+
+static void on_info(int error, const XmlNode *reply, void *userdata) {
+        Lookup *l = userdata;
+        Session *s = l->session;
+        uint64_t max;
+
+        forget_lookup(s, l->handle);
+        g_free(l);
+        if (error == -ECONNRESET) {
+                lookup_done(s, UPLOAD_SERVICE_UNKNOWN);
+                return;
+        }
+        /* (one that does not answer is not the one) */
+        if (error == 0 && xmpp_upload_parse_service(reply, &max)) {
+                g_free(s->upload_service);
+                /* the stream checked that the answer comes from the item asked */
+                s->upload_service = g_strdup(xml_node_attr(reply, "from"));
+                s->upload_max = max;
+                lookup_done(s, UPLOAD_SERVICE_FOUND);
+                return;
+        }
+        if (s->upload_lookups->len == 0)
+                lookup_done(s, UPLOAD_SERVICE_NONE);
+}
+
+static void on_items(int error, const XmlNode *reply, void *userdata) {
+        Lookup *l = userdata;
+        Session *s = l->session;
+        g_auto(GStrv) items = NULL;
+
+        forget_lookup(s, l->handle);
+        g_free(l);
+        if (error < 0) {
+                /* a server that does not answer may on the next connection */
+                lookup_done(s, error == -ECONNRESET || error == -ETIMEDOUT ? UPLOAD_SERVICE_UNKNOWN
+                                                                          : UPLOAD_SERVICE_NONE);
+                return;
+        }
+        items = xmpp_disco_parse_items(reply);
+        for (size_t i = 0; items[i]; i++) {
+                Lookup *info = g_new0(Lookup, 1);
+                info->session = s;
+                if (xmpp_stream_send_iq(s->stream, xmpp_disco_info_new(items[i]), on_info, info, g_free,
+                                        &info->handle) < 0) {
+                        g_free(info);
+                        continue;
+                }
+                g_array_append_val(s->upload_lookups, info->handle);
+        }
+        if (s->upload_lookups->len == 0)
+                lookup_done(s, UPLOAD_SERVICE_NONE);
+}
+
+void session_lookup_upload_service(Session *s) {
+        Lookup *l;
+        const char *domain;
+
+        if (s->upload_state != UPLOAD_SERVICE_UNKNOWN || !s->ready || !s->stream)
+                return;
+        domain = strchr(s->account, '@');
+        l = g_new0(Lookup, 1);
+        l->session = s;
+        if (!domain || xmpp_stream_send_iq(s->stream, xmpp_disco_items_new(domain + 1), on_items, l, g_free,
+                                           &l->handle) < 0) {
+                g_free(l);
+                return;
+        }
+        if (!s->upload_lookups)
+                s->upload_lookups = g_array_new(false, false, sizeof(unsigned));
+        g_array_append_val(s->upload_lookups, l->handle);
+        s->upload_state = UPLOAD_SERVICE_LOOKING;
+}
+
+void session_forget_upload_service(Session *s) {
+        if (s->upload_lookups) {
+                for (guint i = 0; i < s->upload_lookups->len; i++)
+                        xmpp_stream_cancel_iq(s->stream, g_array_index(s->upload_lookups, unsigned, i));
+                g_array_set_size(s->upload_lookups, 0);
+        }
+        s->upload_state = UPLOAD_SERVICE_UNKNOWN;
+        g_clear_pointer(&s->upload_service, g_free);
+        s->upload_max = 0;
+}
+
+/* --- uploading --- */
+
+static void upload_remove(Session *s, Upload *u) {
+        g_ptr_array_remove_fast(s->uploads, u);
+        upload_free(u);
+}
+
+/* The upload failed for good: the message never goes out as it is, and
+ * says so; its copy stays for ResendMessage. */
+static void upload_fail(Session *s, Upload *u, int error, const char *why) {
+        g_autofree char *text = g_strdup_printf("The file %s (message %s to %s) was not sent: %s", u->name, u->id,
+                                                u->conversation, why);
+        g_autofree char *conversation = g_strdup(u->conversation);
+        g_autofree char *id = g_strdup(u->id);
+
+        g_debug("session: %s", text);
+        upload_remove(s, u);
+        if (store_set_message_status(s->store, conversation, id, "failed") < 0)
+                return;
+        /* why first: a frontend waiting for "failed" has it when that comes */
+        s->events.error(error, text, s->userdata);
+        s->events.message_status_changed(conversation, id, "failed", s->userdata);
+}
+
+static void on_put_progress(uint64_t sent, uint64_t total, void *userdata) {
+        Upload *u = userdata;
+        Session *s = u->session;
+        int64_t now = g_get_monotonic_time();
+
+        /* the last word (done == total) waits for the server's answer */
+        if (sent >= total || now - u->progress_at_us < PROGRESS_INTERVAL_US)
+                return;
+        u->progress_at_us = now;
+        s->events.transfer_progress(u->conversation, u->id, sent, total, s->userdata);
+}
+
+/* Our copy moves to the cache directory, where received files are too (a
+ * frontend shows it from there); it stays where it is if it cannot. */
+static char *move_to_cache(Session *s, Upload *u) {
+        g_autofree char *path = NULL;
+        int fd = session_media_create_file(s, u->mime, &path);
+
+        if (fd < 0)
+                return g_strdup(u->path);
+        close(fd);
+        /* over the empty file just made: the name was ours, nobody else's */
+        if (rename(u->path, path) < 0) {
+                (void) unlink(path);
+                return g_strdup(u->path);
+        }
+        return g_steal_pointer(&path);
+}
+
+static void on_put_done(int error, const char *detail, uint64_t bytes, void *userdata) {
+        Upload *u = userdata;
+        Session *s = u->session;
+        g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *path = NULL;
+        int r;
+
+        (void) bytes;
+        u->http = NULL;
+        close(u->fd);
+        u->fd = -1;
+        if (error < 0) {
+                upload_fail(s, u, error, detail ? detail : g_strerror(-error));
+                return;
+        }
+        s->events.transfer_progress(u->conversation, u->id, u->size, u->size, s->userdata);
+        path = move_to_cache(s, u);
+        r = store_set_uploaded(s->store, u->conversation, u->id, u->get_url, path);
+        if (r < 0) {
+                if (strcmp(path, u->path) != 0)
+                        (void) rename(path, u->path);   /* where the history says it is */
+                upload_fail(s, u, r, "cannot write the message history");
+                return;
+        }
+        g_debug("session: uploaded %s for %s", u->get_url, u->id);
+        /* (revoked meanwhile: it never goes out) */
+        if (s->ready && s->stream && store_get_message(s->store, u->conversation, u->id, &m) >= 0 &&
+            !m->revoked)
+                session_send_stored(s, m, 0);
+        upload_remove(s, u);
+}
+
+static bool url_allowed(const char *url) {
+        return session_media_url_allowed(url) == 0;
+}
+
+static void on_slot(int error, const XmlNode *reply, void *userdata) {
+        Upload *u = userdata;
+        Session *s = u->session;
+        XmppUploadSlot slot = { 0 };
+        XmppHttpHeader headers[XMPP_UPLOAD_HEADERS_MAX];
+        uint64_t max;
+        int r;
+
+        u->slot_iq = 0;
+        if (error == -ECONNRESET)
+                return;         /* asked again on the next connection */
+        if (error == -ETIMEDOUT) {
+                upload_fail(s, u, error, "the upload service did not answer");
+                return;
+        }
+        if (error < 0) {
+                r = xmpp_upload_parse_error(reply, &max);
+                if (r == -EMSGSIZE && max)
+                        s->upload_max = max;
+                upload_fail(s, u, r, r == -EMSGSIZE ? "the server takes no file this large"
+                                     : r == -EDQUOT ? "over the server's upload quota"
+                                                    : "the server refused the upload");
+                return;
+        }
+        if (xmpp_upload_parse_slot(reply, &slot) < 0) {
+                upload_fail(s, u, -EPROTO, "the server's upload slot is malformed");
+                return;
+        }
+        /* the same rule as for downloads: nothing goes over plain http to
+         * another machine, where anyone on the way could read it */
+        if (!url_allowed(slot.put_url) || !url_allowed(slot.get_url)) {
+                xmpp_upload_slot_clear(&slot);
+                upload_fail(s, u, -EPERM, "the server's upload URL is not https");
+                return;
+        }
+        u->get_url = g_strdup(slot.get_url);
+        for (size_t i = 0; i < slot.n_headers; i++)
+                headers[i] = (XmppHttpHeader) { slot.header_names[i], slot.header_values[i] };
+        u->fd = open(u->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        r = u->fd < 0 ? -errno
+                      : xmpp_http_put(s->transport_ctx, slot.put_url, s->ca_file, u->fd, u->size, u->mime, headers,
+                                      slot.n_headers, on_put_progress, on_put_done, u, &u->http);
+        xmpp_upload_slot_clear(&slot);
+        if (r < 0)
+                upload_fail(s, u, r, u->fd < 0 ? "imd's copy of the file is gone" : g_strerror(-r));
+}
+
+static void upload_start(Session *s, Upload *u) {
+        XmlNode *request;
+
+        if (u->slot_iq || u->http || !s->ready || !s->stream)
+                return;
+        switch (s->upload_state) {
+        case UPLOAD_SERVICE_UNKNOWN:
+                session_lookup_upload_service(s);
+                return;
+        case UPLOAD_SERVICE_LOOKING:
+                return;
+        case UPLOAD_SERVICE_NONE:
+                upload_fail(s, u, -ENOTSUP, "the server offers no file upload (XEP-0363)");
+                return;
+        case UPLOAD_SERVICE_FOUND:
+                break;
+        }
+        if (s->upload_max && u->size > s->upload_max) {
+                upload_fail(s, u, -EMSGSIZE, "the server takes no file this large");
+                return;
+        }
+        request = xmpp_upload_slot_request_new(s->upload_service, u->name, u->size, u->mime);
+        if (xmpp_stream_send_iq(s->stream, request, on_slot, u, NULL, &u->slot_iq) < 0)
+                u->slot_iq = 0;
+}
+
+void session_pump_uploads(Session *s) {
+        /* upload_start() may remove (fail) the one it is given */
+        for (guint i = 0; s->uploads && i < s->uploads->len;) {
+                guint len = s->uploads->len;
+                upload_start(s, g_ptr_array_index(s->uploads, i));
+                if (s->uploads->len == len)
+                        i++;
+        }
+}
+
+static Upload *find_upload(Session *s, const char *conversation, const char *id) {
+        for (guint i = 0; s->uploads && i < s->uploads->len; i++) {
+                Upload *u = g_ptr_array_index(s->uploads, i);
+                if (strcmp(u->id, id) == 0 && strcmp(u->conversation, conversation) == 0)
+                        return u;
+        }
+        return NULL;
+}
+
+void session_upload_resume(Session *s, const StoreMessage *m) {
+        if (find_upload(s, m->conversation, m->id))
+                return;
+        if (access(m->path, R_OK) < 0) {
+                Upload *u = upload_new(s, m);
+                upload_fail(s, u, -ENOENT, "imd's copy of the file is gone");
+                return;
+        }
+        upload_new(s, m);
+}
+
+void session_cancel_uploads(Session *s) {
+        while (s->file_requests && s->file_requests->len > 0) {
+                FileRequest *req = g_ptr_array_steal_index_fast(s->file_requests, s->file_requests->len - 1);
+                req->callback(-ECANCELED, NULL, req->userdata);
+                if (req->copying)
+                        req->session = NULL;    /* on_copied() throws the copy away */
+                else
+                        file_request_free(req);
+        }
+        while (s->uploads && s->uploads->len > 0)
+                /* the messages stay "pending": the next login uploads them */
+                upload_free(g_ptr_array_steal_index_fast(s->uploads, s->uploads->len - 1));
+        session_forget_upload_service(s);
+}
+
+int session_resend_message(Session *s, const char *conversation, const char *id) {
+        g_autoptr(StoreMessage) m = NULL;
+        int r;
+
+        if (!s->store)
+                return -ENOTCONN;
+        session_flush(s);
+        r = store_get_message(s->store, conversation, id, &m);
+        if (r < 0)
+                return r;
+        if (m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "failed") != 0)
+                return -EPERM;
+        if (session_upload_waiting(m) && access(m->path, R_OK) < 0)
+                return -ENOENT;         /* nothing left to send */
+        r = store_set_message_status(s->store, conversation, id, "pending");
+        if (r < 0)
+                return r;
+        s->events.message_status_changed(conversation, id, "pending", s->userdata);
+        if (session_upload_waiting(m)) {
+                upload_new(s, m);
+                session_pump_uploads(s);
+        } else if (s->ready && s->stream)
+                session_send_stored(s, m, 0);
+        return 0;
+}

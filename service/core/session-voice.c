@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Voice messages for the Session (TIM's sound element, recorded the way
+ * chat apps do it): the microphone (audio/capture.h) feeds an Ogg Opus
+ * encoder (audio/encoder.h) writing into the cache directory; stopping
+ * sends the file like SendFile, as type "audio" with its duration. Too
+ * short, cancelled or failed: nothing is kept or sent. Who may stop a
+ * recording is the bus layer's business; here there is one recording, the
+ * Session's.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+
+#include "capture.h"
+#include "encoder.h"
+#include "session-private.h"
+
+#define DEFAULT_MIN_MS 1000
+#define DEFAULT_MAX_MS 60000
+#define DEFAULT_BITRATE 24000
+/* How long StartRecording waits for the source to deliver. */
+#define START_TIMEOUT_MS 3000
+#define LEVEL_SAMPLES (AUDIO_CAPTURE_RATE / 10)
+#define VOICE_MIME "audio/ogg"
+
+struct Recording {
+        Session *session;
+        char *conversation;
+        char *path;                     /* the Ogg Opus file being written */
+        AudioCapture *capture;
+        VoiceEncoder *encoder;
+        uint64_t max_samples;
+        SessionDoneCallback started;    /* StartRecording waits for the first samples */
+        void *started_userdata;
+        bool delivering;                /* the source delivers: Recording is true */
+        float peak;                     /* loudest sample since the last level */
+        unsigned level_samples;
+};
+
+static unsigned min_ms(const Session *s) {
+        return s->config.voice_min_ms ? s->config.voice_min_ms : DEFAULT_MIN_MS;
+}
+
+static unsigned max_ms(const Session *s) {
+        return s->config.voice_max_ms ? s->config.voice_max_ms : DEFAULT_MAX_MS;
+}
+
+/* Ends the recording: nothing of it stays (the file was handed on, or it is
+ * thrown away). The Session has none afterwards. */
+/* A recording lost samples if the loop fell behind the microphone by more
+ * than the ring buffer holds: said once, at its end (the benchmark checks). */
+static void report_dropouts(Recording *rec) {
+        uint64_t dropped = rec->capture ? audio_capture_dropped(rec->capture) : 0;
+
+        if (dropped > 0)
+                g_message("The recording lost %" G_GUINT64_FORMAT " samples (%.0f ms): dropouts", dropped,
+                          (double) dropped * 1000 / AUDIO_CAPTURE_RATE);
+}
+
+static void recording_end(Session *s, Recording *rec, int start_error) {
+        s->recording = NULL;
+        report_dropouts(rec);
+        audio_capture_free(rec->capture);
+        voice_encoder_free(rec->encoder);
+        if (rec->path)
+                (void) unlink(rec->path);
+        if (rec->started)
+                rec->started(start_error, rec->started_userdata);
+        g_free(rec->conversation);
+        g_free(rec->path);
+        if (rec->delivering)
+                s->events.recording_changed(s->userdata);
+        g_free(rec);
+}
+
+typedef struct VoiceSend {
+        Session *session;
+        char *conversation;
+        const char *reason;
+        SessionSendFileCallback callback;
+        void *userdata;
+} VoiceSend;
+
+static void on_voice_sent(int error, const char *id, void *userdata) {
+        VoiceSend *v = userdata;
+        Session *s = v->session;
+
+        s->events.recording_stopped(v->conversation, error == 0 ? id : "", error == 0 ? v->reason : "failed",
+                                    s->userdata);
+        if (v->callback)
+                v->callback(error, id, v->userdata);
+        g_free(v->conversation);
+        g_free(v);
+}
+
+/* The recording is long enough: finish its file and send it as SendFile
+ * does (which copies it; ours goes at once). */
+static void recording_send(Session *s, Recording *rec, const char *reason, SessionSendFileCallback callback,
+                           void *userdata) {
+        uint64_t samples = voice_encoder_samples(rec->encoder);
+        uint32_t duration_ms = (uint32_t) (samples * 1000 / AUDIO_CAPTURE_RATE);
+        g_autoptr(GDateTime) now = g_date_time_new_now_local();
+        g_autofree char *name = g_date_time_format(now, "voice-%Y%m%d-%H%M%S.ogg");
+        VoiceSend *v = g_new0(VoiceSend, 1);
+        int fd = -1, r;
+
+        v->session = s;
+        v->conversation = g_strdup(rec->conversation);
+        v->reason = reason;
+        v->callback = callback;
+        v->userdata = userdata;
+        report_dropouts(rec);
+        audio_capture_free(g_steal_pointer(&rec->capture));
+        r = voice_encoder_finish(g_steal_pointer(&rec->encoder));
+        if (r == 0) {
+                fd = open(rec->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                r = fd < 0 ? -errno : 0;
+        }
+        if (r == 0)
+                r = session_send_file(s, rec->conversation, fd, &(SessionFileInfo) {
+                                              .name = name, .mime = VOICE_MIME, .type = "audio",
+                                              .duration_ms = duration_ms },
+                                      on_voice_sent, v);
+        if (fd >= 0)
+                close(fd);      /* session_send_file() has its own */
+        recording_end(s, rec, 0);
+        if (r < 0)
+                on_voice_sent(r, NULL, v);
+}
+
+static void on_samples(const float *pcm, size_t n, void *userdata) {
+        Session *s = userdata;
+        Recording *rec = s->recording;
+        uint64_t written = voice_encoder_samples(rec->encoder);
+        bool full = false;
+        int r;
+
+        if (!rec->delivering) {
+                SessionDoneCallback started = g_steal_pointer(&rec->started);
+                /* Recording turns true only now: a start that fails never shows */
+                rec->delivering = true;
+                s->events.recording_changed(s->userdata);
+                started(0, rec->started_userdata);
+        }
+        if (written + n >= rec->max_samples) {
+                n = (size_t) (rec->max_samples - written);
+                full = true;
+        }
+        for (size_t i = 0; i < n; i++) {
+                rec->peak = fmaxf(rec->peak, fabsf(pcm[i]));
+                if (++rec->level_samples == LEVEL_SAMPLES) {
+                        s->events.recording_level(fmin(rec->peak, 1.0), s->userdata);
+                        rec->peak = 0;
+                        rec->level_samples = 0;
+                }
+        }
+        r = voice_encoder_write(rec->encoder, pcm, n);
+        if (r < 0) {
+                g_autofree char *conversation = g_strdup(rec->conversation);
+                recording_end(s, rec, 0);
+                s->events.error(r, "The voice message could not be written", s->userdata);
+                s->events.recording_stopped(conversation, "", "failed", s->userdata);
+                return;
+        }
+        if (full) {
+                g_debug("session: the recording reached %u ms; sending it", max_ms(s));
+                recording_send(s, rec, "maximum", NULL, NULL);
+        }
+}
+
+static void on_capture_failed(int error, const char *text, void *userdata) {
+        Session *s = userdata;
+        Recording *rec = s->recording;
+        g_autofree char *conversation = g_strdup(rec->conversation);
+        g_autofree char *message = g_strdup_printf("The recording stopped: %s", text);
+        bool was_started = rec->delivering;
+
+        recording_end(s, rec, error);
+        if (was_started) {
+                /* the caller of StartRecording heard about it; others hear now */
+                s->events.error(error, message, s->userdata);
+                s->events.recording_stopped(conversation, "", "failed", s->userdata);
+        }
+}
+
+static const AudioCaptureCallbacks capture_callbacks = {
+        .samples = on_samples,
+        .failed = on_capture_failed,
+};
+
+int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata) {
+        Recording *rec;
+        int fd, r;
+
+        if (!s->online_wanted || !s->store || s->login_pending)
+                return -ENOTCONN;
+        if (s->recording)
+                return -EBUSY;
+        rec = g_new0(Recording, 1);
+        rec->session = s;
+        rec->conversation = g_strdup(conversation);
+        rec->max_samples = (uint64_t) max_ms(s) * AUDIO_CAPTURE_RATE / 1000;
+        fd = session_media_create_file(s, VOICE_MIME, &rec->path);
+        r = fd < 0 ? fd
+                   : voice_encoder_new(fd, s->config.voice_bitrate ? s->config.voice_bitrate : DEFAULT_BITRATE,
+                                       &rec->encoder);
+        s->recording = rec;
+        if (r == 0)
+                r = audio_capture_start(s->config.voice_source, START_TIMEOUT_MS, &capture_callbacks, s,
+                                        &rec->capture);
+        if (r < 0) {
+                recording_end(s, rec, 0);
+                return r;
+        }
+        rec->started = started;
+        rec->started_userdata = userdata;
+        return 0;
+}
+
+int session_stop_recording(Session *s, SessionSendFileCallback callback, void *userdata) {
+        Recording *rec = s->recording;
+        uint64_t samples;
+
+        if (!rec)
+                return -ENOENT;
+        /* up to this moment, not up to the last period */
+        audio_capture_flush(rec->capture);
+        rec = s->recording;
+        if (!rec)
+                return -ENOENT;         /* it just reached its maximum, or failed: sent or gone */
+        samples = voice_encoder_samples(rec->encoder);
+        if (!rec->delivering || samples * 1000 < (uint64_t) min_ms(s) * AUDIO_CAPTURE_RATE) {
+                g_autofree char *conversation = g_strdup(rec->conversation);
+                recording_end(s, rec, -ECANCELED);
+                s->events.recording_stopped(conversation, "", "too-short", s->userdata);
+                return -ENODATA;
+        }
+        recording_send(s, rec, "sent", callback, userdata);
+        return 0;
+}
+
+int session_cancel_recording(Session *s, const char *reason) {
+        Recording *rec = s->recording;
+        g_autofree char *conversation = NULL;
+
+        if (!rec)
+                return -ENOENT;
+        conversation = g_strdup(rec->conversation);
+        recording_end(s, rec, -ECANCELED);
+        s->events.recording_stopped(conversation, "", reason, s->userdata);
+        return 0;
+}
+
+bool session_is_recording(const Session *s) {
+        return s->recording && s->recording->delivering;
+}
