@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Conversation commands: list, history, send, send-custom, revoke, edit, read, typing.
+ * Conversation commands: list, history, send, send-custom, resend, revoke, edit,
+ * read, typing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -88,17 +89,9 @@ int cmd_history(struct imctl *ctx, char **args, char **opts) {
         return IMCTL_EXIT_OK;
 }
 
-/* Prints the id a Send* call returned. */
-static int print_new_id(struct imctl *ctx, sd_bus_message *reply, const char *method) {
+int print_message_id(struct imctl *ctx, const char *id) {
         _cleanup_json_ struct json_object *out = NULL;
-        const char *id;
         int r;
-
-        r = sd_bus_message_read(reply, "s", &id);
-        if (r < 0) {
-                fprintf(stderr, "imctl: unexpected reply to %s\n", method);
-                return IMCTL_EXIT_BUS;
-        }
 
         if (ctx->json) {
                 out = json_object_new_object();
@@ -111,6 +104,17 @@ static int print_new_id(struct imctl *ctx, sd_bus_message *reply, const char *me
         if (r < 0)
                 return imctl_print_errno("cannot write output", r);
         return IMCTL_EXIT_OK;
+}
+
+/* Prints the id a Send* call returned. */
+static int print_new_id(struct imctl *ctx, sd_bus_message *reply, const char *method) {
+        const char *id;
+
+        if (sd_bus_message_read(reply, "s", &id) < 0) {
+                fprintf(stderr, "imctl: unexpected reply to %s\n", method);
+                return IMCTL_EXIT_BUS;
+        }
+        return print_message_id(ctx, id);
 }
 
 int cmd_send(struct imctl *ctx, char **args, char **opts) {
@@ -135,6 +139,10 @@ int cmd_send_custom(struct imctl *ctx, char **args, char **opts) {
         if (r != 0)
                 return r;
         return print_new_id(ctx, reply, "SendCustom");
+}
+
+int cmd_resend(struct imctl *ctx, char **args, char **opts) {
+        return imctl_call_simple(ctx, "ResendMessage", NULL, "ss", args[0], args[1]);
 }
 
 int cmd_revoke(struct imctl *ctx, char **args, char **opts) {

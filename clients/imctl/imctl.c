@@ -13,11 +13,13 @@
 
 #include "imctl.h"
 
-#define MAX_COMMAND_OPTIONS 2
+#define MAX_COMMAND_OPTIONS 4
 
 enum option_kind {
         OPTION_STRING,          /* any non-empty value */
         OPTION_COUNT,           /* an integer in 1..UINT32_MAX */
+        OPTION_SECONDS,         /* a positive decimal number of seconds: 3, 0.5 (parse_seconds()) */
+        OPTION_FLAG,            /* no value; the command gets the option's name when given */
 };
 
 struct command_option {
@@ -29,11 +31,13 @@ struct command {
         const char *name;
         const char *args;               /* usage text after the name */
         unsigned n_args;                /* exact number of positional arguments */
-        /* options taking a value; the command gets them in this order */
+        /* the command gets the options' values in this order, NULL when not given */
         struct command_option options[MAX_COMMAND_OPTIONS];
         int (*run)(struct imctl *ctx, char **args, char **opts);
         const char *summary;
-        bool local;                     /* needs no bus (help, emoji) */
+        /* not connected to the bus first: needs none (help, emoji), or checks
+         * local arguments and then calls imctl_open_bus() itself (send-file, record) */
+        bool local;
 };
 
 static int cmd_help(struct imctl *ctx, char **args, char **opts);
@@ -56,6 +60,18 @@ static const struct command commands[] = {
         { .name = "send-custom", .args = "CONV JSON [--description TEXT] [--extension TEXT]", .n_args = 2,
           .options = { { "--description", OPTION_STRING }, { "--extension", OPTION_STRING } },
           .run = cmd_send_custom, .summary = "Send a custom message (JSON data)" },
+        { .name = "send-file", .args = "CONV PATH [--name NAME] [--mime TYPE] [--type TYPE] [--no-wait]",
+          .n_args = 2,
+          .options = { { "--name", OPTION_STRING }, { "--mime", OPTION_STRING },
+                       { "--type", OPTION_STRING }, { "--no-wait", OPTION_FLAG } },
+          .run = cmd_send_file, .summary = "Send a file; waits until it is uploaded and sent",
+          .local = true },
+        { .name = "record", .args = "CONV [--duration SECONDS]", .n_args = 1,
+          .options = { { "--duration", OPTION_SECONDS } },
+          .run = cmd_record, .summary = "Record and send a voice message (Enter sends, c/Esc cancels)",
+          .local = true },
+        { .name = "resend", .args = "CONV ID", .n_args = 2,
+          .run = cmd_resend, .summary = "Try a failed message (a file's upload) again" },
         { .name = "emoji", .args = "[--search WORD]",
           .options = { { "--search", OPTION_STRING } },
           .run = cmd_emoji, .summary = "List the :shortcode: names send, edit and chat expand",
@@ -121,8 +137,21 @@ static int command_usage_error(const struct command *c, const char *what) {
         return imctl_usage_error("%s\nUsage: imctl %s%s%s", what, c->name, c->args[0] ? " " : "", c->args);
 }
 
+/* Plain decimal notation only ("3", "0.5"): strtod() would also take " 3", "1e3" and "0x10". */
+static bool is_decimal(const char *s) {
+        size_t whole = strspn(s, "0123456789"), fraction = 0;
+        const char *rest = s + whole;
+
+        if (*rest == '.') {
+                fraction = strspn(rest + 1, "0123456789");
+                rest += 1 + fraction;
+        }
+        return whole + fraction > 0 && *rest == '\0';
+}
+
 static int check_option_value(const struct command *c, const struct command_option *o, const char *v) {
         g_autofree char *m = NULL;
+        uint64_t usec;
         uint32_t n;
 
         switch (o->kind) {
@@ -135,6 +164,15 @@ static int check_option_value(const struct command *c, const struct command_opti
                 if (parse_uint32(v, 1, &n))
                         return 0;
                 m = g_strdup_printf("invalid number '%s' for '%s': expected a positive integer", v, o->name);
+                break;
+        case OPTION_SECONDS:
+                if (is_decimal(v) && parse_seconds(v, &usec))
+                        return 0;
+                m = g_strdup_printf("invalid duration '%s' for '%s': expected a positive number of seconds "
+                                    "such as 3 or 0.5", v, o->name);
+                break;
+        case OPTION_FLAG:
+                m = g_strdup_printf("option '%s' takes no value", o->name);
                 break;
         }
         return command_usage_error(c, m);
@@ -240,8 +278,21 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
                         if (handled)
                                 continue;
                         for (size_t o = 0; o < MAX_COMMAND_OPTIONS && c->options[o].name; o++) {
-                                const char *v = match_option(c->options[o].name, argc, argv, &i, &missing);
+                                const char *v;
 
+                                if (c->options[o].kind == OPTION_FLAG) {
+                                        size_t len = strlen(c->options[o].name);
+
+                                        if (strncmp(a, c->options[o].name, len) != 0 ||
+                                            (a[len] != '\0' && a[len] != '='))
+                                                continue;
+                                        if (a[len] == '=')
+                                                return check_option_value(c, &c->options[o], a + len + 1);
+                                        opts[o] = (char *) c->options[o].name;
+                                        handled = true;
+                                        break;
+                                }
+                                v = match_option(c->options[o].name, argc, argv, &i, &missing);
                                 if (missing) {
                                         g_autofree char *m = g_strdup_printf("option '%s' needs a value",
                                                                              c->options[o].name);
@@ -278,11 +329,9 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
         if (c->run == cmd_help || c->local)
                 return c->run(ctx, args, opts);
 
-        r = sd_bus_open_user(&ctx->bus);
-        if (r < 0) {
-                fprintf(stderr, "imctl: cannot connect to the session bus: %s\n", strerror(-r));
-                return IMCTL_EXIT_BUS;
-        }
+        r = imctl_open_bus(ctx);
+        if (r != 0)
+                return r;
         return c->run(ctx, args, opts);
 }
 
@@ -325,6 +374,17 @@ int main(int argc, char **argv) {
         }
 
         return imctl_usage_error("unknown command '%s'", argv[i]);
+}
+
+int imctl_open_bus(struct imctl *ctx) {
+        int r;
+
+        r = sd_bus_open_user(&ctx->bus);
+        if (r < 0) {
+                fprintf(stderr, "imctl: cannot connect to the session bus: %s\n", strerror(-r));
+                return IMCTL_EXIT_BUS;
+        }
+        return IMCTL_EXIT_OK;
 }
 
 bool imctl_error_is_no_daemon(const sd_bus_error *error) {

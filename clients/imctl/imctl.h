@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <systemd/sd-bus.h>
@@ -31,6 +32,8 @@ enum {
 #define IMCTL_CHAT_HISTORY 20U
 /* Method-call timeout of FetchMedia, which waits for the download. */
 #define IMCTL_FETCH_TIMEOUT_USEC (300ULL * 1000000ULL)
+/* Method-call timeout of SendFile, which copies the file before replying. */
+#define IMCTL_SEND_FILE_TIMEOUT_USEC (300ULL * 1000000ULL)
 
 struct imctl {
         sd_bus *bus;
@@ -51,10 +54,15 @@ static inline void imctl_json_putp(struct json_object **o) {
 static inline void imctl_freep(void *p) {
         free(*(void **) p);
 }
+static inline void imctl_closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
 #define _cleanup_message_ __attribute__((cleanup(imctl_bus_message_unrefp)))
 #define _cleanup_error_   __attribute__((cleanup(imctl_bus_error_freep)))
 #define _cleanup_json_    __attribute__((cleanup(imctl_json_putp)))
 #define _cleanup_free_    __attribute__((cleanup(imctl_freep)))
+#define _cleanup_close_   __attribute__((cleanup(imctl_closep)))
 
 static inline void *imctl_take_ptr(void *pp) {
         void **p = pp, *v = *p;
@@ -63,7 +71,8 @@ static inline void *imctl_take_ptr(void *pp) {
 }
 #define TAKE_PTR(p) imctl_take_ptr(&(p))
 
-/* imctl.c: calls and errors */
+/* imctl.c: the bus connection, calls and errors */
+int imctl_open_bus(struct imctl *ctx);
 int imctl_new_call(struct imctl *ctx, const char *member, sd_bus_message **ret);
 int imctl_call(struct imctl *ctx, sd_bus_message *m, uint64_t usec, sd_bus_message **reply);
 int imctl_call_simple(struct imctl *ctx, const char *member, sd_bus_message **reply,
@@ -90,6 +99,11 @@ void output_format_time(int64_t unix_ms, char buf[static 16]);
 int output_message_line(struct json_object *message);
 int output_conversation_line(struct json_object *conversation);
 char *output_message_summary(struct json_object *message);
+/* the width of the terminal on stderr, 80 when unknown (progress lines) */
+unsigned output_terminal_columns(void);
+
+/* cmd-messages.c: a new message's id, as a line or {"id": ID} */
+int print_message_id(struct imctl *ctx, const char *id);
 
 /* password.c */
 int password_read(char **ret);
@@ -110,6 +124,9 @@ int cmd_emoji(struct imctl *ctx, char **args, char **opts);
 int cmd_react(struct imctl *ctx, char **args, char **opts);
 int cmd_search(struct imctl *ctx, char **args, char **opts);
 int cmd_fetch(struct imctl *ctx, char **args, char **opts);
+int cmd_send_file(struct imctl *ctx, char **args, char **opts);
+int cmd_record(struct imctl *ctx, char **args, char **opts);
+int cmd_resend(struct imctl *ctx, char **args, char **opts);
 int cmd_monitor(struct imctl *ctx, char **args, char **opts);
 int cmd_chat(struct imctl *ctx, char **args, char **opts);
 

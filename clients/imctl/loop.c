@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The event loop of the long-running commands (monitor, chat): sd-event with
- * the bus attached, leaving with exit code 0 on SIGINT/SIGTERM and 1 when
- * the bus connection goes away.
+ * The event loop of the long-running commands (monitor, chat, record): sd-event
+ * with the bus attached, leaving with exit code 0 on SIGINT/SIGTERM (unless the
+ * command handles them itself) and 1 when the bus connection goes away.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +22,11 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 }
 
 int loop_new(struct imctl *ctx, sd_event **ret) {
+        return loop_new_with_signal_handler(ctx, on_signal, NULL, ret);
+}
+
+int loop_new_with_signal_handler(struct imctl *ctx, sd_event_signal_handler_t handler, void *userdata,
+                                 sd_event **ret) {
         sd_event *e = NULL;
         sigset_t mask;
         int r;
@@ -35,9 +40,9 @@ int loop_new(struct imctl *ctx, sd_event **ret) {
         r = sd_event_new(&e);
         if (r < 0)
                 return imctl_print_errno("cannot create the event loop", r);
-        r = sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL);
+        r = sd_event_add_signal(e, NULL, SIGINT, handler, userdata);
         if (r >= 0)
-                r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, NULL);
+                r = sd_event_add_signal(e, NULL, SIGTERM, handler, userdata);
         if (r >= 0)
                 r = sd_bus_attach_event(ctx->bus, e, SD_EVENT_PRIORITY_NORMAL);
         /* a local match: sd-bus synthesises this message, nothing goes to the bus */

@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -19,6 +21,16 @@ static int flush_stdout(void) {
         if (fflush(stdout) != 0)
                 return -errno;
         return 0;
+}
+
+#define DEFAULT_COLUMNS 80U
+
+unsigned output_terminal_columns(void) {
+        struct winsize ws;
+
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0)
+                return DEFAULT_COLUMNS;
+        return ws.ws_col;
 }
 
 int output_json(struct json_object *o) {
