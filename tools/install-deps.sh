@@ -11,6 +11,8 @@ BUILD_PKGS=(
   meson ninja-build pkg-config gcc clang
   libsystemd-dev libwebsockets-dev libwebsockets-evlib-glib
   libjson-c-dev libglib2.0-dev libsqlite3-dev libexpat1-dev libssl-dev
+  libpipewire-0.3-dev libspa-0.2-dev    # voice messages: capture from PipeWire
+  libopusenc-dev libopus-dev            # voice messages: Ogg Opus encoding
 )
 RUN_PKGS=(
   dbus                      # dbus-daemon for the private test/demo bus
@@ -20,6 +22,9 @@ RUN_PKGS=(
   jq util-linux procps
   unicode-data              # emoji names for imctl's :shortcodes:
   shared-mime-info          # media types of received files, guessed from their names
+  pipewire pipewire-bin wireplumber   # the tests' private audio graph (virtual microphone)
+  espeak-ng                 # real speech played into it
+  opus-tools sox            # opusinfo/opusdec and sox check the recorded voice messages
 )
 
 check_only=0

@@ -154,8 +154,16 @@ def client(client_factory, imd):
 # -- imd ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def imd(bus, tmp_path, request):
-    d = Imd(bus, str(tmp_path / "imd"))
+def imd_env():
+    """Extra environment for the `imd` fixture's daemon (set last; None
+    unsets): none here. A module overrides it, e.g. test_voice.py gives imd
+    its PipeWire graph's env()."""
+    return {}
+
+
+@pytest.fixture
+def imd(bus, tmp_path, request, imd_env):
+    d = Imd(bus, str(tmp_path / "imd"), extra_env=imd_env)
     try:
         d.start()
     except Exception:

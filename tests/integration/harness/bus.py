@@ -256,6 +256,20 @@ class DBusClient:
                           fd_list=Gio.UnixFDList.new())
         return vals[0]
 
+    def call_with_fds(self, method, signature, args, fds, timeout=25.0):
+        """A call that passes file descriptors (h arguments): fds are ints (the
+        caller keeps them; D-Bus sends duplicates), and each h in args is the
+        index of its fd in fds. Returns as call() does, e.g.
+        call_with_fds("SendFile", "sha{sv}", (conv, 0, {}), [fd])."""
+        fd_list = Gio.UnixFDList.new()
+        for fd in fds:
+            fd_list.append(fd)
+        vals = self._call(self.name, self.path, self.iface, method, signature, args, timeout,
+                          fd_list=fd_list)
+        if len(vals) == 0:
+            return None
+        return vals[0] if len(vals) == 1 else tuple(vals)
+
     def call_bus(self, method, signature=None, args=(), timeout=10.0):
         return self._call("org.freedesktop.DBus", "/org/freedesktop/DBus",
                           "org.freedesktop.DBus", method, signature, args, timeout)

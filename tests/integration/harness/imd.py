@@ -53,7 +53,10 @@ class Imd:
     """One imd process on a given bus, with its own data and cache dirs.
     restart() keeps the dirs; stop() checks the exit status and stderr."""
 
-    def __init__(self, bus, workdir, extra_args=(), env=None, dirs=True):
+    def __init__(self, bus, workdir, extra_args=(), env=None, dirs=True, extra_env=None):
+        """env: the base environment (default: the test runner's); extra_env:
+        variables set last, over imd's own XDG_* defaults (None unsets one),
+        e.g. a PipeWire graph's harness.pipewire.PipeWire.env()."""
         self.bus = bus
         self.dirs = dirs          # False: no --data-dir/--cache-dir (XDG defaults)
         self.workdir = workdir
@@ -63,6 +66,7 @@ class Imd:
         os.makedirs(self.cache_dir, exist_ok=True)
         self.extra_args = list(extra_args)
         self._env = env
+        self.extra_env = dict(extra_env or {})
         self.proc = None
         self.runs = 0
         self.stderr_paths = []
@@ -86,6 +90,11 @@ class Imd:
         env["XDG_RUNTIME_DIR"] = os.path.join(self.workdir, "xdg-runtime")
         os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
         env.setdefault("G_MESSAGES_DEBUG", "")
+        for k, v in self.extra_env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         return sanitizer_env(env)
 
     def start(self, timeout=20.0, wait=True):

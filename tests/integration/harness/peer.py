@@ -23,6 +23,10 @@ NS_SID = "urn:xmpp:sid:0"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 NS_MARKERS = "urn:xmpp:chat-markers:0"
 NS_RECEIPTS = "urn:xmpp:receipts"
+NS_OOB = "jabber:x:oob"
+NS_SFS = "urn:xmpp:sfs:0"
+NS_FILE_META = "urn:xmpp:file:metadata:0"
+NS_URL_DATA = "http://jabber.org/protocol/url-data"
 
 log = logging.getLogger("peer")
 
@@ -30,6 +34,34 @@ log = logging.getLogger("peer")
 def _xml_escape(s):
     return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
              .replace("'", "&apos;").replace('"', "&quot;"))
+
+
+def _file_fields(x):
+    """oob_url: the XEP-0066 <x><url/> (None); sfs: whether an XEP-0447
+    <file-sharing/> is there; file: the XEP-0446 <file/> (inside file-sharing,
+    else directly in the message) as {child name: text}, e.g. {"name": ...,
+    "media-type": ..., "size": "123"} (None without one); sources: the
+    url-data targets of file-sharing's <sources/>."""
+    oob = x.find("{%s}x/{%s}url" % (NS_OOB, NS_OOB))
+    sfs = x.find("{%s}file-sharing" % NS_SFS)
+    meta = (sfs.find("{%s}file" % NS_FILE_META) if sfs is not None else None)
+    if meta is None:
+        meta = x.find("{%s}file" % NS_FILE_META)
+    sources = []
+    if sfs is not None:
+        sources = [e.get("target") for e in sfs.iter("{%s}url-data" % NS_URL_DATA)]
+    return {
+        "oob_url": None if oob is None else (oob.text or ""),
+        "sfs": sfs is not None,
+        "file": None if meta is None else {c.tag.split("}", 1)[-1]: (c.text or "") for c in meta},
+        "sources": sources,
+    }
+
+
+def http_get(url, timeout=15.0):
+    """A plain GET as any client would do it: (status, headers, body)."""
+    with urllib.request.urlopen(urllib.request.Request(url), timeout=timeout) as r:
+        return r.status, dict(r.headers), r.read()
 
 
 class _Client(slixmpp.ClientXMPP):
@@ -173,6 +205,8 @@ class Peer:
             "origin_id": None if oid is None else oid.get("id"),
             "stanza_ids": sids,
             "displayed": None if disp is None else disp.get("id"),
+            # a file (XEP-0066 / XEP-0447 / XEP-0446): see _file_fields()
+            **_file_fields(x),
             "xml": ET.tostring(x, encoding="unicode"),
             "received_at": time.time(),
         }
@@ -256,6 +290,11 @@ class Peer:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             assert r.status in (200, 201), r.status
         return get.get("url")
+
+    def download(self, url, timeout=15.0):
+        """The body of a GET of url (e.g. a received file's OOB URL); raises
+        urllib.error.HTTPError for a status other than 2xx."""
+        return http_get(url, timeout)[2]
 
     def send_raw(self, xml):
         """Send a raw stanza string as is."""

@@ -5,6 +5,14 @@ the prosody user and runs under `runuser -u prosody -- prosody --config CFG -F`.
 Only loopback, free ports, no TLS (c2s_require_encryption = false), WebSocket at
 ws://127.0.0.1:HTTP_PORT/xmpp-websocket. With https_cert=(cert.pem, key.pem) it also
 serves https/wss on 127.0.0.1:HTTPS_PORT with that certificate (c2s stays in clear).
+
+XEP-0363 uploads (mod_http_file_share, upload.localhost) take files up to
+UPLOAD_SIZE_LIMIT (100 MiB). Their URLs (PUT and GET) say
+http://localhost:HTTP_PORT/ unless upload_url= gives another base, or
+upload_proxy=True puts a harness.netproxy.TcpProxy in front of the HTTP port
+(`p.upload_proxy`, started with the instance, stopped by cleanup()) and makes
+the URLs go through it, so that a test can refuse, cut or throttle uploads and
+downloads while the XMPP connection (WebSocket on HTTP_PORT) goes on.
 """
 
 import itertools
@@ -17,9 +25,11 @@ import tempfile
 import time
 import uuid
 
+from .netproxy import TcpProxy
 from .util import die_with_parent, free_port, wait_port, stop_process
 
 DOMAIN = "localhost"
+UPLOAD_SIZE_LIMIT = 100 * 1024 * 1024
 TEST_MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prosody-modules")
 
 CONFIG_TEMPLATE = """\
@@ -61,7 +71,7 @@ modules_enabled = {{
 }}
 modules_disabled = {{ "s2s" }}
 
-http_file_share_size_limit = 10*1024*1024
+http_file_share_size_limit = {upload_size_limit}
 {extra}
 
 VirtualHost "{domain}"
@@ -70,7 +80,7 @@ VirtualHost "{domain}"
 Component "upload.{domain}" "http_file_share"
     -- served beside the WebSocket under the same HTTP host name
     -- (Prosody keys HTTP handlers by it), which resolves to loopback
-    http_external_url = "http://{domain}:{http_port}/"
+    http_external_url = "{upload_url}"
     http_host = "{domain}"
 
 Component "conference.{domain}" "muc"
@@ -84,10 +94,12 @@ class Prosody:
     """One private Prosody instance. start() / stop() / kill() / restart()."""
 
     def __init__(self, root=None, loglevel="debug", extra_config="", https_cert=None,
-                 test_modules=()):
+                 test_modules=(), upload_proxy=False, upload_url=None):
         """test_modules: names of fault-injection modules from
         tests/integration/prosody-modules (mod_NAME.lua), enabled on the host;
-        their options go in extra_config."""
+        their options go in extra_config. upload_proxy: uploads through a
+        TcpProxy (self.upload_proxy); upload_url: the base URL of upload slots
+        (default http://localhost:HTTP_PORT/, or the proxy's)."""
         self.domain = DOMAIN
         self.dir = tempfile.mkdtemp(prefix="imd-prosody-", dir=root or "/tmp")
         os.chmod(self.dir, 0o755)
@@ -97,6 +109,16 @@ class Prosody:
         while self.http_port == self.c2s_port:
             self.http_port = free_port()
         self.https_port = None
+        self.upload_size_limit = UPLOAD_SIZE_LIMIT
+        self.upload_proxy = None
+        if upload_proxy:
+            proxy = TcpProxy(self.http_port, name="upload-proxy")
+            while proxy.port in (self.c2s_port, self.http_port):   # (free, not bound yet)
+                proxy.stop()
+                proxy = TcpProxy(self.http_port, name="upload-proxy")
+            self.upload_proxy = proxy.start()
+            upload_url = upload_url or "http://%s:%d/" % (self.domain, self.upload_proxy.port)
+        self.upload_url = upload_url or "http://%s:%d/" % (self.domain, self.http_port)
         if https_cert:
             extra_config += self._setup_https(*https_cert)
         host_extra = ""
@@ -115,14 +137,18 @@ class Prosody:
                                            http_port=self.http_port,
                                            https_ports=self.https_port or "",
                                            loglevel=loglevel, extra=extra_config,
-                                           host_extra=host_extra))
+                                           host_extra=host_extra,
+                                           upload_url=self.upload_url,
+                                           upload_size_limit=self.upload_size_limit))
         self._chown()
         self.proc = None
         self.accounts = {}
 
     def _setup_https(self, cert, key):
         """Copy cert/key into the instance (readable by prosody); the config lines."""
-        while self.https_port in (None, self.c2s_port, self.http_port):
+        taken = (None, self.c2s_port, self.http_port,
+                 self.upload_proxy.port if self.upload_proxy else None)
+        while self.https_port in taken:
             self.https_port = free_port()
         tls = os.path.join(self.dir, "tls")
         os.makedirs(tls, exist_ok=True)
@@ -258,6 +284,8 @@ class Prosody:
 
     def cleanup(self):
         self.stop()
+        if self.upload_proxy is not None:
+            self.upload_proxy.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- accounts --------------------------------------------------------------

@@ -1,0 +1,481 @@
+"""Sending files (SendFile, ResendMessage, TransferProgress): image, video and
+any file reach a real slixmpp peer through a real Prosody's XEP-0363 upload
+service (100 MiB limit), byte for byte, with their XEP-0446 metadata; a file
+over the limit is refused; a failed upload never sends a message with a dead
+URL and can be tried again; an accepted file survives kill -9 of imd.
+
+Uploads (and the peer's downloads) go through a TcpProxy in front of Prosody's
+HTTP port (Prosody(upload_proxy=True)), so that a test can refuse, cut or
+throttle them while the XMPP connection goes on untouched.
+"""
+
+import hashlib
+import os
+import random
+import struct
+import time
+import uuid
+import zlib
+
+import pytest
+from gi.repository import GLib
+
+from conftest import _failed
+from harness.asserts import raises_im_error
+from harness.bus import IM_ERROR
+from harness.peer import http_get
+from harness.prosody import Prosody
+
+MiB = 1024 * 1024
+QUIET = 1.5         # how long "nothing arrives" is watched for
+
+
+# -- a Prosody of this module, its uploads through a proxy ---------------------------------
+
+@pytest.fixture(scope="module")
+def upload_prosody():
+    p = Prosody(upload_proxy=True)
+    p.start()
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture
+def prosody(upload_prosody, request):
+    """Overrides conftest's: the accounts and peers of this module live on the
+    Prosody whose uploads go through a proxy, back to plain forwarding for
+    every test."""
+    p = upload_prosody
+    p.upload_proxy.reset()
+    if not p.running:
+        p.start()
+    yield p
+    p.upload_proxy.reset()
+    if _failed(request):
+        print("\n----- prosody log (tail) -----\n" + p.log_tail(60))
+
+
+@pytest.fixture
+def proxy(prosody):
+    return prosody.upload_proxy
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_png(width, height, seed=1):
+    """A real PNG (8-bit RGB, random pixels)."""
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(rnd.randrange(256) for _ in range(width * 3))
+                    for _ in range(height))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def write_file(tmp_path, data, name="upload.dat"):
+    path = tmp_path / ("src-%s-%s" % (uuid.uuid4().hex[:6], name))
+    path.write_bytes(data)
+    return str(path)
+
+
+def info(**kw):
+    """SendFile's a{sv}: str -> s, int -> u, a GLib.Variant as it is."""
+    out = {}
+    for k, v in kw.items():
+        if isinstance(v, GLib.Variant):
+            out[k] = v
+        elif isinstance(v, str):
+            out[k] = GLib.Variant("s", v)
+        else:
+            out[k] = GLib.Variant("u", v)
+    return out
+
+
+def send_fd(client, conv, fd, timeout=60, **kw):
+    return client.call_with_fds("SendFile", "sha{sv}", (conv, 0, info(**kw)), [fd],
+                                timeout=timeout)
+
+
+def send_path(client, conv, path, timeout=60, **kw):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return send_fd(client, conv, fd, timeout=timeout, **kw)
+    finally:
+        os.close(fd)
+
+
+def statuses(client, mid, start):
+    client.pump()
+    return [s.args[2] for s in client.signals[start:]
+            if s.member == "MessageStatusChanged" and s.args[1] == mid]
+
+
+def wait_status(client, mid, status, start, timeout=30):
+    """Wait for MessageStatusChanged(mid, status); fails at once on "failed"
+    when waiting for it to go out, and on its going out when waiting for
+    "failed"."""
+    gone_out = ("sent", "delivered", "read")
+
+    def pred(a):
+        if a[1] != mid:
+            return False
+        if a[2] == "failed" and status != "failed":
+            raise AssertionError("message %s failed: %r" % (mid, errors(client, start)))
+        if status == "failed" and a[2] in gone_out:
+            raise AssertionError("message %s went out (%s) although its upload failed"
+                                 % (mid, a[2]))
+        return a[2] == status
+    client.wait_signal("MessageStatusChanged", pred, start=start, timeout=timeout)
+
+
+def progress(client, mid, start, conv=None):
+    client.pump()
+    return [(s.args[2], s.args[3]) for s in client.signals[start:]
+            if s.member == "TransferProgress" and s.args[1] == mid
+            and (conv is None or s.args[0] == conv)]
+
+
+def errors(client, start):
+    client.pump()
+    return [tuple(s.args) for s in client.signals[start:] if s.member == "Error"]
+
+
+def stored(client, conv, mid):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 200))
+    found = [m for m in msgs if m["id"] == mid]
+    assert len(found) == 1, "message %s %d times in the history: %r" % (mid, len(found), msgs)
+    return found[0]
+
+
+def from_me(peer, me):
+    """Every message the peer got from imd's account."""
+    with peer._cond:
+        return [m for m in peer.messages if (m["from"] or "").split("/")[0] == me]
+
+
+def check_progress(client, mid, size, start):
+    """Progress was reported, never went back, and ended with done == total == size."""
+    prog = progress(client, mid, start)
+    assert prog, "no TransferProgress for %s" % mid
+    assert all(total == size for _, total in prog), prog
+    dones = [d for d, _ in prog]
+    assert dones == sorted(dones), "progress went back: %r" % prog
+    assert prog[-1] == (size, size), prog
+    return prog
+
+
+def received_file(peer, me, mid, data, timeout=20):
+    """The peer got exactly one message for mid, a file whose URL gives data;
+    returns its record."""
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid, timeout=timeout)
+    url = m["oob_url"]
+    assert url and url.startswith("http"), m["xml"]
+    assert m["type"] == "chat" and m["body"] == url, m["xml"]
+    assert m["sfs"] and m["sources"] == [url], m["xml"]
+    assert sha(peer.download(url)) == sha(data), "the peer downloaded other bytes"
+    assert [x["origin_id"] for x in from_me(peer, me)] == [mid], \
+        [x["xml"] for x in from_me(peer, me)]
+    return m
+
+
+def no_message_for(peer, me, seconds=QUIET):
+    time.sleep(seconds)
+    got = from_me(peer, me)
+    assert got == [], "the peer got: %r" % [m["xml"] for m in got]
+
+
+# -- image, video, file ------------------------------------------------------------------------
+
+def test_image(client, logged_in, peer, tmp_path):
+    png = make_png(37, 23)
+    path = write_file(tmp_path, png, "x.png")
+    start = client.mark()
+    mid = send_path(client, peer.jid, path, name="sunset at the lake.png")
+    assert isinstance(mid, str) and mid
+    # announced at once: pending, without URL, with what imd read in the file
+    own = client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start).args[0]
+    assert own["direction"] == "out" and own["status"] == "pending" and "url" not in own
+    assert (own["type"], own["mime"], own["name"], own["size"], own["width"], own["height"]) == (
+        "image", "image/png", "sunset at the lake.png", len(png), 37, 23)
+    wait_status(client, mid, "sent", start)
+    check_progress(client, mid, len(png), start)
+
+    m = received_file(peer, logged_in.jid, mid, png)
+    f = m["file"]
+    assert f is not None, m["xml"]
+    assert (f.get("name"), f.get("media-type"), f.get("size"), f.get("width"), f.get("height")) == (
+        "sunset at the lake.png", "image/png", str(len(png)), "37", "23"), m["xml"]
+    assert "length" not in f, m["xml"]
+    status, headers, _ = http_get(m["oob_url"])
+    assert status == 200 and headers.get("Content-Type", "").startswith("image/png"), headers
+
+    got = stored(client, peer.jid, mid)
+    assert got["url"] == m["oob_url"] and got["status"] in ("sent", "delivered")
+    assert (got["type"], got["mime"], got["size"], got["width"], got["height"]) == (
+        "image", "image/png", len(png), 37, 23)
+    with open(got["path"], "rb") as fh:
+        assert sha(fh.read()) == sha(png), "imd's own copy differs"
+
+
+def test_video_from_a_memfd(client, logged_in, peer):
+    data = os.urandom(300 * 1024)
+    fd = os.memfd_create("clip", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)                      # the offset is at the end: imd reads from 0
+        start = client.mark()
+        mid = send_fd(client, peer.jid, fd, name="clip.mp4", type="video", mime="video/mp4",
+                      width=1280, height=720, duration_ms=4321)
+    finally:
+        os.close(fd)
+    wait_status(client, mid, "sent", start)
+    check_progress(client, mid, len(data), start)
+    m = received_file(peer, logged_in.jid, mid, data)
+    f = m["file"] or {}
+    assert (f.get("name"), f.get("media-type"), f.get("size"), f.get("width"), f.get("height"),
+            f.get("length")) == ("clip.mp4", "video/mp4", str(len(data)), "1280", "720", "4321"), m["xml"]
+    got = stored(client, peer.jid, mid)
+    assert (got["type"], got["mime"], got["name"], got["size"], got["width"], got["height"],
+            got["duration_ms"]) == ("video", "video/mp4", "clip.mp4", len(data), 1280, 720, 4321)
+    assert got["url"] == m["oob_url"]
+
+
+def test_any_file(client, logged_in, peer, tmp_path):
+    data = os.urandom(3 * MiB)
+    path = write_file(tmp_path, data, "data.bin")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.lseek(fd, 12345, os.SEEK_SET)        # whatever the offset, the whole file
+        start = client.mark()
+        mid = send_fd(client, peer.jid, fd, name="measurements.bin")
+    finally:
+        os.close(fd)
+    # accepted means imd has its own copy: what the caller does next changes nothing
+    with open(path, "r+b") as fh:
+        fh.write(b"\0" * 4096)
+    os.unlink(path)
+    wait_status(client, mid, "sent", start)
+    check_progress(client, mid, len(data), start)
+    m = received_file(peer, logged_in.jid, mid, data)
+    f = m["file"] or {}
+    # no mime given, and shared-mime-info knows no *.bin
+    assert (f.get("name"), f.get("media-type"), f.get("size")) == (
+        "measurements.bin", "application/octet-stream", str(len(data))), m["xml"]
+    assert not {"width", "height", "length"} & set(f), m["xml"]
+    got = stored(client, peer.jid, mid)
+    assert (got["type"], got["mime"], got["size"]) == ("file", "application/octet-stream", len(data))
+    assert "width" not in got and "duration_ms" not in got
+    with open(got["path"], "rb") as fh:
+        assert sha(fh.read()) == sha(data)
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+def test_over_the_server_limit_is_too_large(client, imd, logged_in, peer, prosody, proxy, tmp_path):
+    path = str(tmp_path / "huge.bin")
+    with open(path, "wb") as fh:
+        os.truncate(fh.fileno(), prosody.upload_size_limit + 1)     # sparse: 100 MiB + 1
+    accepted = proxy.accepted
+    start = client.mark()
+    with raises_im_error("TooLarge"):
+        send_path(client, peer.jid, path, name="huge.bin")
+    no_message_for(peer, logged_in.jid, 2.0)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    client.pump()
+    assert [s for s in client.signals[start:]
+            if s.member in ("MessageReceived", "TransferProgress")] == []
+    assert proxy.accepted == accepted, "something was uploaded"
+    big = [os.path.join(b, n) for b, _, files in os.walk(imd.workdir) for n in files
+           if os.path.getsize(os.path.join(b, n)) > MiB]
+    assert big == [], "imd kept a copy of a file it refused: %r" % big
+
+
+def test_invalid_arguments(client, imd, logged_in, peer, tmp_path):
+    good = write_file(tmp_path, b"some bytes", "good.txt")
+    empty = write_file(tmp_path, b"", "empty.txt")
+    with raises_im_error("InvalidArgument"):
+        send_path(client, peer.jid, empty)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"data in a pipe")
+        with raises_im_error("InvalidArgument"):
+            send_fd(client, peer.jid, r)
+    finally:
+        os.close(r)
+        os.close(w)
+    dfd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with raises_im_error("InvalidArgument"):
+            send_fd(client, peer.jid, dfd)
+    finally:
+        os.close(dfd)
+    for bad in ({"colour": "blue"},
+                {"name": "../../etc/passwd"}, {"name": "a/b.txt"}, {"name": ""},
+                {"name": "x" * 256},
+                {"type": "document"},
+                {"width": GLib.Variant("s", "37"), "height": 23},
+                {"duration_ms": GLib.Variant("x", 5)}):
+        with raises_im_error("InvalidArgument"):
+            send_path(client, peer.jid, good, **bad)
+    for conv in ("not a jid", "", "@localhost", logged_in.jid + "/resource"):
+        with raises_im_error("InvalidArgument"):
+            send_path(client, conv, good)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    assert from_me(peer, logged_in.jid) == []
+    # still alive and well: a good file goes out
+    assert imd.running
+    start = client.mark()
+    mid = send_path(client, peer.jid, good, name="good.txt")
+    wait_status(client, mid, "sent", start)
+    received_file(peer, logged_in.jid, mid, b"some bytes")
+
+
+def test_write_only_fd_is_invalid(client, imd, logged_in, peer, tmp_path):
+    """"@fd: the file, open for reading": one open for writing only is the
+    caller's mistake, InvalidArgument like any other, and nothing is sent."""
+    path = write_file(tmp_path, b"not readable through this fd", "wo.txt")
+    wfd = os.open(path, os.O_WRONLY)
+    try:
+        with raises_im_error("InvalidArgument"):
+            send_fd(client, peer.jid, wfd)
+    finally:
+        os.close(wfd)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    assert from_me(peer, logged_in.jid) == []
+
+
+def test_send_file_needs_a_login(client, imd, tmp_path):
+    path = write_file(tmp_path, b"x" * 100)
+    with raises_im_error("NotLoggedIn"):
+        send_path(client, "bob@localhost", path)
+
+
+# -- failed uploads and ResendMessage ------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["refused", "cut"])
+def test_failed_upload_sends_nothing_and_can_be_retried(fault, client, logged_in, peer, proxy,
+                                                        tmp_path):
+    """refused: the upload's connections are reset at once; cut: reset after
+    1 MiB of 3 MiB went through. Either way: "failed", an Error, no message;
+    then ResendMessage uploads it anew and it arrives once."""
+    data = os.urandom(3 * MiB)
+    if fault == "refused":
+        proxy.set(mode="refuse")
+    else:
+        proxy.set(cut_after=MiB)
+    path = write_file(tmp_path, data, "report.bin")
+    refused, resets, bytes_up = proxy.refused, proxy.resets, proxy.bytes_up
+    start = client.mark()
+    mid = send_path(client, peer.jid, path, name="report.bin")
+    wait_status(client, mid, "failed", start)
+    if fault == "refused":
+        assert proxy.refused > refused
+    else:
+        assert proxy.resets > resets and proxy.bytes_up - bytes_up >= MiB
+    client.pump(0.5)                            # the Error may follow "failed"
+    errs = errors(client, start)
+    assert errs, "no Error signal said why the upload failed"
+    assert all(n.startswith(IM_ERROR) and msg for n, msg in errs), errs
+    no_message_for(peer, logged_in.jid)
+    assert statuses(client, mid, start) == ["failed"]
+    got = stored(client, peer.jid, mid)
+    assert got["status"] == "failed" and "url" not in got
+    with open(got["path"], "rb") as fh:         # kept for the retry
+        assert sha(fh.read()) == sha(data)
+
+    proxy.reset()
+    start = client.mark()
+    client.call("ResendMessage", "ss", (peer.jid, mid))
+    wait_status(client, mid, "sent", start)
+    assert statuses(client, mid, start) == ["pending", "sent"]
+    check_progress(client, mid, len(data), start)
+    m = received_file(peer, logged_in.jid, mid, data)
+    time.sleep(1.0)
+    assert [x["origin_id"] for x in from_me(peer, logged_in.jid)] == [mid]
+    got = stored(client, peer.jid, mid)
+    assert got["url"] == m["oob_url"] and got["status"] in ("sent", "delivered")
+
+    with raises_im_error("NotAllowed"):
+        client.call("ResendMessage", "ss", (peer.jid, mid))
+    with raises_im_error("NotFound"):
+        client.call("ResendMessage", "ss", (peer.jid, "no-such-message"))
+    text_id = client.call("SendText", "ss", (peer.jid, "a text"))
+    with raises_im_error("NotAllowed"):
+        client.call("ResendMessage", "ss", (peer.jid, text_id))
+
+
+# -- the file survives the daemon -----------------------------------------------------------------
+
+def test_upload_cut_by_kill_9_starts_again(client, imd, logged_in, peer, proxy, tmp_path):
+    """A file accepted by SendFile is never lost: imd is killed (-9) while the
+    upload runs (throttled to 1 MiB/s); after a restart and login it uploads it
+    again by itself, and the peer gets it once."""
+    data = os.urandom(6 * MiB)
+    path = write_file(tmp_path, data, "movie.bin")
+    proxy.set(rate=MiB)
+    bytes_up = proxy.bytes_up
+    start = client.mark()
+    mid = send_path(client, peer.jid, path, name="movie.bin")
+    os.unlink(path)
+    client.wait_signal("TransferProgress", lambda a: a[1] == mid and 0 < a[2] < a[3],
+                       start=start, timeout=15)
+    proxy.wait_bytes_up(bytes_up + MiB // 2, timeout=15)
+    assert statuses(client, mid, start) == []
+    imd.kill()
+    assert from_me(peer, logged_in.jid) == []
+
+    proxy.reset()
+    imd.start()
+    start = client.mark()
+    client.login_account(logged_in)
+    wait_status(client, mid, "sent", start, timeout=40)
+    check_progress(client, mid, len(data), start)
+    received_file(peer, logged_in.jid, mid, data)
+    time.sleep(1.0)
+    assert [x["origin_id"] for x in from_me(peer, logged_in.jid)] == [mid]
+    got = stored(client, peer.jid, mid)
+    assert got["status"] in ("sent", "delivered") and got["size"] == len(data)
+
+
+# -- imctl ---------------------------------------------------------------------------------------
+
+def test_imctl_send_file(imctl, client, logged_in, peer, tmp_path):
+    data = os.urandom(200 * 1024)
+    path = write_file(tmp_path, data, "notes.dat")
+    r = imctl.run("send-file", peer.jid, path, "--name", "field notes.dat", check=0)
+    mid = r.stdout.strip()
+    assert mid and "\n" not in mid, r.stdout
+    m = received_file(peer, logged_in.jid, mid, data)
+    assert (m["file"] or {}).get("name") == "field notes.dat", m["xml"]
+    assert stored(client, peer.jid, mid)["status"] in ("sent", "delivered")
+
+
+def test_imctl_send_file_errors_and_resend(imctl, client, logged_in, peer, proxy, tmp_path):
+    missing = str(tmp_path / "no-such-file.png")
+    r = imctl.run("send-file", peer.jid, missing)
+    assert r.returncode != 0 and "no-such-file.png" in r.stderr, (r.returncode, r.stderr)
+    assert r.stdout.strip() == ""
+
+    data = os.urandom(100 * 1024)
+    path = write_file(tmp_path, data, "retry.dat")
+    proxy.set(mode="refuse")
+    r = imctl.run("send-file", peer.jid, path, check=1)
+    mid = r.stdout.strip()
+    assert mid and "failed" in r.stderr, (r.stdout, r.stderr)
+    assert stored(client, peer.jid, mid)["status"] == "failed"
+    proxy.reset()
+    start = client.mark()
+    imctl.run("resend", peer.jid, mid, check=0)
+    wait_status(client, mid, "sent", start)
+    received_file(peer, logged_in.jid, mid, data)
+    assert from_me(peer, logged_in.jid)[0]["origin_id"] == mid
