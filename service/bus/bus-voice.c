@@ -94,6 +94,9 @@ int bus_method_start_recording(sd_bus_message *m, void *userdata, sd_bus_error *
                         return bus_set_errno(error, r, "A recording is already running");
                 case -ENOTSUP:
                         return bus_set_errno(error, r, "Cannot reach PipeWire: no audio capture on this machine");
+                case -ENOPKG:
+                        return bus_set_errno(error, -ENOTSUP, "imd's audio module (%s) is not installed",
+                                             "imd-audio.so");
                 default:
                         return bus_set_errno(error, r, "Cannot start recording: %s", g_strerror(-r));
                 }

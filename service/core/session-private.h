@@ -66,6 +66,7 @@ typedef enum UploadServiceState {
 } UploadServiceState;
 
 typedef struct Recording Recording;       /* session-voice.c */
+typedef struct AudioModule AudioModule;   /* audio/audio-module.h, loaded when first needed */
 
 typedef struct BackRequest {
         char *conversation;
@@ -152,6 +153,7 @@ struct Session {
         GPtrArray *uploads;             /* Upload* */
 
         Recording *recording;           /* the voice message being recorded, or NULL */
+        const AudioModule *audio;       /* imd-audio.so, once loaded */
 };
 
 /* An XmppMessageAction kept beyond the stanza it came in. */

@@ -16,8 +16,9 @@
 #include <unistd.h>
 #include <glib.h>
 
-#include "capture.h"
-#include "encoder.h"
+#include <dlfcn.h>
+
+#include "audio-module.h"
 #include "session-private.h"
 
 #define DEFAULT_MIN_MS 1000
@@ -30,6 +31,7 @@
 
 struct Recording {
         Session *session;
+        const AudioModule *audio;
         char *conversation;
         char *path;                     /* the Ogg Opus file being written */
         AudioCapture *capture;
@@ -55,7 +57,7 @@ static unsigned max_ms(const Session *s) {
 /* A recording lost samples if the loop fell behind the microphone by more
  * than the ring buffer holds: said once, at its end (the benchmark checks). */
 static void report_dropouts(Recording *rec) {
-        uint64_t dropped = rec->capture ? audio_capture_dropped(rec->capture) : 0;
+        uint64_t dropped = rec->capture ? rec->audio->capture_dropped(rec->capture) : 0;
 
         if (dropped > 0)
                 g_message("The recording lost %" G_GUINT64_FORMAT " samples (%.0f ms): dropouts", dropped,
@@ -65,8 +67,8 @@ static void report_dropouts(Recording *rec) {
 static void recording_end(Session *s, Recording *rec, int start_error) {
         s->recording = NULL;
         report_dropouts(rec);
-        audio_capture_free(rec->capture);
-        voice_encoder_free(rec->encoder);
+        rec->audio->capture_free(rec->capture);
+        rec->audio->encoder_free(rec->encoder);
         if (rec->path)
                 (void) unlink(rec->path);
         if (rec->started)
@@ -102,7 +104,7 @@ static void on_voice_sent(int error, const char *id, void *userdata) {
  * does (which copies it; ours goes at once). */
 static void recording_send(Session *s, Recording *rec, const char *reason, SessionSendFileCallback callback,
                            void *userdata) {
-        uint64_t samples = voice_encoder_samples(rec->encoder);
+        uint64_t samples = rec->audio->encoder_samples(rec->encoder);
         uint32_t duration_ms = (uint32_t) (samples * 1000 / AUDIO_CAPTURE_RATE);
         g_autoptr(GDateTime) now = g_date_time_new_now_local();
         g_autofree char *name = g_date_time_format(now, "voice-%Y%m%d-%H%M%S.ogg");
@@ -115,8 +117,8 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
         v->callback = callback;
         v->userdata = userdata;
         report_dropouts(rec);
-        audio_capture_free(g_steal_pointer(&rec->capture));
-        r = voice_encoder_finish(g_steal_pointer(&rec->encoder));
+        rec->audio->capture_free(g_steal_pointer(&rec->capture));
+        r = rec->audio->encoder_finish(g_steal_pointer(&rec->encoder));
         if (r == 0) {
                 fd = open(rec->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                 r = fd < 0 ? -errno : 0;
@@ -136,7 +138,7 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
 static void on_samples(const float *pcm, size_t n, void *userdata) {
         Session *s = userdata;
         Recording *rec = s->recording;
-        uint64_t written = voice_encoder_samples(rec->encoder);
+        uint64_t written = rec->audio->encoder_samples(rec->encoder);
         bool full = false;
         int r;
 
@@ -159,7 +161,7 @@ static void on_samples(const float *pcm, size_t n, void *userdata) {
                         rec->level_samples = 0;
                 }
         }
-        r = voice_encoder_write(rec->encoder, pcm, n);
+        r = rec->audio->encoder_write(rec->encoder, pcm, n);
         if (r < 0) {
                 g_autofree char *conversation = g_strdup(rec->conversation);
                 recording_end(s, rec, 0);
@@ -193,7 +195,41 @@ static const AudioCaptureCallbacks capture_callbacks = {
         .failed = on_capture_failed,
 };
 
+/* imd-audio.so: beside the executable (a build tree), else where it is
+ * installed. Loaded once and never unloaded (PipeWire's threads). */
+static const AudioModule *load_audio(Session *s) {
+        g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
+        g_autofree char *dir = exe ? g_path_get_dirname(exe) : NULL;
+        g_autofree char *beside = dir ? g_build_filename(dir, AUDIO_MODULE_FILE, NULL) : NULL;
+        const char *const paths[] = { beside, IMD_MODULE_DIR "/" AUDIO_MODULE_FILE };
+
+        if (s->audio)
+                return s->audio;
+        for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
+                const AudioModule *(*get)(void);
+                void *handle;
+                if (!paths[i] || access(paths[i], R_OK) < 0)
+                        continue;
+                handle = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL);
+                if (!handle) {
+                        g_warning("Cannot load %s: %s", paths[i], dlerror());
+                        continue;
+                }
+                *(void **) &get = dlsym(handle, AUDIO_MODULE_SYMBOL);
+                if (!get || get()->version != AUDIO_MODULE_VERSION) {
+                        g_warning("%s is not imd's audio module of this version", paths[i]);
+                        dlclose(handle);
+                        continue;
+                }
+                g_debug("session: audio from %s", paths[i]);
+                s->audio = get();
+                return s->audio;
+        }
+        return NULL;
+}
+
 int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata) {
+        const AudioModule *audio;
         Recording *rec;
         int fd, r;
 
@@ -201,18 +237,22 @@ int session_start_recording(Session *s, const char *conversation, SessionDoneCal
                 return -ENOTCONN;
         if (s->recording)
                 return -EBUSY;
+        audio = load_audio(s);
+        if (!audio)
+                return -ENOPKG;
         rec = g_new0(Recording, 1);
         rec->session = s;
+        rec->audio = audio;
         rec->conversation = g_strdup(conversation);
         rec->max_samples = (uint64_t) max_ms(s) * AUDIO_CAPTURE_RATE / 1000;
         fd = session_media_create_file(s, VOICE_MIME, &rec->path);
         r = fd < 0 ? fd
-                   : voice_encoder_new(fd, s->config.voice_bitrate ? s->config.voice_bitrate : DEFAULT_BITRATE,
-                                       &rec->encoder);
+                   : audio->encoder_new(fd, s->config.voice_bitrate ? s->config.voice_bitrate : DEFAULT_BITRATE,
+                                        &rec->encoder);
         s->recording = rec;
         if (r == 0)
-                r = audio_capture_start(s->config.voice_source, START_TIMEOUT_MS, &capture_callbacks, s,
-                                        &rec->capture);
+                r = audio->capture_start(s->config.voice_source, START_TIMEOUT_MS, &capture_callbacks, s,
+                                         &rec->capture);
         if (r < 0) {
                 recording_end(s, rec, 0);
                 return r;
@@ -229,11 +269,11 @@ int session_stop_recording(Session *s, SessionSendFileCallback callback, void *u
         if (!rec)
                 return -ENOENT;
         /* up to this moment, not up to the last period */
-        audio_capture_flush(rec->capture);
+        rec->audio->capture_flush(rec->capture);
         rec = s->recording;
         if (!rec)
                 return -ENOENT;         /* it just reached its maximum, or failed: sent or gone */
-        samples = voice_encoder_samples(rec->encoder);
+        samples = rec->audio->encoder_samples(rec->encoder);
         if (!rec->delivering || samples * 1000 < (uint64_t) min_ms(s) * AUDIO_CAPTURE_RATE) {
                 g_autofree char *conversation = g_strdup(rec->conversation);
                 recording_end(s, rec, -ECANCELED);

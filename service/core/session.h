@@ -197,7 +197,8 @@ typedef void (*SessionDoneCallback)(int error, void *userdata);
  * an Ogg Opus file in the cache directory (session-voice.c). started() runs
  * once the source delivers (0), or with -ENODEV when none does within 3 s,
  * -ECANCELED when the recording ended first. Immediate errors: -ENOTCONN,
- * -EBUSY (one runs), -ENOTSUP (PipeWire cannot be reached). */
+ * -EBUSY (one runs), -ENOTSUP (PipeWire cannot be reached), -ENOPKG (the
+ * audio module imd-audio.so is missing). */
 int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata);
 /* Ends the recording and sends it like session_send_file() (callback gets
  * the id). -ENOENT none runs; -ENODATA shorter than the minimum (it is
