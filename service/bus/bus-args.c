@@ -73,3 +73,56 @@ int bus_read_message_ref(sd_bus_message *m, char **ret_conversation, const char 
         return 0;
 }
 
+
+static int read_option_value(sd_bus_message *m, const BusOption *o, void *base, const char *what,
+                             sd_bus_error *error) {
+        char signature[2] = { o->type, 0 };
+        void *field = (char *) base + o->offset;
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', signature);
+        if (r < 0)
+                return bus_set_errno(error, -EINVAL, "%s '%s' must be of type %s", what, o->key, signature);
+        if (o->type == 's') {
+                r = sd_bus_message_read_basic(m, 's', &s);
+                if (r >= 0) {
+                        g_free(*(char **) field);
+                        *(char **) field = g_strdup(s);
+                }
+        } else
+                r = sd_bus_message_read_basic(m, o->type, field);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+int bus_read_options(sd_bus_message *m, const BusOption *options, size_t n, void *base, const char *what,
+                     sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const BusOption *o = NULL;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n && !o; i++)
+                        if (strcmp(key, options[i].key) == 0)
+                                o = &options[i];
+                if (!o)
+                        return bus_set_errno(error, -EINVAL, "Unknown %s '%.100s'", what, key);
+                r = read_option_value(m, o, base, what, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}

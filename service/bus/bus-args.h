@@ -24,3 +24,18 @@ int bus_check_optional_text(const char *text, const char *what, size_t max, sd_b
 /* The (conversation, id) arguments naming one of the history's messages:
  * *ret_conversation normalised (g_free() it), *ret_id in the message. */
 int bus_read_message_ref(sd_bus_message *m, char **ret_conversation, const char **ret_id, sd_bus_error *error);
+
+/* One key of an a{sv} argument: its variant's type ('s': a g_strdup()ed
+ * char *, which replaces and frees an earlier value; 'u', 'b', 'x', 't':
+ * that basic type) and where it goes in the struct being filled. */
+typedef struct BusOption {
+        const char *key;
+        char type;
+        size_t offset;
+} BusOption;
+
+/* Reads an a{sv} argument into the struct at base. A key that is not one
+ * of options[0..n), or a value of another type, is InvalidArgument; what
+ * names the dictionary in that message ("option", "info"). */
+int bus_read_options(sd_bus_message *m, const BusOption *options, size_t n, void *base, const char *what,
+                     sd_bus_error *error);

@@ -6,6 +6,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,61 +31,17 @@ static void file_info_clear(FileInfo *i) {
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(FileInfo, file_info_clear)
 
-static int read_info_value(sd_bus_message *m, const char *key, char type, void *ret, sd_bus_error *error) {
-        char signature[2] = { type, 0 };
-        const char *s;
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'v', signature);
-        if (r < 0)
-                return bus_set_errno(error, -EINVAL, "info '%s' must be of type %s", key, signature);
-        if (type == 's') {
-                r = sd_bus_message_read_basic(m, 's', &s);
-                if (r >= 0) {
-                        g_free(*(char **) ret);
-                        *(char **) ret = g_strdup(s);
-                }
-        } else
-                r = sd_bus_message_read_basic(m, type, ret);
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
-}
-
 static int read_info(sd_bus_message *m, FileInfo *info, sd_bus_error *error) {
-        const char *key;
-        int r;
+        static const BusOption keys[] = {
+                { "name", 's', offsetof(FileInfo, name) },
+                { "mime", 's', offsetof(FileInfo, mime) },
+                { "type", 's', offsetof(FileInfo, type) },
+                { "width", 'u', offsetof(FileInfo, width) },
+                { "height", 'u', offsetof(FileInfo, height) },
+                { "duration_ms", 'u', offsetof(FileInfo, duration_ms) },
+        };
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "name") == 0)
-                        r = read_info_value(m, key, 's', &info->name, error);
-                else if (strcmp(key, "mime") == 0)
-                        r = read_info_value(m, key, 's', &info->mime, error);
-                else if (strcmp(key, "type") == 0)
-                        r = read_info_value(m, key, 's', &info->type, error);
-                else if (strcmp(key, "width") == 0)
-                        r = read_info_value(m, key, 'u', &info->width, error);
-                else if (strcmp(key, "height") == 0)
-                        r = read_info_value(m, key, 'u', &info->height, error);
-                else if (strcmp(key, "duration_ms") == 0)
-                        r = read_info_value(m, key, 'u', &info->duration_ms, error);
-                else
-                        return bus_set_errno(error, -EINVAL, "Unknown info key '%.100s'", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+        return bus_read_options(m, keys, G_N_ELEMENTS(keys), info, "info", error);
 }
 
 static int check_info(FileInfo *info, sd_bus_error *error) {

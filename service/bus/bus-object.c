@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,47 +41,13 @@ static void login_options_clear(LoginOptions *o) {
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(LoginOptions, login_options_clear)
 
-static int read_string_option(sd_bus_message *m, const char *key, char **ret, sd_bus_error *error) {
-        const char *value;
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'v', "s");
-        if (r < 0)
-                return bus_set_errno(error, -EINVAL, "Option '%s' must be a string", key);
-        r = sd_bus_message_read(m, "s", &value);
-        if (r < 0)
-                return r;
-        g_free(*ret);
-        *ret = g_strdup(value);
-        return sd_bus_message_exit_container(m);
-}
-
 static int read_login_options(sd_bus_message *m, LoginOptions *o, sd_bus_error *error) {
-        const char *key;
-        int r;
+        static const BusOption keys[] = {
+                { "websocket_url", 's', offsetof(LoginOptions, websocket_url) },
+                { "ca_file", 's', offsetof(LoginOptions, ca_file) },
+        };
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "websocket_url") == 0)
-                        r = read_string_option(m, key, &o->websocket_url, error);
-                else if (strcmp(key, "ca_file") == 0)
-                        r = read_string_option(m, key, &o->ca_file, error);
-                else
-                        return bus_set_errno(error, -EINVAL, "Unknown option '%.100s'", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+        return bus_read_options(m, keys, G_N_ELEMENTS(keys), o, "option", error);
 }
 
 /* A ws:// or wss:// URL with a host; no whitespace or control characters,
