@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from harness.bus import Bus, DBusCallError, IM_ERROR  # noqa: E402
 from harness.imd import Imd, imctl_path, sanitizer_env  # noqa: E402
+from harness.pipewire import PipeWire, tools_missing  # noqa: E402
 from harness.peer import Peer  # noqa: E402
 from harness.prosody import Prosody  # noqa: E402
 from harness.util import sanitizer_report  # noqa: E402
@@ -149,6 +150,21 @@ def client_factory(bus):
 def client(client_factory, imd):
     """A D-Bus connection (a frontend) to the running imd, recording its signals."""
     return client_factory()
+
+
+# -- audio ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipewire(tmp_path_factory):
+    """A private PipeWire graph with a virtual microphone (harness.pipewire),
+    one per test module that asks for it."""
+    missing = tools_missing()
+    if missing:
+        pytest.fail("not installed: %s (run tools/install-deps.sh)" % " ".join(missing),
+                    pytrace=False)
+    pw = PipeWire(str(tmp_path_factory.mktemp("pipewire"))).start()
+    yield pw
+    pw.stop()
 
 
 # -- imd ------------------------------------------------------------------------------------

@@ -11,18 +11,6 @@ here.
 
 import pytest
 
-from harness.pipewire import PipeWire, tools_missing
-
-
-@pytest.fixture(scope="module")
-def pipewire(tmp_path_factory):
-    missing = tools_missing()
-    if missing:
-        pytest.fail("not installed: %s (run tools/install-deps.sh)" % " ".join(missing),
-                    pytrace=False)
-    pw = PipeWire(str(tmp_path_factory.mktemp("pipewire"))).start()
-    yield pw
-    pw.stop()
 
 
 @pytest.fixture

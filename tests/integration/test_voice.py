@@ -22,7 +22,7 @@ import pytest
 from conftest import _failed
 from harness.asserts import raises_im_error
 from harness.bus import IM_ERROR
-from harness.pipewire import MIC, PipeWire, tools_missing
+from harness.pipewire import MIC
 
 QUIET = 2.0             # how long "nothing arrives" is watched for
 # RMS (full scale 1.0) above which a decoded recording is not silence.
@@ -37,17 +37,6 @@ NO_PIPEWIRE = {"PIPEWIRE_RUNTIME_DIR": None, "PIPEWIRE_REMOTE": None}   # + imd'
 
 
 # -- the PipeWire graph and imd's environment ------------------------------------------------
-
-@pytest.fixture(scope="module")
-def pipewire(tmp_path_factory):
-    missing = tools_missing()
-    if missing:
-        pytest.fail("not installed: %s (run tools/install-deps.sh)" % " ".join(missing),
-                    pytrace=False)
-    pw = PipeWire(str(tmp_path_factory.mktemp("pipewire"))).start()
-    yield pw
-    pw.stop()
-
 
 @pytest.fixture
 def graph(pipewire, request):
