@@ -32,6 +32,9 @@
 /* Image dimensions are read from this much of the start of the file. */
 #define SNIFF_BYTES (64 * 1024)
 #define COPY_BUFFER (128 * 1024)
+/* The largest file SendFile takes whatever the server says (public
+ * services allow 10 to 100 MiB; none takes this much). */
+#define MAX_FILE_BYTES (G_GUINT64_CONSTANT(4) << 30)
 /* TransferProgress at most this often. */
 #define PROGRESS_INTERVAL_US (100 * 1000)
 
@@ -345,6 +348,10 @@ int session_send_file(Session *s, const char *conversation, int fd, const Sessio
         if (s->upload_state == UPLOAD_SERVICE_NONE)
                 return -ENOTSUP;
         if (s->upload_state == UPLOAD_SERVICE_FOUND && s->upload_max && (uint64_t) st.st_size > s->upload_max)
+                return -EMSGSIZE;
+        /* offline, the server's limit is not known yet: no copy of a file no
+         * server takes fills the disk meanwhile */
+        if ((uint64_t) st.st_size > MAX_FILE_BYTES)
                 return -EMSGSIZE;
 
         req = g_new0(FileRequest, 1);

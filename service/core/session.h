@@ -180,7 +180,8 @@ typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdat
  * message is stored ("pending", no URL), callback() gets its id, and the
  * upload starts (session-upload.c). Immediate errors (callback not called):
  * -ENOTCONN not logged in, -EINVAL not a regular file or empty, -EMSGSIZE
- * larger than the server takes, -ENOTSUP the server has no upload service.
+ * larger than the server takes (or than 4 GiB), -ENOTSUP the server has no
+ * upload service.
  * Through callback: the same (once the server was asked), -ECANCELED
  * logout, or the copy's errno. Upload failures come later, as the status
  * "failed" and an error() event. */

@@ -479,3 +479,34 @@ def test_imctl_send_file_errors_and_resend(imctl, client, logged_in, peer, proxy
     wait_status(client, mid, "sent", start)
     received_file(peer, logged_in.jid, mid, data)
     assert from_me(peer, logged_in.jid)[0]["origin_id"] == mid
+
+
+# -- offline -----------------------------------------------------------------------------------
+
+def test_file_sent_offline_goes_out_after_reconnect(client, imd, logged_in, peer, peer_factory, prosody,
+                                                    tmp_path):
+    """With the server down, SendFile still takes a file (the limit is not
+    known yet; only an absurd size is refused at once) and the upload and
+    message follow when the connection is back."""
+    data = os.urandom(300 * 1024)
+    path = write_file(tmp_path, data, "offline.bin")
+    huge = str(tmp_path / "huge.bin")
+    with open(huge, "wb") as fh:
+        os.truncate(fh.fileno(), 4 * 1024 * MiB + 1)               # sparse: 4 GiB + 1
+    prosody.stop()
+    try:
+        client.wait_property("NetState", lambda v: v != "connected", timeout=30)
+        with raises_im_error("TooLarge"):
+            send_path(client, peer.jid, huge, name="huge.bin")
+        start = client.mark()
+        mid = send_path(client, peer.jid, path, name="offline.bin")
+        m = stored(client, peer.jid, mid)
+        assert m["status"] == "pending" and "url" not in m and m["size"] == len(data), m
+    finally:
+        prosody.start()
+    wait_status(client, mid, "sent", start, timeout=90)
+    check_progress(client, mid, len(data), start)
+    # the peer lost its connection with the server: back, it gets the
+    # message from its offline storage
+    again = peer_factory(account=peer.account)
+    received_file(again, logged_in.jid, mid, data, timeout=30)
