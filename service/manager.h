@@ -28,9 +28,8 @@ typedef struct Manager {
          * among them, confirmed to the session once written. */
         int64_t announce_seq;
         guint announce_source;
-        /* The bus name of the client whose voice recording runs, and the
-         * match that notices it leaving. */
-        char *recording_owner;
+        /* The match that notices the owner of the last voice recording
+         * (session_recording_owner()) leaving the bus. */
         sd_bus_slot *recording_owner_watch;
 } Manager;
 

@@ -39,6 +39,8 @@ struct AudioCapture {
         unsigned start_timeout_ms;
         bool delivering;
         bool failed;
+        bool starting;                  /* in audio_capture_start(): a failure is its return value */
+        int start_error;
         /* Inside a callback of ours (or PipeWire's loop): the caller may free
          * us from there; that waits until we are out. */
         unsigned busy;
@@ -111,6 +113,11 @@ static void fail(AudioCapture *c, int error, const char *text) {
         if (c->failed || c->free_pending)
                 return;
         c->failed = true;
+        if (c->starting) {
+                g_debug("audio: %s", text);
+                c->start_error = error;
+                return;
+        }
         /* (on_drain() ends its own timer) */
         if (c->drain_timer && !c->busy) {
                 g_source_remove(c->drain_timer);
@@ -262,7 +269,11 @@ int audio_capture_start(const char *source, unsigned start_timeout_ms, const Aud
                 return -ENOTSUP;
         }
         pw_core_add_listener(c->core, &c->core_listener, &core_events, c);
+        c->starting = true;
         r = connect_stream(c, source);
+        c->starting = false;
+        if (r == 0 && c->failed)
+                r = c->start_error;
         if (r < 0) {
                 audio_capture_free(c);
                 return r;

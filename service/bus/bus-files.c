@@ -101,6 +101,9 @@ static void on_file_sent(int error, const char *id, void *userdata) {
         case -ECANCELED:
                 bus_reply_errno(call, -ECONNABORTED, "Logged out before the file was taken");
                 break;
+        case -ESTALE:
+                bus_reply_errno(call, -EINVAL, "The file changed while imd was copying it");
+                break;
         default:
                 bus_reply_errno(call, error, "Cannot take the file");
                 break;

@@ -757,7 +757,6 @@ static void on_recording_level(double peak, void *userdata) {
 static void on_recording_stopped(const char *conversation, const char *id, const char *reason, void *userdata) {
         Manager *mgr = userdata;
 
-        bus_voice_forget_owner(mgr);
         if (mgr->bus)
                 sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "RecordingStopped", "sss",
                                    conversation, id ? id : "", reason);

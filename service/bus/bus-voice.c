@@ -8,45 +8,82 @@
 #include "bus-errors.h"
 #include "bus-voice.h"
 
+/* The recording's owner is the session's to remember (it goes with the
+ * recording, so a late event of an earlier one cannot touch it); the bus
+ * watches that owner's name. */
+
 void bus_voice_forget_owner(Manager *mgr) {
         mgr->recording_owner_watch = sd_bus_slot_unref(mgr->recording_owner_watch);
-        g_clear_pointer(&mgr->recording_owner, g_free);
+}
+
+static void owner_gone(Manager *mgr, const char *name) {
+        if (g_strcmp0(session_recording_owner(mgr->session), name) != 0)
+                return;         /* an earlier recording's owner */
+        g_debug("bus: %s, who was recording, left the bus", name);
+        session_cancel_recording(mgr->session, "owner-left");
 }
 
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *mgr = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || *new_owner)
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 && !*new_owner)
+                owner_gone(userdata, name);
+        return 0;
+}
+
+typedef struct OwnerCheck {
+        Manager *mgr;
+        char *name;
+} OwnerCheck;
+
+static int on_has_owner(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        OwnerCheck *check = userdata;
+        int has = 1;
+
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) sd_bus_message_read(reply, "b", &has);
+        if (!has)
+                owner_gone(check->mgr, check->name);
+        g_free(check->name);
+        g_free(check);
+        return 0;
+}
+
+/* The match is in place: a caller that left before it was (even before its
+ * call was handled) would never be noticed by it, so ask once. */
+static int on_watch_installed(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        const char *owner = session_recording_owner(mgr->session);
+        OwnerCheck *check;
+
+        if (!owner)
                 return 0;
-        g_debug("bus: %s, who was recording, left the bus", name);
-        /* (the session's recording_stopped event forgets the owner) */
-        session_cancel_recording(mgr->session, "owner-left");
+        check = g_new0(OwnerCheck, 1);
+        check->mgr = mgr;
+        check->name = g_strdup(owner);
+        if (sd_bus_call_method_async(mgr->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "NameHasOwner", on_has_owner, check, "s",
+                                     check->name) < 0) {
+                g_free(check->name);
+                g_free(check);
+        }
         return 0;
 }
 
 /* Whether the caller may stop or cancel: -ENOENT none runs, -EPERM another's. */
 static int check_owner(Manager *mgr, sd_bus_message *m, sd_bus_error *error) {
-        if (!session_is_recording(mgr->session))
+        const char *owner = session_recording_owner(mgr->session);
+
+        if (!owner)
                 return bus_set_errno(error, -ENOENT, "No recording is running");
-        if (!mgr->recording_owner || strcmp(mgr->recording_owner, sd_bus_message_get_sender(m)) != 0)
-                return bus_set_errno(error, -EPERM, "The recording belongs to another client (%s)",
-                                     mgr->recording_owner ? mgr->recording_owner : "unknown");
+        if (g_strcmp0(owner, sd_bus_message_get_sender(m)) != 0)
+                return bus_set_errno(error, -EPERM, "The recording belongs to another client (%s)", owner);
         return 0;
 }
 
-typedef struct StartCall {
-        Manager *mgr;
-        sd_bus_message *call;
-} StartCall;
-
 static void on_started(int error, void *userdata) {
-        StartCall *start = userdata;
-        sd_bus_message *call = start->call;
+        sd_bus_message *call = userdata;
 
-        if (error < 0)
-                bus_voice_forget_owner(start->mgr);     /* it never became anyone's */
-        g_free(start);
         switch (error) {
         case 0:
                 (void) sd_bus_reply_method_return(call, NULL);
@@ -68,7 +105,6 @@ int bus_method_start_recording(sd_bus_message *m, void *userdata, sd_bus_error *
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL, *match = NULL;
         const char *conv_arg, *sender = sd_bus_message_get_sender(m);
-        StartCall *start;
         int r;
 
         r = sd_bus_message_read(m, "s", &conv_arg);
@@ -80,13 +116,9 @@ int bus_method_start_recording(sd_bus_message *m, void *userdata, sd_bus_error *
         if (!sender)
                 return bus_set_errno(error, -EINVAL, "A recording needs a caller with a bus name");
 
-        start = g_new0(StartCall, 1);
-        start->mgr = mgr;
-        start->call = sd_bus_message_ref(m);
-        r = session_start_recording(mgr->session, conversation, on_started, start);
+        r = session_start_recording(mgr->session, conversation, sender, on_started, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
-                g_free(start);
                 switch (r) {
                 case -ENOTCONN:
                         return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
@@ -101,12 +133,11 @@ int bus_method_start_recording(sd_bus_message *m, void *userdata, sd_bus_error *
                         return bus_set_errno(error, r, "Cannot start recording: %s", g_strerror(-r));
                 }
         }
-        /* watched before anything else can happen: leaving cancels it */
         bus_voice_forget_owner(mgr);
-        mgr->recording_owner = g_strdup(sender);
         match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                                 "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'", sender);
-        r = sd_bus_add_match(mgr->bus, &mgr->recording_owner_watch, match, on_owner_changed, mgr);
+        r = sd_bus_add_match_async(mgr->bus, &mgr->recording_owner_watch, match, on_owner_changed,
+                                   on_watch_installed, mgr);
         if (r < 0) {
                 g_warning("Cannot watch %s: %s", sender, g_strerror(-r));
                 session_cancel_recording(mgr->session, "cancelled");    /* answers the call too */
@@ -119,6 +150,8 @@ static void on_stopped_sent(int error, const char *id, void *userdata) {
 
         if (error == 0)
                 (void) sd_bus_reply_method_return(call, "s", id);
+        else if (error == -ECANCELED)
+                bus_reply_errno(call, -ECONNABORTED, "Logged out before the voice message was taken");
         else
                 bus_reply_errno(call, error, "The voice message could not be sent");
         sd_bus_message_unref(call);

@@ -14,5 +14,5 @@
 int bus_method_start_recording(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_method_stop_recording(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_method_cancel_recording(sd_bus_message *m, void *userdata, sd_bus_error *error);
-/* The recording ended (however it did): it has no owner any more. */
+/* Stops watching the owner of the last recording (imd is stopping). */
 void bus_voice_forget_owner(Manager *mgr);

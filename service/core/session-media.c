@@ -5,6 +5,7 @@
  * showing only), bounded in size, over https (or http to this machine only).
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -37,6 +38,19 @@ static void fetch_free(Fetch *f) {
         g_free(f);
 }
 
+/* An address of this machine, as written: 127.0.0.0/8, ::1 or localhost
+ * (a name like 127.example.org is a name, resolved elsewhere). */
+static bool host_is_loopback(const char *host) {
+        struct in_addr v4;
+        struct in6_addr v6;
+
+        if (inet_pton(AF_INET, host, &v4) == 1)
+                return (ntohl(v4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, host, &v6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&v6);
+        return g_ascii_strcasecmp(host, "localhost") == 0;
+}
+
 /* https anywhere; http only to this machine (a test server, a local proxy):
  * elsewhere it would hand the file, and its URL's secret, to the network. */
 int session_media_url_allowed(const char *url) {
@@ -53,10 +67,7 @@ int session_media_url_allowed(const char *url) {
                 return 0;
         if (g_ascii_strcasecmp(scheme, "http") != 0)
                 return -EPERM;
-        if (g_str_has_prefix(host, "127.") || strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0 ||
-            g_ascii_strcasecmp(host, "localhost") == 0)
-                return 0;
-        return -EPERM;
+        return host_is_loopback(host) ? 0 : -EPERM;
 }
 
 /* cache/media/<random>.<subtype of the media type>, created here and now:

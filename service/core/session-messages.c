@@ -316,6 +316,16 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
         age_ms = g_get_real_time() / 1000 - m->time_ms;
         if (age_ms > (int64_t) s->config.revoke_window_ms)
                 return -ETIME;
+        /* A file whose upload has not finished, or failed, never went out:
+         * nothing to take back from anyone; the upload and our copy go. */
+        if (session_upload_waiting(m) || strcmp(m->status, "failed") == 0) {
+                session_upload_drop(s, m);
+                r = store_revoke_message(s->store, conversation, id);
+                if (r < 0)
+                        return r;
+                s->events.message_revoked(conversation, id, s->userdata);
+                return 0;
+        }
         if (!s->ready || !s->stream)
                 return -ENETDOWN;
         /* Never sent, nothing to take back: only our copy goes. */

@@ -149,6 +149,7 @@ struct Session {
         char *upload_service;           /* its JID, once found */
         uint64_t upload_max;            /* its max-file-size; 0: it gives none */
         GArray *upload_lookups;         /* unsigned: handles of the discovery IQs out */
+        bool upload_lookup_unsure;      /* an item did not answer: "none" is not sure */
         GPtrArray *file_requests;       /* FileRequest* */
         GPtrArray *uploads;             /* Upload* */
 
@@ -209,6 +210,8 @@ bool session_upload_waiting(const StoreMessage *m);
 /* Queues the upload of m (session_upload_waiting()) unless it is queued;
  * session_pump_uploads() starts it. */
 void session_upload_resume(Session *s, const StoreMessage *m);
+/* m (ours, never sent) is revoked: its upload stops and imd's copy goes. */
+void session_upload_drop(Session *s, const StoreMessage *m);
 /* Moves every queued upload on as far as it can go now (connected: service
  * discovery, slot request). */
 void session_pump_uploads(Session *s);

@@ -45,7 +45,7 @@ typedef struct FileRequest {
         Session *session;               /* NULL: abandoned (logout); the copy is thrown away */
         char *conversation, *id, *name, *mime, *type;
         uint32_t width, height, duration_ms;
-        uint64_t size;                  /* from fstat(); the copy's own size replaces it */
+        uint64_t size;                  /* from fstat(): the copy must have just this many bytes */
         bool copying;                   /* a thread has it */
         SessionSendFileCallback callback;
         void *userdata;
@@ -124,11 +124,14 @@ void session_clean_outbox(Session *s) {
 
 /* --- the copy (in a thread) --- */
 
-static int copy_plain(int src, int dst, uint64_t *copied) {
+/* Copies at most max bytes (pread: from offset 0 whatever the caller's
+ * offset). */
+static int copy_plain(int src, int dst, uint64_t max, uint64_t *copied) {
         g_autofree char *buffer = g_malloc(COPY_BUFFER);
 
-        for (;;) {
-                ssize_t n = pread(src, buffer, COPY_BUFFER, (off_t) *copied);
+        while (*copied < max) {
+                ssize_t n = pread(src, buffer, (size_t) MIN((uint64_t) COPY_BUFFER, max - *copied),
+                                  (off_t) *copied);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
@@ -145,27 +148,30 @@ static int copy_plain(int src, int dst, uint64_t *copied) {
                 }
                 *copied += (uint64_t) n;
         }
+        return 0;
 }
 
-/* From offset 0 whatever the caller's offset; copy_file_range() lets the
- * file system share the blocks (btrfs, XFS) or copy in the kernel. */
-static int copy_file(int src, int dst, uint64_t *copied) {
+/* copy_file_range() lets the file system share the blocks (btrfs, XFS) or
+ * copy in the kernel; where it cannot (another file system, a memfd), a
+ * plain copy. */
+static int copy_file(int src, int dst, uint64_t max, uint64_t *copied) {
         *copied = 0;
-        for (;;) {
+        while (*copied < max) {
                 off_t in = (off_t) *copied;
-                ssize_t n = copy_file_range(src, &in, dst, NULL, 1 << 30, 0);
+                ssize_t n = copy_file_range(src, &in, dst, NULL, (size_t) MIN(max - *copied, (uint64_t) 1 << 30), 0);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && *copied == 0 &&
                     (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
                      errno == EBADF))
-                        return copy_plain(src, dst, copied);
+                        return copy_plain(src, dst, max, copied);
                 if (n < 0)
                         return -errno;
                 if (n == 0)
                         return 0;
                 *copied += (uint64_t) n;
         }
+        return 0;
 }
 
 /* outbox/<id>.part, written, synced, renamed to outbox/<id>: a file named
@@ -183,9 +189,14 @@ static int copy_into_outbox(FileRequest *req) {
         fd = open(part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
-        r = copy_file(req->src, fd, &req->copied);
+        /* the size the limits were checked against, and one byte more to
+         * see whether it grew: a file that changes under the copy is not
+         * the caller's to send, and must not fill the disk */
+        r = copy_file(req->src, fd, req->size + 1, &req->copied);
         if (r == 0 && req->copied == 0)
                 r = -ENODATA;
+        else if (r == 0 && req->copied != req->size)
+                r = -ESTALE;
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (r == 0) {
@@ -291,7 +302,8 @@ static gboolean on_copied(gpointer userdata) {
                 return G_SOURCE_REMOVE;
         }
         if (req->error < 0) {
-                /* empty after all, or not readable: the caller's file is the matter */
+                /* empty after all, changed meanwhile, not readable: the caller's
+                 * file is the matter */
                 request_finish(s, req, req->error == -ENODATA || req->error == -EBADF ? -EINVAL : req->error,
                                NULL);
                 return G_SOURCE_REMOVE;
@@ -430,30 +442,52 @@ static void forget_lookup(Session *s, unsigned handle) {
 typedef struct Lookup {
         Session *session;
         unsigned handle;
+        char *jid;                      /* the entity asked */
 } Lookup;
+
+static void lookup_free(Lookup *l) {
+        g_free(l->jid);
+        g_free(l);
+}
 
 static void on_info(int error, const XmlNode *reply, void *userdata) {
         Lookup *l = userdata;
         Session *s = l->session;
         uint64_t max;
 
+        g_autofree char *jid = g_steal_pointer(&l->jid);
+
         forget_lookup(s, l->handle);
-        g_free(l);
+        lookup_free(l);
         if (error == -ECONNRESET) {
                 lookup_done(s, UPLOAD_SERVICE_UNKNOWN);
                 return;
         }
-        /* (one that does not answer is not the one) */
+        if (error == -ETIMEDOUT)
+                s->upload_lookup_unsure = true;         /* it may be the one, only slow */
         if (error == 0 && xmpp_upload_parse_service(reply, &max)) {
                 g_free(s->upload_service);
-                /* the stream checked that the answer comes from the item asked */
-                s->upload_service = g_strdup(xml_node_attr(reply, "from"));
+                /* (the stream checked that the answer comes from it) */
+                s->upload_service = g_steal_pointer(&jid);
                 s->upload_max = max;
                 lookup_done(s, UPLOAD_SERVICE_FOUND);
                 return;
         }
         if (s->upload_lookups->len == 0)
-                lookup_done(s, UPLOAD_SERVICE_NONE);
+                lookup_done(s, s->upload_lookup_unsure ? UPLOAD_SERVICE_UNKNOWN : UPLOAD_SERVICE_NONE);
+}
+
+static void ask_info(Session *s, const char *jid) {
+        Lookup *info = g_new0(Lookup, 1);
+
+        info->session = s;
+        info->jid = g_strdup(jid);
+        if (xmpp_stream_send_iq(s->stream, xmpp_disco_info_new(jid), on_info, info, (GDestroyNotify) lookup_free,
+                                &info->handle) < 0) {
+                lookup_free(info);
+                return;
+        }
+        g_array_append_val(s->upload_lookups, info->handle);
 }
 
 static void on_items(int error, const XmlNode *reply, void *userdata) {
@@ -462,24 +496,19 @@ static void on_items(int error, const XmlNode *reply, void *userdata) {
         g_auto(GStrv) items = NULL;
 
         forget_lookup(s, l->handle);
-        g_free(l);
+        lookup_free(l);
         if (error < 0) {
-                /* a server that does not answer may on the next connection */
+                /* one that did not answer is asked again when an upload needs it */
                 lookup_done(s, error == -ECONNRESET || error == -ETIMEDOUT ? UPLOAD_SERVICE_UNKNOWN
                                                                           : UPLOAD_SERVICE_NONE);
                 return;
         }
+        /* the server itself may be the service too */
+        s->upload_lookup_unsure = false;
+        ask_info(s, strchr(s->account, '@') + 1);
         items = xmpp_disco_parse_items(reply);
-        for (size_t i = 0; items[i]; i++) {
-                Lookup *info = g_new0(Lookup, 1);
-                info->session = s;
-                if (xmpp_stream_send_iq(s->stream, xmpp_disco_info_new(items[i]), on_info, info, g_free,
-                                        &info->handle) < 0) {
-                        g_free(info);
-                        continue;
-                }
-                g_array_append_val(s->upload_lookups, info->handle);
-        }
+        for (size_t i = 0; items[i]; i++)
+                ask_info(s, items[i]);
         if (s->upload_lookups->len == 0)
                 lookup_done(s, UPLOAD_SERVICE_NONE);
 }
@@ -493,9 +522,9 @@ void session_lookup_upload_service(Session *s) {
         domain = strchr(s->account, '@');
         l = g_new0(Lookup, 1);
         l->session = s;
-        if (!domain || xmpp_stream_send_iq(s->stream, xmpp_disco_items_new(domain + 1), on_items, l, g_free,
-                                           &l->handle) < 0) {
-                g_free(l);
+        if (!domain || xmpp_stream_send_iq(s->stream, xmpp_disco_items_new(domain + 1), on_items, l,
+                                           (GDestroyNotify) lookup_free, &l->handle) < 0) {
+                lookup_free(l);
                 return;
         }
         if (!s->upload_lookups)
@@ -707,6 +736,18 @@ void session_upload_resume(Session *s, const StoreMessage *m) {
         upload_new(s, m);
 }
 
+void session_upload_drop(Session *s, const StoreMessage *m) {
+        g_autofree char *outbox = outbox_dir(s);
+        Upload *u = find_upload(s, m->conversation, m->id);
+
+        if (u)
+                upload_remove(s, u);
+        /* our copy, while it is still the outbox's (not once it is the
+         * cache's copy of a file that went out) */
+        if (m->path && !m->url && g_str_has_prefix(m->path, outbox) && m->path[strlen(outbox)] == '/')
+                (void) unlink(m->path);
+}
+
 void session_cancel_uploads(Session *s) {
         while (s->file_requests && s->file_requests->len > 0) {
                 FileRequest *req = g_ptr_array_steal_index_fast(s->file_requests, s->file_requests->len - 1);
@@ -732,7 +773,7 @@ int session_resend_message(Session *s, const char *conversation, const char *id)
         r = store_get_message(s->store, conversation, id, &m);
         if (r < 0)
                 return r;
-        if (m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "failed") != 0)
+        if (m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "failed") != 0 || m->revoked)
                 return -EPERM;
         if (session_upload_waiting(m) && access(m->path, R_OK) < 0)
                 return -ENOENT;         /* nothing left to send */

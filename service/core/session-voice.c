@@ -33,6 +33,7 @@ struct Recording {
         Session *session;
         const AudioModule *audio;
         char *conversation;
+        char *owner;                    /* who may stop it (the bus layer's word: a bus name) */
         char *path;                     /* the Ogg Opus file being written */
         AudioCapture *capture;
         VoiceEncoder *encoder;
@@ -40,6 +41,10 @@ struct Recording {
         SessionDoneCallback started;    /* StartRecording waits for the first samples */
         void *started_userdata;
         bool delivering;                /* the source delivers: Recording is true */
+        /* StopRecording is flushing the last samples: if they reach the
+         * maximum, its caller gets the message sent for that */
+        SessionSendFileCallback stopping;
+        void *stopping_userdata;
         float peak;                     /* loudest sample since the last level */
         unsigned level_samples;
 };
@@ -74,6 +79,7 @@ static void recording_end(Session *s, Recording *rec, int start_error) {
         if (rec->started)
                 rec->started(start_error, rec->started_userdata);
         g_free(rec->conversation);
+        g_free(rec->owner);
         g_free(rec->path);
         if (rec->delivering)
                 s->events.recording_changed(s->userdata);
@@ -164,14 +170,18 @@ static void on_samples(const float *pcm, size_t n, void *userdata) {
         r = rec->audio->encoder_write(rec->encoder, pcm, n);
         if (r < 0) {
                 g_autofree char *conversation = g_strdup(rec->conversation);
+                SessionSendFileCallback stopping = rec->stopping;
+                void *stopping_userdata = rec->stopping_userdata;
                 recording_end(s, rec, 0);
                 s->events.error(r, "The voice message could not be written", s->userdata);
                 s->events.recording_stopped(conversation, "", "failed", s->userdata);
+                if (stopping)
+                        stopping(r, NULL, stopping_userdata);
                 return;
         }
         if (full) {
                 g_debug("session: the recording reached %u ms; sending it", max_ms(s));
-                recording_send(s, rec, "maximum", NULL, NULL);
+                recording_send(s, rec, "maximum", rec->stopping, rec->stopping_userdata);
         }
 }
 
@@ -181,8 +191,12 @@ static void on_capture_failed(int error, const char *text, void *userdata) {
         g_autofree char *conversation = g_strdup(rec->conversation);
         g_autofree char *message = g_strdup_printf("The recording stopped: %s", text);
         bool was_started = rec->delivering;
+        SessionSendFileCallback stopping = rec->stopping;
+        void *stopping_userdata = rec->stopping_userdata;
 
         recording_end(s, rec, error);
+        if (stopping)
+                stopping(error, NULL, stopping_userdata);
         if (was_started) {
                 /* the caller of StartRecording heard about it; others hear now */
                 s->events.error(error, message, s->userdata);
@@ -228,7 +242,8 @@ static const AudioModule *load_audio(Session *s) {
         return NULL;
 }
 
-int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata) {
+int session_start_recording(Session *s, const char *conversation, const char *owner, SessionDoneCallback started,
+                            void *userdata) {
         const AudioModule *audio;
         Recording *rec;
         int fd, r;
@@ -244,6 +259,7 @@ int session_start_recording(Session *s, const char *conversation, SessionDoneCal
         rec->session = s;
         rec->audio = audio;
         rec->conversation = g_strdup(conversation);
+        rec->owner = g_strdup(owner);
         rec->max_samples = (uint64_t) max_ms(s) * AUDIO_CAPTURE_RATE / 1000;
         fd = session_media_create_file(s, VOICE_MIME, &rec->path);
         r = fd < 0 ? fd
@@ -269,10 +285,12 @@ int session_stop_recording(Session *s, SessionSendFileCallback callback, void *u
         if (!rec)
                 return -ENOENT;
         /* up to this moment, not up to the last period */
+        rec->stopping = callback;
+        rec->stopping_userdata = userdata;
         rec->audio->capture_flush(rec->capture);
-        rec = s->recording;
-        if (!rec)
-                return -ENOENT;         /* it just reached its maximum, or failed: sent or gone */
+        if (!s->recording)
+                return 0;       /* it just reached its maximum (callback has or gets that) or failed */
+        rec->stopping = NULL;
         samples = rec->audio->encoder_samples(rec->encoder);
         if (!rec->delivering || samples * 1000 < (uint64_t) min_ms(s) * AUDIO_CAPTURE_RATE) {
                 g_autofree char *conversation = g_strdup(rec->conversation);
@@ -294,6 +312,10 @@ int session_cancel_recording(Session *s, const char *reason) {
         recording_end(s, rec, -ECANCELED);
         s->events.recording_stopped(conversation, "", reason, s->userdata);
         return 0;
+}
+
+const char *session_recording_owner(const Session *s) {
+        return s->recording ? s->recording->owner : NULL;
 }
 
 bool session_is_recording(const Session *s) {

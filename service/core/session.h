@@ -194,13 +194,15 @@ int session_resend_message(Session *s, const char *conversation, const char *id)
 
 /* The outcome of an operation that finishes later: 0 or negative errno. */
 typedef void (*SessionDoneCallback)(int error, void *userdata);
-/* Starts recording a voice message for conversation: the microphone feeds
+/* Starts recording a voice message for conversation, on behalf of owner (an
+ * opaque name: who may stop it); the microphone feeds
  * an Ogg Opus file in the cache directory (session-voice.c). started() runs
  * once the source delivers (0), or with -ENODEV when none does within 3 s,
  * -ECANCELED when the recording ended first. Immediate errors: -ENOTCONN,
  * -EBUSY (one runs), -ENOTSUP (PipeWire cannot be reached), -ENOPKG (the
  * audio module imd-audio.so is missing). */
-int session_start_recording(Session *s, const char *conversation, SessionDoneCallback started, void *userdata);
+int session_start_recording(Session *s, const char *conversation, const char *owner, SessionDoneCallback started,
+                            void *userdata);
 /* Ends the recording and sends it like session_send_file() (callback gets
  * the id). -ENOENT none runs; -ENODATA shorter than the minimum (it is
  * thrown away). */
@@ -210,6 +212,9 @@ int session_cancel_recording(Session *s, const char *reason);
 /* A recording runs and its source delivers (one that is starting is not
  * shown yet, but already makes another start -EBUSY). */
 bool session_is_recording(const Session *s);
+/* The owner given to session_start_recording() while that recording runs
+ * (starting included), else NULL. */
+const char *session_recording_owner(const Session *s);
 
 const char *session_net_state_to_string(SessionNetState state);
 

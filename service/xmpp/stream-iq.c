@@ -55,7 +55,8 @@ static bool answered_by_addressee(XmppStream *s, const PendingIq *p, const char 
                 return bare && (strcmp(bare, s->domain) == 0 || strcmp(bare, s->jid) == 0);
         }
         if (!from)
-                return false;
+                /* our server answers for itself without one (RFC 6120 §8.1.2.1) */
+                return strcmp(p->to, s->domain) == 0;
         if (strchr(p->to, '/'))
                 return strcmp(from, p->to) == 0;
         return jid_bare_equal(from, p->to) && !strchr(from, '/');

@@ -44,6 +44,9 @@ struct XmppTransport {
         int connect_error;
 };
 
+/* See xmpp_transport_context_new(). */
+#define NETWORK_ROUNDTRIP_TIMEOUT_S 60
+
 static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 static const struct lws_protocols protocols[] = {
@@ -81,6 +84,10 @@ int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret) {
          * 1048576 some systems set. imd has one XMPP connection and a few
          * transfers at a time. */
         info.fd_limit_per_thread = TRANSPORT_MAX_FDS;
+        /* lws gives a server 5 s for each round trip of its own (the answer
+         * to an upload, say): a busy file server or a slow link takes longer.
+         * The XMPP session has its own, longer timers. */
+        info.timeout_secs = NETWORK_ROUNDTRIP_TIMEOUT_S;
 
         ctx = g_new0(XmppTransportContext, 1);
         ctx->lws = lws_create_context(&info);
@@ -131,6 +138,7 @@ static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const ch
         info.vhost_name = name;
         info.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
         info.client_ssl_ca_filepath = tls ? ca_file : NULL;
+        info.timeout_secs = NETWORK_ROUNDTRIP_TIMEOUT_S;     /* as for the context */
         vh = lws_create_vhost(ctx->lws, &info);
         if (vh)
                 g_hash_table_insert(ctx->vhosts, g_strdup(key), vh);

@@ -492,6 +492,8 @@ def test_fetch_media_refusals(client, imd, logged_in, peer):
     cases = {
         # never over plain http to another machine
         "far": _media_raw(me, "http://198.51.100.7/up/x.png"),
+        # a name that only looks like this machine is resolved elsewhere
+        "lookalike": _media_raw(me, "http://127.0.0.1.example.org/up/x.png"),
         # a slot the server does not have
         "gone": _media_raw(me, "/".join(real[:-2] + ["no-such-slot", real[-1]])),
         # a hostile name in the URL is only a name: the file gets imd's own
@@ -504,6 +506,8 @@ def test_fetch_media_refusals(client, imd, logged_in, peer):
     wait_in(client, "sync", start)
     with raises_im_error("NotAllowed"):
         client.call_fd("FetchMedia", "ss", (peer.jid, cases["far"][0]))
+    with raises_im_error("NotAllowed"):
+        client.call_fd("FetchMedia", "ss", (peer.jid, cases["lookalike"][0]))
     with raises_im_error("NotFound"):
         client.call_fd("FetchMedia", "ss", (peer.jid, cases["gone"][0]), timeout=30)
     # (the server serves the file whatever the last part says)
