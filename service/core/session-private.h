@@ -66,6 +66,7 @@ typedef enum UploadServiceState {
 } UploadServiceState;
 
 typedef struct Recording Recording;       /* session-voice.c */
+typedef struct VoiceSend VoiceSend;       /* session-voice.c */
 typedef struct AudioModule AudioModule;   /* audio/audio-module.h, loaded when first needed */
 
 typedef struct BackRequest {
@@ -154,6 +155,11 @@ struct Session {
         GPtrArray *uploads;             /* Upload* */
 
         Recording *recording;           /* the voice message being recorded, or NULL */
+        /* The last recording that went by itself at its maximum: being
+         * handed to SendFile, then its id for a while (a Stop may cross it). */
+        VoiceSend *voice_sending;
+        char *voice_auto_owner, *voice_auto_id;
+        int64_t voice_auto_us;
         const AudioModule *audio;       /* imd-audio.so, once loaded */
 };
 

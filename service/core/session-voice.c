@@ -86,23 +86,44 @@ static void recording_end(Session *s, Recording *rec, int start_error) {
         g_free(rec);
 }
 
-typedef struct VoiceSend {
+struct VoiceSend {
         Session *session;
         char *conversation;
+        char *owner;
         const char *reason;
-        SessionSendFileCallback callback;
+        SessionSendFileCallback callback;       /* StopRecording's, or NULL (sent by itself) */
         void *userdata;
-} VoiceSend;
+};
+
+/* How long after a recording went by itself (its maximum) its owner's
+ * StopRecording, sent in the same instant, still gets that message. */
+#define LATE_STOP_US (2 * G_USEC_PER_SEC)
+
+static void forget_sent_by_itself(Session *s) {
+        g_clear_pointer(&s->voice_auto_owner, g_free);
+        g_clear_pointer(&s->voice_auto_id, g_free);
+}
 
 static void on_voice_sent(int error, const char *id, void *userdata) {
         VoiceSend *v = userdata;
         Session *s = v->session;
 
+        if (s->voice_sending == v) {
+                s->voice_sending = NULL;
+                if (!v->callback && error == 0) {
+                        /* for a Stop that crosses it (session_stop_recording()) */
+                        forget_sent_by_itself(s);
+                        s->voice_auto_owner = g_strdup(v->owner);
+                        s->voice_auto_id = g_strdup(id);
+                        s->voice_auto_us = g_get_monotonic_time();
+                }
+        }
         s->events.recording_stopped(v->conversation, error == 0 ? id : "", error == 0 ? v->reason : "failed",
                                     s->userdata);
         if (v->callback)
                 v->callback(error, id, v->userdata);
         g_free(v->conversation);
+        g_free(v->owner);
         g_free(v);
 }
 
@@ -119,9 +140,12 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
 
         v->session = s;
         v->conversation = g_strdup(rec->conversation);
+        v->owner = g_strdup(rec->owner);
         v->reason = reason;
         v->callback = callback;
         v->userdata = userdata;
+        if (!callback)
+                s->voice_sending = v;   /* by itself: a Stop may still come for it */
         report_dropouts(rec);
         rec->audio->capture_free(g_steal_pointer(&rec->capture));
         r = rec->audio->encoder_finish(g_steal_pointer(&rec->encoder));
@@ -278,12 +302,32 @@ int session_start_recording(Session *s, const char *conversation, const char *ow
         return 0;
 }
 
-int session_stop_recording(Session *s, SessionSendFileCallback callback, void *userdata) {
+/* No recording: but if the owner's last one just went by itself (it hit
+ * its maximum as the owner let go), the owner's Stop answers with that. */
+static int stop_after_maximum(Session *s, const char *owner, SessionSendFileCallback callback, void *userdata) {
+        if (s->voice_sending && !s->voice_sending->callback && g_strcmp0(s->voice_sending->owner, owner) == 0) {
+                s->voice_sending->callback = callback;
+                s->voice_sending->userdata = userdata;
+                return 0;
+        }
+        if (s->voice_auto_id && g_strcmp0(s->voice_auto_owner, owner) == 0 &&
+            g_get_monotonic_time() - s->voice_auto_us < LATE_STOP_US) {
+                g_autofree char *id = g_steal_pointer(&s->voice_auto_id);
+                forget_sent_by_itself(s);
+                callback(0, id, userdata);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int session_stop_recording(Session *s, const char *owner, SessionSendFileCallback callback, void *userdata) {
         Recording *rec = s->recording;
         uint64_t samples;
 
         if (!rec)
-                return -ENOENT;
+                return stop_after_maximum(s, owner, callback, userdata);
+        if (g_strcmp0(rec->owner, owner) != 0)
+                return -EPERM;
         /* up to this moment, not up to the last period */
         rec->stopping = callback;
         rec->stopping_userdata = userdata;

@@ -537,6 +537,8 @@ void session_free(Session *s) {
         g_free(s->data_dir);
         g_free(s->cache_dir);
         g_free(s->config.voice_source);
+        g_free(s->voice_auto_owner);
+        g_free(s->voice_auto_id);
         g_clear_pointer(&s->upload_lookups, g_array_unref);
         g_clear_pointer(&s->file_requests, g_ptr_array_unref);
         g_clear_pointer(&s->uploads, g_ptr_array_unref);

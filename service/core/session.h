@@ -203,10 +203,11 @@ typedef void (*SessionDoneCallback)(int error, void *userdata);
  * audio module imd-audio.so is missing). */
 int session_start_recording(Session *s, const char *conversation, const char *owner, SessionDoneCallback started,
                             void *userdata);
-/* Ends the recording and sends it like session_send_file() (callback gets
- * the id). -ENOENT none runs; -ENODATA shorter than the minimum (it is
- * thrown away). */
-int session_stop_recording(Session *s, SessionSendFileCallback callback, void *userdata);
+/* owner ends its recording and sends it like session_send_file() (callback
+ * gets the id; also when the recording had just gone by itself at its
+ * maximum). -ENOENT none runs; -EPERM another owner's; -ENODATA shorter
+ * than the minimum (it is thrown away). */
+int session_stop_recording(Session *s, const char *owner, SessionSendFileCallback callback, void *userdata);
 /* Throws the recording away; recording_stopped() gets reason. -ENOENT none runs. */
 int session_cancel_recording(Session *s, const char *reason);
 /* A recording runs and its source delivers (one that is starting is not

@@ -12,7 +12,9 @@ throttle them while the XMPP connection goes on untouched.
 import hashlib
 import os
 import random
+import socket
 import struct
+import threading
 import time
 import uuid
 import zlib
@@ -20,10 +22,10 @@ import zlib
 import pytest
 from gi.repository import GLib
 
-from conftest import _failed
+from conftest import Account, _failed
 from harness.asserts import raises_im_error
 from harness.bus import IM_ERROR
-from harness.peer import http_get
+from harness.peer import Peer, http_get
 from harness.prosody import Prosody
 
 MiB = 1024 * 1024
@@ -510,3 +512,207 @@ def test_file_sent_offline_goes_out_after_reconnect(client, imd, logged_in, peer
     # message from its offline storage
     again = peer_factory(account=peer.account)
     received_file(again, logged_in.jid, mid, data, timeout=30)
+
+
+# -- found in review -------------------------------------------------------------------------
+
+def imd_holds(imd, path, timeout=10):
+    """Waits until imd has an fd open on path (it got the SendFile call)."""
+    deadline = time.monotonic() + timeout
+    fds = "/proc/%d/fd" % imd.pid
+    while time.monotonic() < deadline:
+        for n in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, n)) == path:
+                    return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("imd never got the file %s" % path)
+
+
+def outbox_files(imd):
+    return [os.path.join(b, n) for b, _, names in os.walk(imd.data_dir) for n in names
+            if os.path.basename(b) == "outbox"]
+
+
+def test_file_that_grows_after_send_file_is_refused(client, client_factory, imd, logged_in, peer,
+                                                    prosody, proxy, tmp_path):
+    """SendFile checks the size at once but copies the file only once the
+    upload service (and its limit) is known; here the server hangs meanwhile
+    and the caller makes the file 50 MiB larger than the server takes. imd
+    copies no more than it checked: InvalidArgument (the file changed),
+    nothing stored or sent, no big copy in imd's directories."""
+    path = write_file(tmp_path, b"x" * 10, "grows.bin")
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    caller = client_factory()
+    result = {}
+
+    def call():
+        try:
+            result["id"] = send_fd(caller, peer.jid, fd, name="grows.bin")
+        except Exception as e:          # noqa: BLE001 (checked below)
+            result["error"] = e
+
+    accepted = proxy.accepted
+    start = client.mark()
+    prosody.pause()
+    try:
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        imd_holds(imd, path)
+        time.sleep(0.3)                 # (imd looks at the file as it gets the call)
+        os.ftruncate(fd, prosody.upload_size_limit + 50 * MiB)       # sparse
+    finally:
+        prosody.resume()
+    thread.join(60)
+    os.close(fd)
+    assert not thread.is_alive(), "SendFile did not answer"
+    assert "id" not in result, "imd took the grown file as message %s" % result["id"]
+    err = result["error"]
+    assert getattr(err, "short", None) == "InvalidArgument" and "changed" in err.message, err
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    client.pump()
+    assert [s for s in client.signals[start:]
+            if s.member in ("MessageReceived", "TransferProgress")] == []
+    assert outbox_files(imd) == []
+    big = [os.path.join(b, n) for b, _, names in os.walk(imd.workdir) for n in names
+           if os.path.getsize(os.path.join(b, n)) > MiB]
+    assert big == [], "imd kept a copy of the grown file: %r" % big
+    assert proxy.accepted == accepted, "something was uploaded"
+    no_message_for(peer, logged_in.jid)
+    # the next file goes out as usual
+    start = client.mark()
+    mid = send_path(client, peer.jid, write_file(tmp_path, b"unchanged", "ok.txt"), name="ok.txt")
+    wait_status(client, mid, "sent", start)
+    received_file(peer, logged_in.jid, mid, b"unchanged")
+
+
+class SlowUploadServer:
+    """Where upload slots point: reads each PUT whole, waits `delay` seconds
+    (a busy file server), then answers 201 Created. Serves no GET."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.puts = []                  # {"path", "body", "received", "answered"} (monotonic)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        with c:
+            c.settimeout(30)
+            try:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, body = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target = lines[0].split(" ")[:2]
+                length = [int(h.split(":", 1)[1]) for h in lines[1:]
+                          if h.lower().startswith("content-length:")]
+                n = length[0] if length else 0
+                while len(body) < n:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    body += data
+                put = {"method": method, "path": target, "body": body,
+                       "received": time.monotonic()}
+                self.puts.append(put)
+                time.sleep(self.delay)
+                c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                put["answered"] = time.monotonic()
+                time.sleep(0.5)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_upload_server_slow_to_answer(client, imd, tmp_path):
+    """The upload server answers 8 s after it got the whole file: the upload
+    succeeded, and the message goes out (a server given 5 s failed it). The
+    peer cannot download from this server: what reaches it is the URL."""
+    delay = 8
+    server = SlowUploadServer(delay)
+    p = Prosody(upload_url="http://localhost:%d/" % server.port)
+    peer = None
+    try:
+        p.start()
+        me = Account(*p.new_account("alice"), p.ws_url)
+        bob_jid, bob_pw = p.new_account("bob")
+        peer = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port).start()
+        client.login_account(me)
+        data = os.urandom(100 * 1024)
+        start = client.mark()
+        mid = send_path(client, peer.jid, write_file(tmp_path, data, "slow.bin"), name="slow.bin")
+        wait_status(client, mid, "sent", start, timeout=delay + 15)
+        sent_at = time.monotonic()
+        assert len(server.puts) == 1, [(x["method"], x["path"]) for x in server.puts]
+        put = server.puts[0]
+        assert put["method"] == "PUT" and sha(put["body"]) == sha(data)
+        assert "answered" in put and put["answered"] - put["received"] >= delay - 0.1, put
+        assert sent_at >= put["answered"]
+        check_progress(client, mid, len(data), start)
+        url = "http://localhost:%d%s" % (server.port, put["path"])
+        m = peer.wait_for_message(lambda m: m["origin_id"] == mid, timeout=15)
+        assert m["oob_url"] == url and m["body"] == url, m["xml"]
+        got = stored(client, peer.jid, mid)
+        assert got["url"] == url and got["status"] in ("sent", "delivered"), got
+        assert statuses(client, mid, start)[0] == "sent", statuses(client, mid, start)
+    finally:
+        if peer is not None:
+            peer.stop()
+        p.cleanup()
+        server.close()
+
+
+def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, peer, proxy, tmp_path):
+    """A file whose upload failed never went out: revoking it sends no
+    retraction to anyone, removes imd's copy from the outbox, and it cannot be
+    sent again."""
+    data = os.urandom(200 * 1024)
+    proxy.set(mode="refuse")
+    start = client.mark()
+    mid = send_path(client, peer.jid, write_file(tmp_path, data, "never.bin"), name="never.bin")
+    wait_status(client, mid, "failed", start)
+    copy = stored(client, peer.jid, mid)["path"]
+    assert os.path.basename(copy) == mid and os.path.basename(os.path.dirname(copy)) == "outbox", copy
+    assert copy.startswith(imd.data_dir + "/")
+    with open(copy, "rb") as fh:
+        assert sha(fh.read()) == sha(data)
+    proxy.reset()
+    accepted = proxy.accepted
+
+    start = client.mark()
+    assert client.call("RevokeMessage", "ss", (peer.jid, mid)) is None
+    client.wait_signal("MessageRevoked", lambda a: tuple(a) == (peer.jid, mid), start=start,
+                       timeout=5)
+    assert not os.path.exists(copy), "imd kept its copy of a revoked file"
+    assert outbox_files(imd) == []
+    got = stored(client, peer.jid, mid)
+    assert got["revoked"] is True and "url" not in got, got
+    with raises_im_error("NotAllowed"):
+        client.call("ResendMessage", "ss", (peer.jid, mid))
+    client.call("RevokeMessage", "ss", (peer.jid, mid))         # again: nothing happens
+    no_message_for(peer, logged_in.jid)                          # no retraction, no file
+    assert proxy.accepted == accepted, "something was uploaded"
+    assert statuses(client, mid, start) == []
+    assert [tuple(s.args) for s in client.signals[start:] if s.member == "MessageRevoked"] == [
+        (peer.jid, mid)]

@@ -18,6 +18,7 @@ import subprocess
 import time
 
 import pytest
+from gi.repository import Gio, GLib
 
 from conftest import _failed
 from harness.asserts import raises_im_error
@@ -340,6 +341,8 @@ def test_maximum_length_sends_by_itself(client, imd, logged_in, peer, graph, tmp
     conv, mid, reason = wait_stopped(client, start, timeout=8)
     assert (conv, reason) == (peer.jid, "maximum") and mid, (conv, mid, reason)
     assert recording(client) is False
+    # the owner letting go at that moment gets that message, once
+    assert client.call("StopRecording") == mid
     with raises_im_error("NotFound"):
         client.call("StopRecording")
     a, _, _ = received_voice(client, peer, logged_in.jid, mid, 2.0, tmp_path)
@@ -438,3 +441,144 @@ def test_start_recording_errors(client, imd, alice, peer, graph):
     with raises_im_error("NotFound"):
         client.call("CancelRecording")
     assert recording(client) is False
+
+
+# -- whose recording it is, when events come late or callers leave early -----------------------
+
+@pytest.mark.parametrize("end", ["stop", "cancel", "leave"])
+def test_late_stop_of_an_earlier_recording_keeps_the_next_owner(end, client, client_factory, imd,
+                                                                logged_in, peer, graph, prosody):
+    """A stops its recording while the server hangs: the voice message waits
+    for the upload service, and its RecordingStopped "sent" comes only once
+    B's recording runs. That late event is A's recording's: B's stays B's,
+    so B may stop it or cancel it, and B leaving the bus cancels it."""
+    graph.play_speech(SPEECH, seconds=12)
+    b = client_factory()
+    start = client.mark()
+    start_recording(client, peer.jid)
+    time.sleep(1.3)                     # long enough to be sent
+    prosody.pause()
+    try:
+        a_stop = client.call_async("StopRecording", timeout=60)
+        client.wait_property("Recording", lambda v: v is False, start=start, timeout=5)
+        bstart = b.mark()
+        pressed = start_recording(b, peer.jid)
+        assert recording(b) is True
+        # (what this test is about: A's recording is not over yet for imd)
+        assert not a_stop.poll(), "A's StopRecording answered while the server hangs"
+        assert signals(client, "RecordingStopped", start) == []
+    finally:
+        prosody.resume()
+    mid_a = a_stop.result(30)
+    assert isinstance(mid_a, str) and mid_a
+    assert wait_stopped(client, start) == (peer.jid, mid_a, "sent")
+    assert wait_stopped(b, bstart) == (peer.jid, mid_a, "sent")     # B heard the late one
+    assert recording(b) is True
+    # the late event gave the recording to no one else either
+    with raises_im_error("NotAllowed"):
+        client.call("CancelRecording")
+    mark = client.mark()
+    if end == "stop":
+        time.sleep(max(0.0, pressed + 1.5 - time.monotonic()))
+        mid_b = b.call("StopRecording", timeout=30)
+        assert isinstance(mid_b, str) and mid_b and mid_b != mid_a
+        assert wait_stopped(client, mark) == (peer.jid, mid_b, "sent")
+        expected = [mid_a, mid_b]
+    elif end == "cancel":
+        assert b.call("CancelRecording") is None
+        assert wait_stopped(client, mark) == (peer.jid, "", "cancelled")
+        expected = [mid_a]
+    else:
+        b.close()
+        assert wait_stopped(client, mark, timeout=5) == (peer.jid, "", "owner-left")
+        expected = [mid_a]
+    assert recording(client) is False
+    graph.wait_capture_stream(present=False)
+    for mid in expected:
+        peer.wait_for_message(lambda m, mid=mid: m["origin_id"] == mid, timeout=20)
+    time.sleep(1.0)
+    assert sorted(m["origin_id"] for m in from_me(peer, logged_in.jid)) == sorted(expected), \
+        [m["xml"] for m in from_me(peer, logged_in.jid)]
+
+
+@pytest.mark.parametrize("voice_conf", [{"max_duration": "4"}], ids=["max4"])
+def test_caller_gone_before_its_start_is_handled_cancels(client, client_factory, imd, logged_in,
+                                                         peer, graph, voice_conf):
+    """A client sends StartRecording (expecting no reply) and leaves the bus at
+    once, before imd handled the call: the recording is cancelled as
+    "owner-left" at once, not left to run (and be sent) by itself."""
+    graph.play_speech(SPEECH, seconds=8)
+    before = files(imd)
+    start = client.mark()
+    gone = client_factory()
+    msg = Gio.DBusMessage.new_method_call(gone.name, gone.path, gone.iface, "StartRecording")
+    msg.set_body(GLib.Variant("(s)", (peer.jid,)))
+    msg.set_flags(Gio.DBusMessageFlags.NO_REPLY_EXPECTED)
+    gone.conn.send_message(msg, Gio.DBusSendMessageFlags.NONE)
+    gone.conn.flush_sync(None)
+    gone.close()
+    t = time.monotonic()
+    # ([voice] max_duration=4: a recording nobody ends stops as "maximum" after 4 s)
+    assert wait_stopped(client, start, timeout=8) == (peer.jid, "", "owner-left")
+    assert time.monotonic() - t < 3.0
+    assert recording(client) is False
+    graph.wait_capture_stream(present=False)
+    no_message_for(peer, logged_in.jid, 2.0)
+    assert files(imd) == before, "left behind: %r" % (files(imd) - before)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    # the microphone is free for the next one
+    start_recording(client, peer.jid)
+    client.call("CancelRecording")
+
+
+@pytest.mark.parametrize("voice_conf", [{"max_duration": "1", "min_duration": "0.5"}], ids=["max1"])
+def test_imctl_record_for_exactly_the_maximum_sends(imctl, client, imd, logged_in, peer, graph,
+                                                    voice_conf):
+    """imctl record --duration equal to [voice] max_duration: its
+    StopRecording comes about when the last samples reach the maximum (they
+    may be those its own flush brings in). Whichever wins, the recording is
+    sent once and imctl prints its id and exits 0; never NotFound. (A race:
+    several times.)"""
+    graph.play_speech(SPEECH, seconds=30)
+    graph.wait_playing()
+    results = []
+    for _ in range(6):
+        start = client.mark()
+        r = imctl.run("record", peer.jid, "--duration", "1")
+        _, mid, reason = wait_stopped(client, start)
+        results.append((r.returncode, r.stdout.strip(), r.stderr.strip(), mid, reason))
+    bad = [x for x in results if x[0] != 0 or x[1] != x[3] or not x[1] or x[4] not in ("maximum", "sent")]
+    assert bad == [], "imctl record --duration = the maximum (code, stdout, stderr, id, reason): %r" % bad
+    ids = [x[1] for x in results]
+    for mid in ids:
+        peer.wait_for_message(lambda m, mid=mid: m["origin_id"] == mid, timeout=20)
+    assert sorted(m["origin_id"] for m in from_me(peer, logged_in.jid)) == sorted(ids)
+
+
+@pytest.mark.parametrize("voice_conf", [{"max_duration": "1", "min_duration": "0.5"}], ids=["max1"])
+def test_stop_crossing_the_maximum_gets_that_message(client, imd, logged_in, peer, graph, voice_conf):
+    """StopRecording sent just before, at or just after the moment the
+    recording reaches its maximum and goes by itself: the owner always gets
+    the id of the one message sent, never NotFound (a race: offsets around
+    the maximum)."""
+    graph.play_speech(SPEECH, seconds=40)
+    graph.wait_playing()
+    results = []
+    for offset in (0.90, 0.95, 1.0, 1.02, 1.05, 1.08, 1.1, 1.15, 1.25, 1.4):
+        start = client.mark()
+        t0 = time.monotonic()
+        client.call("StartRecording", "s", (peer.jid,))
+        time.sleep(max(0.0, offset - (time.monotonic() - t0)))
+        try:
+            mid = client.call("StopRecording", timeout=30)
+        except Exception as e:      # noqa: BLE001 - reported below
+            mid = "error: %s" % e
+        _, sent, reason = wait_stopped(client, start)
+        results.append((offset, mid, sent, reason))
+    bad = [r for r in results if r[1] != r[2] or not r[2]]
+    assert bad == [], "(offset, StopRecording's answer, RecordingStopped's id, reason): %r" % bad
+    ids = [r[2] for r in results]
+    for mid in ids:
+        peer.wait_for_message(lambda m, mid=mid: m["origin_id"] == mid, timeout=20)
+    assert sorted(m["origin_id"] for m in from_me(peer, logged_in.jid)) == sorted(ids)

@@ -273,6 +273,11 @@ class Prosody:
 
     def resume(self):
         self.signal(signal.SIGCONT)
+        # runuser stops itself when its child is stopped, and stays so until
+        # it gets a SIGCONT of its own (else it cannot reap prosody, and
+        # stopping the instance waits out its 10 s)
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     def restart(self, hard=False):
         if hard:
