@@ -85,28 +85,35 @@ static int check_file(int fd, sd_bus_error *error) {
         return 0;
 }
 
+/* What a SendFile caller is told, now or later: *error may become the errno
+ * whose name fits better. */
+static const char *send_file_error(int *error) {
+        switch (*error) {
+        case -ENOTCONN:
+                return "Not logged in: call Login first (and wait for it to succeed)";
+        case -EMSGSIZE:
+                return "The file is larger than the server's upload service takes (or than 4 GiB)";
+        case -ENOTSUP:
+                return "The server has no upload service (XEP-0363)";
+        case -ECANCELED:
+                *error = -ECONNABORTED;
+                return "Logged out before the file was taken";
+        case -ESTALE:
+                *error = -EINVAL;
+                return "The file changed while imd was copying it";
+        default:
+                return "Cannot take the file";
+        }
+}
+
 static void on_file_sent(int error, const char *id, void *userdata) {
         sd_bus_message *call = userdata;
 
-        switch (error) {
-        case 0:
+        if (error == 0)
                 (void) sd_bus_reply_method_return(call, "s", id);
-                break;
-        case -EMSGSIZE:
-                bus_reply_errno(call, error, "The file is larger than the server's upload service takes");
-                break;
-        case -ENOTSUP:
-                bus_reply_errno(call, error, "The server has no upload service (XEP-0363)");
-                break;
-        case -ECANCELED:
-                bus_reply_errno(call, -ECONNABORTED, "Logged out before the file was taken");
-                break;
-        case -ESTALE:
-                bus_reply_errno(call, -EINVAL, "The file changed while imd was copying it");
-                break;
-        default:
-                bus_reply_errno(call, error, "Cannot take the file");
-                break;
+        else {
+                const char *text = send_file_error(&error);
+                bus_reply_errno(call, error, text);
         }
         sd_bus_message_unref(call);
 }
@@ -115,7 +122,7 @@ int bus_method_send_file(sd_bus_message *m, void *userdata, sd_bus_error *error)
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL;
         g_auto(FileInfo) info = { 0 };
-        const char *conv_arg;
+        const char *conv_arg, *text;
         int fd, r;
 
         r = sd_bus_message_read(m, "sh", &conv_arg, &fd);
@@ -138,16 +145,8 @@ int bus_method_send_file(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r == 0)
                 return 1;       /* answered by on_file_sent(), once the file is imd's */
         sd_bus_message_unref(m);
-        switch (r) {
-        case -ENOTCONN:
-                return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
-        case -EMSGSIZE:
-                return bus_set_errno(error, r, "The file is larger than the server's upload service takes");
-        case -ENOTSUP:
-                return bus_set_errno(error, r, "The server has no upload service (XEP-0363)");
-        default:
-                return bus_set_errno(error, r, "Cannot send the file: %s", g_strerror(-r));
-        }
+        text = send_file_error(&r);
+        return bus_set_errno(error, r, "%s", text);
 }
 
 int bus_method_resend_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
