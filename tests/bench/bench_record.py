@@ -33,15 +33,9 @@ from harness.bus import Bus  # noqa: E402
 from harness.imd import Imd  # noqa: E402
 from harness.pipewire import PipeWire  # noqa: E402
 from harness.prosody import Prosody  # noqa: E402
+from bench_receive import cpu_seconds  # noqa: E402  (one reading of /proc/PID/stat)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_CPU = 0.02
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
 
 
 def share_of_core(pid, seconds):
