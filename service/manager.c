@@ -5,6 +5,7 @@
 
 #include "bus-errors.h"
 #include "bus-object.h"
+#include "bus-events.h"
 #include "bus-voice.h"
 #include "bus-source.h"
 #include "manager.h"
@@ -102,6 +103,7 @@ int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
         m->loop = g_main_loop_new(NULL, FALSE);
         m->data_dir = g_strdup(data_dir);
         m->cache_dir = g_strdup(cache_dir);
+        m->events = event_log_new();
         if (g_mkdir_with_parents(cache_dir, 0700) < 0)
                 return -errno;
         r = xmpp_transport_context_new(m->loop, &m->transport_ctx);
@@ -164,6 +166,7 @@ void manager_free(Manager *m) {
                 sd_bus_message_unref(m->pending_login);
         }
         sd_bus_slot_unref(m->object_slot);
+        event_log_free(m->events);      /* its messages hold references on the bus */
         if (m->bus_source) {
                 g_source_destroy(m->bus_source);
                 g_source_unref(m->bus_source);

@@ -31,6 +31,8 @@ typedef struct Manager {
         /* The match that notices the owner of the last voice recording
          * (session_recording_owner()) leaving the bus. */
         sd_bus_slot *recording_owner_watch;
+        /* The signals sent lately, for GetEventsSince (bus-events.h). */
+        struct EventLog *events;
 } Manager;
 
 int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);

@@ -25,6 +25,10 @@ RUN_PKGS=(
   pipewire pipewire-bin wireplumber   # the tests' private audio graph (virtual microphone)
   espeak-ng                 # real speech played into it
   opus-tools sox            # opusinfo/opusdec and sox check the recorded voice messages
+  xvfb dunst                # a real notification server (im-notify's tests)
+  python3-dbusmock          # a notification server with inline-reply (im-notify's tests)
+  ayatana-indicator-application libdbusmenu-tools   # a real tray watcher/host (im-tray's tests)
+  groff-base man-db         # the man pages are checked with groff
 )
 
 check_only=0

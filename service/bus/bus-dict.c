@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
+#include <string.h>
+
 #include <json-c/json.h>
 
 #include "bus-dict.h"
@@ -157,4 +159,29 @@ int bus_append_messages(sd_bus_message *m, GPtrArray *msgs) {
                         return r;
         }
         return sd_bus_message_close_container(m);
+}
+
+#define FIELD_WEIGHT 24U        /* key, signature, alignment of one a{sv} entry */
+
+static size_t str_weight(const char *s) {
+        return s ? strlen(s) + FIELD_WEIGHT : 0;
+}
+
+size_t bus_message_weight(const StoreMessage *msg) {
+        return 8 * FIELD_WEIGHT +
+               str_weight(msg->id) + str_weight(msg->conversation) + str_weight(msg->sender) +
+               str_weight(msg->type) + str_weight(msg->text) + str_weight(msg->status) +
+               str_weight(msg->data) + str_weight(msg->extension) + str_weight(msg->reactions) +
+               str_weight(msg->url) + str_weight(msg->mime) + str_weight(msg->name) + str_weight(msg->path);
+}
+
+size_t bus_conversations_weight(GPtrArray *convs) {
+        size_t weight = 0;
+
+        for (guint i = 0; i < convs->len; i++) {
+                const StoreConversation *c = g_ptr_array_index(convs, i);
+                weight += 5 * FIELD_WEIGHT + str_weight(c->id) + str_weight(c->kind) + str_weight(c->name) +
+                          (c->last ? bus_message_weight(c->last) : 0);
+        }
+        return weight;
 }

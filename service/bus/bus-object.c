@@ -7,6 +7,8 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "bus-args.h"
 #include "bus-dict.h"
 #include "bus-errors.h"
+#include "bus-events.h"
 #include "bus-files.h"
 #include "bus-voice.h"
 #include "bus-object.h"
@@ -438,6 +441,33 @@ static int method_mark_read(sd_bus_message *m, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* --- GetEventsSince --- */
+
+static int method_get_events_since(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        sd_bus_message *reply = NULL;
+        uint64_t after;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &after);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = event_log_append_since(mgr->events, reply, after);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "t", event_log_last(mgr->events));
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        if (r == -ESTALE)
+                return bus_set_errno(error, -ENOENT,
+                                     "Events after %" PRIu64 " are no longer kept (the oldest that may be asked "
+                                     "for is %" PRIu64 "): read the state again, or ask for 0",
+                                     after, event_log_dropped_upto(mgr->events));
+        return r;
+}
+
 /* --- properties --- */
 
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -455,6 +485,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "u", session_unread_total(mgr->session));
         if (strcmp(property, "Recording") == 0)
                 return sd_bus_message_append(reply, "b", session_is_recording(mgr->session));
+        if (strcmp(property, "LastEvent") == 0)
+                return sd_bus_message_append(reply, "t", event_log_last(mgr->events));
         return -ENOENT;
 }
 
@@ -525,6 +557,10 @@ static const sd_bus_vtable im_vtable[] = {
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_NO_RESULT,
                                 bus_method_cancel_recording, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetEventsSince",
+                                SD_BUS_ARGS("t", after),
+                                SD_BUS_RESULT("a(tsv)", events, "t", last),
+                                method_get_events_since, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetTyping",
                                 SD_BUS_ARGS("s", conversation, "b", typing),
                                 SD_BUS_NO_RESULT,
@@ -551,6 +587,7 @@ static const sd_bus_vtable im_vtable[] = {
         SD_BUS_PROPERTY("Account", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("UnreadTotal", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Recording", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastEvent", "t", property_get, 0, 0),
         SD_BUS_VTABLE_END
 };
 
@@ -563,12 +600,52 @@ int bus_object_add(Manager *m) {
 /* How often a backed-up bus is checked for having written its queue. */
 #define ANNOUNCE_CHECK_MS 5
 
-static void emit_signal_logged(Manager *mgr, sd_bus_message *sig, int r, const char *name) {
+/* Sends SIG (consumed) through the event log; R: how building it went. */
+static void emit_signal_logged(Manager *mgr, sd_bus_message *sig, int r, bool keep, size_t weight) {
+        const char *name = sig ? sd_bus_message_get_member(sig) : "a signal";
+
         if (r >= 0)
-                r = sd_bus_send(mgr->bus, sig, NULL);
+                r = event_log_send(mgr->events, mgr->bus, sig, keep, weight);
+        else
+                sd_bus_message_unref(sig);
         if (r < 0)
                 g_warning("Cannot emit %s: %s", name, g_strerror(-r));
-        sd_bus_message_unref(sig);
+}
+
+/* A signal whose arguments are basic types (s, b, u, t, d), as
+ * sd_bus_emit_signal() takes them, sent through the event log and kept
+ * unless it only describes a moment (RecordingLevel, TransferProgress). */
+static void emit(Manager *mgr, bool keep, const char *member, const char *types, ...) {
+        sd_bus_message *sig = NULL;
+        size_t weight = 0;
+        va_list ap;
+        int r;
+
+        if (!mgr->bus)
+                return;
+        r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, member);
+        if (r < 0) {
+                g_warning("Cannot emit %s: %s", member, g_strerror(-r));
+                return;
+        }
+        va_start(ap, types);
+        r = sd_bus_message_appendv(sig, types, ap);
+        va_end(ap);
+        va_start(ap, types);
+        for (const char *t = types; *t; t++)
+                switch (*t) {
+                case 's': {
+                        const char *str = va_arg(ap, const char *);
+                        weight += (str ? strlen(str) : 0) + 8;
+                        break;
+                }
+                case 'b': case 'u': (void) va_arg(ap, int); weight += 4; break;
+                case 't': (void) va_arg(ap, uint64_t); weight += 8; break;
+                case 'd': (void) va_arg(ap, double); weight += 8; break;
+                default: g_assert_not_reached();
+                }
+        va_end(ap);
+        emit_signal_logged(mgr, sig, r, keep, weight);
 }
 
 static void on_state_changed(void *userdata) {
@@ -627,7 +704,7 @@ static void on_messages_added(GPtrArray *messages, void *userdata) {
                 int r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "MessageReceived");
                 if (r >= 0)
                         r = bus_append_message(sig, g_ptr_array_index(messages, i));
-                emit_signal_logged(mgr, sig, r, "MessageReceived");
+                emit_signal_logged(mgr, sig, r, true, bus_message_weight(g_ptr_array_index(messages, i)));
         }
         confirm_announced(mgr, ((StoreMessage *) g_ptr_array_index(messages, messages->len - 1))->seq);
 }
@@ -642,16 +719,14 @@ static void on_conversations_changed(GPtrArray *conversations, void *userdata) {
         r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "ConversationsChanged");
         if (r >= 0)
                 r = bus_append_conversations(sig, conversations);
-        emit_signal_logged(mgr, sig, r, "ConversationsChanged");
+        emit_signal_logged(mgr, sig, r, true, bus_conversations_weight(conversations));
 }
 
 static void on_error(int error, const char *text, void *userdata) {
         Manager *mgr = userdata;
 
         g_message("%s", text);
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "Error", "ss",
-                                   bus_error_name_from_errno(error), text);
+        emit(mgr, true, "Error", "ss", bus_error_name_from_errno(error), text);
 }
 
 static void on_login_finished(int error, const char *text, void *userdata) {
@@ -671,40 +746,32 @@ static void on_kicked_out(const char *reason, const char *text, void *userdata) 
         Manager *mgr = userdata;
 
         g_message("Kicked out (%s): %s", reason, text);
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "KickedOut", "s", reason);
+        emit(mgr, true, "KickedOut", "s", reason);
 }
 
 static void on_message_status_changed(const char *conversation, const char *id, const char *status,
                                       void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageStatusChanged", "sss",
-                                   conversation, id, status);
+        emit(mgr, true, "MessageStatusChanged", "sss", conversation, id, status);
 }
 
 static void on_read_by_peer(const char *conversation, const char *id, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageReadByPeer", "ss",
-                                   conversation, id);
+        emit(mgr, true, "MessageReadByPeer", "ss", conversation, id);
 }
 
 static void on_message_revoked(const char *conversation, const char *id, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageRevoked", "ss", conversation, id);
+        emit(mgr, true, "MessageRevoked", "ss", conversation, id);
 }
 
 static void on_message_edited(const char *conversation, const char *id, const char *text, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "MessageEdited", "sss",
-                                   conversation, id, text);
+        emit(mgr, true, "MessageEdited", "sss", conversation, id, text);
 }
 
 static void on_reactions_changed(const char *conversation, const char *id, const char *reactions,
@@ -720,24 +787,20 @@ static void on_reactions_changed(const char *conversation, const char *id, const
                 r = sd_bus_message_append(sig, "ss", conversation, id);
         if (r >= 0)
                 r = bus_append_reactions(sig, reactions);
-        emit_signal_logged(mgr, sig, r, "ReactionsChanged");
+        emit_signal_logged(mgr, sig, r, true, strlen(conversation) + strlen(id) + (reactions ? strlen(reactions) : 0));
 }
 
 static void on_typing(const char *conversation, const char *who, bool typing, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "Typing", "ssb",
-                                   conversation, who, (int) typing);
+        emit(mgr, false, "Typing", "ssb", conversation, who, (int) typing);
 }
 
 static void on_transfer_progress(const char *conversation, const char *id, uint64_t sent, uint64_t total,
                                  void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "TransferProgress", "sstt",
-                                   conversation, id, sent, total);
+        emit(mgr, false, "TransferProgress", "sstt", conversation, id, sent, total);
 }
 
 static void on_recording_changed(void *userdata) {
@@ -750,16 +813,13 @@ static void on_recording_changed(void *userdata) {
 static void on_recording_level(double peak, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "RecordingLevel", "d", peak);
+        emit(mgr, false, "RecordingLevel", "d", peak);
 }
 
 static void on_recording_stopped(const char *conversation, const char *id, const char *reason, void *userdata) {
         Manager *mgr = userdata;
 
-        if (mgr->bus)
-                sd_bus_emit_signal(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE, "RecordingStopped", "sss",
-                                   conversation, id ? id : "", reason);
+        emit(mgr, true, "RecordingStopped", "sss", conversation, id ? id : "", reason);
 }
 
 const SessionEvents bus_session_events = {
