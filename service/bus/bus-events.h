@@ -22,10 +22,10 @@
 #include <systemd/sd-bus.h>
 
 #define EVENT_LOG_MAX_AGE_USEC  (3600ULL * 1000000ULL)  /* one hour */
-#define EVENT_LOG_MAX_BYTES     (1024U * 1024U)
+#define EVENT_LOG_MAX_BYTES     (512U * 1024U)
 #define EVENT_LOG_MAX_EVENTS    16384U
 /* What sd-bus holds per message besides its arguments (struct, header). */
-#define EVENT_LOG_MESSAGE_OVERHEAD 512U
+#define EVENT_LOG_MESSAGE_OVERHEAD 768U
 
 typedef struct EventLog EventLog;
 
