@@ -36,7 +36,7 @@ struct chat {
         sd_event_source *linger;
         unsigned pending_sends;
         bool eof;
-        bool failed;
+        int failed;             /* the exit code of the first failure; 0: none */
 };
 
 static void chat_check_done(struct chat *chat);
@@ -106,8 +106,10 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 
         chat->pending_sends--;
         if (sd_bus_message_is_method_error(m, NULL)) {
-                imctl_print_bus_error(sd_bus_message_get_error(m), -EIO);
-                chat->failed = true;
+                int code = imctl_bus_failure(sd_bus_message_get_error(m), -EIO);
+
+                if (!chat->failed)
+                        chat->failed = code;
         } else if (sd_bus_message_read(m, "s", &id) > 0 && !g_hash_table_contains(chat->printed, id))
                 g_hash_table_add(chat->awaiting, g_strdup(id));
         chat_check_done(chat);
@@ -121,7 +123,8 @@ static void chat_send(struct chat *chat, const char *line) {
 
         if (!g_utf8_validate(line, -1, NULL)) {
                 fprintf(stderr, "imctl: not sent: the line is not valid UTF-8\n");
-                chat->failed = true;
+                if (!chat->failed)
+                        chat->failed = IMCTL_EXIT_BUS;
                 return;
         }
         text = emoji_expand_text(line);
@@ -133,8 +136,8 @@ static void chat_send(struct chat *chat, const char *line) {
                 r = sd_bus_call_async(chat->ctx->bus, NULL, m, on_send_reply, chat,
                                       chat->ctx->timeout_usec);
         if (r < 0) {
-                imctl_print_errno("cannot send", r);
-                chat->failed = true;
+                if (!chat->failed)
+                        chat->failed = imctl_print_errno("cannot send", r);
                 return;
         }
         chat->pending_sends++;
@@ -201,20 +204,20 @@ static int on_stdin_defer(sd_event_source *s, void *userdata) {
 static int on_linger_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct chat *chat = userdata;
 
-        return sd_event_exit(chat->event, chat->failed ? IMCTL_EXIT_BUS : IMCTL_EXIT_OK);
+        return sd_event_exit(chat->event, chat->failed);
 }
 
 static void chat_check_done(struct chat *chat) {
         if (!chat->eof || chat->pending_sends > 0)
                 return;
         if (g_hash_table_size(chat->awaiting) == 0) {
-                sd_event_exit(chat->event, chat->failed ? IMCTL_EXIT_BUS : IMCTL_EXIT_OK);
+                sd_event_exit(chat->event, chat->failed);
                 return;
         }
         if (!chat->linger &&
             sd_event_add_time_relative(chat->event, &chat->linger, CLOCK_MONOTONIC, ECHO_WAIT_USEC,
                                        0, on_linger_timeout, chat) < 0)
-                sd_event_exit(chat->event, chat->failed ? IMCTL_EXIT_BUS : IMCTL_EXIT_OK);
+                sd_event_exit(chat->event, chat->failed);
 }
 
 static int chat_show_history(struct chat *chat) {
@@ -234,8 +237,7 @@ static int chat_show_history(struct chat *chat) {
                 /* a new conversation has no history yet */
                 if (sd_bus_error_has_name(&error, "org.example.IM.Error.NotFound"))
                         return IMCTL_EXIT_OK;
-                imctl_print_bus_error(&error, r);
-                return IMCTL_EXIT_BUS;
+                return imctl_bus_failure(&error, r);
         }
         r = bus_read_json(reply, &messages);
         if (r <= 0 || !json_object_is_type(messages, json_type_array)) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Conversation commands: list, history, send, send-custom, resend, revoke, edit,
- * read, typing.
+ * react, fetch, search, emoji, read, typing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,6 +106,27 @@ int print_message_id(struct imctl *ctx, const char *id) {
         return IMCTL_EXIT_OK;
 }
 
+/* Methods that return nothing: silence for people (as cp(1)), and for scripts
+ * one JSON document all the same, so that every --json run prints one. */
+int print_ok(struct imctl *ctx) {
+        _cleanup_json_ struct json_object *out = NULL;
+
+        if (!ctx->json)
+                return IMCTL_EXIT_OK;
+        out = json_object_new_object();
+        if (!out)
+                return imctl_print_errno("cannot build JSON", -ENOMEM);
+        json_object_object_add(out, "ok", json_object_new_boolean(true));
+        if (output_json(out) < 0)
+                return imctl_print_errno("cannot write output", -errno);
+        return IMCTL_EXIT_OK;
+}
+
+/* A call without a reply value, then print_ok(). */
+static int call_and_ok(struct imctl *ctx, int r) {
+        return r != 0 ? r : print_ok(ctx);
+}
+
 /* Prints the id a Send* call returned. */
 static int print_new_id(struct imctl *ctx, sd_bus_message *reply, const char *method) {
         const char *id;
@@ -142,16 +163,16 @@ int cmd_send_custom(struct imctl *ctx, char **args, char **opts) {
 }
 
 int cmd_resend(struct imctl *ctx, char **args, char **opts) {
-        return imctl_call_simple(ctx, "ResendMessage", NULL, "ss", args[0], args[1]);
+        return call_and_ok(ctx, imctl_call_simple(ctx, "ResendMessage", NULL, "ss", args[0], args[1]));
 }
 
 int cmd_revoke(struct imctl *ctx, char **args, char **opts) {
-        return imctl_call_simple(ctx, "RevokeMessage", NULL, "ss", args[0], args[1]);
+        return call_and_ok(ctx, imctl_call_simple(ctx, "RevokeMessage", NULL, "ss", args[0], args[1]));
 }
 
 int cmd_edit(struct imctl *ctx, char **args, char **opts) {
         g_autofree char *text = emoji_expand_text(args[2]);
-        return imctl_call_simple(ctx, "EditMessage", NULL, "sss", args[0], args[1], text);
+        return call_and_ok(ctx, imctl_call_simple(ctx, "EditMessage", NULL, "sss", args[0], args[1], text));
 }
 
 int cmd_fetch(struct imctl *ctx, char **args, char **opts) {
@@ -242,7 +263,7 @@ int cmd_react(struct imctl *ctx, char **args, char **opts) {
         g_ptr_array_free(list, TRUE);
         if (r < 0)
                 return imctl_print_errno("cannot build the call", r);
-        return imctl_call(ctx, m, 0, &reply);
+        return call_and_ok(ctx, imctl_call(ctx, m, 0, &reply));
 }
 
 int cmd_emoji(struct imctl *ctx, char **args, char **opts) {
@@ -253,7 +274,8 @@ int cmd_emoji(struct imctl *ctx, char **args, char **opts) {
         int r = 0;
 
         if (!t) {
-                fprintf(stderr, "imctl: cannot read the emoji names: %s (Debian package unicode-data)\n",
+                imctl_error_prefix();
+                fprintf(stderr, "cannot read the emoji names: %s (Debian package unicode-data)\n",
                         error->message);
                 return IMCTL_EXIT_BUS;
         }
@@ -278,7 +300,7 @@ int cmd_emoji(struct imctl *ctx, char **args, char **opts) {
 }
 
 int cmd_read(struct imctl *ctx, char **args, char **opts) {
-        return imctl_call_simple(ctx, "MarkRead", NULL, "s", args[0]);
+        return call_and_ok(ctx, imctl_call_simple(ctx, "MarkRead", NULL, "s", args[0]));
 }
 
 int cmd_typing(struct imctl *ctx, char **args, char **opts) {
@@ -290,5 +312,5 @@ int cmd_typing(struct imctl *ctx, char **args, char **opts) {
                 typing = 0;
         else
                 return imctl_usage_error("typing: expected \"on\" or \"off\", not \"%s\"", args[1]);
-        return imctl_call_simple(ctx, "SetTyping", NULL, "sb", args[0], typing);
+        return call_and_ok(ctx, imctl_call_simple(ctx, "SetTyping", NULL, "sb", args[0], typing));
 }

@@ -12,9 +12,10 @@
  * the daemon leaving, errors) returns to cmd_record(), which restores it.
  *
  * Exit 0 only when a voice message was sent and its id printed (also when it
- * reached imd's maximum length and imd sent it by itself); 1 when nothing was
- * sent, whatever the reason (cancelled, too short, failed, a daemon error),
- * so that a script's `id=$(imctl record ...)` can rely on the id.
+ * reached imd's maximum length and imd sent it by itself); non-zero when
+ * nothing was sent, whatever the reason, so that a script's
+ * `id=$(imctl record ...)` can rely on the id: 1 when cancelled, too short or
+ * failed, else the code of the daemon's error (4 no microphone, ...).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -216,8 +217,7 @@ static int on_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         if (sd_bus_message_is_method_error(m, NULL)) {
                 end_meter(rec);
                 /* TooShort, or NotFound when the recording ended meanwhile */
-                imctl_print_bus_error(sd_bus_message_get_error(m), -EIO);
-                finish(rec, IMCTL_EXIT_BUS);
+                finish(rec, imctl_bus_failure(sd_bus_message_get_error(m), -EIO));
         } else if (sd_bus_message_read(m, "s", &id) <= 0) {
                 say(rec, "unexpected reply to StopRecording");
                 finish(rec, IMCTL_EXIT_BUS);
@@ -574,8 +574,7 @@ static int start_recording(struct recording *rec) {
         r = sd_bus_call(rec->ctx->bus, m, rec->ctx->timeout_usec, &error, &reply);
         if (r < 0) {
                 end_meter(rec);
-                imctl_print_bus_error(&error, r);
-                return IMCTL_EXIT_BUS;
+                return imctl_bus_failure(&error, r);
         }
         rec->started = g_get_monotonic_time();
         owner = sd_bus_message_get_sender(reply);

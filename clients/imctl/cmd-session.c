@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Session commands: login, logout, status.
+ * Session commands: login, logout, status, get.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -76,6 +77,8 @@ int cmd_login(struct imctl *ctx, char **args, char **opts) {
         }
         /* session setup takes a while: --timeout if given, else 60 s */
         r = imctl_call(ctx, m, ctx->timeout_usec ? ctx->timeout_usec : IMCTL_LOGIN_TIMEOUT_USEC, NULL);
+        if (r == 0)
+                r = print_ok(ctx);
 out:
         /* the call message holds a copy too; sd-bus does not wipe it, we can only wipe ours */
         explicit_bzero(password, len);
@@ -84,7 +87,9 @@ out:
 }
 
 int cmd_logout(struct imctl *ctx, char **args, char **opts) {
-        return imctl_call_simple(ctx, "Logout", NULL, NULL);
+        int r = imctl_call_simple(ctx, "Logout", NULL, NULL);
+
+        return r != 0 ? r : print_ok(ctx);
 }
 
 static int get_properties(struct imctl *ctx, struct json_object **ret) {
@@ -106,7 +111,9 @@ static int get_properties(struct imctl *ctx, struct json_object **ret) {
         return IMCTL_EXIT_OK;
 }
 
-/* Property name, JSON key; rendering is by the value's type. */
+/* The properties imctl knows, in status's order: the D-Bus name, status's
+ * JSON key and label. `get` takes either name; a property imd adds later
+ * still shows in status --json under its D-Bus name, and `get` reads it. */
 static const struct {
         const char *property;
         const char *json_key;
@@ -116,46 +123,107 @@ static const struct {
         { "NetState",    "net_state",    "State" },
         { "Ready",       "ready",        "Ready" },
         { "UnreadTotal", "unread_total", "Unread" },
+        { "Recording",   "recording",    "Recording" },
+        { "LastEvent",   "last_event",   "Last event" },
 };
 
+static ssize_t find_status_field(const char *name) {
+        for (size_t i = 0; i < G_N_ELEMENTS(status_fields); i++)
+                if (strcasecmp(name, status_fields[i].property) == 0 ||
+                    strcasecmp(name, status_fields[i].json_key) == 0)
+                        return (ssize_t) i;
+        return -1;
+}
+
+/* What deserves attention: the connection's state, an unread count. */
+static enum imctl_color value_color(const char *property, struct json_object *v) {
+        const char *s = json_object_get_string(v);
+
+        if (strcmp(property, "NetState") == 0)
+                return strcmp(s, "connected") == 0 ? COLOR_GOOD :
+                       strcmp(s, "connecting") == 0 ? COLOR_WARN : COLOR_BAD;
+        if (strcmp(property, "Ready") == 0)
+                return json_object_get_boolean(v) ? COLOR_GOOD : COLOR_BAD;
+        if (strcmp(property, "UnreadTotal") == 0 && json_object_get_int64(v) > 0)
+                return COLOR_UNREAD;
+        return COLOR_RESET;
+}
+
+static int print_property_line(const char *label, const char *property, struct json_object *v) {
+        enum imctl_color c = value_color(property, v);
+
+        return output_line("%s: %s%s%s", label, c == COLOR_RESET ? "" : color_out(c), output_value_text(v),
+                           c == COLOR_RESET ? "" : color_out(COLOR_RESET));
+}
+
+static int status_json(struct json_object *props) {
+        _cleanup_json_ struct json_object *out = json_object_new_object();
+
+        if (!out)
+                return -ENOMEM;
+        json_object_object_foreach(props, key, value) {
+                ssize_t i = find_status_field(key);
+
+                json_object_object_add(out, i >= 0 ? status_fields[i].json_key : key, json_object_get(value));
+        }
+        return output_json(out);
+}
+
 int cmd_status(struct imctl *ctx, char **args, char **opts) {
-        _cleanup_json_ struct json_object *props = NULL, *out = NULL;
+        _cleanup_json_ struct json_object *props = NULL;
         int r;
 
         r = get_properties(ctx, &props);
         if (r != 0)
                 return r;
 
+        if (ctx->json)
+                r = status_json(props);
+        else {
+                r = 0;
+                for (size_t i = 0; i < G_N_ELEMENTS(status_fields) && r >= 0; i++) {
+                        struct json_object *v;
+
+                        if (json_object_object_get_ex(props, status_fields[i].property, &v))
+                                r = print_property_line(status_fields[i].label, status_fields[i].property, v);
+                }
+        }
+        if (r < 0)
+                return imctl_print_errno("cannot write output", r);
+        return IMCTL_EXIT_OK;
+}
+
+/* The value alone, so that `state=$(imctl get NetState)` needs no parsing. */
+int cmd_get(struct imctl *ctx, char **args, char **opts) {
+        _cleanup_message_ sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_json_ struct json_object *value = NULL, *out = NULL;
+        ssize_t i = find_status_field(args[0]);
+        const char *property = i >= 0 ? status_fields[i].property : args[0];
+        int r;
+
+        r = sd_bus_message_new_method_call(ctx->bus, &m, IM_SERVICE, IM_PATH,
+                                           "org.freedesktop.DBus.Properties", "Get");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", IM_INTERFACE, property);
+        if (r < 0)
+                return imctl_print_errno("cannot build the method call", r);
+        r = imctl_call(ctx, m, 0, &reply);
+        if (r != 0)
+                return r;
+        r = bus_read_json(reply, &value);
+        if (r <= 0)
+                return imctl_print_errno("unexpected reply to Get", r < 0 ? r : -EBADMSG);
+
         if (ctx->json) {
                 out = json_object_new_object();
                 if (!out)
                         return imctl_print_errno("cannot build JSON", -ENOMEM);
-                for (size_t i = 0; i < G_N_ELEMENTS(status_fields); i++) {
-                        struct json_object *v;
-
-                        if (json_object_object_get_ex(props, status_fields[i].property, &v))
-                                json_object_object_add(out, status_fields[i].json_key, json_object_get(v));
-                }
+                json_object_object_add(out, property, json_object_get(value));
                 r = output_json(out);
-        } else {
-                r = 0;
-                for (size_t i = 0; i < G_N_ELEMENTS(status_fields) && r >= 0; i++) {
-                        struct json_object *v;
-                        const char *s;
-
-                        if (!json_object_object_get_ex(props, status_fields[i].property, &v))
-                                continue;
-                        if (json_object_is_type(v, json_type_boolean))
-                                s = json_object_get_boolean(v) ? "yes" : "no";
-                        else if (json_object_is_type(v, json_type_string) && !json_object_get_string(v)[0])
-                                s = "(none)";
-                        else if (json_object_is_type(v, json_type_string))
-                                s = json_object_get_string(v);
-                        else
-                                s = json_object_to_json_string(v);
-                        r = output_line("%s: %s", status_fields[i].label, s);
-                }
-        }
+        } else if (json_object_is_type(value, json_type_string))
+                r = output_line("%s", json_object_get_string(value));
+        else    /* true, false, numbers: as JSON writes them, which scripts compare easily */
+                r = output_line("%s", json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN));
         if (r < 0)
                 return imctl_print_errno("cannot write output", r);
         return IMCTL_EXIT_OK;

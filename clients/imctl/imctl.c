@@ -19,6 +19,7 @@ enum option_kind {
         OPTION_STRING,          /* any non-empty value */
         OPTION_COUNT,           /* an integer in 1..UINT32_MAX */
         OPTION_SECONDS,         /* a positive decimal number of seconds: 3, 0.5 (parse_seconds()) */
+        OPTION_NUMBER,          /* an integer in 0..UINT64_MAX (an event number) */
         OPTION_FLAG,            /* no value; the command gets the option's name when given */
 };
 
@@ -49,7 +50,9 @@ static const struct command commands[] = {
         { .name = "logout", .args = "",
           .run = cmd_logout, .summary = "Log out" },
         { .name = "status", .args = "",
-          .run = cmd_status, .summary = "Show account, connection state and unread count" },
+          .run = cmd_status, .summary = "Show account, connection state, unread count, ..." },
+        { .name = "get", .args = "PROPERTY", .n_args = 1,
+          .run = cmd_get, .summary = "Print one property (NetState, Ready, Account, UnreadTotal, ...)" },
         { .name = "list", .args = "",
           .run = cmd_list, .summary = "List conversations" },
         { .name = "history", .args = "CONV [--limit N] [--before ID]", .n_args = 1,
@@ -91,8 +94,12 @@ static const struct command commands[] = {
           .run = cmd_read, .summary = "Mark a conversation read" },
         { .name = "typing", .args = "CONV on|off", .n_args = 2,
           .run = cmd_typing, .summary = "Tell the peer you are typing, or stopped" },
-        { .name = "monitor", .args = "",
-          .run = cmd_monitor, .summary = "Print events until interrupted" },
+        { .name = "monitor", .args = "[--since N]",
+          .options = { { "--since", OPTION_NUMBER } },
+          .run = cmd_monitor, .summary = "Print events until interrupted (first those after N)" },
+        { .name = "events", .args = "[--since N]",
+          .options = { { "--since", OPTION_NUMBER } },
+          .run = cmd_events, .summary = "Print the events imd kept (after number N)" },
         { .name = "chat", .args = "CONV", .n_args = 1,
           .run = cmd_chat, .summary = "Interactive chat: stdin lines are sent, messages printed" },
         { .name = "help", .args = "",
@@ -101,11 +108,12 @@ static const struct command commands[] = {
 
 static void usage(FILE *f) {
         fprintf(f,
-                "Usage: imctl [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
+                "Usage: imctl [--json] [--timeout SECONDS] [--color[=WHEN]] COMMAND [ARGS...]\n"
                 "\n"
                 "Options:\n"
-                "  --json               Print JSON (monitor and chat: one object per line)\n"
+                "  --json               Print JSON (monitor, events and chat: one object per line)\n"
                 "  --timeout SECONDS    D-Bus method call timeout (login default: 60)\n"
+                "  --color[=WHEN]       auto (a terminal, no NO_COLOR; the default), always, never\n"
                 "  --help               Show this help\n"
                 "\n"
                 "Commands:\n");
@@ -115,22 +123,53 @@ static void usage(FILE *f) {
 
                 fprintf(f, "  %-42s %s\n", head, c->summary);
         }
+        fprintf(f, "\nExit status:\n");
+        for (size_t i = 0; i < imctl_exit_table_len; i++)
+                fprintf(f, "  %d  %s\n", imctl_exit_table[i].code, imctl_exit_table[i].meaning);
+        fprintf(f, "\nSee imctl(1).\n");
 }
 
-static int cmd_help(struct imctl *ctx, char **args, char **opts) {
-        usage(stdout);
+/* The same as usage(), for programs (shell completion, front ends). */
+static int help_json(void) {
+        _cleanup_json_ struct json_object *out = json_object_new_object();
+        struct json_object *list = json_object_new_array(), *codes = json_object_new_array();
+
+        if (!out || !list || !codes) {
+                json_object_put(list);
+                json_object_put(codes);
+                return imctl_print_errno("cannot build JSON", -ENOMEM);
+        }
+        json_object_object_add(out, "commands", list);
+        json_object_object_add(out, "exit_codes", codes);
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                struct json_object *c = json_object_new_object(), *options = json_object_new_array();
+
+                json_object_object_add(c, "name", json_object_new_string(commands[i].name));
+                json_object_object_add(c, "args", json_object_new_string(commands[i].args));
+                json_object_object_add(c, "summary", json_object_new_string(commands[i].summary));
+                for (size_t o = 0; o < MAX_COMMAND_OPTIONS && commands[i].options[o].name; o++)
+                        json_object_array_add(options, json_object_new_string(commands[i].options[o].name));
+                json_object_object_add(c, "options", options);
+                json_object_array_add(list, c);
+        }
+        for (size_t i = 0; i < imctl_exit_table_len; i++) {
+                struct json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "code", json_object_new_int(imctl_exit_table[i].code));
+                json_object_object_add(e, "name", json_object_new_string(imctl_exit_table[i].name));
+                json_object_object_add(e, "meaning", json_object_new_string(imctl_exit_table[i].meaning));
+                json_object_array_add(codes, e);
+        }
+        if (output_json(out) < 0)
+                return imctl_print_errno("cannot write output", -errno);
         return IMCTL_EXIT_OK;
 }
 
-int imctl_usage_error(const char *fmt, ...) {
-        va_list ap;
-
-        fputs("imctl: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputs("\nTry 'imctl --help' for more information.\n", stderr);
-        return IMCTL_EXIT_USAGE;
+static int cmd_help(struct imctl *ctx, char **args, char **opts) {
+        if (ctx->json)
+                return help_json();
+        usage(stdout);
+        return IMCTL_EXIT_OK;
 }
 
 static int command_usage_error(const struct command *c, const char *what) {
@@ -151,7 +190,7 @@ static bool is_decimal(const char *s) {
 
 static int check_option_value(const struct command *c, const struct command_option *o, const char *v) {
         g_autofree char *m = NULL;
-        uint64_t usec;
+        uint64_t usec, n64;
         uint32_t n;
 
         switch (o->kind) {
@@ -170,6 +209,11 @@ static int check_option_value(const struct command *c, const struct command_opti
                         return 0;
                 m = g_strdup_printf("invalid duration '%s' for '%s': expected a positive number of seconds "
                                     "such as 3 or 0.5", v, o->name);
+                break;
+        case OPTION_NUMBER:
+                if (parse_uint64(v, &n64))
+                        return 0;
+                m = g_strdup_printf("invalid number '%s' for '%s': expected an integer >= 0", v, o->name);
                 break;
         case OPTION_FLAG:
                 m = g_strdup_printf("option '%s' takes no value", o->name);
@@ -207,6 +251,20 @@ bool parse_uint32(const char *s, uint32_t min, uint32_t *ret) {
         return true;
 }
 
+bool parse_uint64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!g_ascii_isdigit(s[0]))
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+                return false;
+        *ret = (uint64_t) v;
+        return true;
+}
+
 /* "--name VALUE" or "--name=VALUE"; returns the value or NULL if @arg is not @name. */
 static const char *match_option(const char *name, int argc, char **argv, int *i, bool *missing) {
         size_t n = strlen(name);
@@ -234,6 +292,20 @@ static int parse_global_option(struct imctl *ctx, int argc, char **argv, int *i,
         *handled = true;
         if (strcmp(argv[*i], "--json") == 0) {
                 ctx->json = true;
+                return 0;
+        }
+        /* "--color" alone means always, as with ls(1); it never takes the next argument */
+        if (strcmp(argv[*i], "--color") == 0) {
+                color_init(IMCTL_COLOR_ALWAYS);
+                return 0;
+        }
+        if (strncmp(argv[*i], "--color=", 8) == 0) {
+                enum imctl_color_mode mode;
+
+                if (!color_parse_mode(argv[*i] + 8, &mode))
+                        return imctl_usage_error("invalid value '%s' for '--color': expected auto, always "
+                                                 "or never", argv[*i] + 8);
+                color_init(mode);
                 return 0;
         }
         v = match_option("--timeout", argc, argv, i, &missing);
@@ -268,10 +340,8 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
                                 dashdash = true;
                                 continue;
                         }
-                        if (strcmp(a, "--help") == 0) {
-                                usage(stdout);
-                                return IMCTL_EXIT_OK;
-                        }
+                        if (strcmp(a, "--help") == 0)
+                                return cmd_help(ctx, NULL, NULL);
                         r = parse_global_option(ctx, argc, argv, &i, &handled);
                         if (r != 0)
                                 return r;
@@ -339,15 +409,15 @@ int main(int argc, char **argv) {
         struct imctl ctx = { 0 };
         int i, r;
 
+        /* before anything is printed; --color may change it */
+        color_init(IMCTL_COLOR_AUTO);
         for (i = 1; i < argc; i++) {
                 bool handled;
 
                 if (argv[i][0] != '-')
                         break;
-                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-                        usage(stdout);
-                        return IMCTL_EXIT_OK;
-                }
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return cmd_help(&ctx, NULL, NULL);
                 if (strcmp(argv[i], "--") == 0) {
                         i++;
                         break;
@@ -381,34 +451,11 @@ int imctl_open_bus(struct imctl *ctx) {
 
         r = sd_bus_open_user(&ctx->bus);
         if (r < 0) {
-                fprintf(stderr, "imctl: cannot connect to the session bus: %s\n", strerror(-r));
-                return IMCTL_EXIT_BUS;
+                imctl_error_prefix();
+                fprintf(stderr, "cannot connect to the session bus: %s\n", strerror(-r));
+                return IMCTL_EXIT_NO_DAEMON;
         }
         return IMCTL_EXIT_OK;
-}
-
-bool imctl_error_is_no_daemon(const sd_bus_error *error) {
-        return sd_bus_error_has_name(error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-               sd_bus_error_has_name(error, SD_BUS_ERROR_NAME_HAS_NO_OWNER);
-}
-
-void imctl_print_bus_error(const sd_bus_error *error, int r) {
-        if (imctl_error_is_no_daemon(error)) {
-                fprintf(stderr, "imctl: imd is not running: nothing owns %s on the session bus (%s)\n",
-                        IM_SERVICE, error->name);
-                return;
-        }
-        if (sd_bus_error_is_set(error)) {
-                fprintf(stderr, "imctl: %s (%s)\n",
-                        error->message ? error->message : error->name, error->name);
-                return;
-        }
-        fprintf(stderr, "imctl: D-Bus call failed: %s\n", strerror(-r));
-}
-
-int imctl_print_errno(const char *what, int r) {
-        fprintf(stderr, "imctl: %s: %s\n", what, strerror(r < 0 ? -r : r));
-        return IMCTL_EXIT_BUS;
 }
 
 int imctl_new_call(struct imctl *ctx, const char *member, sd_bus_message **ret) {
@@ -425,10 +472,8 @@ int imctl_call(struct imctl *ctx, sd_bus_message *m, uint64_t usec, sd_bus_messa
         int r;
 
         r = sd_bus_call(ctx->bus, m, usec ? usec : ctx->timeout_usec, &error, reply);
-        if (r < 0) {
-                imctl_print_bus_error(&error, r);
-                return IMCTL_EXIT_BUS;
-        }
+        if (r < 0)
+                return imctl_bus_failure(&error, r);
         return IMCTL_EXIT_OK;
 }
 
@@ -460,10 +505,8 @@ int imctl_check_daemon(struct imctl *ctx) {
         r = sd_bus_call_method(ctx->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                "org.freedesktop.DBus", "GetNameOwner", &error, &reply,
                                "s", IM_SERVICE);
-        if (r < 0) {
-                imctl_print_bus_error(&error, r);
-                return IMCTL_EXIT_BUS;
-        }
+        if (r < 0)
+                return imctl_bus_failure(&error, r);
         return IMCTL_EXIT_OK;
 }
 

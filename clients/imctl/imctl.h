@@ -2,9 +2,9 @@
 /*
  * imctl — command-line client of imd (org.example.IM), public D-Bus API only.
  *
- * Shared declarations of the command modules. Commands return an exit code:
- * IMCTL_EXIT_OK, IMCTL_EXIT_BUS (a D-Bus error, already printed) or
- * IMCTL_EXIT_USAGE (bad arguments, already printed).
+ * Shared declarations of the command modules. Commands return an exit code
+ * (the table below; the message is already printed on stderr). An error a
+ * D-Bus call returned becomes its code in one place, imctl_exit_code().
  */
 #pragma once
 
@@ -20,10 +20,16 @@
 #define IM_PATH      "/org/example/IM"
 #define IM_INTERFACE "org.example.IM"
 
+/* The exit codes, as documented in imctl(1) and `imctl help` (errors.c has
+ * their descriptions). Scripts branch on them: keep the numbers stable. */
 enum {
         IMCTL_EXIT_OK = 0,
-        IMCTL_EXIT_BUS = 1,
-        IMCTL_EXIT_USAGE = 2,
+        IMCTL_EXIT_BUS = 1,             /* any other failure: a daemon error, a lost bus, output */
+        IMCTL_EXIT_USAGE = 2,           /* imctl's own command line was wrong; nothing was called */
+        IMCTL_EXIT_NO_DAEMON = 3,       /* no bus, or nobody owns org.example.IM (nor can activate it) */
+        IMCTL_EXIT_NOT_FOUND = 4,       /* org.example.IM.Error.NotFound: no such message, conversation, ... */
+        IMCTL_EXIT_INVALID = 5,         /* org.example.IM.Error.InvalidArgument: imd refused an argument */
+        IMCTL_EXIT_TIMEOUT = 6,         /* no answer in time (--timeout), or imd's own Timeout */
 };
 
 /* Method-call timeout of Login, which waits for the whole session setup. */
@@ -39,6 +45,14 @@ struct imctl {
         sd_bus *bus;
         bool json;
         uint64_t timeout_usec; /* 0: sd-bus default, unless a command has its own */
+};
+
+/* One event of imd: a signal as it arrives (monitor) or as GetEventsSince
+ * kept it (events). number is the signal's D-Bus serial, 0 when unknown. */
+struct imctl_event {
+        uint64_t number;
+        const char *member;
+        struct json_object *args;       /* the signal's arguments, a JSON array */
 };
 
 /* Local cleanup helpers: sd-bus's public header does not export _cleanup_. */
@@ -71,19 +85,56 @@ static inline void *imctl_take_ptr(void *pp) {
 }
 #define TAKE_PTR(p) imctl_take_ptr(&(p))
 
-/* imctl.c: the bus connection, calls and errors */
+/* imctl.c: the bus connection and calls */
 int imctl_open_bus(struct imctl *ctx);
 int imctl_new_call(struct imctl *ctx, const char *member, sd_bus_message **ret);
 int imctl_call(struct imctl *ctx, sd_bus_message *m, uint64_t usec, sd_bus_message **reply);
 int imctl_call_simple(struct imctl *ctx, const char *member, sd_bus_message **reply,
                       const char *types, ...);
-void imctl_print_bus_error(const sd_bus_error *error, int r);
-int imctl_print_errno(const char *what, int r);
-int imctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-bool imctl_error_is_no_daemon(const sd_bus_error *error);
 int imctl_check_daemon(struct imctl *ctx);
 int imctl_watch_daemon(struct imctl *ctx, sd_bus_message_handler_t lost, void *userdata);
 bool imctl_name_owner_lost(sd_bus_message *m);
+
+/* errors.c: messages on stderr and the exit codes */
+struct imctl_exit_info {
+        int code;
+        const char *name;               /* for --json help */
+        const char *meaning;
+};
+extern const struct imctl_exit_info imctl_exit_table[];
+extern const size_t imctl_exit_table_len;
+/* The exit code of a failed call: @error as returned (may be unset), @r its errno. */
+int imctl_exit_code(const sd_bus_error *error, int r);
+void imctl_print_bus_error(const sd_bus_error *error, int r);
+/* Prints the error and returns its exit code. */
+int imctl_bus_failure(const sd_bus_error *error, int r);
+int imctl_print_errno(const char *what, int r);
+int imctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "imctl: " on stderr, red on a terminal: the start of every error line */
+void imctl_error_prefix(void);
+
+/* color.c: colour only for a terminal and never with NO_COLOR (unless --color=always) */
+enum imctl_color_mode {
+        IMCTL_COLOR_AUTO,
+        IMCTL_COLOR_ALWAYS,
+        IMCTL_COLOR_NEVER,
+};
+enum imctl_color {
+        COLOR_RESET,
+        COLOR_DIM,              /* times, [revoked], secondary text */
+        COLOR_BOLD,             /* names: conversations, events */
+        COLOR_INCOMING,         /* the sender of a received message */
+        COLOR_OUTGOING,         /* our own messages */
+        COLOR_UNREAD,           /* a non-zero unread count */
+        COLOR_GOOD,             /* connected, yes */
+        COLOR_WARN,             /* connecting */
+        COLOR_BAD,              /* disconnected, errors */
+};
+bool color_parse_mode(const char *s, enum imctl_color_mode *ret);
+void color_init(enum imctl_color_mode mode);
+/* the escape sequence for @c on stdout or stderr, "" when that stream gets no colour */
+const char *color_out(enum imctl_color c);
+const char *color_err(enum imctl_color c);
 
 /* dict.c: D-Bus values to json-c, generically */
 int bus_read_json(sd_bus_message *m, struct json_object **ret);
@@ -97,6 +148,8 @@ int64_t json_get_int(struct json_object *o, const char *key, int64_t fallback);
 bool json_get_bool(struct json_object *o, const char *key, bool fallback);
 void output_format_time(int64_t unix_ms, char buf[static 16]);
 int output_message_line(struct json_object *message);
+/* a property's value for people: yes/no, (none) for "", numbers and strings as they are */
+const char *output_value_text(struct json_object *v);
 int output_conversation_line(struct json_object *conversation);
 char *output_message_summary(struct json_object *message);
 /* the width of the terminal on stderr, 80 when unknown (progress lines) */
@@ -105,6 +158,24 @@ unsigned output_terminal_columns(void);
 /* cmd-messages.c: a new message's id, as a line or {"id": ID} */
 int print_message_id(struct imctl *ctx, const char *id);
 
+/* monitor.c: one event, as a line for people or as JSON (monitor's shape:
+ * {"number":N,"event":NAME,<named arguments>}); a negative errno if stdout failed */
+int event_print(struct imctl *ctx, const struct imctl_event *ev);
+/* the text form alone, for `imctl events` */
+int event_print_text(const struct imctl_event *ev, bool with_number);
+/* signals that only describe a moment: imd does not keep them for GetEventsSince */
+bool event_is_momentary(const char *member);
+
+/* cmd-events.c: GetEventsSince(@after), @each called for every event in order
+ * (a negative errno from it stops, as a write error); *ret_last gets the
+ * reply's last. An exit code. */
+typedef int (*imctl_event_handler)(struct imctl *ctx, const struct imctl_event *ev, void *userdata);
+int events_fetch(struct imctl *ctx, uint64_t after, imctl_event_handler each, void *userdata,
+                 uint64_t *ret_last);
+
+/* cmd-messages.c: a call that returns nothing succeeded: {"ok":true} with --json */
+int print_ok(struct imctl *ctx);
+
 /* password.c */
 int password_read(char **ret);
 
@@ -112,6 +183,8 @@ int password_read(char **ret);
 int cmd_login(struct imctl *ctx, char **args, char **opts);
 int cmd_logout(struct imctl *ctx, char **args, char **opts);
 int cmd_status(struct imctl *ctx, char **args, char **opts);
+int cmd_get(struct imctl *ctx, char **args, char **opts);
+int cmd_events(struct imctl *ctx, char **args, char **opts);
 int cmd_list(struct imctl *ctx, char **args, char **opts);
 int cmd_history(struct imctl *ctx, char **args, char **opts);
 int cmd_send(struct imctl *ctx, char **args, char **opts);
@@ -133,3 +206,4 @@ int cmd_chat(struct imctl *ctx, char **args, char **opts);
 /* number parsing shared by the option parsers; false on a bad number */
 bool parse_seconds(const char *s, uint64_t *ret_usec);
 bool parse_uint32(const char *s, uint32_t min, uint32_t *ret);
+bool parse_uint64(const char *s, uint64_t *ret);

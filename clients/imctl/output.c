@@ -111,26 +111,45 @@ char *output_message_summary(struct json_object *message) {
         return s;
 }
 
-/* "HH:MM sender: text" */
+const char *output_value_text(struct json_object *v) {
+        if (json_object_is_type(v, json_type_boolean))
+                return json_object_get_boolean(v) ? "yes" : "no";
+        if (json_object_is_type(v, json_type_string) && !json_object_get_string(v)[0])
+                return "(none)";
+        if (json_object_is_type(v, json_type_string))
+                return json_object_get_string(v);
+        return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+}
+
+/* "HH:MM sender: text"; on a terminal the time dim and the sender coloured by
+ * direction, so that a transcript reads at a glance */
 int output_message_line(struct json_object *message) {
         g_autofree char *text = output_message_summary(message);
+        bool out = strcmp(json_get_string(message, "direction", ""), "out") == 0;
+        bool revoked = json_get_bool(message, "revoked", false);
         char when[16];
 
         output_format_time(json_get_int(message, "time", -1), when);
-        return output_line("%s %s: %s", when, json_get_string(message, "sender", "?"), text);
+        return output_line("%s%s%s %s%s%s: %s%s%s",
+                           color_out(COLOR_DIM), when, color_out(COLOR_RESET),
+                           color_out(out ? COLOR_OUTGOING : COLOR_INCOMING),
+                           json_get_string(message, "sender", "?"), color_out(COLOR_RESET),
+                           revoked ? color_out(COLOR_DIM) : "", text, revoked ? color_out(COLOR_RESET) : "");
 }
 
-/* "ID  [N unread]  last-text" */
+/* "ID  [N unread]  last-text"; on a terminal the id bold, a non-zero count highlighted */
 int output_conversation_line(struct json_object *conversation) {
         struct json_object *last = NULL;
         g_autofree char *text = NULL;
+        int64_t unread = json_get_int(conversation, "unread", 0);
 
         if (json_object_object_get_ex(conversation, "last", &last) &&
             json_object_is_type(last, json_type_object))
                 text = output_message_summary(last);
 
-        return output_line("%s  [%" PRId64 " unread]%s%s",
-                           json_get_string(conversation, "id", "?"),
-                           json_get_int(conversation, "unread", 0),
+        return output_line("%s%s%s  %s[%" PRId64 " unread]%s%s%s",
+                           color_out(COLOR_BOLD), json_get_string(conversation, "id", "?"),
+                           color_out(COLOR_RESET),
+                           color_out(unread > 0 ? COLOR_UNREAD : COLOR_DIM), unread, color_out(COLOR_RESET),
                            text && text[0] ? "  " : "", text ? text : "");
 }

@@ -112,5 +112,5 @@ def test_imctl_typing(imctl, client, logged_in, peer):
     peer.wait_for_message(lambda m: m["chatstate"] == "composing")
     r = imctl.run("typing", peer.jid, "maybe", check=2)
     assert '"on" or "off"' in r.stderr
-    r = imctl.run("typing", "not a jid", "off", check=1)
+    r = imctl.run("typing", "not a jid", "off", check=5)   # InvalidArgument
     assert "not a jid" in r.stderr

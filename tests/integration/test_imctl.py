@@ -3,7 +3,8 @@
 imctl [--json] COMMAND: login JID [--url URL] (password: first stdin line),
 logout, status, list, history CONV [--limit N] [--before ID], send CONV TEXT,
 read CONV, monitor, chat CONV. Exit 0 ok, 1 D-Bus error (message on stderr),
-2 usage.
+2 usage, 3 imd not running, 4 NotFound, 5 InvalidArgument, 6 timeout
+(test_imctl_complete.py covers every code and every --json).
 """
 
 import json
@@ -76,8 +77,8 @@ def test_usage_errors_exit_2(imctl, args):
     assert r.stderr.strip(), "no usage message on stderr"
 
 
-def test_no_daemon_exit_1(bus):
-    r = Imctl(bus).run("status", check=1)
+def test_no_daemon_exit_3(bus):
+    r = Imctl(bus).run("status", check=3)
     assert r.stderr.strip()
 
 
@@ -107,8 +108,8 @@ def test_login_wrong_password_exit_1(imctl, alice):
     assert jrun(imctl, "status")["ready"] is False
 
 
-def test_login_invalid_jid_exit_1(imctl, alice):
-    r = imctl.run("login", "not a jid", "--url", alice.ws_url, input="pw\n", check=1)
+def test_login_invalid_jid_exit_5(imctl, alice):
+    r = imctl.run("login", "not a jid", "--url", alice.ws_url, input="pw\n", check=5)
     assert r.stderr.strip()
 
 
@@ -169,7 +170,7 @@ def test_history_list_read(imctl, alice, peer, client):
     assert peer.wait_for_marker()["id"] == sent[-1]
 
 
-def test_dbus_errors_exit_1(imctl, alice, peer):
+def test_dbus_errors_exit_codes(imctl, alice, peer):
     login(imctl, alice)
     imctl.run("send", peer.jid, "x", check=0)
     for args in (["history", "not a jid"],
@@ -179,12 +180,11 @@ def test_dbus_errors_exit_1(imctl, alice, peer):
                  ["send", peer.jid, ""],
                  ["send", "not a jid", "x"]):
         r = imctl.run(*args)
-        assert r.returncode in (1, 2), (args, r.returncode, r.stderr)
+        assert r.returncode in (1, 2, 4, 5), (args, r.returncode, r.stderr)
         assert r.stderr.strip(), args
-    for args in (["history", "not a jid"],
-                 ["history", peer.jid, "--before", "no-such-id"],
-                 ["read", "nobody-here@localhost"]):
-        imctl.run(*args, check=1)
+    imctl.run("history", "not a jid", check=5)                        # InvalidArgument
+    imctl.run("history", peer.jid, "--before", "no-such-id", check=4)  # NotFound
+    imctl.run("read", "nobody-here@localhost", check=4)               # NotFound
     r = imctl.run("login", alice.jid, "--url", alice.ws_url, input=alice.password + "\n",
                   check=1)   # Busy
     assert r.stderr.strip()

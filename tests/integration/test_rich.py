@@ -256,14 +256,14 @@ def test_imctl_custom_revoke_edit(imctl, client, logged_in, peer):
     mid = json.loads(r.stdout)["id"]
     m = peer.wait_for_message(lambda m: m["origin_id"] == mid)
     assert m["body"] == "a thing"
-    r = imctl.run("send-custom", peer.jid, "{oops", check=1)
+    r = imctl.run("send-custom", peer.jid, "{oops", check=5)   # InvalidArgument
     assert "JSON" in r.stderr
     tid = imctl.run("send", peer.jid, "draft").stdout.strip()
     imctl.run("edit", peer.jid, tid, "final")
     peer.wait_for_body("final")
     imctl.run("revoke", peer.jid, tid)
     assert _stored(client, peer.jid, tid)["revoked"] is True
-    r = imctl.run("revoke", peer.jid, "no-such", check=1)
+    r = imctl.run("revoke", peer.jid, "no-such", check=4)   # NotFound
     assert "NotFound" in r.stderr or "No message" in r.stderr
 
 
@@ -482,7 +482,7 @@ def test_fetch_media_gives_the_peers_bytes(client, imd, logged_in, peer, imctl):
     assert again == data and _media_files(imd) == [os.path.basename(path)]
     assert imctl.run("fetch", peer.jid, mid).stdout.strip() == path
     assert json.loads(imctl.run("--json", "fetch", peer.jid, mid).stdout) == {"path": path}
-    r = imctl.run("fetch", peer.jid, "no-such-id", check=1)
+    r = imctl.run("fetch", peer.jid, "no-such-id", check=4)   # NotFound
     assert "no-such-id" in r.stderr
 
 
