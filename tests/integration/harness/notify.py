@@ -1,0 +1,374 @@
+"""Desktop notifications for im-notify's tests: real servers on the test's bus.
+
+- Xvfb on a display it picks itself (-displayfd), and dunst on it: a real
+  notification server, driven and read with dunstctl.
+- python3-dbusmock's notification_daemon template: the only server here with
+  the inline-reply capability (dunst has none); its calls are logged and it
+  emits NotificationReplied on request.
+- NotifyMonitor: `busctl monitor` of org.freedesktop.Notifications traffic,
+  to see exactly what im-notify asked the server (actions, replaces_id).
+- ImNotify: the im-notify process ($IMD_BUILD_DIR/clients/im-notify/im-notify).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from gi.repository import GLib
+
+from .bus import DBusClient
+from .imd import _find, sanitizer_env
+from .proc import LineReader
+from .util import die_with_parent, sanitizer_report, stop_process, wait_until
+
+NOTIFY_NAME = "org.freedesktop.Notifications"
+NOTIFY_PATH = "/org/freedesktop/Notifications"
+NOTIFY_IFACE = "org.freedesktop.Notifications"
+MOCK_IFACE = "org.freedesktop.DBus.Mock"
+
+# dunst's defaults expire notifications after 10 s (unless the X user is
+# idle): the tests look at them longer than that under ASan, so here they
+# stay until closed. Otherwise dunst runs with its built-in defaults.
+DUNST_RC = """\
+[global]
+    idle_threshold = 0
+[urgency_low]
+    timeout = 0
+[urgency_normal]
+    timeout = 0
+[urgency_critical]
+    timeout = 0
+"""
+
+
+def im_notify_path():
+    return _find("im-notify", os.path.join("clients", "im-notify", "im-notify"))
+
+
+def _unwrap(v):
+    """dunstctl's JSON wraps each value as {"type": ..., "data": ...}."""
+    if isinstance(v, dict) and set(v) == {"type", "data"}:
+        return _unwrap(v["data"])
+    if isinstance(v, dict):
+        return {k: _unwrap(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unwrap(x) for x in v]
+    return v
+
+
+class Xvfb:
+    """An X server for dunst; Xvfb picks a free display and says which."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.proc = None
+        self.display = None
+
+    def start(self, timeout=15.0):
+        r, w = os.pipe()
+        self._log = open(os.path.join(self.workdir, "xvfb.log"), "wb")
+        try:
+            self.proc = subprocess.Popen(
+                ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp", "-screen", "0", "1024x768x24"],
+                pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                start_new_session=True, preexec_fn=die_with_parent)
+        finally:
+            os.close(w)
+        with os.fdopen(r) as f:
+            # written once the server accepts connections
+            line = f.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError("Xvfb reported no display (exit %s)" % self.proc.poll())
+        self.display = ":" + line
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+
+class Dunst:
+    """dunst 1.9 on the test's bus and an Xvfb display, with dunstctl."""
+
+    def __init__(self, bus, workdir, display):
+        self.bus = bus
+        self.workdir = workdir
+        self.display = display
+        self.proc = None
+        self.rc = os.path.join(workdir, "dunstrc")
+        with open(self.rc, "w") as f:
+            f.write(DUNST_RC)
+
+    def env(self):
+        env = self.bus.env()
+        env["DISPLAY"] = self.display
+        env.pop("WAYLAND_DISPLAY", None)
+        return env
+
+    def start(self, timeout=15.0):
+        self._log_path = os.path.join(self.workdir, "dunst.log")
+        self._log = open(self._log_path, "ab")
+        self.proc = subprocess.Popen(["dunst", "-config", self.rc], env=self.env(),
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     start_new_session=True, preexec_fn=die_with_parent)
+        c = self.bus.client()
+        try:
+            wait_until(lambda: self.proc.poll() is not None or c.name_owner(NOTIFY_NAME),
+                       timeout, what="dunst to own " + NOTIFY_NAME)
+            if self.proc.poll() is not None:
+                raise RuntimeError("dunst exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            self.unique_name = c.name_owner(NOTIFY_NAME)
+        finally:
+            c.close()
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def log(self):
+        try:
+            with open(self._log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def ctl(self, *args, timeout=10):
+        r = subprocess.run(["dunstctl", *args], env=self.env(), capture_output=True, text=True,
+                           timeout=timeout)
+        assert r.returncode == 0, "dunstctl %s: %s%s" % (" ".join(args), r.stdout, r.stderr)
+        return r.stdout
+
+    def count(self, which="displayed"):
+        return int(self.ctl("count", which).strip())
+
+    def wait_count(self, n, which="displayed", timeout=15.0):
+        """Polls until `dunstctl count WHICH` is n (dunst shows a notification
+        a moment after Notify returns)."""
+        try:
+            wait_until(lambda: self.count(which) == n, timeout,
+                       what="%d %s notification(s)" % (n, which))
+        except TimeoutError as e:
+            raise AssertionError("%s; dunst has %d" % (e, self.count(which))) from None
+        return True
+
+    def history(self):
+        """The closed notifications dunst keeps, newest first, as plain dicts
+        (summary, body, category, appname, id, ...)."""
+        return _unwrap(json.loads(self.ctl("history")))[0]
+
+    def action(self, position=0):
+        """The default action of the notification at POSITION (what a click does)."""
+        self.ctl("action", str(position))
+
+    def close_all(self):
+        self.ctl("close-all")
+
+    def seen(self, timeout=10.0):
+        """What the user has been shown, as dunst itself has it: closes every
+        displayed notification (so dunst moves them to its history) and
+        returns the history, newest first."""
+        self.close_all()
+        wait_until(lambda: self.count("displayed") == 0, timeout, what="dunst to close all")
+        return self.history()
+
+
+class NotifyMock:
+    """python3-dbusmock's notification_daemon on the test's bus, with the
+    capabilities given (e.g. inline-reply)."""
+
+    def __init__(self, bus, workdir, capabilities):
+        self.bus = bus
+        self.workdir = workdir
+        self.capabilities = list(capabilities)
+        self.proc = None
+        self.client = None
+
+    def start(self, timeout=20.0):
+        self._log_path = os.path.join(self.workdir, "dbusmock.log")
+        self._log = open(self._log_path, "wb")
+        params = json.dumps({"capabilities": " ".join(self.capabilities)})
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "notification_daemon",
+                                      "-p", params],
+                                     env=self.bus.env(), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=self._log, start_new_session=True, preexec_fn=die_with_parent)
+        self.client = DBusClient(self.bus.address, NOTIFY_NAME, NOTIFY_PATH, NOTIFY_IFACE)
+        wait_until(lambda: self.proc.poll() is not None or self.client.name_owner(NOTIFY_NAME),
+                   timeout, what="dbusmock to own " + NOTIFY_NAME)
+        if self.proc.poll() is not None:
+            raise RuntimeError("dbusmock exited with %s" % self.proc.returncode)
+        return self
+
+    def stop(self):
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        stop_process(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def _mock(self, method, signature=None, args=()):
+        return self.client._call(NOTIFY_NAME, NOTIFY_PATH, MOCK_IFACE, method, signature, args, 10.0)
+
+    def calls(self, method):
+        """The logged calls of METHOD: a list of argument lists."""
+        return [list(args) for _, args in self._mock("GetMethodCalls", "s", (method,))]
+
+    def emit(self, member, signature, args):
+        """Emit a signal of org.freedesktop.Notifications as the server would."""
+        variants = [GLib.Variant(t, a) for t, a in zip(_split_signature(signature), args)]
+        self._mock("EmitSignal", "sssav", (NOTIFY_IFACE, member, signature, variants))
+
+
+def _split_signature(sig):
+    """The types of a signature of basic types only ("us" -> ["u", "s"]),
+    which is all the notification signals have."""
+    return list(sig)
+
+
+class NotifyMonitor:
+    """What goes to and from the notification server, via `busctl monitor`."""
+
+    def __init__(self, bus):
+        self.bus = bus
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        self.proc = subprocess.Popen(
+            ["busctl", "--address=" + self.bus.address, "monitor", "--json=short",
+             "--match", "interface='%s'" % NOTIFY_IFACE],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, preexec_fn=die_with_parent)
+        self.out = LineReader(self.proc.stdout, "busctl monitor")
+        self.err = LineReader(self.proc.stderr, "busctl monitor (stderr)")
+        # busctl says so once the bus made it a monitor
+        self.err.wait_contains("Monitoring bus message stream", timeout)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        self.out.join()
+        self.err.join()
+
+    def messages(self, member=None, kind=None):
+        out = []
+        for line in list(self.out.lines):
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if member is not None and m.get("member") != member:
+                continue
+            if kind is not None and m.get("type") != kind:
+                continue
+            out.append(m)
+        return out
+
+    def notify_calls(self):
+        """Each Notify call as a dict: replaces_id, summary, body, actions (a
+        {key: label} dict), hints (plain values)."""
+        calls = []
+        for m in self.messages("Notify", "method_call"):
+            d = m["payload"]["data"]
+            calls.append({"app_name": d[0], "replaces_id": d[1], "summary": d[3], "body": d[4],
+                          "actions": dict(zip(d[5][0::2], d[5][1::2])),
+                          "hints": {k: v.get("data") for k, v in d[6].items()},
+                          "timeout": d[7]})
+        return calls
+
+    def wait_notify(self, predicate=lambda c: True, timeout=15.0, start=0):
+        """The first Notify call (index >= start) matching predicate; returns
+        (index, call)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self.notify_calls()
+            for i in range(start, len(calls)):
+                if predicate(calls[i]):
+                    return i, calls[i]
+            if time.monotonic() > deadline:
+                raise TimeoutError("no matching Notify call within %.0fs; calls: %r"
+                                   % (timeout, calls[start:]))
+            time.sleep(0.05)
+
+    def close_calls(self):
+        return [m["payload"]["data"][0] for m in self.messages("CloseNotification", "method_call")]
+
+
+class ImNotify:
+    """One im-notify process on the test's bus; its state under workdir.
+    stop() checks the exit status and stderr (sanitizers)."""
+
+    def __init__(self, bus, workdir):
+        self.bus = bus
+        self.workdir = workdir
+        self.state_home = os.path.join(workdir, "xdg-state")
+        self.proc = None
+        self.runs = 0
+        self.stderr_paths = []
+        self.problems = []
+
+    @property
+    def state_file(self):
+        return os.path.join(self.state_home, "im-notify", "state")
+
+    def env(self):
+        env = self.bus.env()
+        env["XDG_STATE_HOME"] = self.state_home
+        env["HOME"] = self.workdir
+        return sanitizer_env(env)
+
+    def start(self):
+        exe = im_notify_path()
+        if not os.path.exists(exe):
+            raise AssertionError("im-notify is not built: %s" % exe)
+        self.runs += 1
+        path = os.path.join(self.workdir, "im-notify-stderr.%d.log" % self.runs)
+        self.stderr_paths.append(path)
+        self._stderr = open(path, "wb")
+        self.proc = subprocess.Popen([exe], env=self.env(), stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr, stderr=self._stderr, cwd=self.workdir,
+                                     start_new_session=True, preexec_fn=die_with_parent)
+        return self
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr_text(self, all_runs=True):
+        out = []
+        for p in (self.stderr_paths if all_runs else self.stderr_paths[-1:]):
+            try:
+                with open(p, errors="replace") as f:
+                    out.append(f.read())
+            except OSError:
+                pass
+        return "".join(out)
+
+    def stop(self, sig=signal.SIGTERM, expect_rc=0):
+        """Signal it and wait; records a problem unless it exits with expect_rc."""
+        if self.proc is None:
+            return None
+        rc = stop_process(self.proc, sig)
+        self._stderr.close()
+        report = sanitizer_report(self.stderr_text(all_runs=False))
+        if report:
+            self.problems.append("sanitizer report in run %d: %s" % (self.runs, report))
+        if expect_rc is not None and rc != expect_rc:
+            self.problems.append("im-notify exited with %s in run %d (expected %s)" % (rc, self.runs, expect_rc))
+        self.proc = None
+        return rc
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+__all__ = ["Xvfb", "Dunst", "NotifyMock", "NotifyMonitor", "ImNotify", "im_notify_path"]
