@@ -161,6 +161,10 @@ struct Session {
         char *voice_auto_owner, *voice_auto_id;
         int64_t voice_auto_us;
         const AudioModule *audio;       /* imd-audio.so, once loaded */
+
+        /* The roster's names of the logged-in account (session-roster.c):
+         * bare JID -> name ("" if none); NULL before the first roster. */
+        GHashTable *roster_names;
 };
 
 /* An XmppMessageAction kept beyond the stanza it came in. */
@@ -172,6 +176,14 @@ typedef struct PendingAction {
         char *text;
         char **reactions;               /* NULL-terminated */
 } PendingAction;
+
+/* session-roster.c */
+void session_roster_update(Session *s, const XmppRosterItem *items, size_t n_items, bool full);
+/* Writes the roster's names of the conversations in IDS (every contact's if
+ * NULL) to the store; adds those whose name changed to CHANGED if not NULL. */
+void session_roster_name_conversations(Session *s, GHashTable *ids, GHashTable *changed);
+/* Names every conversation and announces those that changed. */
+void session_roster_apply(Session *s);
 
 /* session.c */
 /* Stores and announces the batch of incoming messages; negative errno if it

@@ -261,6 +261,8 @@ int session_flush(Session *s) {
         }
         if (messages->len == 0)
                 return 0;
+        /* a conversation this batch created gets its contact's name */
+        session_roster_name_conversations(s, conversations, NULL);
         session_schedule_indexing(s, INDEX_QUIET_MS);
         s->events.messages_added(messages, s->userdata);
         session_announce_conversations(s, conversations);
@@ -313,6 +315,7 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 return;
         }
         remember_account(s);
+        session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTED, true);
         if (!resumed)
@@ -450,9 +453,13 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
 
 
 static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool full, void *userdata) {
-        /* The roster is fetched as part of the login (the TIM SDK_READY contract);
-         * contacts are exposed in a later interface version. */
+        Session *s = userdata;
+
+        /* The roster is fetched as part of the login (the TIM SDK_READY
+         * contract); its names are the conversations' names. Contacts
+         * themselves are exposed in a later interface version. */
         g_debug("session: roster %s with %zu items", full ? "received" : "push", n_items);
+        session_roster_update(s, items, n_items, full);
 }
 
 static const XmppStreamCallbacks stream_callbacks = {
@@ -531,6 +538,7 @@ void session_free(Session *s) {
         xmpp_stream_free(s->dead_stream);
         xmpp_stream_free(s->stream);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
+        g_clear_pointer(&s->roster_names, g_hash_table_unref);
         store_close(s->store);
         g_free(s->account);
         g_free(s->login_jid);

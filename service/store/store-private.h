@@ -48,6 +48,7 @@ typedef enum StoreStatement {
         STMT_READ_BY_PEER,
         STMT_SET_PATH,
         STMT_SET_UPLOADED,
+        STMT_SET_CONVERSATION_NAME,
         STMT_LIST_CONVERSATIONS,
         STMT_GET_CONVERSATION,
         STMT_LAST_INCOMING,

@@ -217,6 +217,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "UPDATE messages SET path = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_UPLOADED]        =
                 "UPDATE messages SET url = ?3, path = ?4 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        [STMT_SET_CONVERSATION_NAME] =
+                "UPDATE conversations SET name = ?2 WHERE id = ?1 AND name IS NOT ?2",
         [STMT_SET_REACTIONS]       =
                 "UPDATE messages SET reactions = ?3 WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_SET_STATUS]          =
@@ -1106,6 +1108,18 @@ int store_set_uploaded(Store *store, const char *conversation, const char *id, c
             sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, STMT_SET_UPLOADED);
         return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_set_conversation_name(Store *store, const char *id, const char *name) {
+        sqlite3_stmt *st _cleanup_reset_ = NULL;
+
+        if (!store || !valid_key(id) || !name || !store_valid_optional(name))
+                return -EINVAL;
+        st = store->stmt[STMT_SET_CONVERSATION_NAME];
+        if (store_bind_text(st, 1, id) != SQLITE_OK || store_bind_text(st, 2, name) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_SET_CONVERSATION_NAME);
+        return sqlite3_changes(store->db) > 0 ? 1 : 0;
 }
 
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {

@@ -135,6 +135,9 @@ int store_set_media_path(Store *store, const char *conversation, const char *id,
 int store_set_uploaded(Store *store, const char *conversation, const char *id, const char *url, const char *path);
 /* Replaces the reactions (opaque text to the store, NULL for none).
  * -ENOENT if there is no such message. */
+/* Sets conversation ID's display name (from the roster): 1 if it changed, 0
+ * if it was NAME already or there is no such conversation yet. */
+int store_set_conversation_name(Store *store, const char *id, const char *name);
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);
 
 /* Newest first: up to limit messages older than before_id (NULL or "" = from the
