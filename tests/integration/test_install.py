@@ -1,0 +1,106 @@
+"""What `meson install` puts on a machine: the programs, the D-Bus activation
+file, the systemd user units of imd and both frontends, the man pages and
+the bash completion, each usable as installed."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from harness.imd import build_dir
+
+PROGRAMS = ["imd", "imctl", "im-tray", "im-notify"]
+UNITS = ["imd.service", "im-tray.service", "im-notify.service"]
+MAN_PAGES = ["man8/imd.8", "man1/imctl.1", "man1/im-tray.1", "man1/im-notify.1"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The build installed into a scratch DESTDIR; returns (destdir, files by name)."""
+    dest = str(tmp_path_factory.mktemp("destdir"))
+    r = subprocess.run(["meson", "install", "-C", build_dir(), "--destdir", dest,
+                        "--no-rebuild", "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = {}
+    for base, _dirs, names in os.walk(dest):
+        for n in names:
+            files.setdefault(n, []).append(os.path.join(base, n))
+    return dest, files
+
+
+def one(files, name, under=""):
+    """The one installed file called NAME (whose path contains UNDER)."""
+    paths = [p for p in files.get(name, []) if under in p]
+    assert len(paths) == 1, "%s%s: %r" % (under, name, files.get(name))
+    return paths[0]
+
+
+def test_programs_installed(installed):
+    _dest, files = installed
+    for p in PROGRAMS:
+        path = one(files, p, "/bin/")
+        assert os.access(path, os.X_OK)
+
+
+def test_dbus_activation_file_points_at_installed_imd(installed):
+    dest, files = installed
+    path = one(files, "org.example.IM.service")
+    assert "/share/dbus-1/services/" in path
+    lines = dict(l.strip().split("=", 1) for l in open(path) if "=" in l)
+    assert lines["Name"] == "org.example.IM"
+    assert os.path.isfile(dest + lines["Exec"].split()[0])
+    assert lines["SystemdService"] == "imd.service"
+    assert "/share/dbus-1/interfaces/" in one(files, "org.example.IM.xml")
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_user_units_verify(installed, tmp_path):
+    """systemd-analyze verify --user on each unit, with ExecStart pointing into
+    the DESTDIR (verify checks the program exists) and man pages found there
+    (it checks Documentation=man: pages too)."""
+    dest, files = installed
+    units = []
+    for u in UNITS:
+        path = one(files, u)
+        assert "/lib/systemd/user/" in path
+        text = open(path).read()
+        exec_line = [l for l in text.splitlines() if l.startswith("ExecStart=")][0]
+        prog = exec_line.split("=", 1)[1].split()[0]
+        assert os.path.isfile(dest + prog), exec_line
+        assert "[Install]" in text
+        with open(tmp_path / u, "w") as f:
+            f.write(text.replace("ExecStart=" + prog, "ExecStart=" + dest + prog))
+        units.append(u)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    man_dir = os.path.dirname(os.path.dirname(one(files, "imctl.1")))
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), MANPATH=man_dir)
+    r = subprocess.run(["systemd-analyze", "verify", "--user"] + units, cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
+    # the frontends belong to the graphical session; imd is a plain session service
+    for u in ("im-tray.service", "im-notify.service"):
+        text = open(one(files, u)).read()
+        assert "PartOf=graphical-session.target" in text
+        assert "WantedBy=graphical-session.target" in text
+
+
+def test_man_pages_installed_and_lint_clean(installed):
+    _dest, files = installed
+    for page in MAN_PAGES:
+        name = os.path.basename(page)
+        path = one(files, name)
+        assert path.endswith("/share/man/" + page)
+        r = subprocess.run(["groff", "-man", "-ww", "-z", path], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and r.stderr == "", (page, r.stderr)
+
+
+def test_bash_completion_installed(installed):
+    _dest, files = installed
+    path = one(files, "imctl", "/share/bash-completion/completions/")
+    r = subprocess.run(["bash", "-c", 'source "$1" && complete -p imctl', "-", path],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "imctl" in r.stdout, r.stderr
