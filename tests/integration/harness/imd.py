@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from .util import REPO, sanitizer_report, stop_process
+from .util import REPO, read_logs, sanitizer_report, stop_process, terminate
 
 
 def build_dir():
@@ -143,14 +143,7 @@ class Imd:
         return self.proc is not None and self.proc.poll() is None
 
     def stderr_text(self, all_runs=False):
-        out = []
-        for p in (self.stderr_paths if all_runs else self.stderr_paths[-1:]):
-            try:
-                with open(p, errors="replace") as f:
-                    out.append(f.read())
-            except OSError:
-                pass
-        return "".join(out)
+        return read_logs(self.stderr_paths if all_runs else self.stderr_paths[-1:])
 
     def _check_exit(self, rc, expect_signal=None):
         text = self.stderr_text()
@@ -167,15 +160,7 @@ class Imd:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.problems.append("imd did not exit within %.0fs of SIGTERM" % timeout)
-                rc = stop_process(self.proc, signal.SIGKILL)
-                self.proc = None
-                self._close()
-                return rc
+            rc = terminate(self.proc, timeout, self.problems, "imd")
             self._check_exit(rc, expect_signal=signal.SIGTERM)
         else:
             rc = self.proc.returncode

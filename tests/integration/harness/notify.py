@@ -21,7 +21,7 @@ from gi.repository import GLib
 from .bus import DBusClient
 from .imd import _find, sanitizer_env
 from .proc import LineReader
-from .util import die_with_parent, sanitizer_report, stop_process, wait_until
+from .util import die_with_parent, read_logs, sanitizer_report, stop_process, wait_until
 
 NOTIFY_NAME = "org.freedesktop.Notifications"
 NOTIFY_PATH = "/org/freedesktop/Notifications"
@@ -343,14 +343,7 @@ class ImNotify:
         return self.proc is not None and self.proc.poll() is None
 
     def stderr_text(self, all_runs=True):
-        out = []
-        for p in (self.stderr_paths if all_runs else self.stderr_paths[-1:]):
-            try:
-                with open(p, errors="replace") as f:
-                    out.append(f.read())
-            except OSError:
-                pass
-        return "".join(out)
+        return read_logs(self.stderr_paths if all_runs else self.stderr_paths[-1:])
 
     def stop(self, sig=signal.SIGTERM, expect_rc=0):
         """Signal it and wait; records a problem unless it exits with expect_rc."""

@@ -20,7 +20,7 @@ import time
 
 from .bus import DBusCallError, DBusClient
 from .imd import _find, sanitizer_env
-from .util import die_with_parent, sanitizer_report, stop_process
+from .util import die_with_parent, sanitizer_report, stop_process, terminate
 
 HOST_EXE = "/usr/libexec/ayatana-indicator-application/ayatana-indicator-application-service"
 DUMPER_EXE = "/usr/libexec/dbusmenu-dumper"
@@ -295,13 +295,7 @@ class ImTray:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.problems.append("im-tray did not exit within %.0fs of SIGTERM" % timeout)
-                rc = stop_process(self.proc, signal.SIGKILL)
-            self._check(rc, (0,))
+            self._check(terminate(self.proc, timeout, self.problems, "im-tray"), (0,))
         else:
             self._check(self.proc.returncode, (0,))
         rc = self.proc.returncode

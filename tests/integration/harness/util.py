@@ -4,6 +4,7 @@ import ctypes
 import os
 import signal
 import socket
+import subprocess
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -55,6 +56,29 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
     except Exception:
         proc.kill()
         return proc.wait(timeout=5)
+
+
+def read_logs(paths):
+    """The concatenated text of the log files that exist among paths."""
+    out = []
+    for p in paths:
+        try:
+            with open(p, errors="replace") as f:
+                out.append(f.read())
+        except OSError:
+            pass
+    return "".join(out)
+
+
+def terminate(proc, timeout, problems, name):
+    """SIGTERM and wait for a program under test; one that does not exit in
+    time is killed, and that is recorded in problems. Returns the status."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        problems.append("%s did not exit within %.0fs of SIGTERM" % (name, timeout))
+        return stop_process(proc, signal.SIGKILL)
 
 
 def sanitizer_report(text):
