@@ -167,6 +167,7 @@ void manager_free(Manager *m) {
         }
         sd_bus_slot_unref(m->object_slot);
         event_log_free(m->events);      /* its messages hold references on the bus */
+        g_free(m->events_account);
         if (m->bus_source) {
                 g_source_destroy(m->bus_source);
                 g_source_unref(m->bus_source);

@@ -33,6 +33,7 @@ typedef struct Manager {
         sd_bus_slot *recording_owner_watch;
         /* The signals sent lately, for GetEventsSince (bus-events.h). */
         struct EventLog *events;
+        char *events_account;           /* whose events the log holds */
 } Manager;
 
 int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);

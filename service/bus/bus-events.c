@@ -96,6 +96,12 @@ int event_log_send(EventLog *log, sd_bus *bus, sd_bus_message *sig, bool keep, s
         return r;
 }
 
+void event_log_forget(EventLog *log) {
+        while (!g_queue_is_empty(&log->events))
+                drop_oldest(log);
+        log->dropped_upto = log->last;
+}
+
 uint64_t event_log_last(const EventLog *log) {
         return log->last;
 }

@@ -38,6 +38,10 @@ void event_log_free(EventLog *log);
  * arguments. Consumes the caller's reference to SIG either way. */
 int event_log_send(EventLog *log, sd_bus *bus, sd_bus_message *sig, bool keep, size_t weight);
 
+/* Drops every kept event, as if they had aged out: callers asking for any of
+ * them get -ESTALE (another account logged in: its events are not theirs). */
+void event_log_forget(EventLog *log);
+
 /* The number of the newest signal sent through the log, 0 before the first. */
 uint64_t event_log_last(const EventLog *log);
 

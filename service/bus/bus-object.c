@@ -650,6 +650,17 @@ static void emit(Manager *mgr, bool keep, const char *member, const char *types,
 
 static void on_state_changed(void *userdata) {
         Manager *mgr = userdata;
+        /* no session yet while session_new() opens the last account */
+        const char *account = mgr->session ? session_account(mgr->session) : "";
+
+        /* Another account's history is open (logged out in between or not):
+         * what was said before is not this account's to replay. */
+        if (*account && g_strcmp0(account, mgr->events_account) != 0) {
+                if (mgr->events_account)
+                        event_log_forget(mgr->events);
+                g_free(mgr->events_account);
+                mgr->events_account = g_strdup(account);
+        }
         if (mgr->bus)
                 sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE,
                                                "NetState", "Ready", "Account", NULL);

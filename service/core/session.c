@@ -596,6 +596,10 @@ int session_login(Session *s, const char *jid, const char *password, const char 
 
         if (s->stream || s->login_pending || s->online_wanted)
                 return -EBUSY;
+        /* Another account's contact names must not name this one's
+         * conversations, should its roster not come. */
+        if (!s->login_jid || strcmp(s->login_jid, jid) != 0)
+                g_clear_pointer(&s->roster_names, g_hash_table_unref);
         g_free(s->login_jid);
         s->login_jid = g_strdup(jid);
         s->password = g_strdup(password);

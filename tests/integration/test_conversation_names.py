@@ -54,7 +54,14 @@ def test_roster_push_renames_an_existing_conversation(client, logged_in, peer, p
         assert conv["unread"] == 1 and conv["last"]["text"] == "hello"
         # a contact removed from the roster keeps the name its history had
         in_session(other, lambda: other.client.del_roster_item(peer.jid))
-        client.pump(1.0)
-        assert find_conversation(client.call("GetConversations"), peer.jid)["name"] == "Robert ☕"
+        # the server pushed the removal to imd before it answered; a message
+        # sent after that reaches imd after the push
+        start = client.mark()
+        peer.send_message(logged_in.jid, "after removal")
+        sig = client.wait_signal(
+            "ConversationsChanged",
+            lambda a: ((find_conversation(a[0], peer.jid) or {}).get("last") or {}).get("text")
+            == "after removal", start=start)
+        assert find_conversation(sig.args[0], peer.jid)["name"] == "Robert ☕"
     finally:
         other.stop()

@@ -163,3 +163,22 @@ def test_numbers_belong_to_the_daemon_instance(client, logged_in, peer, imd, bus
     assert fresh.name_owner() != old_owner
     events, _ = events_since(fresh, 0)
     assert not any(received_text(e) == "before restart" for e in events)
+
+
+def test_another_account_does_not_replay_the_last_ones_events(client, logged_in, peer, new_account):
+    """Logged out of one account and into another: GetEventsSince gives the
+    new account nothing of the old one's, and a frontend that missed some of
+    the old one's events is told to re-read the state."""
+    peer.send_message(logged_in.jid, "seen")
+    client.wait_signal("MessageReceived", lambda a: a[0].get("text") == "seen")
+    number = client.get_property("LastEvent")
+    # what a frontend holding `number` has not seen yet
+    peer.send_message(logged_in.jid, "for the first account")
+    client.wait_signal("MessageReceived", lambda a: a[0].get("text") == "for the first account")
+    client.call("Logout")
+    other = new_account("carol")
+    client.login_account(other)
+    with raises_im_error("NotFound"):
+        client.call("GetEventsSince", "t", (number,))
+    events, _ = events_since(client, 0)
+    assert not any(received_text(e) == "for the first account" for e in events)
