@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <glib.h>
 #include <systemd/sd-bus.h>
@@ -38,8 +39,8 @@
 /* Unread messages remembered per conversation, so that a revoked one can
  * give way to the one before it. */
 #define RECENT_MAX 8U
-/* Live signals held while the catch-up runs; more means imd floods us, and
- * the catch-up is started again instead. */
+/* Live signals held while the catch-up runs; more means imd floods us: the
+ * rest of them is read from imd's event log once the catch-up is done. */
 #define QUEUE_MAX 4096U
 /* How long progress may stay unsaved: a crash re-shows at most this much. */
 #define SAVE_DELAY_USEC (500ULL * 1000ULL)
@@ -66,6 +67,16 @@ static inline void *imn_take_ptr(void *pp) {
 #define TAKE_PTR(p) imn_take_ptr(&(p))
 
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whether the bus itself sent @m. sd-bus cannot check a match's sender=
+ * locally, and any peer may send a signal straight to our unique name: a
+ * NameOwnerChanged from anyone else would let it pose as imd or as the
+ * notification server. */
+static inline bool sent_by_bus(sd_bus_message *m) {
+        const char *sender = sd_bus_message_get_sender(m);
+
+        return sender && strcmp(sender, "org.freedesktop.DBus") == 0;
+}
 
 /* dict.c: the fields of imd's dictionaries im-notify uses (others are ignored) */
 typedef struct {
@@ -141,6 +152,10 @@ typedef struct {
         ImdPhase phase;
         sd_bus_slot *sync_slot;         /* the catch-up call in flight */
         GPtrArray *queue;               /* live signals (sd_bus_message*) held while syncing */
+        bool from_now;                  /* this catch-up started with LastEvent (first run) */
+        bool overflowed;                /* the queue overflowed: this round holds nothing more */
+        bool refetching;                /* this round reads what an overflow dropped */
+        bool resynced;                  /* ... and had to read everything again */
         bool replaying;                 /* handling GetEventsSince's events */
 
         /* the persisted position: events of owner_key up to last are handled */

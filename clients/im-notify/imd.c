@@ -4,14 +4,25 @@
  *
  * Every signal's event number is its D-Bus serial. When an owner appears
  * (at start, or imd restarted), the matches are in place already; live
- * signals from it are held in App.queue while im-notify reads
- * GetConversations and then
- *   - GetEventsSince(last) if the saved position belongs to this owner,
- *   - GetEventsSince(0) if it belongs to another (imd restarted: numbering
- *     started again; everything it kept is new to us),
- *   - LastEvent if there is no saved position at all (first run: no backlog).
+ * signals from it are held in App.queue while im-notify catches up:
+ *   - with a saved position: GetConversations, then GetEventsSince(last) if
+ *     the position belongs to this owner, GetEventsSince(0) if it belongs to
+ *     another (imd restarted: numbering started again; everything it kept is
+ *     new to us);
+ *   - without one (first run: no backlog): LastEvent, then GetConversations.
+ *     LastEvent first: a message arriving between the two is then numbered
+ *     above it and handled from the queue; read the other way round it would
+ *     be in neither the snapshot nor the queue.
  * The held signals are then handled unless their serial is <= the last
  * event handled, so nothing falls into the gap and nothing counts twice.
+ *
+ * The queue is bounded (QUEUE_MAX). A catch-up that overflows it stops
+ * holding and drops what it held, but still finishes: its answers are
+ * handled, and another round, GetEventsSince(last) while holding again,
+ * covers what was dropped from imd's event log. Every round thus makes
+ * progress, however fast imd sends; the first one that does not overflow
+ * goes live. Should imd no longer keep those events (NotFound), im-notify
+ * reads everything again once.
  *
  * im-notify never starts imd (no auto-start): it waits for the name to
  * appear. imd is started by its own unit or D-Bus activation when a real
@@ -23,7 +34,7 @@
 
 #include "im-notify.h"
 
-static void sync_start(App *app);
+static void sync_restart(App *app);
 
 static void message_unref(void *m) {
         sd_bus_message_unref(m);
@@ -140,9 +151,13 @@ static int on_imd_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         case IMD_ABSENT:
                 return 0;
         case IMD_SYNCING:
+                if (app->overflowed)
+                        return 0;       /* the next round reads it from imd's event log */
                 if (app->queue->len >= QUEUE_MAX) {
-                        log_warning("imd sends faster than the catch-up runs: starting it again");
-                        sync_start(app);
+                        log_warning("imd sends faster than the catch-up runs: "
+                                    "reading the rest from its event log afterwards");
+                        g_ptr_array_set_size(app->queue, 0);
+                        app->overflowed = true;
                         return 0;
                 }
                 g_ptr_array_add(app->queue, sd_bus_message_ref(m));
@@ -161,6 +176,7 @@ static void go_live(App *app) {
 
         app->queue = imd_queue_new();
         app->phase = IMD_LIVE;
+        app->overflowed = app->refetching = app->resynced = false;
         for (guint i = 0; i < held->len; i++)
                 handle_live(app, held->pdata[i]);
         /* at once: the position is consistent now, and the file appearing
@@ -220,6 +236,17 @@ static int replay(App *app, sd_bus_message *reply, uint64_t *ret_last) {
 
 static void ask_events_since(App *app, uint64_t after);
 
+/* A catch-up round is done: live, unless it dropped signals it should have held. */
+static void round_done(App *app) {
+        if (!app->overflowed) {
+                go_live(app);
+                return;
+        }
+        app->overflowed = false;
+        app->refetching = true;
+        ask_events_since(app, app->last);
+}
+
 static int on_events(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         App *app = userdata;
         uint64_t after = app->last, last = 0;
@@ -227,9 +254,18 @@ static int on_events(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
 
         app->sync_slot = sd_bus_slot_unref(app->sync_slot);
         if (sd_bus_message_is_method_error(reply, IM_ERROR_NOT_FOUND) && after > 0) {
+                app->last = 0;
+                if (app->refetching && !app->resynced) {
+                        /* the signals dropped while flooded are gone from the log too:
+                         * what they changed is only in a fresh snapshot */
+                        log_warning("imd no longer keeps the events after %" PRIu64 ": reading everything again",
+                                    after);
+                        app->resynced = true;
+                        sync_restart(app);
+                        return 0;
+                }
                 /* dropped already: what imd still keeps is all newer than what we handled */
                 log_warning("imd no longer keeps the events after %" PRIu64 ": catching up on what it has", after);
-                app->last = 0;
                 ask_events_since(app, 0);
                 return 0;
         }
@@ -252,7 +288,7 @@ static int on_events(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
         conv_replay_flush(app);
         if (last > app->last)
                 app->last = last;
-        go_live(app);
+        round_done(app);
         return 0;
 }
 
@@ -271,16 +307,25 @@ static void ask_events_since(App *app, uint64_t after) {
         }
 }
 
+static void ask_conversations(App *app);
+
 static int on_last_event(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         App *app = userdata;
         uint64_t last = 0;
+        int r;
 
         app->sync_slot = sd_bus_slot_unref(app->sync_slot);
         if (sd_bus_message_is_method_error(reply, NULL))
                 log_warning("cannot read LastEvent: %s", sd_bus_message_get_error(reply)->message);
-        else if (sd_bus_message_read(reply, "v", "t", &last) >= 0)
+        else if ((r = sd_bus_message_read(reply, "v", "t", &last)) < 0)
+                log_warning("imd sent a malformed LastEvent: %s", strerror(-r));
+        else {
+                /* from now on: the position belongs to this imd */
+                g_free(app->owner_key);
+                app->owner_key = owner_key_for(app->bus, app->imd_unique);
                 app->last = last;
-        go_live(app);
+        }
+        ask_conversations(app);
         return 0;
 }
 
@@ -292,7 +337,7 @@ static void ask_last_event(App *app) {
                                      "ss", IM_INTERFACE, "LastEvent");
         if (r < 0) {
                 log_warning("cannot read LastEvent: %s", strerror(-r));
-                go_live(app);
+                ask_conversations(app);
         }
 }
 
@@ -327,10 +372,12 @@ static int on_conversations(sd_bus_message *reply, void *userdata, sd_bus_error 
                         conv_sync_done(app, present);
         }
 
-        if (!app->owner_key) {
-                /* first run: start from now, no backlog */
-                app->owner_key = TAKE_PTR(key);
-                ask_last_event(app);
+        if (app->from_now) {
+                /* first run: LastEvent came first, no backlog; without it
+                 * (unreadable), from whatever the held signals bring */
+                if (!app->owner_key)
+                        app->owner_key = TAKE_PTR(key);
+                round_done(app);
                 return 0;
         }
         if (strcmp(app->owner_key, key) != 0) {
@@ -343,18 +390,33 @@ static int on_conversations(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
-static void sync_start(App *app) {
+static void ask_conversations(App *app) {
         int r;
 
-        app->sync_slot = sd_bus_slot_unref(app->sync_slot);
-        g_ptr_array_set_size(app->queue, 0);
-        app->phase = IMD_SYNCING;
         r = sd_bus_call_method_async(app->bus, &app->sync_slot, app->imd_unique, IM_PATH, IM_INTERFACE,
                                      "GetConversations", on_conversations, app, NULL);
         if (r < 0) {
                 log_warning("cannot read the conversations: %s", strerror(-r));
                 app->phase = IMD_ABSENT;
         }
+}
+
+/* A catch-up from the start, holding live signals again. */
+static void sync_restart(App *app) {
+        app->sync_slot = sd_bus_slot_unref(app->sync_slot);
+        g_ptr_array_set_size(app->queue, 0);
+        app->overflowed = false;
+        app->phase = IMD_SYNCING;
+        app->from_now = !app->owner_key;
+        if (app->from_now)
+                ask_last_event(app);
+        else
+                ask_conversations(app);
+}
+
+static void sync_start(App *app) {
+        app->refetching = app->resynced = false;
+        sync_restart(app);
 }
 
 static void set_owner(App *app, const char *unique) {
@@ -374,7 +436,7 @@ static void set_owner(App *app, const char *unique) {
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 &&
+        if (sent_by_bus(m) && sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 &&
             strcmp(name, IM_SERVICE) == 0)
                 set_owner(userdata, new_owner);
         return 0;

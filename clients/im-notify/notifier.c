@@ -101,7 +101,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Notifier *n = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
+        if (!sent_by_bus(m) || sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
             strcmp(name, NOTIFY_SERVICE) != 0)
                 return 0;
         n->owner_slot = sd_bus_slot_unref(n->owner_slot);

@@ -143,7 +143,9 @@ int state_save(App *app) {
 static int on_save_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         App *app = userdata;
 
-        if (app->dirty)
+        /* not while catching up: going live saves, so that the file appearing
+         * on a first run says im-notify is caught up */
+        if (app->dirty && app->phase != IMD_SYNCING)
                 (void) state_save(app);
         return 0;
 }

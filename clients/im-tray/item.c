@@ -168,7 +168,8 @@ static int on_watcher_owner_changed(sd_bus_message *m, void *userdata, sd_bus_er
         const char *name, *old_owner, *new_owner;
         int r;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !new_owner[0])
+        if (!sent_by_bus(m) || sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
+            strcmp(name, SNI_WATCHER_SERVICE) != 0 || !new_owner[0])
                 return 0;
         r = item_register(item);
         if (r < 0)

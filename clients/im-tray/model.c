@@ -9,6 +9,12 @@
  * org.example.IM changes hands (imd restarted) the model starts over: pending
  * reads of the old instance are dropped and everything is read again.
  *
+ * Who imd is comes from the bus alone (GetNameOwner, then NameOwnerChanged
+ * sent by org.freedesktop.DBus): a match's sender= is not checked by sd-bus
+ * here, and anyone may send a signal straight to the tray, so a signal from
+ * any other connection than imd's is ignored. The reads go to that unique
+ * name too, so the answer of a later instance cannot be taken for this one's.
+ *
  * Calls never auto-start imd: the tray shows the session, it does not decide
  * when there is one.
  */
@@ -18,28 +24,6 @@
 #include <string.h>
 
 #include "tray.h"
-
-/* A conversation dictionary may grow keys; these are the ones the tray shows. */
-struct conversation_fields {
-        const char *id;
-        const char *name;
-        uint32_t unread;
-        int64_t time;
-};
-
-static void conversation_clear(struct conversation *c) {
-        free(c->id);
-        free(c->name);
-        *c = (struct conversation) { 0 };
-}
-
-static void model_clear_conversations(struct model *m) {
-        for (size_t i = 0; i < m->n_conversations; i++)
-                conversation_clear(&m->conversations[i]);
-        free(m->conversations);
-        m->conversations = NULL;
-        m->n_conversations = 0;
-}
 
 static int set_string(char **dst, const char *s) {
         char *copy;
@@ -112,51 +96,8 @@ static int read_conversation(sd_bus_message *msg, struct conversation_fields *f)
         return sd_bus_message_exit_container(msg);
 }
 
-static struct conversation *find(struct model *m, const char *id) {
-        for (size_t i = 0; i < m->n_conversations; i++)
-                if (strcmp(m->conversations[i].id, id) == 0)
-                        return &m->conversations[i];
-        return NULL;
-}
-
 const struct conversation *model_find(const struct model *m, const char *id) {
-        return find((struct model *) m, id);
-}
-
-/* Adds or replaces one conversation. */
-static int merge_conversation(struct model *m, const struct conversation_fields *f) {
-        struct conversation *c;
-        int r;
-
-        if (!f->id || !f->id[0])
-                return 0;       /* not one the tray could name or mark read */
-        c = find(m, f->id);
-        if (!c) {
-                struct conversation *a = realloc(m->conversations,
-                                                 (m->n_conversations + 1) * sizeof(*a));
-                if (!a)
-                        return -ENOMEM;
-                m->conversations = a;
-                c = &a[m->n_conversations];
-                *c = (struct conversation) { .id = strdup(f->id) };
-                if (!c->id)
-                        return -ENOMEM;
-                m->n_conversations++;
-        }
-        r = set_string(&c->name, f->name);
-        if (r < 0)
-                return r;
-        c->unread = f->unread;
-        c->time = f->time;
-        return 0;
-}
-
-static int compare_recent_first(const void *a, const void *b) {
-        const struct conversation *x = a, *y = b;
-
-        if (x->time != y->time)
-                return x->time > y->time ? -1 : 1;
-        return strcmp(x->id, y->id);
+        return conversations_find(m, id);
 }
 
 /* Reads an aa{sv} into the model; @replace: it is the whole list. */
@@ -164,7 +105,7 @@ static int read_conversations(struct model *m, sd_bus_message *msg, bool replace
         int r;
 
         if (replace)
-                model_clear_conversations(m);
+                conversations_clear(m);
         r = sd_bus_message_enter_container(msg, SD_BUS_TYPE_ARRAY, "a{sv}");
         if (r < 0)
                 return r;
@@ -174,14 +115,13 @@ static int read_conversations(struct model *m, sd_bus_message *msg, bool replace
                 r = read_conversation(msg, &f);
                 if (r < 0)
                         return r;
-                r = merge_conversation(m, &f);
+                r = conversations_merge(m, &f);
                 if (r < 0)
                         return r;
         }
         if (r < 0)
                 return r;
-        if (m->n_conversations > 1)     /* qsort(NULL, 0, ...) is undefined */
-                qsort(m->conversations, m->n_conversations, sizeof(*m->conversations), compare_recent_first);
+        conversations_sort(m);
         return sd_bus_message_exit_container(msg);
 }
 
@@ -258,7 +198,9 @@ static int call_async(struct model *m, sd_bus_slot **slot, const char *interface
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(m->tray->bus, &call, IM_SERVICE, IM_PATH, interface, member);
+        if (!m->imd_unique)
+                return -ENOTCONN;
+        r = sd_bus_message_new_method_call(m->tray->bus, &call, m->imd_unique, IM_PATH, interface, member);
         if (r < 0)
                 return r;
         r = sd_bus_message_set_auto_start(call, false);
@@ -341,7 +283,7 @@ static void model_restart(struct model *m, bool running) {
         m->unread_total = 0;
         (void) set_string(&m->account, "");
         (void) set_string(&m->net_state, "disconnected");
-        model_clear_conversations(m);
+        conversations_clear(m);
         if (running) {
                 refresh_properties(m);
                 refresh_conversations(m);
@@ -349,16 +291,56 @@ static void model_restart(struct model *m, bool running) {
         tray_schedule_update(m->tray);
 }
 
+/* org.example.IM is @unique's now (NULL or "": nobody's). */
+static void set_owner(struct model *m, const char *unique) {
+        char *copy = NULL;
+
+        if (unique && !unique[0])
+                unique = NULL;
+        if (unique && m->imd_unique && strcmp(unique, m->imd_unique) == 0)
+                return;
+        if (!unique && !m->imd_unique)
+                return;
+        if (unique) {
+                copy = strdup(unique);
+                if (!copy) {
+                        tray_log("out of memory");
+                        return;
+                }
+        } else
+                tray_log("imd left the bus");
+        free(m->imd_unique);
+        m->imd_unique = copy;
+        model_restart(m, copy != NULL);
+}
+
+static bool from_imd(const struct model *m, sd_bus_message *msg) {
+        const char *sender = sd_bus_message_get_sender(msg);
+
+        return m->imd_unique && sender && strcmp(sender, m->imd_unique) == 0;
+}
+
 static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         struct model *m = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 ||
+        if (!sent_by_bus(msg) || sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 ||
             strcmp(name, IM_SERVICE) != 0)
                 return 0;
-        if (!new_owner[0])
-                tray_log("imd left the bus");
-        model_restart(m, new_owner[0] != '\0');
+        set_owner(m, new_owner);
+        return 0;
+}
+
+/* The bus answers in order: a change after this answer comes as NameOwnerChanged after it. */
+static int on_name_owner(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct model *m = userdata;
+        const char *unique = NULL;
+
+        m->owner_slot = sd_bus_slot_unref(m->owner_slot);
+        /* an error is NameHasNoOwner: nobody runs imd yet */
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "s", &unique) < 0)
+                unique = NULL;
+        set_owner(m, unique);
         return 0;
 }
 
@@ -367,6 +349,8 @@ static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_err
         const char *interface;
         int r;
 
+        if (!from_imd(m, msg))
+                return 0;
         r = sd_bus_message_read(msg, "s", &interface);
         if (r < 0 || strcmp(interface, IM_INTERFACE) != 0)
                 return 0;
@@ -394,6 +378,8 @@ static int on_conversations_changed(sd_bus_message *msg, void *userdata, sd_bus_
         struct model *m = userdata;
         int r;
 
+        if (!from_imd(m, msg))
+                return 0;
         r = read_conversations(m, msg, false);
         if (r < 0) {
                 /* the model may hold half of it now: read the whole list again */
@@ -422,10 +408,12 @@ int model_init(struct model *m, struct tray *tray) {
                                         IM_INTERFACE, "ConversationsChanged", on_conversations_changed, m);
         if (r < 0)
                 return r;
+        model_restart(m, false);
         /* The matches are in place: an imd that appears from now on is seen by
-         * NameOwnerChanged, one that is already there answers these reads. */
-        model_restart(m, true);
-        return 0;
+         * NameOwnerChanged, one that is already there is named in the answer. */
+        return sd_bus_call_method_async(tray->bus, &m->owner_slot, "org.freedesktop.DBus",
+                                        "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
+                                        on_name_owner, m, "s", IM_SERVICE);
 }
 
 void model_done(struct model *m) {
@@ -433,10 +421,12 @@ void model_done(struct model *m) {
                 m->match_slots[i] = sd_bus_slot_unref(m->match_slots[i]);
         m->get_all_slot = sd_bus_slot_unref(m->get_all_slot);
         m->get_conversations_slot = sd_bus_slot_unref(m->get_conversations_slot);
-        model_clear_conversations(m);
+        m->owner_slot = sd_bus_slot_unref(m->owner_slot);
+        conversations_clear(m);
+        free(m->imd_unique);
         free(m->account);
         free(m->net_state);
-        m->account = m->net_state = NULL;
+        m->imd_unique = m->account = m->net_state = NULL;
 }
 
 /* Called once the signals of a burst are handled: if the conversations do not

@@ -20,10 +20,22 @@ static void test_status(void) {
         g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_PASSIVE);
         m = model_with(true, false, "a@example.org", "disconnected", 5);
         g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_PASSIVE);     /* logged out */
+        m = model_with(true, false, "", "connecting", 0);
+        g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_PASSIVE);     /* no account */
         m = model_with(true, true, "a@example.org", "connected", 0);
         g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_ACTIVE);
         m.unread_total = 1;
         g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_NEEDS_ATTENTION);
+
+        /* reconnecting after a network drop: still a session, still unread */
+        m = model_with(true, false, "a@example.org", "connecting", 3);
+        g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_NEEDS_ATTENTION);
+        m.unread_total = 0;
+        g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_ACTIVE);
+        m = model_with(true, true, "a@example.org", "connecting", 2);
+        g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_NEEDS_ATTENTION);
+        m = model_with(false, false, "a@example.org", "connecting", 2);
+        g_assert_cmpint(text_status(&m), ==, TRAY_STATUS_PASSIVE);     /* imd gone */
         g_assert_cmpstr(text_status_name(TRAY_STATUS_NEEDS_ATTENTION), ==, "NeedsAttention");
         g_assert_cmpstr(text_status_name(TRAY_STATUS_ACTIVE), ==, "Active");
         g_assert_cmpstr(text_status_name(TRAY_STATUS_PASSIVE), ==, "Passive");
@@ -35,7 +47,15 @@ static void test_icon(void) {
         g_assert_cmpstr(text_icon_name(&m), ==, "user-available");
         m.net_state = (char *) "connecting";
         g_assert_cmpstr(text_icon_name(&m), ==, "user-away");
-        m.ready = false;
+        m.ready = false;                                    /* reconnecting */
+        g_assert_cmpstr(text_icon_name(&m), ==, "user-away");
+        m.net_state = (char *) "connected";                 /* connected, session not ready yet */
+        g_assert_cmpstr(text_icon_name(&m), ==, "user-away");
+        m.net_state = (char *) "disconnected";              /* logged out */
+        g_assert_cmpstr(text_icon_name(&m), ==, "user-offline");
+        m = model_with(true, false, "", "connecting", 0);
+        g_assert_cmpstr(text_icon_name(&m), ==, "user-offline");
+        m = model_with(false, true, "a@example.org", "connected", 0);
         g_assert_cmpstr(text_icon_name(&m), ==, "user-offline");
 }
 

@@ -11,9 +11,20 @@
 /* A conversation name longer than this is cut: a menu is not the place for it. */
 #define LABEL_NAME_MAX 64
 
+/* No session: imd is not running, or nobody is logged in. Account keeps the
+ * last account after a logout, so "disconnected" while not Ready says it.
+ * Reconnecting after a network drop (Ready false, NetState "connecting") is
+ * still a session, with its unread messages. */
+static bool no_session(const struct model *m) {
+        const char *state = m->net_state && m->net_state[0] ? m->net_state : "disconnected";
+
+        return !m->running || !m->account || !m->account[0] ||
+               (!m->ready && strcmp(state, "disconnected") == 0);
+}
+
 /* Passive tells hosts to hide the item: nothing to show without a session. */
 enum tray_status text_status(const struct model *m) {
-        if (!m->running || !m->ready)
+        if (no_session(m))
                 return TRAY_STATUS_PASSIVE;
         return m->unread_total > 0 ? TRAY_STATUS_NEEDS_ATTENTION : TRAY_STATUS_ACTIVE;
 }
@@ -32,11 +43,11 @@ const char *text_status_name(enum tray_status s) {
 
 /* Icon Naming Specification names, present in every icon theme. */
 const char *text_icon_name(const struct model *m) {
-        if (!m->running || !m->ready)
+        if (no_session(m))
                 return "user-offline";
-        if (m->net_state && strcmp(m->net_state, "connected") == 0)
+        if (m->ready && m->net_state && strcmp(m->net_state, "connected") == 0)
                 return "user-available";
-        return "user-away";     /* logged in, connection being re-established */
+        return "user-away";     /* logged in, connection being (re-)established */
 }
 
 char *text_unread_summary(const struct model *m) {
@@ -56,7 +67,7 @@ char *text_connection(const struct model *m) {
 
         if (!m->running)
                 return strdup("imd is not running");
-        if (!m->account || !m->account[0] || (!m->ready && strcmp(state, "disconnected") == 0))
+        if (no_session(m))
                 return strdup("Not logged in");
         if (asprintf(&s, "%s: %s", m->account, state) < 0)
                 return NULL;

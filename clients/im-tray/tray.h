@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -57,6 +58,18 @@ static inline void *tray_take_ptr(void *pp) {
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Whether the bus itself sent @m. sd-bus cannot check a match's sender=
+ * locally, and any peer may send a signal straight to our unique name. */
+static inline bool sent_by_bus(sd_bus_message *m) {
+        const char *sender = sd_bus_message_get_sender(m);
+
+        return sender && strcmp(sender, "org.freedesktop.DBus") == 0;
+}
+
+/* The conversations the model keeps at most (the menu lists 10): whatever
+ * imd sends, the tray's memory stays bounded (conversations.c). */
+#define MODEL_MAX_CONVERSATIONS 4096U
+
 /* ---- model.c: the state of imd, as read over D-Bus ---- */
 
 struct conversation {
@@ -68,7 +81,10 @@ struct conversation {
 
 struct model {
         struct tray *tray;
-        bool running;           /* something owns org.example.IM */
+        /* imd's unique name, NULL when nobody owns org.example.IM (or not known
+         * yet): its signals are the only ones the model takes */
+        char *imd_unique;
+        bool running;           /* imd answered, or signalled */
         bool ready;
         char *account;
         char *net_state;        /* "connected", "connecting", "disconnected" */
@@ -80,6 +96,7 @@ struct model {
          * of the old instance cannot overwrite the new one's state */
         sd_bus_slot *get_all_slot;
         sd_bus_slot *get_conversations_slot;
+        sd_bus_slot *owner_slot;        /* GetNameOwner at start */
         sd_bus_slot *match_slots[4];
 };
 
@@ -89,6 +106,23 @@ const struct conversation *model_find(const struct model *m, const char *id);
 void model_check_unread(struct model *m);
 int model_mark_read(struct model *m, const char *id);
 int model_mark_all_read(struct model *m);
+
+/* ---- conversations.c: the model's list of conversations ---- */
+
+/* A conversation dictionary may grow keys; these are the ones the tray shows. */
+struct conversation_fields {
+        const char *id;
+        const char *name;
+        uint32_t unread;
+        int64_t time;
+};
+
+void conversations_clear(struct model *m);
+struct conversation *conversations_find(const struct model *m, const char *id);
+/* Adds or replaces one conversation (bounded: see conversations.c). */
+int conversations_merge(struct model *m, const struct conversation_fields *f);
+/* most recent first */
+void conversations_sort(struct model *m);
 
 /* ---- text.c: what the item and the menu say about the model ---- */
 

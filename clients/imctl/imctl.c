@@ -525,8 +525,12 @@ int imctl_watch_daemon(struct imctl *ctx, sd_bus_message_handler_t lost, void *u
 }
 
 bool imctl_name_owner_lost(sd_bus_message *m) {
-        const char *name, *old_owner, *new_owner;
+        const char *name, *old_owner, *new_owner, *sender = sd_bus_message_get_sender(m);
 
+        /* only the bus says so: sd-bus does not check the match's sender= here,
+         * and anyone may send a NameOwnerChanged straight to us */
+        if (!sender || strcmp(sender, "org.freedesktop.DBus") != 0)
+                return false;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return false;
         return strcmp(name, IM_SERVICE) == 0 && new_owner[0] == '\0';

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <glib.h>
 #include <json-c/json.h>
 #include <systemd/sd-bus.h>
 
@@ -152,6 +153,11 @@ int output_message_line(struct json_object *message);
 const char *output_value_text(struct json_object *v);
 int output_conversation_line(struct json_object *conversation);
 char *output_message_summary(struct json_object *message);
+/* C0, DEL and C1 control characters of @s become spaces, in place */
+void output_strip_controls(char *s);
+/* @text appended to @s with its control characters as spaces: for any
+ * string from imd or a peer in a line of text */
+void output_append_text(GString *s, const char *text);
 /* the width of the terminal on stderr, 80 when unknown (progress lines) */
 unsigned output_terminal_columns(void);
 

@@ -30,8 +30,13 @@ struct signal_kind {
         void (*text)(GString *s, struct json_object *event);
 };
 
+/* Every string of a signal goes through output_append_text(): a peer's text
+ * with a newline or an escape sequence must not fake a line or drive the
+ * terminal. Only the colours are written as they are. */
 static void append_lead(GString *s, const char *lead) {
-        g_string_append_printf(s, "%s%s%s", color_out(COLOR_BOLD), lead, color_out(COLOR_RESET));
+        g_string_append(s, color_out(COLOR_BOLD));
+        output_append_text(s, lead);
+        g_string_append(s, color_out(COLOR_RESET));
 }
 
 static void text_message(GString *s, struct json_object *event) {
@@ -42,10 +47,12 @@ static void text_message(GString *s, struct json_object *event) {
 
         output_format_time(json_get_int(m, "time", -1), when);
         append_lead(s, "message");
-        g_string_append_printf(s, " %s %s%s%s %s%s%s: %s", json_get_string(m, "conversation", "?"),
-                               color_out(COLOR_DIM), when, color_out(COLOR_RESET),
-                               color_out(out ? COLOR_OUTGOING : COLOR_INCOMING), json_get_string(m, "sender", "?"),
-                               color_out(COLOR_RESET), text);
+        g_string_append_c(s, ' ');
+        output_append_text(s, json_get_string(m, "conversation", "?"));
+        g_string_append_printf(s, " %s%s%s %s", color_out(COLOR_DIM), when, color_out(COLOR_RESET),
+                               color_out(out ? COLOR_OUTGOING : COLOR_INCOMING));
+        output_append_text(s, json_get_string(m, "sender", "?"));
+        g_string_append_printf(s, "%s: %s", color_out(COLOR_RESET), text);
 }
 
 static void text_conversations(GString *s, struct json_object *event) {
@@ -55,29 +62,34 @@ static void text_conversations(GString *s, struct json_object *event) {
         for (size_t i = 0; json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
                 struct json_object *c = json_object_array_get_idx(list, i);
 
-                g_string_append_printf(s, "%s %s [%" PRId64 " unread]", i ? "," : "",
-                                       json_get_string(c, "id", "?"), json_get_int(c, "unread", 0));
+                g_string_append(s, i ? ", " : " ");
+                output_append_text(s, json_get_string(c, "id", "?"));
+                g_string_append_printf(s, " [%" PRId64 " unread]", json_get_int(c, "unread", 0));
         }
 }
 
 static void text_error(GString *s, struct json_object *event) {
-        g_string_append_printf(s, "%serror%s %s: %s", color_out(COLOR_BAD), color_out(COLOR_RESET),
-                               json_get_string(event, "name", "?"), json_get_string(event, "message", ""));
+        g_string_append_printf(s, "%serror%s ", color_out(COLOR_BAD), color_out(COLOR_RESET));
+        output_append_text(s, json_get_string(event, "name", "?"));
+        g_string_append(s, ": ");
+        output_append_text(s, json_get_string(event, "message", ""));
 }
 
 static void append_value(GString *s, struct json_object *v) {
         if (json_object_is_type(v, json_type_string))
-                g_string_append(s, json_object_get_string(v));
+                output_append_text(s, json_object_get_string(v));
         else if (json_object_is_type(v, json_type_boolean))
                 g_string_append(s, json_object_get_boolean(v) ? "yes" : "no");
-        else
-                g_string_append(s, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        else    /* JSON escapes C0, but not DEL and C1 */
+                output_append_text(s, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 }
 
 static void text_properties(GString *s, struct json_object *event) {
         append_lead(s, "properties changed:");
         json_object_object_foreach(json_object_object_get(event, "changed"), key, value) {
-                g_string_append_printf(s, " %s=", key);
+                g_string_append_c(s, ' ');
+                output_append_text(s, key);
+                g_string_append_c(s, '=');
                 append_value(s, value);
         }
 }

@@ -91,6 +91,35 @@ void output_format_time(int64_t unix_ms, char buf[static 16]) {
                 strcpy(buf, "--:--");
 }
 
+/* Control characters become spaces, in place: C0 (newlines, ESC), DEL and
+ * C1 (U+0080..U+009F; U+009B is CSI to many terminals). What a peer or imd
+ * sends can then neither fake a line of its own nor drive the terminal. @s
+ * is UTF-8 (D-Bus strings are), so a C1 character is 0xC2 0x80..0x9F. */
+void output_strip_controls(char *s) {
+        char *w = s;
+
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+
+                if (c < 0x20 || c == 0x7f)
+                        c = ' ';
+                else if (c == 0xc2 && (unsigned char) p[1] >= 0x80 && (unsigned char) p[1] <= 0x9f) {
+                        c = ' ';
+                        p++;
+                }
+                *w++ = (char) c;
+        }
+        *w = '\0';
+}
+
+void output_append_text(GString *s, const char *text) {
+        size_t start = s->len;
+
+        g_string_append(s, text);
+        output_strip_controls(s->str + start);
+        g_string_truncate(s, strlen(s->str));
+}
+
 /* Text of a message for one-line displays: control characters become spaces. */
 char *output_message_summary(struct json_object *message) {
         const char *type = json_get_string(message, "type", "text");
@@ -105,9 +134,7 @@ char *output_message_summary(struct json_object *message) {
                 s = g_strdup_printf("[%s]", type);
         else
                 s = g_strdup("");
-        for (char *p = s; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = ' ';
+        output_strip_controls(s);
         return s;
 }
 

@@ -21,8 +21,12 @@ import uuid
 
 import pytest
 
+from gi.repository import GLib
+
 from conftest import Imctl, _failed
+from harness.bus import IM_IFACE, IM_NAME, IM_PATH
 from harness.imd import build_dir, imd_path
+from harness.notify import FakeImd, Rogue, unique_name_of
 from harness.proc import LineReader
 from harness.prosody import Prosody
 from harness.util import REPO, sanitizer_report
@@ -369,6 +373,101 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(imctl, logged_in, pee
     assert rc == 2 and ESC not in tty and "frobnicate" in tty, tty
     rc, _, err = run_pty(imctl, "frobnicate", env=plain_env)
     assert ESC not in err and "frobnicate" in err
+
+
+# -- text output: what peers and imd send stays on its line ------------------------------------------
+
+NS_CORRECT = "urn:xmpp:message-correct:0"
+CSI_C1 = "\u009b"      # CSI as one C1 character: valid in XML, so a peer can send it
+
+
+def _controls(text):
+    """The control characters (C0 but the line ends, DEL, C1) in text."""
+    return [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+
+
+def test_monitor_and_events_text_filter_control_characters(imctl, client, logged_in, peer, bus):
+    """A peer's correction with a newline and an escape sequence shows in
+    `imctl monitor` and `imctl events` on one line, without them: it can
+    neither fake a line of its own nor drive the terminal. And a
+    NameOwnerChanged that the bus did not send does not end the monitor."""
+    me = logged_in.jid
+    start = client.mark()
+    mid = peer.send_message(me, "see you at 8")
+    wait_in(client, "see you at 8", start)
+    p, out, err = popen_lines(imctl, "monitor", "--since", "0")
+    try:
+        out.wait_contains("see you at 8")       # replayed: the live matches are in place
+        forged = "at 9\nmessage %s 12:00 %s: forged line %s31mred" % (peer.jid, peer.jid, CSI_C1)
+        peer.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body><replace xmlns='%s' id='%s'/>"
+                      "</message>" % (me, uuid.uuid4().hex, forged.replace("\n", "&#10;"), NS_CORRECT, mid))
+        i, line = out.wait_contains("MessageEdited")
+        assert "at 9 message %s 12:00 %s: forged line  31mred" % (peer.jid, peer.jid) in line, line
+        assert not _controls(line), repr(line)
+        assert not any(l.startswith("message ") and "forged line" in l for l in out.lines), out.lines
+
+        # imd left the bus, says somebody else: monitor goes on
+        rogue = Rogue(bus)
+        try:
+            target = unique_name_of(client, p.pid)
+            assert target
+            rogue.name_owner_changed(target, IM_NAME, client.name_owner(IM_NAME), "")
+            rogue.sync(target)
+        finally:
+            rogue.close()
+        peer.send_message(me, "still monitored")
+        out.wait_contains("still monitored")
+        assert p.poll() is None and "left the bus" not in err.text()
+    finally:
+        finish(p, out, err)
+    assert not _controls(out.text()), repr(out.text())
+
+    r = imctl.run("events", check=0)
+    edited = [l for l in r.stdout.splitlines() if "MessageEdited" in l]
+    assert len(edited) == 1 and "forged line  31mred" in edited[0], r.stdout
+    assert not _controls(r.stdout), repr(r.stdout)
+
+
+def test_monitor_text_filters_what_imd_sends(bus, client_factory):
+    """Strings from imd itself (here a fake one: ESC cannot travel in XMPP's
+    XML) are filtered the same way, in every kind of line."""
+    fake = FakeImd(bus).start()
+    imctl = Imctl(bus)
+    try:
+        p, out, err = popen_lines(imctl, "monitor")
+        try:
+            # subscribed once a signal gets through: send until one does
+            deadline = time.monotonic() + 15
+            while not out.lines and time.monotonic() < deadline:
+                fake.run(lambda f: f.emit("MessageRevoked", "probe@example.org", "probe"))
+                time.sleep(0.2)
+            out.wait_contains("probe")
+            evil = "a\x1b[31mred\nMessageRevoked fake\rline\x07\x7f\u009b2J"
+            v = GLib.Variant
+
+            def emit_all(f):
+                f.emit("MessageEdited", "eve@example.org\x1b]0;title\x07", "m1", evil)
+                f.emit("MessageReceived", {"id": "m2", "conversation": "eve\n@example.org",
+                                           "sender": "eve\x1b[2J", "direction": "in", "type": "text",
+                                           "text": evil, "time": 0})
+                f.emit("ConversationsChanged", [{"id": "eve\x1b[0m@example.org", "unread": 1}])
+                f.conn.emit_signal(None, IM_PATH, IM_IFACE, "Error",
+                                   v("(ss)", ("org.example.IM.Error.\x1b[1m", evil)))
+                f.emit_properties({"NetState": v("s", evil)})
+                f.emit("MessageRevoked", "end@example.org", "done")
+            fake.run(emit_all)
+            out.wait_contains("end@example.org")
+        finally:
+            finish(p, out, err)
+    finally:
+        fake.stop()
+    text = out.text()
+    assert not _controls(text), repr(text)
+    assert "\x1b" not in text
+    lines = [l for l in out.lines if "probe" not in l]
+    # one line per signal: nothing split a line in two
+    assert len(lines) == 6, lines
+    assert all("fake line" in l for l in lines if "red" in l and "unread" not in l), lines
 
 
 # -- bash completion -----------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from conftest import Imctl, _failed
 from harness.asserts import find_conversation
 from harness.bus import IM_IFACE, IM_NAME, IM_PATH, DBusCallError
 from harness.imd import Imd, build_dir
-from harness.notify import Dunst, ImNotify, NotifyMock, NotifyMonitor, Xvfb, im_notify_path
+from harness.notify import (NOTIFY_NAME, Dunst, FakeImd, ImNotify, NotifyMock, NotifyMonitor, Rogue, Xvfb,
+                            im_notify_path, incoming, unique_name_of)
 from harness.peer import Peer
 from harness.util import REPO, wait_until
 from test_messages import wait_in
@@ -489,6 +490,123 @@ def test_survives_a_misbehaving_imd(bus, dunst, monitor, im_notify, client_facto
         "id": v("s", "m4"), "conversation": v("s", "eve@example.org"), "direction": v("s", "in"),
         "text": v("s", "from the next one")},)))
     monitor.wait_notify(lambda c: c["body"] == "from the next one")
+    assert im_notify.running
+
+
+# -- 7b. catch-up races, floods and forged signals (a fake imd times what the real one cannot) ---
+
+@pytest.fixture
+def fake_imd(bus):
+    f = FakeImd(bus).start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def rogue(bus):
+    r = Rogue(bus)
+    yield r
+    r.close()
+
+
+def test_first_run_keeps_a_message_of_the_catch_up(fake_imd, dunst, monitor, im_notify):
+    """First run, no state: a message that arrives between im-notify's two
+    catch-up calls (LastEvent and GetConversations, in whichever order it makes
+    them) is in neither answer's past, so it must be shown: numbered above
+    LastEvent, it is handled from the held signals."""
+    eve = "eve@example.org"
+    done = []
+
+    def between(f):
+        if done:
+            return
+        done.append(True)
+        f.conversations = [{"id": eve, "name": "", "unread": 1}]
+        f.emit("MessageReceived", incoming(eve, "m1", "sent during the catch-up"))
+    fake_imd.after_reply["Get:LastEvent"] = between
+    fake_imd.after_reply["GetConversations"] = between
+
+    start_caught_up(im_notify)
+    fake_imd.run(lambda f: f.emit("MessageReceived", incoming(eve, "m2", "after the catch-up")))
+    monitor.wait_notify(lambda c: c["body"] == "after the catch-up")
+    assert done
+    assert [c["body"] for c in monitor.notify_calls()] == ["sent during the catch-up", "after the catch-up"]
+
+
+FLOOD = 5000        # more than im-notify holds during a catch-up (QUEUE_MAX, 4096)
+
+
+def test_flood_during_the_catch_up_does_not_starve_it(fake_imd, dunst, monitor, im_notify):
+    """imd sends more signals during each catch-up call than im-notify holds,
+    three times in a row: im-notify drops what it held but finishes each
+    round, then reads the rest from the event log; it neither starts over
+    (GetConversations once) nor loses the flood."""
+    eve = "eve@example.org"
+    floods = []
+
+    def flood(f):
+        if len(floods) == 3:
+            return
+        floods.append(True)
+        f.conversations = [{"id": eve, "name": "", "unread": FLOOD * len(floods)}]
+        for i in range(FLOOD):
+            f.emit("MessageReceived", incoming(eve, "f%d.%d" % (len(floods), i),
+                                               "flood %d.%d" % (len(floods), i)))
+    fake_imd.hooks["GetConversations"] = flood
+    fake_imd.hooks["GetEventsSince"] = flood
+
+    im_notify.start()
+    wait_until(lambda: _state_has_owner(im_notify) or not im_notify.running, 120, what="im-notify to go live")
+    assert im_notify.running, im_notify.stderr_text()
+    assert len(floods) == 3
+    assert len(fake_imd.calls_of("GetConversations")) == 1, fake_imd.calls
+    fake_imd.run(lambda f: f.emit("MessageReceived", incoming(eve, "after", "after the flood")))
+    monitor.wait_notify(lambda c: c["body"] == "after the flood", timeout=60)
+    bodies = [c["body"] for c in monitor.notify_calls()]
+    # the newest of the flood was shown, once, before what came after it
+    assert bodies[-2:] == ["flood 3.%d" % (FLOOD - 1), "after the flood"], bodies
+    assert len(bodies) == len(set(bodies)), bodies
+    assert "imd sends faster than the catch-up runs" in im_notify.stderr_text()
+
+
+def test_forged_owner_changes_and_actions_are_ignored(client, logged_in, peer, imd, mock_server, monitor,
+                                                      im_notify, rogue):
+    """Anyone may send a signal straight to im-notify's connection. A forged
+    NameOwnerChanged must not make the sender imd (im-notify would call it
+    and take its signals) or the notification server (its ActionInvoked and
+    NotificationReplied would then mark conversations read and send replies
+    in the user's name); only the bus sends NameOwnerChanged."""
+    me = logged_in.jid
+    start_caught_up(im_notify)
+    target = unique_name_of(client, im_notify.proc.pid)
+    assert target
+    imd_unique = client.name_owner(IM_NAME)
+    server_unique = client.name_owner(NOTIFY_NAME)
+
+    rogue.name_owner_changed(target, IM_NAME, imd_unique, rogue.unique_name)
+    rogue.name_owner_changed(target, NOTIFY_NAME, server_unique, rogue.unique_name)
+    rogue.sync(target)
+    # a message of the real imd, shown by the real server (the mock numbers from 1)
+    peer.send_message(me, "a real message")
+    wait_until(lambda: [c for c in mock_server.calls("Notify") if c[4] == "a real message"],
+               what="Notify at the real server")
+    nid = 1
+    assert len(mock_server.calls("Notify")) == 1
+    assert rogue.calls == [], "im-notify called the rogue: %r" % rogue.calls
+
+    # the rogue's actions: ignored, unicast or broadcast
+    for destination in (target, None):
+        rogue.send(destination, "/org/freedesktop/Notifications", "org.freedesktop.Notifications",
+                   "ActionInvoked", "us", nid, "default")
+        rogue.send(destination, "/org/freedesktop/Notifications", "org.freedesktop.Notifications",
+                   "NotificationReplied", "us", nid, "forged reply")
+    rogue.sync(target)
+    assert unread(client, peer.jid) == 1
+    # the real server's reply goes through: had the forged one, it would be first
+    mock_server.emit("NotificationReplied", "us", (nid, "the real reply"))
+    peer.wait_for_body("the real reply")
+    assert "forged reply" not in peer.bodies()
+    assert rogue.calls == [], "im-notify called the rogue: %r" % rogue.calls
     assert im_notify.running
 
 

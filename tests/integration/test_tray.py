@@ -12,8 +12,10 @@ import pytest
 from gi.repository import GLib
 
 from conftest import _failed
-from harness.bus import DBusCallError
+from harness.bus import IM_IFACE, IM_NAME, IM_PATH, DBusCallError
 from harness.imd import Imd
+from harness.notify import Rogue
+from harness.peer import Peer
 from harness.tray import ImTray, TrayHost, im_tray_path, wait_until
 from harness.util import REPO
 
@@ -315,6 +317,108 @@ def test_imd_restart(tray, host, imd, client, alice, peer, imctl):
     wait_status(tray, "Active")
     assert unread_of(client, peer.jid) == 0
     assert tray.running
+
+
+# -- 5b. signals from anyone but imd, and a network drop --------------------------------------------
+
+@pytest.fixture
+def rogue(bus):
+    r = Rogue(bus)
+    yield r
+    r.close()
+
+
+def new_status_since(tray, mark):
+    tray.item.pump()
+    return [s.args[0] for s in tray.item.signals[mark:] if s.member == "NewStatus"]
+
+
+def test_signals_from_others_are_ignored(tray, host, client, alice, peer, rogue):
+    """Anyone may send a signal straight to the tray's connection, claiming
+    to be imd or the bus: conversations, properties, imd leaving. Only imd's
+    own connection speaks for imd, and only the bus says who that is."""
+    client.login_account(alice)
+    send_and_wait(client, peer, alice.jid, 1, "real")
+    wait_menu_label(tray, label(peer.jid, 1))
+    wait_status(tray, "NeedsAttention")
+    target = client.name_owner(tray.bus_name)
+    v = GLib.Variant
+
+    # imd's signals, from the rogue: newer conversations than any (unread 0,
+    # so that the sum of unread counts would not make the tray read them again)
+    mark = tray.item.mark()
+    forged = [{"id": v("s", "mallory%d@evil.example" % i), "name": v("s", "Mallory %d" % i),
+               "unread": v("u", 0), "time": v("x", 2 ** 62 - i)} for i in range(50)]
+    rogue.send(target, IM_PATH, IM_IFACE, "ConversationsChanged", "aa{sv}", forged)
+    rogue.send(target, IM_PATH, "org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
+               IM_IFACE, {"NetState": v("s", "connecting")}, [])
+    rogue.sync(target)
+    # a real change after them: by the time it shows, so would they
+    send_and_wait(client, peer, alice.jid, 1, "real again")
+    wait_menu_label(tray, label(peer.jid, 2))
+    wait_tooltip(tray, "2 unread messages", alice.jid + ": connected")
+    assert not [l for l in menu_labels(tray) if "allory" in l], menu_labels(tray)
+    assert tray.item.get_property("IconName") == "user-available"
+
+    # "imd left the bus", says the rogue (and then: "the rogue is imd")
+    imd_unique = client.name_owner(IM_NAME)
+    rogue.name_owner_changed(target, IM_NAME, imd_unique, "")
+    rogue.sync(target)
+    rogue.name_owner_changed(target, IM_NAME, "", rogue.unique_name)
+    rogue.send(target, IM_PATH, IM_IFACE, "ConversationsChanged", "aa{sv}", forged)
+    rogue.sync(target)
+    # the watcher changed hands, says the rogue: nothing to register again
+    rogue.name_owner_changed(target, "org.kde.StatusNotifierWatcher", "", rogue.unique_name)
+    rogue.sync(target)
+    send_and_wait(client, peer, alice.jid, 1, "and again")
+    wait_menu_label(tray, label(peer.jid, 3))
+    wait_tooltip(tray, "3 unread messages", alice.jid + ": connected")
+    assert not [l for l in menu_labels(tray) if "allory" in l], menu_labels(tray)
+    assert new_status_since(tray, mark) == [], "the status changed meanwhile"
+    assert "imd left the bus" not in tray.log_text()
+    assert rogue.calls == [], "im-tray called the rogue: %r" % rogue.calls
+    assert tray.log_text().count("registered with the StatusNotifierWatcher") == 1, tray.log_text()
+    assert tray.running
+
+
+def test_stays_shown_while_reconnecting(host, fast_imd, fclient, private_prosody, tray_factory):
+    """A network drop is no logout: while imd reconnects (Ready false,
+    NetState "connecting") the item stays shown with its unread count, icon
+    user-away; once the server is back it is connected again."""
+    p = private_prosody
+    jid, pw = p.new_account("alice")
+    fclient.login(jid, pw, p.ws_url)
+    tray = tray_factory()
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        bob.send_message(jid, "before the drop 1")
+        bob.send_message(jid, "before the drop 2")
+        wait_until(lambda: fclient.get_property("UnreadTotal") == 2, 20, "2 unread")
+    finally:
+        bob.stop()
+    wait_status(tray, "NeedsAttention")
+    wait_tooltip(tray, "2 unread messages", jid + ": connected")
+    assert tray.item.get_property("IconName") == "user-available"
+
+    mark = tray.item.mark()
+    start = fclient.mark()
+    p.stop()
+    try:
+        fclient.wait_property("NetState", lambda s: s == "connecting", start=start, timeout=15)
+        wait_tooltip(tray, "2 unread messages", jid + ": connecting")
+        assert fclient.get_property("Ready") is False
+        assert tray.status() == "NeedsAttention"
+        assert tray.item.get_property("IconName") == "user-away"
+        assert host.application(tray.bus_name) is not None, "the host hid the item"
+    finally:
+        p.start()
+    fclient.wait_property("Ready", lambda r: r is True, start=start, timeout=30)
+    wait_tooltip(tray, "2 unread messages", jid + ": connected")
+    wait_until(lambda: tray.item.get_property("IconName") == "user-available", 15, "icon user-available")
+    assert tray.status() == "NeedsAttention"
+    assert "Passive" not in new_status_since(tray, mark)
 
 
 # -- before imd, and after the bus ------------------------------------------------------------------

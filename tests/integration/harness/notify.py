@@ -8,15 +8,21 @@
 - NotifyMonitor: `busctl monitor` of org.freedesktop.Notifications traffic,
   to see exactly what im-notify asked the server (actions, replaces_id).
 - ImNotify: the im-notify process ($IMD_BUILD_DIR/clients/im-notify/im-notify).
+- FakeImd: a stand-in for imd, for timings the real one cannot be made to
+  produce (a signal between two calls, a flood during a catch-up); im-tray's
+  tests use it too.
+- Rogue: a connection of somebody else on the bus, sending forged signals
+  straight to a frontend and recording any call that reaches it.
 """
 
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
-from gi.repository import GLib
+from gi.repository import Gio, GLib
 
 from .bus import DBusClient
 from .imd import _find, sanitizer_env
@@ -364,4 +370,265 @@ class ImNotify:
         return self.start()
 
 
-__all__ = ["Xvfb", "Dunst", "NotifyMock", "NotifyMonitor", "ImNotify", "im_notify_path"]
+IM_NAME = "org.example.IM"
+IM_PATH = "/org/example/IM"
+IM_IFACE = "org.example.IM"
+
+FAKE_IMD_XML = """<node>
+  <interface name="org.example.IM">
+    <method name="GetConversations">
+      <arg name="conversations" type="aa{sv}" direction="out"/>
+    </method>
+    <method name="GetEventsSince">
+      <arg name="after" type="t" direction="in"/>
+      <arg name="events" type="a(tsv)" direction="out"/>
+      <arg name="last" type="t" direction="out"/>
+    </method>
+    <method name="MarkRead">
+      <arg name="conversation" type="s" direction="in"/>
+    </method>
+    <method name="SendText">
+      <arg name="conversation" type="s" direction="in"/>
+      <arg name="text" type="s" direction="in"/>
+      <arg name="id" type="s" direction="out"/>
+    </method>
+    <property name="LastEvent" type="t" access="read"/>
+    <property name="Ready" type="b" access="read"/>
+    <property name="Account" type="s" access="read"/>
+    <property name="NetState" type="s" access="read"/>
+    <property name="UnreadTotal" type="u" access="read"/>
+  </interface>
+</node>"""
+
+_SIGNATURES = {"MessageReceived": "a{sv}", "MessageRevoked": "ss", "MessageEdited": "sss",
+               "ConversationsChanged": "aa{sv}"}
+
+
+def variant_dict(d):
+    """{"id": "x", "unread": 2} as an a{sv} value: str -> s, bool -> b, int -> u
+    (x for "time"); GLib.Variant values are kept."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, GLib.Variant):
+            out[k] = v
+        elif isinstance(v, bool):
+            out[k] = GLib.Variant("b", v)
+        elif isinstance(v, int):
+            out[k] = GLib.Variant("x" if k == "time" else "u", v)
+        else:
+            out[k] = GLib.Variant("s", v)
+    return out
+
+
+def incoming(conversation, msg_id, text):
+    """An incoming text message as MessageReceived carries it."""
+    return {"id": msg_id, "conversation": conversation, "sender": conversation, "direction": "in",
+            "type": "text", "text": text, "time": int(time.time() * 1000)}
+
+
+class FakeImd:
+    """Something owning org.example.IM on the test's bus that is not imd: a
+    Gio connection served by a thread of its own, so that it answers while
+    the test waits. It serves GetConversations (self.conversations),
+    GetEventsSince (every signal it emitted, numbered by its D-Bus serial as
+    imd numbers them), MarkRead, SendText and the properties in self.props
+    (LastEvent: its last signal's serial). self.calls records every call as
+    (method, args); hooks[method](fake) runs just before the reply and
+    after_reply[method](fake) just after it (Properties.Get is "Get:NAME"), on
+    the fake's thread: what they emit comes before, or after, the reply."""
+
+    def __init__(self, bus):
+        self.bus = bus
+        self.conversations = []
+        self.props = {"Ready": GLib.Variant("b", True), "Account": GLib.Variant("s", "alice@example.org"),
+                      "NetState": GLib.Variant("s", "connected"), "UnreadTotal": GLib.Variant("u", 0)}
+        self.hooks = {}
+        self.after_reply = {}
+        self.events = []            # (number, member, args tuple)
+        self.last_event = 0
+        self.calls = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._error = None
+        self.conn = None
+        self.unique_name = None
+
+    # -- on the fake's thread ----------------------------------------------------------------
+    def emit(self, member, *args):
+        """Emit one org.example.IM signal (broadcast), keep it in the event log;
+        its number."""
+        sig = _SIGNATURES[member]
+        if sig == "a{sv}":
+            args = (variant_dict(args[0]),)
+        elif sig == "aa{sv}":
+            args = ([variant_dict(c) for c in args[0]],)
+        self.conn.emit_signal(None, IM_PATH, IM_IFACE, member, GLib.Variant("(%s)" % sig, tuple(args)))
+        n = self.conn.get_last_serial()
+        with self._lock:
+            self.events.append((n, member, args))
+            self.last_event = n
+        return n
+
+    def emit_properties(self, changed):
+        """PropertiesChanged of org.example.IM ({"NetState": Variant, ...}), and self.props."""
+        self.props.update(changed)
+        self.conn.emit_signal(None, IM_PATH, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                              GLib.Variant("(sa{sv}as)", (IM_IFACE, changed, [])))
+
+    def _on_call(self, conn, sender, path, iface, method, params, invocation):
+        args = params.unpack()
+        with self._lock:
+            self.calls.append((method, args))
+        if method in self.hooks:
+            self.hooks[method](self)
+        if method == "GetConversations":
+            invocation.return_value(GLib.Variant("(aa{sv})", ([variant_dict(c) for c in self.conversations],)))
+        elif method == "GetEventsSince":
+            with self._lock:
+                kept = [(n, m, GLib.Variant("(%s)" % _SIGNATURES[m], a)) for n, m, a in self.events
+                        if n > args[0]]
+                last = self.last_event
+            invocation.return_value(GLib.Variant("(a(tsv)t)", (kept, last)))
+        elif method == "MarkRead":
+            invocation.return_value(None)
+        elif method == "SendText":
+            invocation.return_value(GLib.Variant("(s)", ("fake-%d" % len(self.calls),)))
+        else:
+            invocation.return_dbus_error("org.freedesktop.DBus.Error.UnknownMethod", method)
+        if method in self.after_reply:
+            self.after_reply[method](self)
+
+    def _get_property(self, conn, sender, path, iface, name):
+        with self._lock:
+            self.calls.append(("Get", (name,)))
+        key = "Get:" + name
+        if key in self.hooks:
+            self.hooks[key](self)
+        value = GLib.Variant("t", self.last_event) if name == "LastEvent" else self.props[name]
+        if key in self.after_reply:
+            # Gio sends the reply once this returns: an idle callback comes after it
+            src = GLib.idle_source_new()
+            src.set_callback(lambda *_: (self.after_reply[key](self), False)[1])
+            src.attach(GLib.MainContext.get_thread_default())
+        return value
+
+    def _run(self):
+        ctx = GLib.MainContext.new()
+        ctx.push_thread_default()
+        try:
+            self.conn = Gio.DBusConnection.new_for_address_sync(
+                self.bus.address,
+                Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+                None, None)
+            self.conn.set_exit_on_close(False)
+            self.unique_name = self.conn.get_unique_name()
+            node = Gio.DBusNodeInfo.new_for_xml(FAKE_IMD_XML)
+            self.conn.register_object(IM_PATH, node.interfaces[0], self._on_call, self._get_property, None)
+            r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                    "RequestName", GLib.Variant("(su)", (IM_NAME, 4)), None, 0, 10000, None)
+            if r.unpack()[0] != 1:
+                raise RuntimeError("cannot own %s: %r" % (IM_NAME, r.unpack()))
+            self._loop = GLib.MainLoop.new(ctx, False)
+        except Exception as e:      # reported by start()
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run()
+        try:
+            self.conn.close_sync(None)
+        except GLib.Error:
+            pass
+        ctx.pop_thread_default()
+
+    # -- from the test ------------------------------------------------------------------------
+    def start(self, timeout=10.0):
+        self._thread = threading.Thread(target=self._run, name="fake-imd", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error:
+            raise RuntimeError("the fake imd did not start: %s" % self._error)
+        return self
+
+    def run(self, fn, timeout=30.0):
+        """fn(self) on the fake's thread; its result."""
+        done = threading.Event()
+        out = {}
+
+        def call():
+            try:
+                out["value"] = fn(self)
+            except Exception as e:      # re-raised below
+                out["error"] = e
+            done.set()
+            return False
+        GLib.MainContext.invoke_full(self._loop.get_context(), GLib.PRIORITY_DEFAULT, call)
+        if not done.wait(timeout):
+            raise TimeoutError("the fake imd did not run %r" % fn)
+        if "error" in out:
+            raise out["error"]
+        return out.get("value")
+
+    def calls_of(self, method):
+        with self._lock:
+            return [a for m, a in self.calls if m == method]
+
+    def stop(self):
+        if self._thread.is_alive() and getattr(self, "_loop", None):
+            self._loop.quit()
+            self._thread.join(10)
+
+
+class Rogue:
+    """Another client of the bus, neither imd nor a notification server nor the
+    bus: it sends signals straight to one connection (unicast, as anyone may)
+    and records the method calls that reach it."""
+
+    def __init__(self, bus):
+        self.bus = bus
+        self.client = bus.client()
+        self.calls = []
+        self._filter = self.client.conn.add_filter(self._on_message)
+
+    @property
+    def unique_name(self):
+        return self.client.unique_name
+
+    def _on_message(self, conn, message, incoming):
+        # on Gio's worker thread: only look
+        if incoming and message.get_message_type() == Gio.DBusMessageType.METHOD_CALL:
+            self.calls.append((message.get_interface(), message.get_member()))
+        return message
+
+    def send(self, destination, path, interface, member, signature, *args):
+        self.client.conn.emit_signal(destination, path, interface, member,
+                                     GLib.Variant("(%s)" % signature, args))
+
+    def name_owner_changed(self, destination, name, old, new):
+        self.send(destination, "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+                  "sss", name, old, new)
+
+    def sync(self, destination):
+        """A round trip to destination: what was sent before is handled there
+        (one sender's messages arrive in order)."""
+        self.client._call(destination, "/", "org.freedesktop.DBus.Peer", "Ping", None, (), 20.0)
+
+    def close(self):
+        self.client.conn.remove_filter(self._filter)
+        self.client.close()
+
+
+def unique_name_of(client, pid):
+    """The bus connection of process pid (one of the frontends), or None."""
+    for name in client.call_bus("ListNames"):
+        if not name.startswith(":"):
+            continue
+        try:
+            if client.call_bus("GetConnectionUnixProcessID", "s", (name,)) == pid:
+                return name
+        except Exception:   # gone meanwhile
+            continue
+    return None
+
+
+__all__ = ["Xvfb", "Dunst", "NotifyMock", "NotifyMonitor", "ImNotify", "im_notify_path",
+           "FakeImd", "Rogue", "incoming", "unique_name_of", "variant_dict"]
