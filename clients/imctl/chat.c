@@ -78,6 +78,8 @@ static int on_message_received(sd_bus_message *m, void *userdata, sd_bus_error *
         _cleanup_json_ struct json_object *message = NULL;
         int r;
 
+        if (!imctl_from_daemon(chat->ctx, m))
+                return 0;
         r = bus_read_json(m, &message);
         if (r <= 0 || !json_object_is_type(message, json_type_object))
                 return 0;

@@ -185,7 +185,7 @@ static int on_transfer_progress(sd_bus_message *m, void *userdata, sd_bus_error 
         const char *conversation, *id;
         uint64_t done, total;
 
-        if (sd_bus_message_read(m, "sstt", &conversation, &id, &done, &total) < 0)
+        if (!imctl_from_daemon(u->ctx, m) || sd_bus_message_read(m, "sstt", &conversation, &id, &done, &total) < 0)
                 return 0;
         if (!is_this_message(u, id) || !u->tty)
                 return 0;
@@ -208,7 +208,7 @@ static int on_status_changed(sd_bus_message *m, void *userdata, sd_bus_error *re
         const char *conversation, *id, *status;
         int r;
 
-        if (sd_bus_message_read(m, "sss", &conversation, &id, &status) < 0)
+        if (!imctl_from_daemon(u->ctx, m) || sd_bus_message_read(m, "sss", &conversation, &id, &status) < 0)
                 return 0;
         if (!is_this_message(u, id))
                 return 0;
@@ -237,7 +237,7 @@ static int on_error(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         struct upload *u = userdata;
         const char *name, *message;
 
-        if (u->done || sd_bus_message_read(m, "ss", &name, &message) < 0)
+        if (u->done || !imctl_from_daemon(u->ctx, m) || sd_bus_message_read(m, "ss", &name, &message) < 0)
                 return 0;
         g_free(u->error_name);
         g_free(u->error_message);

@@ -438,6 +438,7 @@ int main(int argc, char **argv) {
                 r = run_command(&ctx, &commands[c], argc - i - 1, argv + i + 1);
                 /* flush queued calls (async MarkRead etc.) before leaving */
                 ctx.bus = sd_bus_flush_close_unref(ctx.bus);
+                free(ctx.daemon_owner);
                 if (fflush(stdout) != 0 && r == IMCTL_EXIT_OK)
                         r = imctl_print_errno("cannot write output", -errno);
                 return r;
@@ -522,6 +523,27 @@ int imctl_watch_daemon(struct imctl *ctx, sd_bus_message_handler_t lost, void *u
         if (r < 0)
                 return imctl_print_errno("cannot watch the service name", r);
         return IMCTL_EXIT_OK;
+}
+
+bool imctl_from_daemon(struct imctl *ctx, sd_bus_message *m) {
+        const char *sender = sd_bus_message_get_sender(m);
+
+        if (!sender)
+                return false;
+        if (!ctx->daemon_owner) {
+                _cleanup_message_ sd_bus_message *reply = NULL;
+                const char *owner;
+
+                if (sd_bus_call_method(ctx->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetNameOwner", NULL, &reply,
+                                       "s", IM_SERVICE) < 0 ||
+                    sd_bus_message_read(reply, "s", &owner) < 0)
+                        return false;
+                ctx->daemon_owner = strdup(owner);
+                if (!ctx->daemon_owner)
+                        return false;
+        }
+        return strcmp(sender, ctx->daemon_owner) == 0;
 }
 
 bool imctl_name_owner_lost(sd_bus_message *m) {

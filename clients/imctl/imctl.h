@@ -46,6 +46,7 @@ struct imctl {
         sd_bus *bus;
         bool json;
         uint64_t timeout_usec; /* 0: sd-bus default, unless a command has its own */
+        char *daemon_owner;    /* imd's unique name, once asked (imctl_from_daemon) */
 };
 
 /* One event of imd: a signal as it arrives (monitor) or as GetEventsSince
@@ -95,6 +96,10 @@ int imctl_call_simple(struct imctl *ctx, const char *member, sd_bus_message **re
 int imctl_check_daemon(struct imctl *ctx);
 int imctl_watch_daemon(struct imctl *ctx, sd_bus_message_handler_t lost, void *userdata);
 bool imctl_name_owner_lost(sd_bus_message *m);
+/* Whether a signal comes from imd itself: sd-bus does not check a match's
+ * sender= against a well-known name, and anyone may send a signal straight
+ * to us. imctl exits when imd goes, so its unique name is asked once. */
+bool imctl_from_daemon(struct imctl *ctx, sd_bus_message *m);
 
 /* errors.c: messages on stderr and the exit codes */
 struct imctl_exit_info {

@@ -231,7 +231,7 @@ static int on_im_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         struct imctl_event ev = { .member = sd_bus_message_get_member(m) };
         int r;
 
-        if (!ev.member)
+        if (!ev.member || !imctl_from_daemon(mon->ctx, m))
                 return 0;
         (void) sd_bus_message_get_cookie(m, &ev.number);
         if (ev.number && ev.number <= mon->replayed_through && !event_is_momentary(ev.member))
@@ -256,6 +256,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         uint64_t number = 0;
         int r;
 
+        if (!imctl_from_daemon(mon->ctx, m))
+                return 0;
         r = sd_bus_message_read(m, "s", &interface);
         if (r < 0 || strcmp(interface, IM_INTERFACE) != 0)
                 return 0;

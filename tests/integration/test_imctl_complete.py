@@ -412,12 +412,15 @@ def test_monitor_and_events_text_filter_control_characters(imctl, client, logged
             target = unique_name_of(client, p.pid)
             assert target
             rogue.name_owner_changed(target, IM_NAME, client.name_owner(IM_NAME), "")
+            # and a message from somebody who is not imd, sent straight to monitor
+            rogue.send(target, IM_PATH, IM_IFACE, "MessageRevoked", "ss", peer.jid, "forged-by-rogue")
             rogue.sync(target)
         finally:
             rogue.close()
         peer.send_message(me, "still monitored")
         out.wait_contains("still monitored")
         assert p.poll() is None and "left the bus" not in err.text()
+        assert "forged-by-rogue" not in out.text()
     finally:
         finish(p, out, err)
     assert not _controls(out.text()), repr(out.text())
