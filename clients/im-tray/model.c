@@ -448,7 +448,10 @@ void model_check_unread(struct model *m) {
 struct mark_read_call {
         struct model *model;
         char *id;
+        bool mark_all;          /* one of "Mark all read"'s */
 };
+
+static void mark_all_step(struct model *m);
 
 static int on_mark_read(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct mark_read_call *c = userdata;
@@ -459,6 +462,10 @@ static int on_mark_read(sd_bus_message *reply, void *userdata, sd_bus_error *ret
                 /* the tray's list was out of date (the conversation is gone) */
                 if (sd_bus_error_has_name(e, "org.example.IM.Error.NotFound"))
                         refresh_conversations(c->model);
+        }
+        if (c->mark_all) {
+                c->model->mark_all_in_flight--;
+                mark_all_step(c->model);
         }
         return 0;
 }
@@ -471,7 +478,7 @@ static void mark_read_call_free(void *userdata) {
 }
 
 /* Fire and forget: the slot is floating, imd's signals report the result. */
-int model_mark_read(struct model *m, const char *id) {
+static int send_mark_read(struct model *m, const char *id, bool mark_all) {
         _cleanup_message_ sd_bus_message *call = NULL;
         sd_bus_slot *slot = NULL;
         struct mark_read_call *c;
@@ -491,6 +498,7 @@ int model_mark_read(struct model *m, const char *id) {
         if (!c)
                 return -ENOMEM;
         c->model = m;
+        c->mark_all = mark_all;
         c->id = strdup(id);
         if (!c->id) {
                 free(c);
@@ -508,16 +516,39 @@ int model_mark_read(struct model *m, const char *id) {
         return 0;
 }
 
-/* imd has no "mark everything read" call: one MarkRead per conversation with unread messages. */
-int model_mark_all_read(struct model *m) {
-        for (size_t i = 0; i < m->n_conversations; i++) {
-                int r;
+int model_mark_read(struct model *m, const char *id) {
+        return send_mark_read(m, id, false);
+}
 
-                if (m->conversations[i].unread == 0)
+/* Sends the next MarkRead calls of "Mark all read", up to MARK_ALL_PARALLEL
+ * in flight; it ends when every conversation that had unread messages was
+ * asked for once in this round. */
+static void mark_all_step(struct model *m) {
+        for (size_t i = 0; m->mark_all_wanted && i < m->n_conversations; i++) {
+                struct conversation *c = &m->conversations[i];
+
+                if (m->mark_all_in_flight >= MARK_ALL_PARALLEL)
+                        return;
+                if (c->unread == 0 || c->mark_round == m->mark_round)
                         continue;
-                r = model_mark_read(m, m->conversations[i].id);
-                if (r < 0)
-                        return r;
+                c->mark_round = m->mark_round;
+                if (send_mark_read(m, c->id, true) < 0) {
+                        tray_log("cannot mark %s read", c->id);
+                        continue;
+                }
+                m->mark_all_in_flight++;
         }
+        if (m->mark_all_in_flight == 0)
+                m->mark_all_wanted = false;
+}
+
+/* imd has no "mark everything read" call: one MarkRead per conversation with
+ * unread messages, a few at a time. */
+int model_mark_all_read(struct model *m) {
+        if (!m->running)
+                return -ENOTCONN;
+        m->mark_round++;
+        m->mark_all_wanted = true;
+        mark_all_step(m);
         return 0;
 }

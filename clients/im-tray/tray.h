@@ -77,7 +77,12 @@ struct conversation {
         char *name;             /* display name, "" when unknown */
         uint32_t unread;
         int64_t time;           /* Unix ms of the last message */
+        uint32_t mark_round;    /* the "Mark all read" that last asked for it */
 };
+
+/* "Mark all read" sends this many MarkRead calls at a time: a bus caps the
+ * replies a connection may wait for (dbus-daemon's max_replies_per_connection). */
+#define MARK_ALL_PARALLEL 16U
 
 struct model {
         struct tray *tray;
@@ -98,6 +103,10 @@ struct model {
         sd_bus_slot *get_conversations_slot;
         sd_bus_slot *owner_slot;        /* GetNameOwner at start */
         sd_bus_slot *match_slots[4];
+        /* "Mark all read" in progress: its round, and its calls in flight */
+        uint32_t mark_round;
+        unsigned mark_all_in_flight;
+        bool mark_all_wanted;
 };
 
 int model_init(struct model *m, struct tray *tray);

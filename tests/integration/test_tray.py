@@ -503,3 +503,41 @@ def test_user_unit():
             assert r.returncode == 0 and "im-tray.service" not in r.stderr, r.stderr
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def test_mark_all_read_with_hundreds_of_conversations(bus, host, tray_factory):
+    """Mark all read sends its MarkRead calls a few at a time: 300 at once
+    would pass the bus's cap on replies a connection may wait for (128 on
+    this bus), and the rest would fail. Against a stand-in imd that answers
+    slowly, every conversation gets its MarkRead, each once."""
+    import time
+
+    from harness.notify import FakeImd
+
+    fake = FakeImd(bus)
+    fake.conversations = [{"id": "c%03d@example.org" % i, "kind": "chat", "name": "", "unread": 1,
+                           "time": 1000 + i} for i in range(300)]
+    fake.props["UnreadTotal"] = GLib.Variant("u", 300)
+
+    def slow(_fake):
+        time.sleep(0.002)
+    fake.hooks["MarkRead"] = slow
+    fake.start()
+    try:
+        tray = tray_factory()
+        wait_until(lambda: tray.find_item("c299@example.org (1)"), 15, "the conversations listed")
+        mark_id, props = tray.find_item("Mark all read")
+        assert props["enabled"]
+        tray.click(mark_id)
+        def n_marked():
+            return len([c for c in fake.calls if c[0] == "MarkRead"])
+        try:
+            wait_until(lambda: n_marked() >= 300, 10, "300 MarkRead calls")
+        except AssertionError:
+            raise AssertionError("%d MarkRead calls; log: %s" % (n_marked(), tray.log_text())) from None
+        time.sleep(0.3)         # nothing more should come
+        marked = [c[1][0] for c in fake.calls if c[0] == "MarkRead"]
+        assert sorted(marked) == sorted(c["id"] for c in fake.conversations)
+        assert "cannot mark" not in tray.log_text(), tray.log_text()
+    finally:
+        fake.stop()
