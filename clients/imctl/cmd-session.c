@@ -14,7 +14,7 @@
 #include "imctl.h"
 
 /* Login options in the order of the command's option table. */
-enum { LOGIN_OPT_URL, LOGIN_OPT_CA_FILE };
+enum { LOGIN_OPT_URL, LOGIN_OPT_CA_FILE, LOGIN_OPT_REMEMBER };
 
 /* imd opens ca_file from its own working directory: send an absolute path. */
 static char *absolute_path(const char *path) {
@@ -41,6 +41,11 @@ static int append_options(sd_bus_message *m, char **opts) {
         if (opts[LOGIN_OPT_CA_FILE]) {
                 ca_file = absolute_path(opts[LOGIN_OPT_CA_FILE]);
                 r = sd_bus_message_append(m, "{sv}", "ca_file", "s", ca_file);
+                if (r < 0)
+                        return r;
+        }
+        if (opts[LOGIN_OPT_REMEMBER]) {
+                r = sd_bus_message_append(m, "{sv}", "remember", "b", 1);
                 if (r < 0)
                         return r;
         }

@@ -16,7 +16,7 @@ _imctl_value_options="--timeout --url --ca-file --limit --before --description -
 
 _imctl_command_options() {
     case $1 in
-        login)          echo "--url --ca-file" ;;
+        login)          echo "--url --ca-file --remember" ;;
         history)        echo "--limit --before" ;;
         send-custom)    echo "--description --extension" ;;
         send-file)      echo "--name --mime --type --no-wait" ;;

@@ -44,8 +44,9 @@ struct command {
 static int cmd_help(struct imctl *ctx, char **args, char **opts);
 
 static const struct command commands[] = {
-        { .name = "login", .args = "JID [--url WS_URL] [--ca-file FILE]", .n_args = 1,
-          .options = { { "--url", OPTION_STRING }, { "--ca-file", OPTION_STRING } },
+        { .name = "login", .args = "JID [--url WS_URL] [--ca-file FILE] [--remember]", .n_args = 1,
+          .options = { { "--url", OPTION_STRING }, { "--ca-file", OPTION_STRING },
+                       { "--remember", OPTION_FLAG } },
           .run = cmd_login, .summary = "Log in; the password is read from stdin (or the tty)" },
         { .name = "logout", .args = "",
           .run = cmd_logout, .summary = "Log out" },

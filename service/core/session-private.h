@@ -97,6 +97,10 @@ struct Session {
         SessionConfig config;
         bool online_wanted;
         char *password, *url, *ca_file;
+        ScramKeys *keys;                /* a remembered login's (credentials.h), when there is no password */
+        bool remember;                  /* Login's remember: store the keys once logged in */
+        bool autologin;                 /* logging in by itself with remembered keys, not ready yet */
+        guint autologin_source;         /* at start: the remembered login is tried */
         Backoff backoff;
         guint reconnect_source;
         XmppSm *resumable;              /* XEP-0198 state of the lost connection */

@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "credentials.h"
 #include "custom.h"
 #include "jid.h"
 #include "media-type.h"
@@ -167,12 +168,56 @@ static void forget_credentials(Session *s) {
         }
         g_clear_pointer(&s->url, g_free);
         g_clear_pointer(&s->ca_file, g_free);
+        g_clear_pointer(&s->keys, scram_keys_free);
         g_clear_pointer(&s->resumable, xmpp_sm_free);
+        s->remember = false;
+        s->autologin = false;
         s->online_wanted = false;
         if (s->reconnect_source) {
                 g_source_remove(s->reconnect_source);
                 s->reconnect_source = 0;
         }
+}
+
+/* --- the remembered login (credentials.h) --- */
+
+static void forget_remembered(Session *s, const char *account) {
+        g_autofree char *dir = NULL;
+        int r;
+
+        if (!account)
+                return;
+        dir = g_build_filename(s->data_dir, account, NULL);
+        r = credentials_remove(dir);
+        if (r < 0)
+                g_warning("Cannot remove the remembered login of %s: %s", account, g_strerror(-r));
+}
+
+/* A Login succeeded: its keys are stored if it asked for that; else no
+ * remembered login may outlive it, its account's or the previous one's
+ * (only the last account's is ever used). */
+static void settle_remembered(Session *s, const char *previous) {
+        g_autofree char *dir = NULL, *text = NULL;
+        ScramKeys *keys;
+        int r;
+
+        if (previous && strcmp(previous, s->account) != 0)
+                forget_remembered(s, previous);
+        if (!s->remember) {
+                forget_remembered(s, s->account);
+                return;
+        }
+        dir = g_build_filename(s->data_dir, s->account, NULL);
+        keys = xmpp_stream_steal_scram_keys(s->stream);
+        /* No keys: not SCRAM, which the stream refuses when remembering. */
+        r = keys ? credentials_save(dir, keys, s->url, s->ca_file) : -ENOTSUP;
+        scram_keys_free(keys);
+        if (r >= 0)
+                return;
+        forget_remembered(s, s->account);
+        text = g_strdup_printf("Logged in, but the login cannot be remembered: %s", g_strerror(-r));
+        /* A file system errno such as EACCES must not read as AuthFailed. */
+        s->events.error(r == -ENOTSUP ? r : -EIO, text, s->userdata);
 }
 
 /* --- batching of incoming messages --- */
@@ -301,6 +346,7 @@ static void batch_add(Session *s, StoreMessage *m) {
 
 static void on_stream_ready(bool resumed, void *userdata) {
         Session *s = userdata;
+        g_autofree char *previous = g_strdup(s->account);
         int r;
 
         /* The account's history opens only once the server accepted it, so a
@@ -315,6 +361,9 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 return;
         }
         remember_account(s);
+        if (s->login_pending)
+                settle_remembered(s, previous);
+        s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTED, true);
@@ -382,10 +431,27 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 return;
         }
+        if (error == -EACCES && s->autologin) {
+                /* The remembered keys no longer work (a new password, most
+                 * likely): they go, and imd waits for a Login instead of
+                 * trying them again at every start. Nobody was logged in to
+                 * be kicked out. */
+                g_autofree char *msg = g_strdup_printf("The remembered login of %s no longer works (%s); "
+                                                       "log in again with the password", s->login_jid,
+                                                       text ? text : "refused");
+                forget_remembered(s, s->login_jid);
+                forget_credentials(s);
+                set_state(s, SESSION_NET_DISCONNECTED, false);
+                s->events.error(error, msg, s->userdata);
+                return;
+        }
         if (error == -EADDRINUSE || error == -EACCES) {
                 /* Fighting back would kick the other login out in turn, or
                  * hammer the server with a password it refuses. */
                 const char *reason = error == -EACCES ? "auth" : "conflict";
+                /* Refused credentials are refused at the next start too. */
+                if (error == -EACCES)
+                        forget_remembered(s, s->login_jid);
                 forget_credentials(s);
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 s->events.error(error, text, s->userdata);
@@ -487,6 +553,62 @@ static char *read_last_account(const char *data_dir) {
         return jid_normalize_bare(contents);
 }
 
+static int start_stream(Session *s);
+
+/* At start, after the bus is up (an idle callback runs once the main loop
+ * does): the last account logs in by itself if its login was remembered. */
+static gboolean on_autologin(gpointer userdata) {
+        Session *s = userdata;
+        g_autofree char *account = NULL, *dir = NULL, *msg = NULL;
+        Credentials *c = NULL;
+        int r;
+
+        s->autologin_source = 0;
+        /* A Login that came first (D-Bus activation) wins. */
+        if (!s->account || s->stream || s->online_wanted || s->login_pending)
+                return G_SOURCE_REMOVE;
+        account = g_strdup(s->account);
+        dir = g_build_filename(s->data_dir, account, NULL);
+        r = credentials_load(dir, &c);
+        if (r == -ENOENT)
+                return G_SOURCE_REMOVE;
+        if (r < 0) {
+                /* Keys others could read may be theirs now; keys others could
+                 * plant would log us in as them. Either way: not used, and
+                 * gone, so that a new Login writes a good file. */
+                bool unsafe = r == -EPERM || r == -ELOOP;
+                msg = g_strdup_printf("Not logging in as %s by itself: its remembered login %s/%s %s; it was "
+                                      "removed, log in again", account, dir, CREDENTIALS_FILE,
+                                      unsafe ? "is not a private file of this user (mode 0600)"
+                                             : r == -EBADMSG ? "is malformed" : g_strerror(-r));
+                g_warning("%s", msg);
+                (void) credentials_remove(dir);
+                s->events.error(unsafe ? -EPERM : -EIO, msg, s->userdata);
+                return G_SOURCE_REMOVE;
+        }
+
+        g_free(s->login_jid);
+        s->login_jid = g_steal_pointer(&account);
+        s->keys = g_steal_pointer(&c->keys);
+        s->url = g_steal_pointer(&c->url);
+        s->ca_file = g_steal_pointer(&c->ca_file);
+        credentials_free(c);
+        r = start_stream(s);
+        if (r < 0) {
+                /* A CA file gone, say: the file stays for the next start. */
+                msg = g_strdup_printf("Cannot log in as %s by itself: %s", s->login_jid, g_strerror(-r));
+                forget_credentials(s);
+                s->events.error(r, msg, s->userdata);
+                return G_SOURCE_REMOVE;
+        }
+        g_debug("session: logging in as %s with the remembered login", s->login_jid);
+        s->online_wanted = true;
+        s->autologin = true;
+        backoff_reset(&s->backoff);
+        set_state(s, SESSION_NET_CONNECTING, false);
+        return G_SOURCE_REMOVE;
+}
+
 int session_new(const char *data_dir, const char *cache_dir, XmppTransportContext *transport_ctx,
                 const SessionConfig *config,
                 const SessionEvents *events, void *userdata, Session **ret) {
@@ -514,6 +636,8 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         last = read_last_account(data_dir);
         if (last && open_account(s, last) < 0)
                 g_warning("Cannot open the history of %s", last);
+        if (s->account)
+                s->autologin_source = g_idle_add(on_autologin, s);
         *ret = s;
         return 0;
 }
@@ -531,6 +655,8 @@ void session_free(Session *s) {
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
+        if (s->autologin_source)
+                g_source_remove(s->autologin_source);
         if (s->replay_source)
                 g_source_remove(s->replay_source);
         if (s->index_source)
@@ -557,6 +683,8 @@ static int start_stream(Session *s) {
         XmppStreamConfig config = {
                 .jid = s->login_jid,
                 .password = s->password,
+                .keys = s->password ? NULL : s->keys,
+                .need_scram_keys = s->remember,
                 .url = s->url,
                 .ca_file = s->ca_file,
                 .ping_interval_ms = s->config.ping_interval_ms,
@@ -591,7 +719,8 @@ static void schedule_reconnect(Session *s) {
         s->reconnect_source = g_timeout_add(delay, on_reconnect, s);
 }
 
-int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file) {
+int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file,
+                  bool remember) {
         int r;
 
         if (s->stream || s->login_pending || s->online_wanted)
@@ -605,6 +734,7 @@ int session_login(Session *s, const char *jid, const char *password, const char 
         s->password = g_strdup(password);
         s->url = g_strdup(url);
         s->ca_file = g_strdup(ca_file);
+        s->remember = remember;
         r = start_stream(s);
         if (r < 0) {
                 forget_credentials(s);
@@ -620,6 +750,10 @@ int session_login(Session *s, const char *jid, const char *password, const char 
 void session_logout(Session *s) {
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
+        /* The user logged out: not in again by itself at the next start. */
+        forget_remembered(s, s->account);
+        if (s->login_jid && (!s->account || strcmp(s->login_jid, s->account) != 0))
+                forget_remembered(s, s->login_jid);
         forget_credentials(s);
         if (!s->stream) {
                 set_state(s, SESSION_NET_DISCONNECTED, false);

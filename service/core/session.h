@@ -92,8 +92,18 @@ void session_free(Session *s);
  * -EBUSY if connecting or connected, -EIO if the history cannot be opened.
  * Once logged in, a lost connection is re-established by itself (with
  * backoff) until session_logout() or a kick-out; the password is kept in
- * memory for that, never on disk. */
-int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file);
+ * memory for that, never on disk.
+ * remember: once logged in, the SCRAM keys (not the password) go to the
+ * account's credentials file (credentials.h), and the next session_new()
+ * logs in with them by itself; a server offering only PLAIN then fails the
+ * login with -ENOTSUP before the password is sent. Without remember, a
+ * successful login removes any remembered one. Such a login by itself is
+ * seen through state_changed() alone; if the server refuses the keys (a
+ * new password), error(-EACCES) says so, the file goes and imd stays logged
+ * out. Network failures are retried with backoff as after a lost connection. */
+int session_login(Session *s, const char *jid, const char *password, const char *url, const char *ca_file,
+                  bool remember);
+/* Also forgets the remembered login. */
 void session_logout(Session *s);
 
 SessionNetState session_net_state(const Session *s);

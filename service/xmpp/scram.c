@@ -21,10 +21,13 @@ typedef enum ScramState {
 struct ScramClient {
         ScramHash hash;
         ScramState state;
-        char *password;         /* normalised; wiped on free */
+        char *password;         /* normalised; wiped on free; NULL with from_keys */
         char *client_first_bare;
         size_t cnonce_len;      /* the nonce is the tail of client_first_bare */
         uint8_t server_signature[SCRAM_MAX_HASH_LEN];
+        /* Given (from_keys), or derived from the password by scram_client_final(). */
+        bool from_keys;
+        ScramKeys keys;
 };
 
 const char *scram_mechanism_name(ScramHash hash) {
@@ -126,13 +129,39 @@ static char *random_nonce(void) {
         return g_base64_encode(buf, sizeof buf);
 }
 
-ScramClient *scram_client_new(ScramHash hash, const char *user, const char *password, const char *cnonce) {
+ScramKeys *scram_keys_copy(const ScramKeys *k) {
+        ScramKeys *copy;
+
+        if (!k)
+                return NULL;
+        copy = g_new(ScramKeys, 1);
+        *copy = *k;
+        copy->salt = g_memdup2(k->salt, k->salt_len);
+        return copy;
+}
+
+static void keys_clear(ScramKeys *k) {
+        if (k->salt) {
+                explicit_bzero(k->salt, k->salt_len);
+                g_free(k->salt);
+        }
+        explicit_bzero(k, sizeof *k);
+}
+
+void scram_keys_free(ScramKeys *k) {
+        if (!k)
+                return;
+        keys_clear(k);
+        g_free(k);
+}
+
+/* The part common to both ways in: client-first-bare. */
+static ScramClient *client_new(ScramHash hash, const char *user, const char *cnonce) {
         g_autofree char *prepped_user = NULL, *nonce = NULL;
         g_autoptr(GString) first = NULL;
         ScramClient *c;
-        char *pw;
 
-        if (scram_hash_len(hash) == 0 || !user || !password)
+        if (scram_hash_len(hash) == 0 || !user)
                 return NULL;
         prepped_user = saslprep(user);
         if (!prepped_user || !*prepped_user)
@@ -147,10 +176,6 @@ ScramClient *scram_client_new(ScramHash hash, const char *user, const char *pass
                 if (!nonce)
                         return NULL;
         }
-
-        pw = saslprep(password);
-        if (!pw)
-                return NULL;
 
         first = g_string_new("n=");
         for (const char *p = prepped_user; *p; p++) {
@@ -167,9 +192,41 @@ ScramClient *scram_client_new(ScramHash hash, const char *user, const char *pass
         c = g_new0(ScramClient, 1);
         c->hash = hash;
         c->state = SCRAM_STATE_START;
-        c->password = pw;
         c->cnonce_len = strlen(nonce);
         c->client_first_bare = g_string_free(g_steal_pointer(&first), FALSE);
+        return c;
+}
+
+ScramClient *scram_client_new(ScramHash hash, const char *user, const char *password, const char *cnonce) {
+        ScramClient *c;
+        char *pw;
+
+        if (!password)
+                return NULL;
+        pw = saslprep(password);
+        if (!pw)
+                return NULL;
+        c = client_new(hash, user, cnonce);
+        if (!c) {
+                wipe_string(pw);
+                return NULL;
+        }
+        c->password = pw;
+        return c;
+}
+
+ScramClient *scram_client_new_from_keys(const ScramKeys *keys, const char *user, const char *cnonce) {
+        ScramClient *c;
+
+        if (!keys || !keys->salt || keys->salt_len == 0 || keys->salt_len > SALT_MAX ||
+            keys->iterations < SCRAM_MIN_ITERATIONS || keys->iterations > SCRAM_MAX_ITERATIONS)
+                return NULL;
+        c = client_new(keys->hash, user, cnonce);
+        if (!c)
+                return NULL;
+        c->from_keys = true;
+        c->keys = *keys;
+        c->keys.salt = g_memdup2(keys->salt, keys->salt_len);
         return c;
 }
 
@@ -177,6 +234,7 @@ void scram_client_free(ScramClient *c) {
         if (!c)
                 return;
         wipe_string(c->password);
+        keys_clear(&c->keys);
         g_free(c->client_first_bare);
         explicit_bzero(c, sizeof *c);
         g_free(c);
@@ -340,9 +398,8 @@ int scram_client_final(ScramClient *c, const char *server_first, size_t len, cha
         g_autofree uint8_t *salt = NULL;
         size_t salt_len;
         unsigned iterations;
-        uint8_t salted[SCRAM_MAX_HASH_LEN], client_key[SCRAM_MAX_HASH_LEN],
-                stored_key[SCRAM_MAX_HASH_LEN], client_sig[SCRAM_MAX_HASH_LEN],
-                server_key[SCRAM_MAX_HASH_LEN];
+        uint8_t salted[SCRAM_MAX_HASH_LEN], proof[SCRAM_MAX_HASH_LEN],
+                stored_key[SCRAM_MAX_HASH_LEN], client_sig[SCRAM_MAX_HASH_LEN];
         g_autofree char *server_first_str = NULL, *without_proof = NULL, *auth = NULL;
         g_autofree char *proof_b64 = NULL;
         gsize n;
@@ -388,8 +445,23 @@ int scram_client_final(ScramClient *c, const char *server_first, size_t len, cha
                    c->cnonce_len) != 0)
                 return -EPROTO;
 
-        /* c->password went through saslprep() already. */
-        hi(c->hash, c->password, salt, salt_len, iterations, salted);
+        if (c->from_keys) {
+                /* Keys are only good for the salt and count they were made
+                 * with; another pair means another password. */
+                if (salt_len != c->keys.salt_len || memcmp(salt, c->keys.salt, salt_len) != 0 ||
+                    iterations != c->keys.iterations)
+                        return -ESTALE;
+        } else {
+                /* c->password went through saslprep() already. */
+                hi(c->hash, c->password, salt, salt_len, iterations, salted);
+                hmac(c->hash, salted, hlen, "Client Key", strlen("Client Key"), c->keys.client_key);
+                hmac(c->hash, salted, hlen, "Server Key", strlen("Server Key"), c->keys.server_key);
+                explicit_bzero(salted, sizeof salted);
+                c->keys.hash = c->hash;
+                c->keys.iterations = iterations;
+                c->keys.salt = g_steal_pointer(&salt);
+                c->keys.salt_len = salt_len;
+        }
 
         /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
         server_first_str = g_strndup(server_first, len);
@@ -397,28 +469,25 @@ int scram_client_final(ScramClient *c, const char *server_first, size_t len, cha
         without_proof = g_strdup_printf("c=biws,r=%.*s", (int) nonce.len, nonce.value);
         auth = g_strjoin(",", c->client_first_bare, server_first_str, without_proof, NULL);
 
-        hmac(c->hash, salted, hlen, "Client Key", strlen("Client Key"), client_key);
+        /* StoredKey = H(ClientKey); ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage) */
         n = hlen;
         {
                 GChecksum *ck = g_checksum_new(checksum_type(c->hash));
 
-                g_checksum_update(ck, client_key, hlen);
+                g_checksum_update(ck, c->keys.client_key, hlen);
                 g_checksum_get_digest(ck, stored_key, &n);
                 g_checksum_free(ck);
         }
         hmac(c->hash, stored_key, hlen, auth, strlen(auth), client_sig);
         for (size_t i = 0; i < hlen; i++)
-                client_key[i] ^= client_sig[i];         /* now ClientProof */
-        proof_b64 = g_base64_encode(client_key, hlen);
+                proof[i] = c->keys.client_key[i] ^ client_sig[i];
+        proof_b64 = g_base64_encode(proof, hlen);
 
-        hmac(c->hash, salted, hlen, "Server Key", strlen("Server Key"), server_key);
-        hmac(c->hash, server_key, hlen, auth, strlen(auth), c->server_signature);
+        hmac(c->hash, c->keys.server_key, hlen, auth, strlen(auth), c->server_signature);
 
-        explicit_bzero(salted, sizeof salted);
-        explicit_bzero(client_key, sizeof client_key);
+        explicit_bzero(proof, sizeof proof);
         explicit_bzero(stored_key, sizeof stored_key);
         explicit_bzero(client_sig, sizeof client_sig);
-        explicit_bzero(server_key, sizeof server_key);
 
         final = g_strconcat(without_proof, ",p=", proof_b64, NULL);
         c->state = SCRAM_STATE_FINAL_SENT;
@@ -466,5 +535,12 @@ int scram_client_verify(ScramClient *c, const char *server_final, size_t len) {
                 return -EACCES;
 
         c->state = SCRAM_STATE_VERIFIED;
+        return 0;
+}
+
+int scram_client_get_keys(const ScramClient *c, ScramKeys **ret) {
+        if (!c || !ret || c->state != SCRAM_STATE_VERIFIED)
+                return -EINVAL;
+        *ret = scram_keys_copy(&c->keys);
         return 0;
 }

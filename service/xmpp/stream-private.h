@@ -66,7 +66,10 @@ struct XmppStream {
         StreamPhase phase_before_fail;
         char *jid;              /* bare */
         char *local, *domain;
-        char *password;
+        char *password;         /* NULL: logging in with keys */
+        ScramKeys *keys;        /* the keys to log in with, or NULL */
+        ScramKeys *learned_keys;        /* of the SCRAM login that succeeded */
+        bool need_scram_keys;   /* no PLAIN: the caller wants learned_keys */
         char *resource;
         char *full_jid;         /* after bind */
         SaslMech mech;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
-/* SASL for XmppStream: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN only inside TLS. */
+/* SASL for XmppStream: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN only inside TLS;
+ * or SCRAM with the keys of an earlier login, in its own mechanism only. */
 
 #include <errno.h>
 #include <string.h>
@@ -19,12 +20,18 @@ static SaslMech choose_mechanism(XmppStream *s, const XmlNode *mechanisms) {
                 sha1 |= strcmp(name, "SCRAM-SHA-1") == 0;
                 plain |= strcmp(name, "PLAIN") == 0;
         }
+        /* Keys are made for one hash: no other mechanism can use them. */
+        if (s->keys)
+                return s->keys->hash == SCRAM_SHA256 ? (sha256 ? MECH_SCRAM_SHA256 : MECH_NONE)
+                                                     : (sha1 ? MECH_SCRAM_SHA1 : MECH_NONE);
         if (sha256)
                 return MECH_SCRAM_SHA256;
         if (sha1)
                 return MECH_SCRAM_SHA1;
-        /* PLAIN sends the password itself: only inside TLS, and only when SCRAM is not offered. */
-        if (plain && xmpp_transport_is_tls(s->transport))
+        /* PLAIN sends the password itself: only inside TLS, and only when SCRAM is
+         * not offered; and not when the login is to be remembered, which PLAIN
+         * could only do by storing the password. */
+        if (plain && xmpp_transport_is_tls(s->transport) && !s->need_scram_keys)
                 return MECH_PLAIN;
         return MECH_NONE;
 }
@@ -47,7 +54,8 @@ void stream_start_auth(XmppStream *s, const XmlNode *mechanisms) {
                 ScramHash hash = s->mech == MECH_SCRAM_SHA256 ? SCRAM_SHA256 : SCRAM_SHA1;
                 g_autofree char *first = NULL;
 
-                s->scram = scram_client_new(hash, s->local, s->password, NULL);
+                s->scram = s->keys ? scram_client_new_from_keys(s->keys, s->local, NULL)
+                                   : scram_client_new(hash, s->local, s->password, NULL);
                 if (!s->scram || scram_client_first(s->scram, &first) < 0)
                         return stream_fail(s, -EACCES, "the user name or password cannot be used with SCRAM");
                 send_sasl(s, "auth", scram_mechanism_name(hash), first, strlen(first));
@@ -65,6 +73,13 @@ void stream_start_auth(XmppStream *s, const XmlNode *mechanisms) {
                 break;
         }
         case MECH_NONE:
+                if (s->keys)
+                        return stream_fail(s, -EACCES, s->keys->hash == SCRAM_SHA256
+                                           ? "the server no longer offers SCRAM-SHA-256, which the keys are for"
+                                           : "the server no longer offers SCRAM-SHA-1, which the keys are for");
+                if (s->need_scram_keys)
+                        return stream_fail(s, -ENOTSUP, "the server offers no SCRAM mechanism: a login with PLAIN "
+                                           "cannot be remembered without storing the password");
                 return stream_fail(s, -ENOTSUP, xmpp_transport_is_tls(s->transport)
                                    ? "the server offers no supported SASL mechanism"
                                    : "the server offers no SCRAM mechanism, and PLAIN is refused without TLS");
@@ -102,7 +117,9 @@ static gboolean scram_job_done(gpointer data) {
         if (s) {
                 s->scram_job = NULL;
                 s->scram = g_steal_pointer(&job->scram);
-                if (job->result < 0)
+                if (job->result == -ESTALE)
+                        stream_fail(s, -EACCES, "the server's salt or iteration count changed: a new password?");
+                else if (job->result < 0)
                         stream_fail(s, -EPROTO, "invalid SCRAM challenge from the server");
                 else
                         send_sasl(s, "response", NULL, job->final, strlen(job->final));
@@ -172,11 +189,19 @@ void stream_handle_sasl(XmppStream *s, const XmlNode *node) {
         if (strcmp(node->name, "success") == 0) {
                 /* The server proves it knows the password too; without that a
                  * man in the middle could accept any credentials. */
-                if (s->scram && scram_client_verify(s->scram, payload, len) < 0)
+                if (s->scram_job)       /* before it had our proof: it cannot have checked it */
+                        return stream_fail(s, -EPROTO, "SASL success before the SCRAM exchange ended");
+                if (s->mech != MECH_PLAIN && (!s->scram || scram_client_verify(s->scram, payload, len) < 0))
                         return stream_fail(s, -EPROTO, "the server's SCRAM signature is invalid");
+                if (s->scram) {
+                        scram_keys_free(s->learned_keys);
+                        s->learned_keys = NULL;
+                        (void) scram_client_get_keys(s->scram, &s->learned_keys);
+                }
                 scram_client_free(s->scram);
                 s->scram = NULL;
-                explicit_bzero(s->password, strlen(s->password));
+                if (s->password)
+                        explicit_bzero(s->password, strlen(s->password));
                 s->phase = PHASE_REOPENING;
                 stream_send_open(s);
                 return;
@@ -184,6 +209,10 @@ void stream_handle_sasl(XmppStream *s, const XmlNode *node) {
         stream_fail(s, -EPROTO, "unexpected SASL element");
 }
 
+
+ScramKeys *xmpp_stream_steal_scram_keys(XmppStream *s) {
+        return g_steal_pointer(&s->learned_keys);
+}
 
 void stream_sasl_forget(XmppStream *s) {
         if (s->scram_job)

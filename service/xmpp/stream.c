@@ -15,6 +15,8 @@ static const XmlLimits stanza_limits = {
         .max_attrs = 32,
         .max_children = 4096,
 };
+/* A WebSocket message larger than this ends the connection. */
+#define TRANSPORT_MAX_MESSAGE (1024 * 1024)
 
 char *xmpp_new_id(void) {
         return g_uuid_string_random();
@@ -665,6 +667,63 @@ static void dispatch_stanza(XmppStream *s, const XmlNode *node) {
                 return handle_message(s, node);
 }
 
+/* A well-formed message over the parser's limits (size, depth, attributes,
+ * children, memory): dropped, and the stream goes on. Ending it instead
+ * would let any peer whose stanza the server relays (it has no depth or
+ * attribute limits of its own) cut us off, again after every reconnect while
+ * the stanza waits in the archive or the XEP-0198 queue. It still counts as
+ * received for XEP-0198 if it was a stanza: the refused tree is gone, so
+ * its name as written decides (servers write stanzas unprefixed). */
+static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
+        static const char *const stanzas[] = { "message", "presence", "iq" };
+        const char *p = data, *end = data + len;
+        size_t n = 0;
+
+        while (p < end && g_ascii_isspace(*p))
+                p++;
+        if (p < end && *p == '<')
+                for (p++; p + n < end && !g_ascii_isspace(p[n]) && p[n] != '/' && p[n] != '>'; n++)
+                        ;
+        g_debug("xmpp: dropping a %zu-byte element over the limits: %s", len, g_strerror(-error));
+        for (size_t i = 0; i < G_N_ELEMENTS(stanzas); i++)
+                if (n == strlen(stanzas[i]) && memcmp(p, stanzas[i], n) == 0)
+                        return xmpp_sm_received(s->sm, false);
+}
+
+/* RFC 6120 §4.9: the stream ends with a stream error naming what was wrong
+ * (then stream_fail()'s <close/>). */
+static void refuse_input(XmppStream *s, int error, const char *data, size_t len) {
+        g_autoptr(XmlNode) stream_error = xml_node_new("error", NS_STREAMS);
+        const char *condition, *text;
+
+        g_debug("xmpp: refusing stanza: %s", g_strerror(-error));
+        switch (error) {
+        case -EPERM:
+                condition = "restricted-xml";   /* §11.1 */
+                text = "the server sent restricted XML (a DTD, entity, comment or processing instruction)";
+                error = -EPROTO;
+                break;
+        case -ENOMEM:
+                condition = "resource-constraint";
+                text = "out of memory parsing what the server sent";
+                break;
+        default:
+                /* §11.6: invalid UTF-8 is an encoding error, not bad XML */
+                if (!g_utf8_validate_len(data, len, NULL)) {
+                        condition = "unsupported-encoding";
+                        text = "the server sent invalid UTF-8";
+                } else {
+                        condition = "not-well-formed";
+                        text = "the server sent XML that is not well-formed";
+                }
+                error = -EPROTO;
+                break;
+        }
+        xml_node_add_child(stream_error, condition, "urn:ietf:params:xml:ns:xmpp-streams");
+        stream_send_node(s, stream_error);
+        stream_fail(s, error, text);
+}
+
 static void on_transport_message(const char *data, size_t len, void *userdata) {
         XmppStream *s = userdata;
         g_autoptr(XmlNode) node = NULL;
@@ -679,12 +738,10 @@ static void on_transport_message(const char *data, size_t len, void *userdata) {
                 s->ping_deadline = 0;
         }
         r = xml_parser_feed(s->parser, data, len, &node);
-        if (r < 0) {
-                /* RFC 6120 §4.9.3: a stream that is not well-formed or uses restricted XML ends. */
-                g_debug("xmpp: refusing stanza: %s", g_strerror(-r));
-                return stream_fail(s, -EPROTO, r == -EPERM ? "the server sent restricted XML"
-                                                           : "the server sent malformed or oversized XML");
-        }
+        if (r == -EMSGSIZE || r == -ELOOP || r == -E2BIG)
+                return drop_input(s, r, data, len);
+        if (r < 0)
+                return refuse_input(s, r, data, len);
         dispatch(s, node);
 }
 
@@ -757,6 +814,8 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
         Jid jid = { 0 };
         int r;
 
+        if (!config->password && !config->keys)
+                return -EINVAL;
         if (jid_parse(config->jid, &jid) < 0 || !jid.local)
                 return -EINVAL;
 
@@ -768,13 +827,19 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
         s->domain = g_strdup(jid.domain);
         jid_clear(&jid);
         s->password = g_strdup(config->password);
+        s->keys = config->password ? NULL : scram_keys_copy(config->keys);
+        s->need_scram_keys = config->need_scram_keys;
         s->resource = config->resource ? g_strdup(config->resource)
                                        : g_strdup_printf("imd-%08x", g_random_int());
         s->phase = PHASE_CONNECTING;
         s->parser = xml_parser_new_stream(&stanza_limits);
         s->sm = config->sm ? config->sm : xmpp_sm_new();
 
-        r = xmpp_transport_connect(ctx, config->url, config->ca_file, stanza_limits.max_bytes,
+        /* A message up to the transport's limit is dropped alone if it is too
+         * big for the parser (drop_input()); the server may relay more than
+         * it takes from a client (a 256 KiB message with its stanza-id, in an
+         * archive result, or from another server up to 512 KiB). */
+        r = xmpp_transport_connect(ctx, config->url, config->ca_file, TRANSPORT_MAX_MESSAGE,
                                    &transport_callbacks, s, &s->transport);
         if (r < 0) {
                 xmpp_stream_free(s);
@@ -835,6 +900,8 @@ void xmpp_stream_free(XmppStream *s) {
                 explicit_bzero(s->password, strlen(s->password));
                 g_free(s->password);
         }
+        scram_keys_free(s->keys);
+        scram_keys_free(s->learned_keys);
         g_free(s->jid);
         g_free(s->local);
         g_free(s->domain);

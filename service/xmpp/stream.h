@@ -20,6 +20,7 @@
 
 #include "mam.h"
 #include "media.h"
+#include "scram.h"
 #include "sm.h"
 #include "transport.h"
 
@@ -27,7 +28,14 @@ typedef struct XmppStream XmppStream;
 
 typedef struct XmppStreamConfig {
         const char *jid;        /* normalised bare JID of the account */
-        const char *password;
+        const char *password;   /* NULL: log in with keys */
+        /* Without a password: the SCRAM keys of an earlier login (copied).
+         * Only their mechanism is tried; a server that no longer offers it,
+         * or another salt or iteration count (a new password), is -EACCES. */
+        const ScramKeys *keys;
+        /* The caller wants the keys of this login (to remember it): PLAIN,
+         * which leaves none, is refused with -ENOTSUP before the password goes out. */
+        bool need_scram_keys;
         const char *url;        /* ws:// or wss:// endpoint */
         const char *ca_file;    /* NULL: system CAs */
         const char *resource;   /* NULL: "imd-" + random */
@@ -140,6 +148,10 @@ typedef struct XmppStreamCallbacks {
 
 int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, const XmppStreamCallbacks *cb,
                     void *userdata, XmppStream **ret);
+/* The keys of this connection's SCRAM login, once the server proved itself
+ * (for remembering the login); NULL after PLAIN, before authentication or
+ * when taken already. The caller frees them (scram_keys_free()). */
+ScramKeys *xmpp_stream_steal_scram_keys(XmppStream *s);
 /* Close cleanly (<close/>); closed(0, ...) follows. */
 void xmpp_stream_close(XmppStream *s);
 /* Drop at once, no callbacks. NULL is fine. */

@@ -222,8 +222,11 @@ static int handle_receive(XmppTransport *t, struct lws *wsi, const char *in, siz
                 report_closed(t, -EPROTO, "binary WebSocket frame");
                 return -1;
         }
-        if (t->rx->len + len > t->max_message_bytes) {
-                report_closed(t, -EMSGSIZE, "WebSocket message too large");
+        /* The frame's announced length counts at once: a frame that cannot
+         * fit is refused before any of it is kept. */
+        if (t->rx->len + len > t->max_message_bytes ||
+            lws_remaining_packet_payload(wsi) > t->max_message_bytes - t->rx->len - len) {
+                report_closed(t, -EMSGSIZE, "the server sent a WebSocket message over imd's limit");
                 return -1;
         }
         g_string_append_len(t->rx, in, (gssize) len);

@@ -23,12 +23,27 @@ const XmlLimits xml_default_limits = {
 /* Enough for the default depth without touching the heap. */
 #define CHILD_COUNT_STACK 64
 
+/* The tree may take this many times max_bytes of memory. Without a bound,
+ * an element in a long default namespace costs a copy of the namespace per
+ * child: 256 KiB of input made 4 GiB of nodes. Real stanzas need 2-6 times
+ * their size; a guess at malloc's overhead is counted per allocation. */
+#define TREE_BYTES_FACTOR 16
+#define ALLOC_OVERHEAD 16
+
+/* Stream mode: expat keeps every distinct element and attribute name of a
+ * document (and the pool blocks behind them) until the document ends, so
+ * one document per connection would grow by every new name a peer invents
+ * (95 MiB after 5 MB of stanzas with unique names). A fresh document after
+ * this many times max_bytes of input bounds that. */
+#define STREAM_ROTATE_FACTOR 4
+
 typedef struct ParseCtx {
         XML_Parser expat;
         const XmlLimits *limits;
         XmlNode *root, *cur;
         unsigned depth;         /* of the element being built; the stream root is not counted */
         unsigned *n_children;   /* indexed by depth: children seen so far */
+        size_t tree_bytes;      /* memory the tree takes so far (roughly) */
         int error;              /* first reason we stopped expat, 0 if none */
         bool stream;            /* elements are children of a synthetic stream root */
         bool in_stream_root;    /* stream mode: the synthetic root has been opened */
@@ -41,6 +56,7 @@ struct XmlParser {
         unsigned long hash_salt;
         bool used;      /* expat needs a reset before the second document */
         bool broken;    /* stream mode: an error left expat mid-document */
+        size_t fed;     /* stream mode: bytes parsed by this expat document */
         ParseCtx ctx;   /* stream mode: lives as long as the document */
         unsigned *n_children;
 };
@@ -58,6 +74,20 @@ static void parse_fail(ParseCtx *ctx, int error) {
         /* Stopping from inside a handler is the only way to make expat
          * return before it reaches the end of the input. */
         XML_StopParser(ctx->expat, XML_FALSE);
+}
+
+/* Counts bytes against the tree's memory bound; false (and expat stopped)
+ * once it is spent. */
+static bool tree_charge(ParseCtx *ctx, size_t bytes) {
+        size_t max = ctx->limits->max_bytes > SIZE_MAX / TREE_BYTES_FACTOR ? SIZE_MAX
+                                                                           : ctx->limits->max_bytes * TREE_BYTES_FACTOR;
+
+        if (bytes > max - ctx->tree_bytes) {
+                parse_fail(ctx, -EMSGSIZE);
+                return false;
+        }
+        ctx->tree_bytes += bytes;
+        return true;
 }
 
 static XmlNode *node_new_take(char *name, char *ns) {
@@ -81,6 +111,7 @@ static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Ch
         const char *sep, *local;
         char *ns;
         unsigned n_attrs = 0;
+        size_t cost;
         XmlNode *n;
 
         if (ctx->error != 0)
@@ -101,6 +132,15 @@ static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Ch
                 n_attrs++;
         if (n_attrs > ctx->limits->max_attrs)
                 return parse_fail(ctx, -E2BIG);
+
+        /* Before anything is copied: qname holds the whole namespace URI. */
+        cost = sizeof(XmlNode) + strlen(qname) + 2 + 3 * ALLOC_OVERHEAD;
+        if (n_attrs > 0)
+                cost += ALLOC_OVERHEAD;
+        for (unsigned i = 0; i < n_attrs; i++)
+                cost += sizeof(XmlAttr) + strlen(atts[i * 2]) + strlen(atts[i * 2 + 1]) + 2 + 2 * ALLOC_OVERHEAD;
+        if (!tree_charge(ctx, cost))
+                return;
 
         sep = strrchr(qname, NS_SEP);
         if (sep) {
@@ -153,6 +193,8 @@ static void XMLCALL on_text(void *userdata, const XML_Char *s, int len) {
                                 return parse_fail(ctx, -EBADMSG);
                 return;
         }
+        if (!tree_charge(ctx, (size_t) len + (ctx->cur->text ? 0 : sizeof(GString) + 2 * ALLOC_OVERHEAD)))
+                return;
         if (!ctx->cur->text)
                 ctx->cur->text = g_string_new_len(s, len);
         else
@@ -183,8 +225,86 @@ static void XMLCALL on_skipped_entity(void *userdata, const XML_Char *name, int 
         parse_fail(userdata, -EPERM);
 }
 
-static int map_expat_error(enum XML_Error e) {
-        return e == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
+/* Markup declarations (<!DOCTYPE, <!ENTITY, ...) other than CDATA sections
+ * and comments. Inside an element (stream mode) expat calls them a syntax
+ * error, not a DOCTYPE, and no handler sees them. */
+static bool has_markup_decl(const char *data, size_t len) {
+        const char *p = data, *end = data + len;
+
+        while ((p = memmem(p, (size_t) (end - p), "<!", 2))) {
+                p += 2;
+                if ((size_t) (end - p) >= 7 && memcmp(p, "[CDATA[", 7) == 0)
+                        continue;
+                return true;
+        }
+        return false;
+}
+
+static int map_expat_error(enum XML_Error e, const char *data, size_t len) {
+        if (e == XML_ERROR_NO_MEMORY)
+                return -ENOMEM;
+        /* RFC 6120 §11.1: entity references other than the predefined ones,
+         * and DTDs, are restricted XML, not merely malformed. */
+        if (e == XML_ERROR_UNDEFINED_ENTITY || has_markup_decl(data, len))
+                return -EPERM;
+        return -EBADMSG;
+}
+
+/* With namespaces, expat writes out every prefixed attribute's name with
+ * the whole namespace URI, for all attributes of an element at once, before
+ * any handler may refuse them: 256 KiB of input made 66 MiB (then expat gave
+ * up). So an element with prefixes is first counted by a parser that leaves
+ * names alone. Rare in XMPP (xml:lang needs no declaration), so the second
+ * pass costs nothing for ordinary stanzas. */
+typedef struct PrecheckCtx {
+        XML_Parser expat;
+        const XmlLimits *limits;
+        unsigned depth;
+        int error;
+} PrecheckCtx;
+
+static void XMLCALL precheck_start(void *userdata, const XML_Char *name, const XML_Char **atts) {
+        PrecheckCtx *ctx = userdata;
+        unsigned n = 0;
+
+        if (++ctx->depth > ctx->limits->max_depth)
+                ctx->error = -ELOOP;
+        for (size_t i = 0; !ctx->error && atts[i]; i += 2)
+                /* declarations are not attributes in the namespace-aware pass */
+                if (strncmp(atts[i], "xmlns", 5) != 0 || (atts[i][5] != 0 && atts[i][5] != ':'))
+                        if (++n > ctx->limits->max_attrs)
+                                ctx->error = -E2BIG;
+        if (ctx->error)
+                XML_StopParser(ctx->expat, XML_FALSE);
+}
+
+static void XMLCALL precheck_doctype(void *userdata, const XML_Char *name, const XML_Char *sysid,
+                                     const XML_Char *pubid, int has_internal_subset) {
+        PrecheckCtx *ctx = userdata;
+        /* refused by the real pass; never expand its entities here */
+        XML_StopParser(ctx->expat, XML_FALSE);
+}
+
+static void XMLCALL precheck_end(void *userdata, const XML_Char *name) {
+        PrecheckCtx *ctx = userdata;
+        ctx->depth--;
+}
+
+static int precheck_prefixes(const XmlLimits *limits, const char *data, size_t len) {
+        PrecheckCtx ctx = { .limits = limits };
+
+        if (!memmem(data, len, "xmlns:", 6))
+                return 0;
+        ctx.expat = XML_ParserCreate("UTF-8");
+        if (!ctx.expat)
+                return -ENOMEM;
+        XML_SetUserData(ctx.expat, &ctx);
+        XML_SetElementHandler(ctx.expat, precheck_start, precheck_end);
+        XML_SetStartDoctypeDeclHandler(ctx.expat, precheck_doctype);
+        /* Other errors are the real pass's to find and name. */
+        (void) XML_Parse(ctx.expat, data, (int) len, XML_TRUE);
+        XML_ParserFree(ctx.expat);
+        return ctx.error;
 }
 
 static int setup_expat(XML_Parser p, ParseCtx *ctx) {
@@ -229,12 +349,17 @@ void xml_parser_free(XmlParser *p) {
         g_free(p);
 }
 
-XmlParser *xml_parser_new_stream(const XmlLimits *limits) {
-        XmlParser *p = xml_parser_new(limits);
-
-        if (!p)
-                return NULL;
-        p->n_children = g_new0(unsigned, p->limits.max_depth + 1);
+/* Stream mode: a new document (a fresh expat parser after the first) whose
+ * synthetic root is open. */
+static int stream_begin(XmlParser *p) {
+        if (p->used) {
+                XML_ParserFree(p->expat);
+                p->expat = XML_ParserCreateNS("UTF-8", NS_SEP);
+                if (!p->expat) {
+                        p->broken = true;
+                        return -ENOMEM;
+                }
+        }
         p->ctx = (ParseCtx) {
                 .expat = p->expat,
                 .limits = &p->limits,
@@ -242,18 +367,33 @@ XmlParser *xml_parser_new_stream(const XmlLimits *limits) {
                 .stream = true,
         };
         XML_SetHashSalt(p->expat, p->hash_salt);
+        p->used = true;
+        p->fed = 0;
         if (setup_expat(p->expat, &p->ctx) < 0 ||
             XML_Parse(p->expat, "<stream>", 8, XML_FALSE) != XML_STATUS_OK) {
+                p->broken = true;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+XmlParser *xml_parser_new_stream(const XmlLimits *limits) {
+        XmlParser *p = xml_parser_new(limits);
+
+        if (!p)
+                return NULL;
+        p->n_children = g_new0(unsigned, p->limits.max_depth + 1);
+        if (stream_begin(p) < 0) {
                 xml_parser_free(p);
                 return NULL;
         }
-        p->used = true;
         return p;
 }
 
 int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
         ParseCtx *ctx = &p->ctx;
         enum XML_Status st;
+        int r;
 
         g_return_val_if_fail(ctx->stream && ret, -EINVAL);
 
@@ -261,23 +401,40 @@ int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
                 return -EBADMSG;
         if (len > p->limits.max_bytes || len > INT_MAX)
                 return -EMSGSIZE;
-        if (!data || !g_utf8_validate_len(data, len, NULL))
+        if (!data || !g_utf8_validate_len(data, len, NULL)) {
+                p->broken = true;
                 return -EBADMSG;
+        }
+        r = precheck_prefixes(&p->limits, data, len);
+        if (r < 0)
+                return r;       /* expat has not seen it: the parser goes on */
+        if (p->fed / STREAM_ROTATE_FACTOR > p->limits.max_bytes) {
+                r = stream_begin(p);
+                if (r < 0)
+                        return r;
+        }
+        p->fed += len;
 
         ctx->root = ctx->cur = NULL;
         ctx->depth = 0;
+        ctx->tree_bytes = 0;
         ctx->complete = false;
         st = XML_Parse(p->expat, data, (int) len, XML_FALSE);
         if (ctx->error == 0 && st != XML_STATUS_OK)
-                ctx->error = map_expat_error(XML_GetErrorCode(p->expat));
+                ctx->error = map_expat_error(XML_GetErrorCode(p->expat), data, len);
         /* RFC 7395 §3.3.3: every message is exactly one complete element. */
         if (ctx->error == 0 && (!ctx->complete || ctx->cur))
                 ctx->error = -EBADMSG;
         if (ctx->error != 0) {
-                int r = ctx->error;
-                p->broken = true;
+                r = ctx->error;
                 xml_node_free(g_steal_pointer(&ctx->root));
                 ctx->cur = NULL;
+                /* Each message stands alone (RFC 7395): after one that was
+                 * merely too big, a new document takes the next. */
+                if (r == -EMSGSIZE || r == -ELOOP || r == -E2BIG)
+                        (void) stream_begin(p);
+                else
+                        p->broken = true;
                 return r;
         }
         *ret = g_steal_pointer(&ctx->root);
@@ -306,6 +463,9 @@ int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) 
                 return -EBADMSG;
         if (p->limits.max_depth == 0)
                 return -ELOOP;
+        r = precheck_prefixes(&p->limits, data ? data : "", len);
+        if (r < 0)
+                return r;
 
         if (p->limits.max_depth <= CHILD_COUNT_STACK)
                 ctx.n_children = stack;
@@ -324,7 +484,7 @@ int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) 
         if (ctx.error != 0)
                 r = ctx.error;
         else if (st != XML_STATUS_OK)
-                r = map_expat_error(XML_GetErrorCode(p->expat));
+                r = map_expat_error(XML_GetErrorCode(p->expat), data ? data : "", len);
         else if (!ctx.root || ctx.cur)
                 r = -EBADMSG;   /* cannot happen with a final XML_Parse(); be safe */
         else

@@ -44,10 +44,13 @@ struct XmlNode {
 };
 
 /* Parse one complete element. Returns 0 and the tree in *ret, or:
- * -EMSGSIZE  data longer than limits->max_bytes
+ * -EMSGSIZE  data longer than limits->max_bytes, or a tree that would take
+ *            more than 16 times that in memory (a long namespace copied
+ *            into every node)
  * -ELOOP     nesting deeper than max_depth
  * -E2BIG     too many attributes or children
- * -EPERM     restricted XML (DOCTYPE, entity, comment, PI)
+ * -EPERM     restricted XML (DOCTYPE, markup declaration, entity reference
+ *            other than the predefined ones, comment, PI)
  * -EBADMSG   not well-formed, or not valid UTF-8
  * -ENOMEM
  * limits NULL means xml_default_limits. *ret is written only on success. */
@@ -64,10 +67,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(XmlParser, xml_parser_free)
 int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret);
 
 /* Stream mode, for a connection: one expat document whose (synthetic) root
- * holds every element fed, so no per-element reset or prolog. Each feed must
- * be exactly one complete element (RFC 7395 framing), else -EBADMSG; any error
- * leaves the parser unusable (the stream must end anyway). Same limits and
- * errors as xml_parser_parse(). */
+ * holds every element fed, so no per-element reset or prolog (a new document
+ * is started every few max_bytes of input, which bounds the names expat
+ * keeps). Each feed must be exactly one complete element (RFC 7395 framing),
+ * else -EBADMSG. Same limits and errors as xml_parser_parse(). After a limit
+ * error (-EMSGSIZE, -ELOOP, -E2BIG) the parser goes on with the next element:
+ * every message stands alone, so a stream need not end over one that is too
+ * big. Any other error leaves it unusable (the stream must end). */
 XmlParser *xml_parser_new_stream(const XmlLimits *limits);
 int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret);
 

@@ -273,6 +273,153 @@ static void test_saslprep(void) {
         }
 }
 
+/* --- logging in again with the keys of an earlier login --- */
+
+/* The salt of a vector's server-first (s=...). */
+static uint8_t *vector_salt(const Vector *v, size_t *len) {
+        const char *s = strstr(v->server_first, ",s=") + 3;
+        g_autofree char *b64 = g_strndup(s, strcspn(s, ","));
+        gsize n = 0;
+        uint8_t *salt = g_base64_decode(b64, &n);
+
+        *len = n;
+        return salt;
+}
+
+static void hmac_of(const Vector *v, const uint8_t *key, const char *text, uint8_t *out) {
+        size_t hlen = scram_hash_len(v->hash);
+        GHmac *h = g_hmac_new(v->hash == SCRAM_SHA1 ? G_CHECKSUM_SHA1 : G_CHECKSUM_SHA256, key, hlen);
+        gsize n = hlen;
+
+        g_hmac_update(h, (const guchar *) text, strlen(text));
+        g_hmac_get_digest(h, out, &n);
+        g_hmac_unref(h);
+}
+
+/* The keys of a vector's login with the password, checked against RFC 5802
+ * §3: ClientKey = HMAC(SaltedPassword, "Client Key"), ServerKey likewise. */
+static ScramKeys *vector_keys(const Vector *v) {
+        ScramClient *c = run_to_final(v);
+        ScramKeys *keys = (ScramKeys *) 0x1;
+        g_autofree uint8_t *salt = NULL;
+        uint8_t salted[SCRAM_MAX_HASH_LEN], expect[SCRAM_MAX_HASH_LEN];
+        size_t salt_len, hlen = scram_hash_len(v->hash);
+
+        /* Not before the server proved itself. */
+        g_assert_cmpint(scram_client_get_keys(c, &keys), ==, -EINVAL);
+        g_assert_true(keys == (ScramKeys *) 0x1);
+        g_assert_cmpint(scram_client_verify(c, v->server_final, strlen(v->server_final)), ==, 0);
+        g_assert_cmpint(scram_client_get_keys(c, &keys), ==, 0);
+        scram_client_free(c);
+
+        salt = vector_salt(v, &salt_len);
+        g_assert_cmpint(keys->hash, ==, v->hash);
+        g_assert_cmpuint(keys->iterations, ==, 4096);
+        g_assert_cmpmem(keys->salt, keys->salt_len, salt, salt_len);
+        g_assert_cmpint(scram_salted_password(v->hash, v->password, salt, salt_len, 4096, salted), ==, 0);
+        hmac_of(v, salted, "Client Key", expect);
+        g_assert_cmpmem(keys->client_key, hlen, expect, hlen);
+        hmac_of(v, salted, "Server Key", expect);
+        g_assert_cmpmem(keys->server_key, hlen, expect, hlen);
+        return keys;
+}
+
+static void test_keys_vector(gconstpointer data) {
+        const Vector *v = data;
+        ScramKeys *keys = vector_keys(v), *again = NULL;
+        ScramClient *c = scram_client_new_from_keys(keys, v->user, v->cnonce);
+        g_autofree char *first = NULL, *final = NULL;
+
+        /* Without the password, the very same messages. */
+        g_assert_nonnull(c);
+        g_assert_cmpint(scram_client_first(c, &first), ==, 0);
+        g_assert_cmpstr(first, ==, v->client_first);
+        g_assert_cmpint(scram_client_final(c, v->server_first, strlen(v->server_first), &final), ==, 0);
+        g_assert_cmpstr(final, ==, v->client_final);
+        g_assert_cmpint(scram_client_verify(c, v->server_final, strlen(v->server_final)), ==, 0);
+        g_assert_cmpint(scram_client_get_keys(c, &again), ==, 0);
+        g_assert_cmpint(again->hash, ==, keys->hash);
+        g_assert_cmpuint(again->iterations, ==, keys->iterations);
+        g_assert_cmpmem(again->salt, again->salt_len, keys->salt, keys->salt_len);
+        g_assert_cmpmem(again->client_key, SCRAM_MAX_HASH_LEN, keys->client_key, SCRAM_MAX_HASH_LEN);
+        g_assert_cmpmem(again->server_key, SCRAM_MAX_HASH_LEN, keys->server_key, SCRAM_MAX_HASH_LEN);
+        scram_client_free(c);
+        scram_keys_free(again);
+        scram_keys_free(keys);
+}
+
+static void test_keys_bad_server_signature(gconstpointer data) {
+        const Vector *v = data;
+        ScramKeys *keys = vector_keys(v);
+        ScramClient *c;
+        g_autofree char *final = NULL;
+
+        /* Keys that are not the server's: its signature does not verify. */
+        keys->server_key[0] ^= 1;
+        c = scram_client_new_from_keys(keys, v->user, v->cnonce);
+        g_assert_cmpint(scram_client_final(c, v->server_first, strlen(v->server_first), &final), ==, 0);
+        g_assert_cmpstr(final, ==, v->client_final);    /* the proof uses ClientKey only */
+        g_assert_cmpint(scram_client_verify(c, v->server_final, strlen(v->server_final)), ==, -EACCES);
+        scram_client_free(c);
+        scram_keys_free(keys);
+}
+
+static int keys_final(const ScramKeys *keys, const char *server_first) {
+        ScramClient *c = scram_client_new_from_keys(keys, "user", "fyko+d2lbbFgONRv9qkxdawL");
+        char *out = (char *) 0x1;
+        int r;
+
+        g_assert_nonnull(c);
+        r = scram_client_final(c, server_first, strlen(server_first), &out);
+        if (r == 0)
+                g_free(out);
+        else
+                g_assert_true(out == (char *) 0x1);
+        scram_client_free(c);
+        return r;
+}
+
+static void test_keys_stale(void) {
+        ScramKeys *keys = vector_keys(&rfc5802);
+
+        g_assert_cmpint(keys_final(keys, rfc5802.server_first), ==, 0);
+        /* A new password comes with a new salt, or another count: the keys
+         * are stale, and no proof is made from them. */
+        g_assert_cmpint(keys_final(keys, "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf93,i=4096"),
+                        ==, -ESTALE);
+        g_assert_cmpint(keys_final(keys, "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4097"),
+                        ==, -ESTALE);
+        g_assert_cmpint(keys_final(keys, "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6,i=4096"),
+                        ==, -ESTALE);
+        /* The usual checks come first. */
+        g_assert_cmpint(keys_final(keys, "r=other,s=QSXCR+Q6sek8bf92,i=4096"), ==, -EPROTO);
+        g_assert_cmpint(keys_final(keys, "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=1"),
+                        ==, -ERANGE);
+        scram_keys_free(keys);
+}
+
+static void test_keys_invalid(void) {
+        ScramKeys *keys = vector_keys(&rfc5802);
+        ScramKeys *copy;
+
+        g_assert_null(scram_client_new_from_keys(NULL, "user", "abc"));
+        g_assert_null(scram_client_new_from_keys(keys, NULL, "abc"));
+        g_assert_null(scram_client_new_from_keys(keys, "user", "a,b"));
+        copy = scram_keys_copy(keys);
+        copy->iterations = 1;
+        g_assert_null(scram_client_new_from_keys(copy, "user", "abc"));
+        copy->iterations = 4096;
+        copy->salt_len = 0;
+        g_assert_null(scram_client_new_from_keys(copy, "user", "abc"));
+        copy->salt_len = keys->salt_len;
+        copy->hash = (ScramHash) 7;
+        g_assert_null(scram_client_new_from_keys(copy, "user", "abc"));
+        scram_keys_free(copy);
+        g_assert_null(scram_keys_copy(NULL));
+        scram_keys_free(NULL);
+        scram_keys_free(keys);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -291,6 +438,12 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/scram/pbkdf2-rfc6070", test_pbkdf2);
         g_test_add_func("/scram/pbkdf2-bounds", test_pbkdf2_bounds);
         g_test_add_func("/scram/saslprep", test_saslprep);
+        g_test_add_data_func("/scram/keys/rfc5802-sha1", &rfc5802, test_keys_vector);
+        g_test_add_data_func("/scram/keys/rfc7677-sha256", &rfc7677, test_keys_vector);
+        g_test_add_data_func("/scram/keys/bad-server-signature/sha1", &rfc5802, test_keys_bad_server_signature);
+        g_test_add_data_func("/scram/keys/bad-server-signature/sha256", &rfc7677, test_keys_bad_server_signature);
+        g_test_add_func("/scram/keys/stale", test_keys_stale);
+        g_test_add_func("/scram/keys/invalid", test_keys_invalid);
 
         return g_test_run();
 }

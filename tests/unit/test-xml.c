@@ -301,6 +301,9 @@ static void test_restricted(void) {
                 "<a/><!-- trailing -->",
                 "<a><?pi data?></a>",
                 "<?pi data?><a/>",
+                /* RFC 6120 §11.1: entity references but the predefined ones */
+                "<a>&undefined;</a>",
+                "<a x='&e;'/>",
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -320,7 +323,6 @@ static void test_malformed(void) {
                 { "<a></b>", 7 },
                 { "<a/><b/>", 8 },
                 { "text", 4 },
-                { "<a>&undefined;</a>", 18 },
                 { "<a x='1' x='2'/>", 16 },
                 { "<p:a/>", 6 },                        /* unbound prefix */
                 { "<a>\xff</a>", 8 },                   /* invalid UTF-8 */
@@ -403,7 +405,8 @@ static void test_stream_feed(void) {
         }
         xml_parser_free(g_steal_pointer(&p));
 
-        /* each message must be exactly one complete element; errors are final */
+        /* each message must be exactly one complete element; errors are final,
+         * but for limits: the element is dropped and the stream goes on */
         static const char *const bad[] = {
                 "<a/><b/>",                     /* two elements */
                 "<a>",                          /* incomplete */
@@ -420,13 +423,168 @@ static void test_stream_feed(void) {
                 g_test_message("bad #%zu", i);
                 g_assert_cmpint(xml_parser_feed(q, bad[i], strlen(bad[i]), &n), ==, want[i]);
                 g_assert_null(n);
-                g_assert_cmpint(xml_parser_feed(q, "<a/>", 4, &n), ==, -EBADMSG);
-                g_assert_null(n);
+                g_assert_cmpint(xml_parser_feed(q, "<a/>", 4, &n), ==, want[i] == -ELOOP ? 0 : -EBADMSG);
+                g_clear_pointer(&n, xml_node_free);
         }
         /* whitespace around the element is fine (some servers send a newline) */
         {
                 g_autoptr(XmlParser) q = xml_parser_new_stream(&limits);
                 g_assert_cmpint(xml_parser_feed(q, " <a/>\n", 6, &n), ==, 0);
+                g_clear_pointer(&n, xml_node_free);
+        }
+}
+
+static const XmlLimits stanza_limits = { .max_bytes = 256 * 1024, .max_depth = 16, .max_attrs = 32,
+                                         .max_children = 4096 };
+
+/* One message on a fresh stream parser; a limit error must leave the stream
+ * usable (the next message parses), any other must not. */
+static int feed_one(const char *data, size_t len) {
+        g_autoptr(XmlParser) p = xml_parser_new_stream(&stanza_limits);
+        const char *next = "<message xmlns='jabber:client'><body>next</body></message>";
+        XmlNode *n = NULL;
+        int r = xml_parser_feed(p, data, len, &n), r2;
+
+        g_clear_pointer(&n, xml_node_free);
+        r2 = xml_parser_feed(p, next, strlen(next), &n);
+        if (r == 0 || r == -EMSGSIZE || r == -ELOOP || r == -E2BIG) {
+                g_assert_cmpint(r2, ==, 0);
+                g_assert_cmpstr(xml_node_child_text(n, "body", "jabber:client"), ==, "next");
+        } else
+                g_assert_cmpint(r2, ==, -EBADMSG);
+        xml_node_free(n);
+        return r;
+}
+
+/* What a hostile server may send as one WebSocket message. */
+static void test_stream_hostile(void) {
+        static const char *const restricted[] = {
+                "<!DOCTYPE message><message xmlns='jabber:client'/>",
+                "<!DOCTYPE m [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>"
+                "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><m xmlns='jabber:client'>&c;</m>",
+                "<message xmlns='jabber:client'><body>&c;</body></message>",
+                "<message xmlns='jabber:client'><!-- hi --><body>x</body></message>",
+                "<message xmlns='jabber:client'><?pi x?><body>x</body></message>",
+                "<message xmlns='jabber:client'><!ENTITY a 'x'><body>x</body></message>",
+        };
+        g_autoptr(GString) s = g_string_new(NULL);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(restricted); i++) {
+                g_test_message("restricted #%zu", i);
+                g_assert_cmpint(feed_one(restricted[i], strlen(restricted[i])), ==, -EPERM);
+        }
+        /* CDATA is not restricted, even when it looks like a declaration */
+        g_string_assign(s, "<message xmlns='jabber:client'><body><![CDATA[<!DOCTYPE x>]]></body></message>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, 0);
+
+        /* 100k-deep nesting does not fit; 50k deep is refused at depth 17 */
+        g_string_truncate(s, 0);
+        for (int i = 0; i < 100000; i++)
+                g_string_append(s, "<a>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -EMSGSIZE);
+        g_string_truncate(s, 50000 * 3);
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -ELOOP);
+
+        /* 50k attributes do not fit; 20k that do are too many */
+        g_string_assign(s, "<message xmlns='jabber:client'");
+        for (int i = 0; i < 50000; i++)
+                g_string_append_printf(s, " a%d=''", i);
+        g_string_append(s, "/>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -EMSGSIZE);
+        g_string_assign(s, "<message xmlns='jabber:client'");
+        for (int i = 0; i < 20000; i++)
+                g_string_append_printf(s, " a%d=''", i);
+        g_string_append(s, "/>");
+        g_assert_cmpuint(s->len, <, 256 * 1024);
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -E2BIG);
+
+        /* invalid UTF-8 anywhere */
+        g_string_assign(s, "<message xmlns='jabber:client'><body>caf\xc3 \xff\xfe</body></message>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -EBADMSG);
+        g_string_assign(s, "<message xmlns='jabber:client' id='\xed\xa0\x80'/>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -EBADMSG);
+}
+
+/* A long default namespace is copied into every node: the tree's memory is
+ * bounded, so 256 KiB cannot become gigabytes. */
+static void test_tree_budget(void) {
+        g_autoptr(GString) s = g_string_new("<m xmlns='urn:");
+        int n = 0;
+
+        for (int i = 0; i < 100 * 1024; i++)
+                g_string_append_c(s, 'u');
+        g_string_append(s, "'><c>");
+        while (s->len < 250 * 1024) {
+                g_string_append(s, ++n % 4000 == 0 ? "</c><c>" : "<b/>");
+        }
+        g_string_append(s, "</c></m>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -EMSGSIZE);
+        g_assert_cmpint(parse_err(s->str, NULL), ==, -EMSGSIZE);
+
+        /* the same shape in a short namespace is fine */
+        g_string_assign(s, "<m xmlns='urn:x'><c>");
+        for (n = 1; n < 30000; n++)
+                g_string_append(s, n % 4000 == 0 ? "</c><c>" : "<b/>");
+        g_string_append(s, "</c></m>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, 0);
+
+        /* text counts too, but a stanza of text within max_bytes is fine */
+        g_string_assign(s, "<m>");
+        while (s->len < 255 * 1024)
+                g_string_append(s, "0123456789&amp;");
+        g_string_append(s, "</m>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, 0);
+}
+
+/* Prefixed attributes are expanded by expat before any handler sees them;
+ * too many are refused before that. */
+static void test_prefixed_attrs(void) {
+        g_autoptr(GString) s = g_string_new("<m xmlns='jabber:client' xmlns:p='urn:");
+        g_autoptr(XmlNode) n = NULL;
+
+        for (int i = 0; i < 60 * 1024; i++)
+                g_string_append_c(s, 'u');
+        g_string_append(s, "'");
+        for (int i = 0; s->len < 250 * 1024; i++)
+                g_string_append_printf(s, " p:a%x=''", i);
+        g_string_append(s, "/>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -E2BIG);
+        g_assert_cmpint(parse_err(s->str, NULL), ==, -E2BIG);
+
+        /* declarations are not counted as attributes; a few prefixed ones are fine */
+        g_string_assign(s, "<m xmlns='jabber:client'");
+        for (int i = 0; i < 40; i++)
+                g_string_append_printf(s, " xmlns:p%d='urn:%d'", i, i);
+        for (int i = 0; i < 32; i++)
+                g_string_append_printf(s, " p%d:a=''", i);
+        g_string_append(s, "/>");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, 0);
+        g_assert_cmpint(parse_str(s->str, NULL, &n), ==, 0);
+        g_assert_cmpuint(n->n_attrs, ==, 32);
+        g_string_insert(s, s->len - 2, " p0:b=''");
+        g_assert_cmpint(feed_one(s->str, s->len), ==, -E2BIG);
+}
+
+/* Stream mode starts a new document now and then (expat keeps every name
+ * it saw until the document ends); nothing of that shows. */
+static void test_stream_rotation(void) {
+        static const XmlLimits limits = { .max_bytes = 4096, .max_depth = 4, .max_attrs = 4, .max_children = 64 };
+        g_autoptr(XmlParser) p = xml_parser_new_stream(&limits);
+        XmlNode *n = NULL;
+
+        for (int i = 0; i < 2000; i++) {
+                g_autofree char *m = g_strdup_printf(
+                        "<message xmlns='jabber:client' xmlns:q='urn:q' q:n%d='%d'><e%d xmlns='urn:x:%d'>%d</e%d>"
+                        "<body>\xf0\x9f\x98\x80 %d</body></message>", i, i, i, i, i, i, i);
+                g_autofree char *want = g_strdup_printf("\xf0\x9f\x98\x80 %d", i);
+                g_autofree char *attr = g_strdup_printf("urn:q n%d", i);
+                g_autofree char *e = g_strdup_printf("e%d", i);
+
+                g_assert_cmpint(xml_parser_feed(p, m, strlen(m), &n), ==, 0);
+                g_assert_cmpstr(n->ns, ==, "jabber:client");
+                g_assert_cmpstr(xml_node_child_text(n, "body", "jabber:client"), ==, want);
+                g_assert_nonnull(xml_node_child(n, e, NULL));
+                g_assert_cmpstr(xml_node_attr(n, attr), !=, NULL);
                 g_clear_pointer(&n, xml_node_free);
         }
 }
@@ -471,6 +629,10 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/xml/parser-reuse", test_parser_reuse);
         g_test_add_func("/xml/stream-feed", test_stream_feed);
         g_test_add_func("/xml/many-children", test_many_children);
+        g_test_add_func("/xml/stream-hostile", test_stream_hostile);
+        g_test_add_func("/xml/tree-budget", test_tree_budget);
+        g_test_add_func("/xml/prefixed-attrs", test_prefixed_attrs);
+        g_test_add_func("/xml/stream-rotation", test_stream_rotation);
 
         return g_test_run();
 }
