@@ -132,6 +132,63 @@ if [ $quick = 0 ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
+# ---- fuzzing (issue 7) ---------------------------------------------------
+# build-fuzz/: clang, -Dfuzzing=true, ASan+UBSan; builds only the libFuzzer
+# targets of tests/fuzz/. Each fuzzes a scratch copy of its seed corpus
+# (tests/fuzz/corpus/TARGET/; the repository is not touched) for
+# IMD_FUZZ_SECONDS (default 30; 0 skips fuzzing) and counts as one test.
+# A crashing input is kept in build-fuzz/fuzz-artifacts/; add it to the
+# corpus with the fix, and the unit tests' replay keeps checking it.
+FUZZ_TARGETS=(fuzz-xml fuzz-jid fuzz-scram fuzz-bus-args)
+fuzz_pass() {
+  local bdir=build-fuzz seconds="${IMD_FUZZ_SECONDS:-30}" scratch t p=0 f=0
+  local artifacts="$ROOT/$bdir/fuzz-artifacts" args
+  [ "$seconds" = 0 ] && return 0
+  log "fuzzing: build ($bdir, clang)"
+  if { [ -f "$bdir/build.ninja" ] ||
+       CC=clang meson setup "$bdir" -Dfuzzing=true \
+         -Db_sanitize=address,undefined -Db_lundef=false; } &&
+     meson compile -C "$bdir" "${FUZZ_TARGETS[@]}"; then
+    :
+  else
+    echo "run-tests: fuzzing: build FAILED" >&2
+    total_fail=$((total_fail + 1))
+    summary+=("fuzzing build: FAILED")
+    return 0
+  fi
+  scratch=$(mktemp -d)
+  mkdir -p "$artifacts"
+  for t in "${FUZZ_TARGETS[@]}"; do
+    log "fuzzing: $t for ${seconds}s"
+    mkdir -p "$scratch/$t"
+    cp tests/fuzz/corpus/"$t"/* "$scratch/$t/"
+    args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=512
+          -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
+    [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
+    # A smaller quarantine than the default 256 MiB keeps -rss_limit_mb for real blow-ups.
+    if ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:print_stacktrace=1:detect_leaks=1:detect_stack_use_after_return=1:quarantine_size_mb=64" \
+       UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+       timeout $((seconds + 120)) "$bdir/tests/fuzz/$t" "${args[@]}" "$scratch/$t" \
+         >"$bdir/$t.log" 2>&1; then
+      p=$((p + 1))
+      grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' "$bdir/$t.log"
+      summary+=("fuzz $t: passed")
+    else
+      f=$((f + 1))
+      tail -n 60 "$bdir/$t.log"
+      echo "run-tests: fuzzing: $t FAILED (log $bdir/$t.log, input in $artifacts/)" >&2
+      summary+=("fuzz $t: FAILED")
+    fi
+  done
+  rm -rf "$scratch"
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+# ---- end of fuzzing -------------------------------------------------------
+
+if [ $quick = 0 ]; then
+  fuzz_pass
+fi
+
 log "summary"
 for s in "${summary[@]}"; do echo "  $s"; done
 echo "$total_pass passed, $total_fail failed"
