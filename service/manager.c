@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <glib-unix.h>
 
+#include <systemd/sd-daemon.h>
+
+#include "bus-auth.h"
 #include "bus-errors.h"
 #include "bus-object.h"
 #include "bus-events.h"
@@ -24,7 +27,7 @@ static gboolean on_bus_disconnected(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-/* $XDG_CONFIG_HOME/imd/imd.conf, all optional:
+/* $XDG_CONFIG_HOME/imd/imd.conf (system mode: /etc/imd/imd.conf), all optional:
  *   [connection]
  *   ping_interval=30     seconds of silence before imd pings the server
  *   ping_timeout=10      seconds the answer may take before imd reconnects
@@ -94,9 +97,8 @@ static void load_config(const char *path, SessionConfig *ret) {
         }
 }
 
-int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
+int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
-        g_autofree char *config_path = g_build_filename(g_get_user_config_dir(), "imd", "imd.conf", NULL);
         SessionConfig config;
         int r;
 
@@ -118,12 +120,37 @@ int manager_new(const char *data_dir, const char *cache_dir, Manager **ret) {
         return 0;
 }
 
-int manager_start(Manager *m) {
+/* Tells systemd the main loop still runs (WatchdogSec= in the units). */
+static gboolean on_watchdog(gpointer userdata) {
+        sd_notify(false, "WATCHDOG=1");
+        return G_SOURCE_CONTINUE;
+}
+
+static void start_watchdog(Manager *m) {
+        uint64_t usec = 0;
+
+        if (sd_watchdog_enabled(false, &usec) <= 0 || usec == 0)
+                return;
+        /* twice per period, as sd_watchdog_enabled(3) advises */
+        m->watchdog_source = g_timeout_add(MAX(usec / 2000, 1), on_watchdog, m);
+}
+
+int manager_start(Manager *m, bool system_bus, gid_t allowed_gid) {
         int r;
 
-        r = sd_bus_open_user_with_description(&m->bus, "imd");
+        m->system_bus = system_bus;
+        if (system_bus)
+                r = sd_bus_open_system_with_description(&m->bus, "imd");
+        else
+                r = sd_bus_open_user_with_description(&m->bus, "imd");
         if (r < 0)
                 return r;
+        /* the check comes before the object, so no call can slip past it */
+        if (system_bus) {
+                r = bus_auth_install(m, allowed_gid);
+                if (r < 0)
+                        return r;
+        }
         r = bus_object_add(m);
         if (r < 0)
                 return r;
@@ -137,6 +164,7 @@ int manager_start(Manager *m) {
         g_source_attach(m->bus_source, NULL);
         m->sigterm_source = g_unix_signal_add(SIGTERM, on_quit_signal, m);
         m->sigint_source = g_unix_signal_add(SIGINT, on_quit_signal, m);
+        start_watchdog(m);
         return 0;
 }
 
@@ -151,6 +179,8 @@ void manager_free(Manager *m) {
                 g_source_remove(m->sigterm_source);
         if (m->sigint_source)
                 g_source_remove(m->sigint_source);
+        if (m->watchdog_source)
+                g_source_remove(m->watchdog_source);
         /* The session first: it may still announce its last batch on the bus. */
         m->stopping = true;
         if (m->announce_source) {
@@ -166,6 +196,7 @@ void manager_free(Manager *m) {
                 sd_bus_message_unref(m->pending_login);
         }
         sd_bus_slot_unref(m->object_slot);
+        bus_auth_free(m);
         event_log_free(m->events);      /* its messages hold references on the bus */
         g_free(m->events_account);
         if (m->bus_source) {

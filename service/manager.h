@@ -2,6 +2,8 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 
 #include "session.h"
@@ -34,12 +36,19 @@ typedef struct Manager {
         /* The signals sent lately, for GetEventsSince (bus-events.h). */
         struct EventLog *events;
         char *events_account;           /* whose events the log holds */
+        /* System mode (--system): the caller check (bus-auth.c), and no
+         * message content in broadcast signals. */
+        bool system_bus;
+        struct BusAuth *auth;
+        guint watchdog_source;
 } Manager;
 
-int manager_new(const char *data_dir, const char *cache_dir, Manager **ret);
-/* Connects to the session bus, exports the object and takes the bus name.
- * -EEXIST if another instance owns the name. */
-int manager_start(Manager *m);
+/* CONFIG_PATH: the GKeyFile read at start (see manager.c); it need not exist. */
+int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, Manager **ret);
+/* Connects to the session bus (or with SYSTEM_BUS to the system bus, letting
+ * only root, imd's own user and members of ALLOWED_GID in), exports the
+ * object and takes the bus name. -EEXIST if another instance owns the name. */
+int manager_start(Manager *m, bool system_bus, gid_t allowed_gid);
 void manager_run(Manager *m);
 void manager_free(Manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)

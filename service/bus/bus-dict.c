@@ -109,6 +109,40 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
         return sd_bus_message_close_container(m);
 }
 
+int bus_append_message_ref(sd_bus_message *m, const StoreMessage *msg) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if ((r = append_str(m, "id", msg->id)) < 0 ||
+            (r = append_str(m, "conversation", msg->conversation)) < 0 ||
+            (r = append_str(m, "direction", store_direction_to_string(msg->direction))) < 0 ||
+            (r = append_entry(m, "time", 'x', &msg->time_ms)) < 0 ||
+            (r = append_str(m, "type", msg->type)) < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+int bus_append_conversation_refs(sd_bus_message *m, GPtrArray *convs) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "a{sv}");
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < convs->len; i++) {
+                const StoreConversation *conv = g_ptr_array_index(convs, i);
+
+                if ((r = sd_bus_message_open_container(m, 'a', "{sv}")) < 0 ||
+                    (r = append_str(m, "id", conv->id)) < 0 ||
+                    (r = append_entry(m, "unread", 'u', &conv->unread)) < 0 ||
+                    (r = append_entry(m, "time", 'x', &conv->time_ms)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
 int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv) {
         int r;
 

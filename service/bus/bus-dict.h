@@ -11,6 +11,12 @@ int bus_append_message(sd_bus_message *m, const StoreMessage *msg);             
 int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv);       /* a{sv} */
 int bus_append_conversations(sd_bus_message *m, GPtrArray *convs);                   /* aa{sv} */
 int bus_append_messages(sd_bus_message *m, GPtrArray *msgs);                         /* aa{sv} */
+/* What broadcast signals carry on the system bus, where anyone may listen:
+ * which message or conversation changed, never what it says (a member of the
+ * group fetches that with GetMessages / GetConversations). A message: id,
+ * conversation, direction, time, type; a conversation: id, unread, time. */
+int bus_append_message_ref(sd_bus_message *m, const StoreMessage *msg);              /* a{sv} */
+int bus_append_conversation_refs(sd_bus_message *m, GPtrArray *convs);              /* aa{sv} */
 /* The reactions JSON of StoreMessage (NULL: none) as a{sas}, sender -> emoji. */
 int bus_append_reactions(sd_bus_message *m, const char *reactions);
 

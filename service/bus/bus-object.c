@@ -723,9 +723,10 @@ static void on_messages_added(GPtrArray *messages, void *userdata) {
                 return;
         for (guint i = 0; i < messages->len; i++) {
                 sd_bus_message *sig = NULL;
+                const StoreMessage *msg = g_ptr_array_index(messages, i);
                 int r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "MessageReceived");
                 if (r >= 0)
-                        r = bus_append_message(sig, g_ptr_array_index(messages, i));
+                        r = mgr->system_bus ? bus_append_message_ref(sig, msg) : bus_append_message(sig, msg);
                 emit_signal_logged(mgr, sig, r, true, bus_message_weight(g_ptr_array_index(messages, i)));
         }
         confirm_announced(mgr, ((StoreMessage *) g_ptr_array_index(messages, messages->len - 1))->seq);
@@ -740,7 +741,8 @@ static void on_conversations_changed(GPtrArray *conversations, void *userdata) {
                 return;
         r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "ConversationsChanged");
         if (r >= 0)
-                r = bus_append_conversations(sig, conversations);
+                r = mgr->system_bus ? bus_append_conversation_refs(sig, conversations)
+                                    : bus_append_conversations(sig, conversations);
         emit_signal_logged(mgr, sig, r, true, bus_conversations_weight(conversations));
 }
 
@@ -793,7 +795,8 @@ static void on_message_revoked(const char *conversation, const char *id, void *u
 static void on_message_edited(const char *conversation, const char *id, const char *text, void *userdata) {
         Manager *mgr = userdata;
 
-        emit(mgr, true, "MessageEdited", "sss", conversation, id, text);
+        /* on the system bus the new text is fetched with GetMessages */
+        emit(mgr, true, "MessageEdited", "sss", conversation, id, mgr->system_bus ? "" : text);
 }
 
 static void on_reactions_changed(const char *conversation, const char *id, const char *reactions,
@@ -808,7 +811,7 @@ static void on_reactions_changed(const char *conversation, const char *id, const
         if (r >= 0)
                 r = sd_bus_message_append(sig, "ss", conversation, id);
         if (r >= 0)
-                r = bus_append_reactions(sig, reactions);
+                r = bus_append_reactions(sig, mgr->system_bus ? NULL : reactions);
         emit_signal_logged(mgr, sig, r, true, strlen(conversation) + strlen(id) + (reactions ? strlen(reactions) : 0));
 }
 

@@ -187,3 +187,27 @@ def test_dbus_activation_starts_imd(bus, tmp_path):
         if not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z":
             break
         time.sleep(0.1)
+
+
+def test_watchdog_pings_systemd(bus, tmp_path):
+    """Under WatchdogSec= (the units), imd tells systemd its loop runs: a
+    WATCHDOG=1 notification twice per period on $NOTIFY_SOCKET."""
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    imd = Imd(bus, str(tmp_path / "imd"),
+              extra_env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000", "WATCHDOG_PID": None})
+    try:
+        imd.start()
+        t0 = time.monotonic()
+        got = [sock.recv(4096).decode() for _ in range(3)]
+        elapsed = time.monotonic() - t0
+        assert all("WATCHDOG=1" in g for g in got), got
+        assert elapsed < 1.5, elapsed       # every 0.2 s, not once in a while
+    finally:
+        imd.stop()
+        sock.close()
+    assert not imd.problems, imd.problems

@@ -278,6 +278,25 @@ def test_any_file(client, logged_in, peer, tmp_path):
         assert sha(fh.read()) == sha(data)
 
 
+def test_send_file_reads_the_descriptor_never_the_path(client, logged_in, peer, tmp_path):
+    """imd never opens a path on the caller's behalf: it reads the fd it was
+    given, even when the name the fd once had now leads to another file."""
+    given = os.urandom(64 * 1024)
+    path = write_file(tmp_path, given, "report.bin")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.unlink(path)
+        with open(path, "wb") as fh:                    # same name, other bytes
+            fh.write(b"not what was given" * 100)
+        assert os.readlink("/proc/self/fd/%d" % fd).endswith(" (deleted)")
+        start = client.mark()
+        mid = send_fd(client, peer.jid, fd, name="report.bin")
+    finally:
+        os.close(fd)
+    wait_status(client, mid, "sent", start)
+    received_file(peer, logged_in.jid, mid, given)
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 def test_over_the_server_limit_is_too_large(client, imd, logged_in, peer, prosody, proxy, tmp_path):
