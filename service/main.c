@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
                 { "group", 0, 0, G_OPTION_ARG_STRING, &group,
                   "System mode: the group whose members may use imd (default: imd)", "GROUP" },
                 { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
-                { NULL }
+                G_OPTION_ENTRY_NULL
         };
         g_autoptr(GOptionContext) context = NULL;
         g_autoptr(GError) error = NULL;

@@ -9,6 +9,7 @@ set -euo pipefail
 
 BUILD_PKGS=(
   meson ninja-build pkg-config gcc clang
+  libclang-rt-14-dev        # libFuzzer and clang's sanitizer runtimes (tests/fuzz/)
   libsystemd-dev libwebsockets-dev libwebsockets-evlib-glib
   libjson-c-dev libglib2.0-dev libsqlite3-dev libexpat1-dev libssl-dev
   libpipewire-0.3-dev libspa-0.2-dev    # voice messages: capture from PipeWire

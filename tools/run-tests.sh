@@ -8,6 +8,10 @@
 #                  integration tests (pytest tests/integration, junit XML)
 # 3. build-asan/ : the same with -Db_sanitize=address,undefined -Dwerror=true
 #                  (skipped with --quick)
+# 4. build-fuzz/ : clang, -Dfuzzing=true, ASan+UBSan, -Dwerror=true: each
+#                  libFuzzer target of tests/fuzz/ runs for IMD_FUZZ_SECONDS
+#                  (default 30; 0 skips) and counts as one test (skipped
+#                  with --quick)
 #
 # The last line printed is exactly "N passed, N failed", summed over every
 # meson unit test (build*/meson-logs/testlog.json) and every pytest case
@@ -27,7 +31,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --no-deps) deps=0 ;;
     --) shift; pytest_args=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run-tests: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -146,7 +150,7 @@ fuzz_pass() {
   [ "$seconds" = 0 ] && return 0
   log "fuzzing: build ($bdir, clang)"
   if { [ -f "$bdir/build.ninja" ] ||
-       CC=clang meson setup "$bdir" -Dfuzzing=true \
+       CC=clang meson setup "$bdir" -Dfuzzing=true -Dwerror=true \
          -Db_sanitize=address,undefined -Db_lundef=false; } &&
      meson compile -C "$bdir" "${FUZZ_TARGETS[@]}"; then
     :

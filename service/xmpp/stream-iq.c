@@ -79,8 +79,9 @@ static gboolean on_iq_timeout(gpointer userdata) {
 
 int xmpp_stream_send_iq(XmppStream *s, XmlNode *iq, XmppIqCallback callback, void *userdata,
                         GDestroyNotify free_userdata, unsigned *ret_handle) {
+        /* the stanza is ours from here, whatever happens: freed on return */
         g_autoptr(XmlNode) owned = iq;
-        const char *to = xml_node_attr(iq, "to");
+        const char *to = xml_node_attr(owned, "to");
         PendingIq *p;
 
         if (s->phase != PHASE_READY)
@@ -100,11 +101,11 @@ int xmpp_stream_send_iq(XmppStream *s, XmlNode *iq, XmppIqCallback callback, voi
         p->free_userdata = free_userdata;
         p->stream = s;
         p->timeout = g_timeout_add_seconds(IQ_TIMEOUT_S, on_iq_timeout, p);
-        xml_node_set_attr(iq, "id", p->id);
+        xml_node_set_attr(owned, "id", p->id);
         if (!s->iqs)
                 s->iqs = g_ptr_array_new_with_free_func((GDestroyNotify) pending_iq_drop);
         g_ptr_array_add(s->iqs, p);
-        stream_send_node(s, iq);
+        stream_send_node(s, owned);
         if (ret_handle)
                 *ret_handle = p->handle;
         return 0;

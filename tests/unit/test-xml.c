@@ -460,8 +460,8 @@ static int feed_one(const char *data, size_t len) {
 static void test_stream_hostile(void) {
         static const char *const restricted[] = {
                 "<!DOCTYPE message><message xmlns='jabber:client'/>",
-                "<!DOCTYPE m [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>"
-                "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><m xmlns='jabber:client'>&c;</m>",
+                ("<!DOCTYPE m [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>"
+                 "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><m xmlns='jabber:client'>&c;</m>"),
                 "<message xmlns='jabber:client'><body>&c;</body></message>",
                 "<message xmlns='jabber:client'><!-- hi --><body>x</body></message>",
                 "<message xmlns='jabber:client'><?pi x?><body>x</body></message>",
