@@ -89,8 +89,16 @@ def tls_certs(tmp_path_factory):
                  *validity, cwd=d)
         return os.path.join(d, out)
 
+    # a self-signed certificate (its own issuer, another key) for the right name
+    _openssl("req", "-x509", "-config", cnf, "-newkey", "rsa:2048", "-nodes",
+             "-keyout", "self-signed.key", "-out", "self-signed.pem", "-days", "30",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+             "-addext", "basicConstraints=critical,CA:FALSE", cwd=d)
+
     certs = types.SimpleNamespace(
         dir=d,
+        self_signed=os.path.join(d, "self-signed.pem"),
+        self_signed_key=os.path.join(d, "self-signed.key"),
         ca=os.path.join(d, "ca.pem"),
         key=os.path.join(d, "server.key"),
         good=sign("good.pem", "srv_localhost", "-days", "30"),
@@ -120,7 +128,8 @@ def tls_servers(tls_certs):
     def get(which="good"):
         p = servers.get(which)
         if p is None:
-            p = servers[which] = Prosody(https_cert=(getattr(tls_certs, which), tls_certs.key))
+            key = getattr(tls_certs, which + "_key", tls_certs.key)
+            p = servers[which] = Prosody(https_cert=(getattr(tls_certs, which), key))
             p.start()
         elif not p.running:
             p.start()
@@ -165,6 +174,7 @@ def _wait_disconnected(client, timeout=10.0):
 def _assert_refused(client, imd, prosody, ca_file=None, reason=None):
     jid, pw = prosody.new_account("alice")
     opts = {"ca_file": ca_file} if ca_file else {}
+    log_before = len(prosody.log_tail(10 ** 9))
     start = client.mark()
     t0 = time.monotonic()
     with raises_im_error("Network") as ei:
@@ -179,6 +189,9 @@ def _assert_refused(client, imd, prosody, ca_file=None, reason=None):
             assert s.args[1]["Ready"] is False, "Ready went true during a refused login"
     assert imd.running, "imd exited after a TLS failure"
     assert client.name_has_owner()
+    # no credentials went out: the server saw no stream at all, let alone SASL
+    new_log = prosody.log_tail(10 ** 9)[log_before:]
+    assert "<auth" not in new_log and "<response" not in new_log and "<open" not in new_log, new_log
     if reason:
         # the user is told why, in OpenSSL's words
         assert "certificate" in ei.value.message and reason in ei.value.message, ei.value.message
@@ -203,6 +216,9 @@ def test_wss_with_ca_file_logs_in_and_sends(client, imd, tls_servers, tls_certs,
         assert client.get_property("NetState") == "connected"
         assert client.get_property("Account") == alice_jid
         client.wait_property("Ready", lambda v: v is True, start=start, timeout=5)
+        # the server offers PLAIN inside TLS too; imd still takes SCRAM
+        log = p.log_tail(10 ** 9)
+        assert "mechanism='SCRAM-SHA-" in log and "mechanism='PLAIN'" not in log
 
         text = "over TLS " + uuid.uuid4().hex
         mid = client.call("SendText", "ss", (bob_jid, text))
@@ -245,7 +261,21 @@ def test_wss_expired_certificate_is_refused(client, imd, tls_servers, tls_certs,
     _assert_refused(client, imd, p, ca_file=tls_certs.ca, reason="certificate has expired")
 
 
-# -- 5. PLAIN: only inside TLS, and only when SCRAM is not offered ---------------------
+# -- 5. a self-signed certificate for the right name --------------------------------------
+
+def test_wss_self_signed_certificate_is_refused(client, imd, tls_servers, tls_certs, dump_logs):
+    p = tls_servers("self_signed")
+    dump_logs.append(p)
+    verdict = served_verify_result(p, tls_certs.ca)
+    assert "self" in verdict and "signed" in verdict, verdict
+    # neither without a ca_file nor with the (unrelated) CA of the other tests
+    err = _assert_refused(client, imd, p, ca_file=None)
+    assert "self" in err.message and "signed" in err.message, err.message
+    err = _assert_refused(client, imd, p, ca_file=tls_certs.ca)
+    assert "self" in err.message and "signed" in err.message, err.message
+
+
+# -- 6. PLAIN: only inside TLS, and only when SCRAM is not offered ---------------------
 
 PLAIN_ONLY = 'disable_sasl_mechanisms = { "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS" }\n'
 
