@@ -7,9 +7,11 @@
 #include "bus-auth.h"
 #include "bus-errors.h"
 
+#define CREDENTIALS_TIMEOUT_USEC (2ULL * 1000000ULL)
+
 struct BusAuth {
         gid_t gid;
-        /* unique name -> GINT_TO_POINTER(1 allowed, 2 refused): a connection's
+        /* unique name -> GINT_TO_POINTER(Verdict): a connection's
          * credentials cannot change, so it is asked about once; forgotten
          * when it leaves the bus */
         GHashTable *verdicts;
@@ -68,8 +70,14 @@ static int read_credentials(sd_bus_message *reply, uid_t *ret_uid, GArray *gids)
         return have_uid ? (have_gids ? 1 : 0) : -ENODATA;
 }
 
-/* Whether the credentials the bus holds for the sender of M allow it in. */
-static bool caller_allowed(Manager *mgr, sd_bus_message *m) {
+typedef enum Verdict {
+        VERDICT_UNKNOWN,        /* the bus did not say: refused this time, asked again next time */
+        VERDICT_ALLOWED,
+        VERDICT_REFUSED,
+} Verdict;
+
+/* What the credentials the bus holds for the sender of M say. */
+static Verdict caller_verdict(Manager *mgr, sd_bus_message *m) {
         struct BusAuth *auth = mgr->auth;
         const char *sender = sd_bus_message_get_sender(m);
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -77,10 +85,21 @@ static bool caller_allowed(Manager *mgr, sd_bus_message *m) {
         g_autoptr(GArray) gids = g_array_new(FALSE, FALSE, sizeof(gid_t));
         uid_t uid = (uid_t) -1;
         bool allowed = false;
+        Verdict verdict = VERDICT_UNKNOWN;
         int r;
 
-        r = sd_bus_call_method(mgr->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionCredentials", &error, &reply, "s", sender);
+        sd_bus_message *call = NULL;
+
+        /* Synchronous, once per connection and only in system mode: the bus
+         * answers at once, and a bounded wait keeps a stuck bus from holding
+         * the loop for sd-bus's default 25 s. */
+        r = sd_bus_message_new_method_call(mgr->bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetConnectionCredentials");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", sender);
+        if (r >= 0)
+                r = sd_bus_call(mgr->bus, call, CREDENTIALS_TIMEOUT_USEC, &error, &reply);
+        sd_bus_message_unref(call);
         if (r >= 0)
                 r = read_credentials(reply, &uid, gids);
         if (r < 0) {
@@ -94,10 +113,11 @@ static bool caller_allowed(Manager *mgr, sd_bus_message *m) {
                 allowed = g_array_index(gids, gid_t, i) == auth->gid;
         g_debug("Caller %s: uid %u, %u groups: %s", sender, (unsigned) uid, gids->len,
                 allowed ? "allowed" : "refused");
+        verdict = allowed ? VERDICT_ALLOWED : VERDICT_REFUSED;
 out:
         sd_bus_error_free(&error);
         sd_bus_message_unref(reply);
-        return allowed;
+        return verdict;
 }
 
 static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -112,10 +132,14 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                 return 0;       /* not from the bus: sd-bus's own */
         verdict = g_hash_table_lookup(auth->verdicts, sender);
         if (!verdict) {
-                verdict = GINT_TO_POINTER(caller_allowed(mgr, m) ? 1 : 2);
-                g_hash_table_insert(auth->verdicts, g_strdup(sender), verdict);
+                Verdict v = caller_verdict(mgr, m);
+
+                /* only a definite answer is remembered for the connection */
+                verdict = GINT_TO_POINTER(v);
+                if (v != VERDICT_UNKNOWN)
+                        g_hash_table_insert(auth->verdicts, g_strdup(sender), verdict);
         }
-        if (GPOINTER_TO_INT(verdict) == 1)
+        if (GPOINTER_TO_INT(verdict) == VERDICT_ALLOWED)
                 return 0;
         g_debug("Refusing %s.%s from %s", sd_bus_message_get_interface(m), sd_bus_message_get_member(m), sender);
         (void) bus_reply_errno(m, -EPERM, "Only members of the group allowed to use imd may call it");
@@ -145,9 +169,9 @@ int bus_auth_install(Manager *m, gid_t gid) {
         r = sd_bus_add_filter(m->bus, &auth->filter_slot, on_message, m);
         if (r < 0)
                 return r;
-        return sd_bus_match_signal_async(m->bus, &auth->watch_slot, "org.freedesktop.DBus",
-                                         "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",
-                                         on_name_owner_changed, NULL, m);
+        /* synchronous: without it the verdicts would never be forgotten */
+        return sd_bus_match_signal(m->bus, &auth->watch_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                   "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, m);
 }
 
 void bus_auth_free(Manager *m) {

@@ -29,6 +29,7 @@ static const ErrnoMapping mappings[] = {
         { EPROTO,       IM_ERROR_PREFIX "Network",         "Protocol or TLS failure talking to the server" },
         { ENETUNREACH,  IM_ERROR_PREFIX "Network",         "The network is unreachable" },
         { ENETDOWN,     IM_ERROR_PREFIX "Network",         "Not connected to the server right now" },
+        { ENETRESET,    IM_ERROR_PREFIX "Network",         "The server cannot check the credentials right now" },
         { ENOENT,       IM_ERROR_PREFIX "NotFound",        "Not found" },
         { EPERM,        IM_ERROR_PREFIX "NotAllowed",      "Not allowed" },
         { ETIME,        IM_ERROR_PREFIX "NotAllowed",      "Too late" },
@@ -65,9 +66,14 @@ const char *bus_error_name_from_errno(int error) {
         return m ? m->name : IM_ERROR_FAILED;
 }
 
+const char *bus_error_text_from_errno(int error) {
+        const ErrnoMapping *m = lookup(error);
+        return m ? m->text : "Failed";
+}
+
 int bus_reply_errno(sd_bus_message *m, int error, const char *message) {
+        const char *fallback = bus_error_text_from_errno(error);
         const ErrnoMapping *map = lookup(error);
-        const char *fallback = map ? map->text : "Failed";
         sd_bus_error e = SD_BUS_ERROR_NULL;
         char text[512];
         int r;

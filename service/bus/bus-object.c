@@ -7,6 +7,8 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,7 +76,19 @@ static bool websocket_url_valid(const char *url) {
                g_uri_get_host(uri) && *g_uri_get_host(uri);
 }
 
-static int check_login_options(LoginOptions *o, const char *jid, sd_bus_error *error) {
+/* A regular file: opened without blocking (a FIFO would hang the main loop
+ * until someone wrote to it) and checked through the fd it was opened as. */
+static bool readable_regular_file(const char *path) {
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        bool ok = fd >= 0 && fstat(fd, &st) >= 0 && S_ISREG(st.st_mode);
+
+        if (fd >= 0)
+                close(fd);
+        return ok;
+}
+
+static int check_login_options(Manager *mgr, LoginOptions *o, const char *jid, sd_bus_error *error) {
         if (!o->websocket_url) {
                 /* RFC 7395 endpoints are commonly at this path; XEP-0156 discovery comes later. */
                 const char *domain = strchr(jid, '@') + 1;
@@ -82,13 +96,18 @@ static int check_login_options(LoginOptions *o, const char *jid, sd_bus_error *e
         }
         if (!websocket_url_valid(o->websocket_url))
                 return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL with a host");
+        if (o->ca_file && mgr->system_bus)
+                /* imd would open a path of the caller's choosing with its own
+                 * rights (files only as fds); the system's trust store it is. */
+                return bus_set_errno(error, -EPERM, "ca_file is not taken on the system bus: imd uses the "
+                                     "system's trusted certificates there");
         if (o->ca_file) {
                 char *real = realpath(o->ca_file, NULL);
                 /* Resolved, so that one file is one trust store however it is spelled. */
-                if (!g_path_is_absolute(o->ca_file) || !real || access(real, R_OK) < 0) {
+                if (!g_path_is_absolute(o->ca_file) || !real || !readable_regular_file(real)) {
                         free(real);
-                        return bus_set_errno(error, -EINVAL, "ca_file '%.200s' is not a readable absolute path",
-                                             o->ca_file);
+                        return bus_set_errno(error, -EINVAL, "ca_file '%.200s' is not a readable file at an "
+                                             "absolute path", o->ca_file);
                 }
                 g_free(o->ca_file);
                 o->ca_file = g_strdup(real);
@@ -116,7 +135,7 @@ static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return -EINVAL;
         if (!*password || strlen(password) > PASSWORD_MAX_BYTES)
                 return bus_set_errno(error, -EINVAL, "The password must be 1 to %d bytes", PASSWORD_MAX_BYTES);
-        r = check_login_options(&opts, jid, error);
+        r = check_login_options(mgr, &opts, jid, error);
         if (r < 0)
                 return r;
 
@@ -750,7 +769,12 @@ static void on_error(int error, const char *text, void *userdata) {
         Manager *mgr = userdata;
 
         g_message("%s", text);
-        emit(mgr, true, "Error", "ss", bus_error_name_from_errno(error), text);
+        /* The text may name a file, a peer or the server's words: on the
+         * system bus, where anyone may listen, only the kind of error goes
+         * out (the details are in imd's log, a message's own status tells
+         * a member which one failed). */
+        emit(mgr, true, "Error", "ss", bus_error_name_from_errno(error),
+             mgr->system_bus ? bus_error_text_from_errno(error) : text);
 }
 
 static void on_login_finished(int error, const char *text, void *userdata) {

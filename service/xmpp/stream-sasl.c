@@ -176,6 +176,13 @@ void stream_handle_sasl(XmppStream *s, const XmlNode *node) {
         if (strcmp(node->name, "failure") == 0) {
                 const XmlNode *cond = node->first_child;
                 g_autofree char *text = g_strdup_printf("authentication failed (%s)", cond ? cond->name : "unknown");
+                /* RFC 6120 6.5.13: the server could not check the credentials
+                 * right now; they may well be good (a remembered login must
+                 * survive a server's bad moment), so this is retried like a
+                 * lost connection, not taken as a refusal. */
+                if (cond && (strcmp(cond->name, "temporary-auth-failure") == 0 ||
+                             strcmp(cond->name, "aborted") == 0))
+                        return stream_fail(s, -ENETRESET, text);
                 return stream_fail(s, -EACCES, text);
         }
         if (decode_sasl_payload(node, &payload, &len) < 0)

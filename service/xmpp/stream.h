@@ -115,7 +115,9 @@ typedef struct XmppStreamCallbacks {
          * signature); -ETIMEDOUT login took too long or the server stopped
          * answering; -ECONNRESET connection lost or closed by the server;
          * -EADDRINUSE another login of the account took over our resource
-         * (stream error <conflict/>). text: human-readable detail. The stream must not
+         * (stream error <conflict/>); -ENETRESET the server could not check
+         * the credentials for now (SASL temporary-auth-failure or aborted:
+         * retry). text: human-readable detail. The stream must not
          * be used afterwards except for xmpp_stream_free(). */
         void (*closed)(int error, const char *text, void *userdata);
         void (*chat_message)(const XmppChatMessage *msg, void *userdata);

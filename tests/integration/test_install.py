@@ -113,12 +113,14 @@ def test_system_mode_files(installed):
     allows = root.findall("./policy/allow")
     assert allows
     for a in allows:
-        # every allow names what it allows: the name to own or the destination
-        assert a.get("own") == "org.example.IM" or a.get("send_destination") == "org.example.IM", a.attrib
+        # every allow names what it allows: the name to own, the destination
+        # of calls, or the sender of what is received
+        assert "org.example.IM" in (a.get("own"), a.get("send_destination"), a.get("receive_sender")), a.attrib
     owners = [p.get("user") for p in root.findall("./policy") if p.find("allow[@own]") is not None]
     assert owners == ["imd"]
     default = [p for p in root.findall("./policy") if p.get("context") == "default"]
     assert default and default[0].find("deny[@send_destination='org.example.IM']") is not None
+    assert default[0].find("deny[@receive_sender='org.example.IM']") is not None
 
     activation = one(files, "org.example.IM.service", "/share/dbus-1/system-services/")
     lines = dict(l.strip().split("=", 1) for l in open(activation) if "=" in l)

@@ -1,5 +1,6 @@
 """Login / Logout of imd against a real Prosody over RFC 7395 WebSocket."""
 
+import os
 import time
 
 import pytest
@@ -233,4 +234,14 @@ def test_login_ca_file_not_certificates(client, alice, tmp_path):
     with raises_im_error("InvalidArgument"):
         client.login(alice.jid, alice.password, "wss://127.0.0.1:1/xmpp-websocket",
                      ca_file=str(tmp_path / "missing.pem"), timeout=10)
+    # a FIFO (or a directory) is refused at once: opening it to read would
+    # block imd's main loop until someone wrote to it
+    fifo = tmp_path / "ca.fifo"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    for path in (fifo, tmp_path):
+        with raises_im_error("InvalidArgument"):
+            client.login(alice.jid, alice.password, "wss://127.0.0.1:1/xmpp-websocket",
+                         ca_file=str(path), timeout=10)
+    assert time.monotonic() - t0 < 5
     assert client.get_property("Ready") is False

@@ -268,3 +268,41 @@ def test_remember_refused_with_plain_only(client, imd, tls_prosody, tls_certs):
     client.login(jid, pw, p.wss_url, ca_file=tls_certs.ca)
     assert client.get_property("Ready") is True
     assert not os.path.exists(os.path.join(imd.data_dir, jid, "credentials"))
+
+
+def test_temporary_auth_failure_keeps_the_remembered_login(bus, tmp_path, client_factory):
+    """A server that cannot check credentials for a moment (SASL
+    temporary-auth-failure) is retried like a lost connection: the
+    remembered login stays and succeeds once the server is back to normal."""
+    from conftest import Account, write_config
+    from harness.imd import Imd
+    from harness.wsserver import WsXmppServer
+
+    server = WsXmppServer({"alice": "alice-pw"}, mechanisms=("SCRAM-SHA-1",)).start()
+    workdir = str(tmp_path / "imd")
+    write_config(workdir, reconnect_min=0.2, reconnect_max=1)
+    d = Imd(bus, workdir)
+    d.start()
+    try:
+        account = Account("alice@localhost", "alice-pw", server.url)
+        client = client_factory()
+        login_remember(client, account)
+        path = creds_path(d, account)
+        assert os.path.exists(path)
+
+        server.fail_auth = ["temporary-auth-failure", "aborted"]
+        d.restart()
+        client = client_factory()
+        wait_until(lambda: client.get_property("Ready") is True, 20, "Ready after two failed tries")
+        assert server.fail_auth == []               # both failures were met
+        assert os.path.exists(path)                 # and the login was kept
+        # a refusal, by contrast, forgets it
+        server.fail_auth = ["not-authorized"]
+        d.restart()
+        client = client_factory()
+        wait_until(lambda: not os.path.exists(path), 20, "the refused login forgotten")
+        assert client.get_property("Ready") is False
+    finally:
+        d.stop()
+        server.stop()
+    assert not d.problems, d.problems

@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from harness.imd import Imd
+from harness.peer import Peer
+from harness.prosody import Prosody
 from harness.sysbus import SystemLikeBus
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
@@ -115,35 +117,87 @@ loop.run()
 """
 
 
-def test_broadcasts_carry_no_content(system, prosody, new_account, peer_factory):
-    """A non-member who subscribes to imd's signals learns that a message
-    came, never what it says; a member reads it with GetMessages."""
+def start_listener(bus, seconds):
+    """A non-member (nobody, no groups) subscribed to every signal of imd."""
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": "/"}
+    p = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOGROUP, "--clear-groups",
+                          "/usr/bin/python3", "-c", LISTENER, bus.address, str(seconds)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    assert p.stdout.readline().strip() == "ready", p.stderr.read()
+    return p
+
+
+@pytest.fixture(scope="module")
+def upload_prosody():
+    """Uploads go through a proxy that can refuse them (a failed upload's
+    Error names the file and the peer)."""
+    p = Prosody(upload_proxy=True)
+    p.start()
+    yield p
+    p.cleanup()
+
+
+def test_broadcasts_carry_no_content(permissive_system, upload_prosody, tmp_path):
+    """Under a careless policy a non-member may subscribe to imd's signals:
+    it learns that a message came, never what it says, nor the names in an
+    error; a member reads the content with GetMessages."""
+    bus, _imd = permissive_system
+    p = upload_prosody
+    jid, pw = p.new_account("alice")
+    peer_jid, peer_pw = p.new_account("bob")
+    peer = Peer(peer_jid, peer_pw, "127.0.0.1", p.c2s_port).start()
+    root = bus.client()
+    try:
+        root.login(jid, pw, p.ws_url)
+        listener = start_listener(bus, 6)
+        try:
+            start = root.mark()
+            peer.send_message(jid, "the secret plan")
+            sig = root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer_jid,
+                                   start=start)
+            assert "text" not in sig.args[0] and "sender" not in sig.args[0]
+            conv = root.wait_signal("ConversationsChanged", start=start).args[0]
+            assert all(set(c) <= {"id", "unread", "time"} for c in conv)
+            # the member's way to the content
+            msgs, _complete = root.call("GetMessages", "ssu", (peer_jid, "", 5))
+            assert msgs[0]["text"] == "the secret plan"
+
+            # an upload that fails: imd's log names the file, the broadcast does not
+            p.upload_proxy.set(mode="refuse")
+            path = tmp_path / "merger-plan.pdf"
+            path.write_bytes(b"%PDF-1.4 confidential")
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                mid = root.call_with_fds("SendFile", "sha{sv}", (peer_jid, 0, {}), [fd], timeout=60)
+            finally:
+                os.close(fd)
+            err = root.wait_signal("Error", start=start, timeout=30)
+            assert "merger-plan" not in err.args[1] and peer_jid not in err.args[1], err.args
+            assert mid
+        finally:
+            out, err_text = listener.communicate(timeout=30)
+            p.upload_proxy.reset()
+        assert "MessageReceived" in out and "Error" in out, out + err_text
+        assert "secret" not in out and "merger-plan" not in out, out
+    finally:
+        root.close()
+        peer.stop()
+
+
+def test_non_members_hear_nothing_under_the_policy(system, prosody, new_account, peer_factory):
+    """With imd's policy the bus does not even deliver imd's signals to a
+    non-member (defence in depth); a member's subscription gets them."""
     bus, _imd = system
     alice = new_account("alice")
     peer = peer_factory("bob")
     root = bus.client()
     try:
         root.login_account(alice)
-        env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": "/"}
-        listener = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOGROUP,
-                                     "--clear-groups", "/usr/bin/python3", "-c", LISTENER, bus.address, "4"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                    cwd="/")
-        try:
-            assert listener.stdout.readline().strip() == "ready", listener.stderr.read()
-            start = root.mark()
-            peer.send_message(alice.jid, "the secret plan")
-            sig = root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer.jid,
-                                   start=start)
-            assert "text" not in sig.args[0] and "sender" not in sig.args[0]
-            conv = root.wait_signal("ConversationsChanged", start=start).args[0]
-            assert all(set(c) <= {"id", "unread", "time"} for c in conv)
-            # the member's way to the content
-            msgs, _complete = root.call("GetMessages", "ssu", (peer.jid, "", 5))
-            assert msgs[0]["text"] == "the secret plan"
-        finally:
-            out, err = listener.communicate(timeout=20)
-        assert "MessageReceived" in out, out + err
-        assert "secret" not in out, out
+        listener = start_listener(bus, 3)
+        start = root.mark()
+        peer.send_message(alice.jid, "hello")
+        root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer.jid, start=start)
+        out, err = listener.communicate(timeout=20)
+        assert out.strip() == "", out + err
     finally:
         root.close()

@@ -36,10 +36,12 @@ SYSTEM_DEFAULTS = """
   </policy>
 """
 
-# A careless administrator's policy: everyone may call everything.
+# A careless administrator's policy: everyone may call everything and hear
+# every signal.
 PERMISSIVE = """
   <policy context="default">
     <allow send_destination="*"/>
+    <allow receive_sender="*"/>
     <allow own="org.example.IM"/>
   </policy>
 """

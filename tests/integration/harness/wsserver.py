@@ -90,12 +90,14 @@ def pause(seconds):
 # -- SCRAM, the server's side (RFC 5802) ------------------------------------------------
 
 class ScramServer:
-    def __init__(self, mech, users, iterations=4096):
+    def __init__(self, mech, users, iterations=4096, salts=None):
+        """salts: {user: salt}, kept by the server as a real one keeps them
+        with the stored keys (a new salt means a new password)."""
         self.hash = {"SCRAM-SHA-1": hashlib.sha1, "SCRAM-SHA-256": hashlib.sha256}[mech]
         self.name = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}[mech]
         self.users = users
         self.iterations = iterations
-        self.salt = os.urandom(16)
+        self.salts = {} if salts is None else salts
 
     def _hmac(self, key, msg):
         return hmac.new(key, msg, self.hash).digest()
@@ -108,6 +110,7 @@ class ScramServer:
         self.client_first_bare = bare
         attrs = dict(a.split(b"=", 1) for a in bare.split(b","))
         self.user = attrs[b"n"].decode()
+        self.salt = self.salts.setdefault((self.user, self.name), os.urandom(16))
         self.nonce = attrs[b"r"] + base64.b64encode(os.urandom(18))
         self.server_first = b"r=%s,s=%s,i=%d" % (self.nonce, base64.b64encode(self.salt), self.iterations)
         return self.server_first
@@ -235,8 +238,11 @@ class Connection:
             self.send_text(self._features())
         elif tag == "{%s}close" % NS_FRAMING:
             self.send_text("<close xmlns='%s'/>" % NS_FRAMING)
+        elif tag == "{%s}auth" % NS_SASL and self.server.fail_auth:
+            # a scripted SASL failure for this attempt (RFC 6120 6.5)
+            self.send_text("<failure xmlns='%s'><%s/></failure>" % (NS_SASL, self.server.fail_auth.pop(0)))
         elif tag == "{%s}auth" % NS_SASL:
-            self._scram = ScramServer(el.get("mechanism"), self.server.users)
+            self._scram = ScramServer(el.get("mechanism"), self.server.users, salts=self.server.salts)
             first = self._scram.first(base64.b64decode(el.text or ""))
             self.send_text("<challenge xmlns='%s'>%s</challenge>" % (NS_SASL, base64.b64encode(first).decode()))
         elif tag == "{%s}response" % NS_SASL:
@@ -350,6 +356,8 @@ class WsXmppServer:
         self.users = dict(users)
         self.domain = domain
         self.mechanisms = tuple(mechanisms)
+        self.fail_auth = []     # SASL conditions to answer the next <auth/>s with, in order
+        self.salts = {}         # (user, hash): SCRAM salt, the same for every login
         self.connections = []
         self._cond = threading.Condition()
         self._sock = None
