@@ -73,6 +73,29 @@ def prosody(prosody_session, request):
         print("\n----- prosody log (tail) -----\n" + p.log_tail(40))
 
 
+@pytest.fixture(scope="module")
+def upload_prosody():
+    """A Prosody of the module whose XEP-0363 uploads go through a TCP proxy
+    (harness.netproxy) that a test can make refuse, cut or throttle."""
+    p = Prosody(upload_proxy=True)
+    p.start()
+    yield p
+    p.cleanup()
+
+
+def proxied_prosody(upload_prosody, request):
+    """For a module's own `prosody` fixture: upload_prosody, running, its
+    proxy forwarding again before and after each test."""
+    p = upload_prosody
+    p.upload_proxy.reset()
+    if not p.running:
+        p.start()
+    yield p
+    p.upload_proxy.reset()
+    if _failed(request):
+        print("\n----- prosody log (tail) -----\n" + p.log_tail(60))
+
+
 @pytest.fixture
 def private_prosody(tmp_path_factory, request):
     """A Prosody of this test alone, for tests that stop, kill or pause it."""

@@ -22,7 +22,7 @@ import zlib
 import pytest
 from gi.repository import GLib
 
-from conftest import Account, _failed
+from conftest import Account, proxied_prosody
 from harness.asserts import raises_im_error
 from harness.bus import IM_ERROR
 from harness.peer import Peer, http_get
@@ -34,27 +34,12 @@ QUIET = 1.5         # how long "nothing arrives" is watched for
 
 # -- a Prosody of this module, its uploads through a proxy ---------------------------------
 
-@pytest.fixture(scope="module")
-def upload_prosody():
-    p = Prosody(upload_proxy=True)
-    p.start()
-    yield p
-    p.cleanup()
-
-
 @pytest.fixture
 def prosody(upload_prosody, request):
     """Overrides conftest's: the accounts and peers of this module live on the
     Prosody whose uploads go through a proxy, back to plain forwarding for
     every test."""
-    p = upload_prosody
-    p.upload_proxy.reset()
-    if not p.running:
-        p.start()
-    yield p
-    p.upload_proxy.reset()
-    if _failed(request):
-        print("\n----- prosody log (tail) -----\n" + p.log_tail(60))
+    yield from proxied_prosody(upload_prosody, request)
 
 
 @pytest.fixture

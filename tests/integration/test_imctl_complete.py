@@ -23,14 +23,13 @@ import pytest
 
 from gi.repository import GLib
 
-from conftest import Imctl, _failed
+from conftest import Imctl, proxied_prosody
 from harness.bus import IM_IFACE, IM_NAME, IM_PATH
 from harness.imd import build_dir, imd_path
 from harness.notify import FakeImd, Rogue, unique_name_of
 from harness.proc import LineReader
-from harness.prosody import Prosody
 from harness.util import REPO, sanitizer_report
-from test_imctl import login, stop_child, wait_in
+from test_imctl import stop_child, wait_in
 
 MAN_IMCTL = os.path.join(REPO, "clients", "imctl", "imctl.1")
 MAN_IMD = os.path.join(REPO, "service", "imd.8")
@@ -40,26 +39,11 @@ ESC = "\x1b["
 
 # -- fixtures -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def upload_prosody():
-    p = Prosody(upload_proxy=True)
-    p.start()
-    yield p
-    p.cleanup()
-
-
 @pytest.fixture
 def prosody(upload_prosody, request):
     """Overrides conftest's: this module's Prosody, whose uploads go through a
     proxy (to make one fail for `resend`), forwarding again for every test."""
-    p = upload_prosody
-    p.upload_proxy.reset()
-    if not p.running:
-        p.start()
-    yield p
-    p.upload_proxy.reset()
-    if _failed(request):
-        print("\n----- prosody log (tail) -----\n" + p.log_tail(60))
+    yield from proxied_prosody(upload_prosody, request)
 
 
 @pytest.fixture

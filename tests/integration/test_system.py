@@ -12,7 +12,6 @@ import pytest
 
 from harness.imd import Imd
 from harness.peer import Peer
-from harness.prosody import Prosody
 from harness.sysbus import SystemLikeBus
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
@@ -125,16 +124,6 @@ def start_listener(bus, seconds):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
     assert p.stdout.readline().strip() == "ready", p.stderr.read()
     return p
-
-
-@pytest.fixture(scope="module")
-def upload_prosody():
-    """Uploads go through a proxy that can refuse them (a failed upload's
-    Error names the file and the peer)."""
-    p = Prosody(upload_proxy=True)
-    p.start()
-    yield p
-    p.cleanup()
 
 
 def test_broadcasts_carry_no_content(permissive_system, upload_prosody, tmp_path):
