@@ -281,6 +281,8 @@ int session_flush(Session *s) {
         }
         if (!messages || messages->len == 0)
                 return 0;
+        s->batch_window_ms = messages->len >= BATCH_BUSY_MESSAGES ?
+                MIN(MAX(s->batch_window_ms, BATCH_WINDOW_MS) * 2, BATCH_WINDOW_MAX_MS) : BATCH_WINDOW_MS;
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
@@ -335,7 +337,7 @@ static void batch_add(Session *s, StoreMessage *m) {
                 s->batch_messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
                 /* A timer, not an idle source: under a sustained flood an idle
                  * source would never run and the batch would never be stored. */
-                s->batch_source = g_timeout_add(BATCH_WINDOW_MS, on_batch_flush, s);
+                s->batch_source = g_timeout_add(MAX(s->batch_window_ms, BATCH_WINDOW_MS), on_batch_flush, s);
         }
         g_ptr_array_add(s->batch_messages, m);
         if (s->batch_messages->len >= BATCH_MAX_MESSAGES)

@@ -395,6 +395,20 @@ rollback:
 
 static int refresh_seq_floor(Store *store);
 
+/* Process-wide settings, which SQLite accepts only before its first use.
+ * Memory statistics cost a mutex and a malloc_usable_size() on every one of
+ * SQLite's allocations (a dozen per stored message: Debian builds SQLite
+ * without lookaside), and imd never reads them. */
+static void configure_sqlite(void) {
+        static gsize done = 0;
+
+        if (g_once_init_enter(&done)) {
+                /* SQLITE_MISUSE if something used SQLite first: harmless. */
+                (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+                g_once_init_leave(&done, 1);
+        }
+}
+
 int store_open(const char *dir, Store **ret) {
         g_autoptr(Store) store = NULL;
         g_autofree char *path = NULL;
@@ -412,6 +426,7 @@ int store_open(const char *dir, Store **ret) {
                 return -errno;
         (void) close(fd);
 
+        configure_sqlite();
         store = g_new0(Store, 1);
 
         /* No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in

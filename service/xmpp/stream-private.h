@@ -66,6 +66,8 @@ struct XmppStream {
         StreamPhase phase_before_fail;
         char *jid;              /* bare */
         char *local, *domain;
+        /* The last chat sender's 'from' and its bare JID (see sender_bare()) */
+        char *last_from, *last_from_bare;
         char *password;         /* NULL: logging in with keys */
         ScramKeys *keys;        /* the keys to log in with, or NULL */
         ScramKeys *learned_keys;        /* of the SCRAM login that succeeded */

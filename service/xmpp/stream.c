@@ -462,12 +462,32 @@ static bool handle_action(XmppStream *s, const XmlNode *msg, const XmppChatMessa
         return true;
 }
 
+/* The bare JID of a message's sender, NULL if 'from' is not a valid JID. A
+ * flood comes from one full JID, and validating and normalising it every
+ * time cost as much as storing the message's text: the last answer is kept. */
+static char *sender_bare(XmppStream *s, const char *from) {
+        char *bare;
+
+        if (!from)
+                return NULL;
+        if (s->last_from && strcmp(s->last_from, from) == 0)
+                return g_strdup(s->last_from_bare);
+        bare = jid_normalize_bare(from);
+        if (bare) {
+                g_free(s->last_from);
+                g_free(s->last_from_bare);
+                s->last_from = g_strdup(from);
+                s->last_from_bare = g_strdup(bare);
+        }
+        return bare;
+}
+
 static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, const char *archive_id,
                         int64_t archive_ms) {
         const char *type = xml_node_attr(msg, "type");
         const char *body = xml_node_child_text(msg, "body", NS_CLIENT);
         const char *to = xml_node_attr(msg, "to");
-        g_autofree char *from = jid_normalize_bare(xml_node_attr(msg, "from"));
+        g_autofree char *from = sender_bare(s, xml_node_attr(msg, "from"));
         g_autofree char *recipient = NULL;
         XmppChatMessage m = { 0 };
 
@@ -905,6 +925,8 @@ void xmpp_stream_free(XmppStream *s) {
         g_free(s->jid);
         g_free(s->local);
         g_free(s->domain);
+        g_free(s->last_from);
+        g_free(s->last_from_bare);
         g_free(s->resource);
         g_free(s->full_jid);
         g_free(s->pending_iq);

@@ -35,10 +35,15 @@ from harness.prosody import Prosody  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user, sys) seconds of a process, from /proc/PID/stat."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_times(pid))
 
 
 def rollup_kib(pid, key):
@@ -180,7 +185,8 @@ def main():
         # Count signals on a connection of our own, in this process's main loop;
         # the flooding peer runs in another process so they don't share a GIL.
         counter = SignalCounter(bus.address, n)
-        cpu0 = cpu_seconds(imd.pid)
+        times0 = cpu_times(imd.pid)
+        cpu0 = sum(times0)
         sender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--flood",
                                    str(prosody.c2s_port), str(n)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,7 +197,8 @@ def main():
                                      "-p", str(imd.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         counter.run(timeout=600)
-        cpu1 = cpu_seconds(imd.pid)
+        times1 = cpu_times(imd.pid)
+        cpu1 = sum(times1)
         if perf:
             perf.send_signal(2)
             perf.wait()
@@ -216,7 +223,8 @@ def main():
         print("  signalled:        %d" % received)
         print("  stored (unread):  %d" % unread)
         print("  messages/s:       %.0f" % rate)
-        print("  CPU per message:  %.1f us (user+sys %.2f s)" % (cpu_us, cpu1 - cpu0))
+        print("  CPU per message:  %.1f us (user %.2f s + sys %.2f s)"
+              % (cpu_us, times1[0] - times0[0], times1[1] - times0[1]))
         print("  idle RSS:         %.1f MiB (PSS %.1f MiB, private %.1f MiB)"
               % (idle_rss / 1024, idle_pss / 1024, idle_private / 1024))
         print("  peak RSS:         %.1f MiB" % (peak_rss / 1024))
