@@ -65,7 +65,8 @@ typedef enum StoreStatement {
 
 struct Store {
         sqlite3 *db;
-        /* Prepared once at open: compiling SQL costs more than running these. */
+        /* Prepared once, at open or on first use (store_stmt()): compiling SQL
+         * costs more than running these. */
         sqlite3_stmt *stmt[_STMT_MAX];
         /* Depth of store_begin(); 0 means every write is its own transaction. */
         unsigned nesting;
@@ -90,6 +91,8 @@ static inline void stmt_resetp(sqlite3_stmt **st) {
 /* store.c */
 /* Logs SQLite's error for statement id at debug level; -EIO. */
 int store_fail(Store *store, StoreStatement id);
+/* Statement id, prepared now if this is its first use; NULL if that failed. */
+sqlite3_stmt *store_stmt(Store *store, StoreStatement id);
 int store_bind_text(sqlite3_stmt *st, int i, const char *s);
 bool store_valid_optional(const char *s);
 int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);

@@ -18,7 +18,7 @@ bool store_fts_indexed(const Store *store, int64_t seq) {
 }
 
 int store_fts_run(Store *store, StoreStatement id, int64_t seq, const char *text) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
 
         if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK || store_bind_text(st, 2, text) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
@@ -34,7 +34,7 @@ int store_index_pending(Store *store, unsigned max_messages, bool *ret_done) {
         if (!store || max_messages == 0 || !ret_done)
                 return -EINVAL;
         {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_NEXT_BOUND];
+                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_FTS_NEXT_BOUND);
                 if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
                     sqlite3_bind_int64(st, 2, max_messages) != SQLITE_OK ||
                     sqlite3_step(st) != SQLITE_ROW)
@@ -49,7 +49,7 @@ int store_index_pending(Store *store, unsigned max_messages, bool *ret_done) {
         if (r < 0)
                 return r;
         {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_FTS_CATCH_UP];
+                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_FTS_CATCH_UP);
                 if (sqlite3_bind_int64(st, 1, store->fts_seq) != SQLITE_OK ||
                     sqlite3_bind_int64(st, 2, bound) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
                         r = store_fail(store, STMT_FTS_CATCH_UP);
@@ -72,7 +72,7 @@ int store_index_pending(Store *store, unsigned max_messages, bool *ret_done) {
 /* Before the text of the message changes: the index forgets the old text.
  * *ret_seq (for fts_after_change()) gets its seq; -ENOENT no such message. */
 int store_fts_before_change(Store *store, const char *conversation, const char *id, int64_t *ret_seq) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_TEXT];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_GET_TEXT);
         int r;
 
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
@@ -137,7 +137,7 @@ int store_search(Store *store, const char *words, const char *conversation, unsi
                 if (r < 0)
                         return r;
         }
-        st = store->stmt[STMT_SEARCH];
+        st = store_stmt(store, STMT_SEARCH);
         if (store_bind_text(st, 1, query) != SQLITE_OK ||
             store_bind_text(st, 2, conversation && *conversation ? conversation : NULL) != SQLITE_OK ||
             sqlite3_bind_int64(st, 3, limit) != SQLITE_OK)

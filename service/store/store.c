@@ -257,6 +257,28 @@ static int sqlite_fail(sqlite3 *db, const char *what) {
         return -EIO;
 }
 
+/* Prepared by store_open(), and used through store->stmt[] directly: the
+ * statements of an append, whose first message should not wait for SQL to be
+ * compiled. The others are prepared on first use (store_stmt()): a compiled
+ * statement holds 2-8 KiB of heap (the message selects most), 200 KiB for all
+ * of them, and a session that is only logged in uses a handful. */
+static const StoreStatement append_statements[] = {
+        STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK,
+        STMT_SAVEPOINT_NEST, STMT_RELEASE_NEST, STMT_ROLLBACK_TO_NEST,
+        STMT_CONVERSATION_KEY, STMT_INSERT_CONVERSATION, STMT_UPDATE_CONVERSATION,
+        STMT_INSERT_MESSAGE, STMT_INSERT_MESSAGE_AT,
+};
+
+sqlite3_stmt *store_stmt(Store *store, StoreStatement id) {
+        /* On failure (out of memory) the caller gets NULL, which sqlite3_bind_*()
+         * and sqlite3_step() refuse with SQLITE_MISUSE: its usual error path. */
+        if (!store->stmt[id] &&
+            sqlite3_prepare_v3(store->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &store->stmt[id], NULL) != SQLITE_OK)
+                (void) sqlite_fail(store->db, statement_sql[id]);
+        return store->stmt[id];
+}
+
 int store_fail(Store *store, StoreStatement id) {
         return sqlite_fail(store->db, statement_sql[id]);
 }
@@ -481,10 +503,12 @@ int store_open(const char *dir, Store **ret) {
         if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                if (sqlite3_prepare_v3(store->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                       &store->stmt[i], NULL) != SQLITE_OK)
-                        return sqlite_fail(store->db, statement_sql[i]);
+        for (size_t i = 0; i < G_N_ELEMENTS(append_statements); i++) {
+                StoreStatement id = append_statements[i];
+                if (sqlite3_prepare_v3(store->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &store->stmt[id], NULL) != SQLITE_OK)
+                        return sqlite_fail(store->db, statement_sql[id]);
+        }
         {
                 g_autofree char *mark = NULL;
                 gint64 v = 0;
@@ -867,7 +891,7 @@ fail:
 }
 
 static int step_int64(Store *store, StoreStatement id, int64_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
         int r = sqlite3_step(st);
 
         if (r == SQLITE_DONE)
@@ -904,7 +928,7 @@ static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs)
                 if (msgs[i]->text && (r = store_fts_run(store, STMT_FTS_INSERT, seq, msgs[i]->text)) < 0)
                         return r;
                 {
-                        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_ADOPT_LAST];
+                        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_ADOPT_LAST);
                         if (sqlite3_bind_int64(st, 1, d.key) != SQLITE_OK ||
                             sqlite3_bind_int64(st, 2, seq) != SQLITE_OK ||
                             sqlite3_bind_int64(st, 3, msgs[i]->time_ms) != SQLITE_OK ||
@@ -945,7 +969,7 @@ int store_oldest_message(Store *store, const char *conversation, StoreMessage **
 
         if (!store || !conversation || !ret)
                 return -EINVAL;
-        st = store->stmt[STMT_OLDEST];
+        st = store_stmt(store, STMT_OLDEST);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK)
                 return store_fail(store, STMT_OLDEST);
         r = sqlite3_step(st);
@@ -1002,7 +1026,7 @@ int store_get_message(Store *store, const char *conversation, const char *id, St
         if (!store || !conversation || !id || !ret)
                 return -EINVAL;
 
-        st = store->stmt[STMT_GET_MESSAGE];
+        st = store_stmt(store, STMT_GET_MESSAGE);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
                 return store_fail(store, STMT_GET_MESSAGE);
 
@@ -1026,7 +1050,7 @@ int store_set_message_status(Store *store, const char *conversation, const char 
         if (r < 0)
                 return r;
 
-        st = store->stmt[STMT_SET_STATUS];
+        st = store_stmt(store, STMT_SET_STATUS);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
             store_bind_text(st, 2, id) != SQLITE_OK ||
             store_bind_text(st, 3, status) != SQLITE_OK)
@@ -1051,7 +1075,7 @@ static int change_text(Store *store, StoreStatement id, const char *conversation
                 return r;
         r = store_fts_before_change(store, conversation, msg_id, &seq);
         if (r >= 0) {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
                 if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, msg_id) != SQLITE_OK ||
                     (text && store_bind_text(st, 3, text) != SQLITE_OK) || sqlite3_step(st) != SQLITE_DONE)
                         r = store_fail(store, id);
@@ -1089,7 +1113,7 @@ int store_mark_read_by_peer(Store *store, const char *conversation, const char *
         r = store_check_transaction(store);
         if (r < 0)
                 return r;
-        st = store->stmt[STMT_READ_BY_PEER];
+        st = store_stmt(store, STMT_READ_BY_PEER);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || sqlite3_bind_int64(st, 2, seq) != SQLITE_OK)
                 return store_fail(store, STMT_READ_BY_PEER);
         while ((r = sqlite3_step(st)) == SQLITE_ROW)
@@ -1105,7 +1129,7 @@ int store_set_media_path(Store *store, const char *conversation, const char *id,
 
         if (!store || !conversation || !id || !store_valid_optional(path))
                 return -EINVAL;
-        st = store->stmt[STMT_SET_PATH];
+        st = store_stmt(store, STMT_SET_PATH);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
             store_bind_text(st, 3, path) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, STMT_SET_PATH);
@@ -1117,7 +1141,7 @@ int store_set_uploaded(Store *store, const char *conversation, const char *id, c
 
         if (!store || !conversation || !id || !url || !*url || !store_valid_optional(path))
                 return -EINVAL;
-        st = store->stmt[STMT_SET_UPLOADED];
+        st = store_stmt(store, STMT_SET_UPLOADED);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
             store_bind_text(st, 3, url) != SQLITE_OK || store_bind_text(st, 4, path) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
@@ -1130,7 +1154,7 @@ int store_set_conversation_name(Store *store, const char *id, const char *name) 
 
         if (!store || !valid_key(id) || !name || !store_valid_optional(name))
                 return -EINVAL;
-        st = store->stmt[STMT_SET_CONVERSATION_NAME];
+        st = store_stmt(store, STMT_SET_CONVERSATION_NAME);
         if (store_bind_text(st, 1, id) != SQLITE_OK || store_bind_text(st, 2, name) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, STMT_SET_CONVERSATION_NAME);
@@ -1146,7 +1170,7 @@ int store_set_reactions(Store *store, const char *conversation, const char *id, 
         r = store_check_transaction(store);
         if (r < 0)
                 return r;
-        st = store->stmt[STMT_SET_REACTIONS];
+        st = store_stmt(store, STMT_SET_REACTIONS);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
             store_bind_text(st, 3, reactions) != SQLITE_OK)
                 return store_fail(store, STMT_SET_REACTIONS);
@@ -1162,7 +1186,7 @@ int store_edit_message(Store *store, const char *conversation, const char *id, c
 }
 
 static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_GET_SEQ];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_GET_SEQ);
         int r;
 
         if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
@@ -1199,7 +1223,7 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
 
         /* One row more than asked for tells whether older ones exist, without a
          * second query. */
-        st = store->stmt[STMT_GET_MESSAGES];
+        st = store_stmt(store, STMT_GET_MESSAGES);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, before) != SQLITE_OK ||
             sqlite3_bind_int64(st, 3, (int64_t) limit + 1) != SQLITE_OK)
@@ -1232,7 +1256,7 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
 
 int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret) {
         g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
         int r;
 
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1259,7 +1283,7 @@ int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, G
 
         if (!store || !ret || limit == 0)
                 return -EINVAL;
-        st = store->stmt[STMT_MESSAGES_AFTER];
+        st = store_stmt(store, STMT_MESSAGES_AFTER);
         if (sqlite3_bind_int64(st, 1, after_seq) != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, limit) != SQLITE_OK)
                 return store_fail(store, STMT_MESSAGES_AFTER);  /* each use binds every parameter anew */
@@ -1271,7 +1295,7 @@ int store_last_seq(Store *store, int64_t *ret) {
 
         if (!store || !ret)
                 return -EINVAL;
-        st = store->stmt[STMT_LAST_SEQ];
+        st = store_stmt(store, STMT_LAST_SEQ);
         if (sqlite3_step(st) != SQLITE_ROW)
                 return store_fail(store, STMT_LAST_SEQ);
         *ret = sqlite3_column_int64(st, 0);
@@ -1313,7 +1337,7 @@ int store_list_conversations(Store *store, GPtrArray **ret) {
 
         conversations = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
 
-        st = store->stmt[STMT_LIST_CONVERSATIONS];
+        st = store_stmt(store, STMT_LIST_CONVERSATIONS);
         for (;;) {
                 StoreConversation *c;
 
@@ -1340,7 +1364,7 @@ int store_get_conversation(Store *store, const char *id, StoreConversation **ret
         if (!store || !id || !ret)
                 return -EINVAL;
 
-        st = store->stmt[STMT_GET_CONVERSATION];
+        st = store_stmt(store, STMT_GET_CONVERSATION);
         if (store_bind_text(st, 1, id) != SQLITE_OK)
                 return store_fail(store, STMT_GET_CONVERSATION);
 
@@ -1354,7 +1378,7 @@ int store_get_conversation(Store *store, const char *id, StoreConversation **ret
 }
 
 static int last_incoming_id(Store *store, const char *conversation, char **ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_LAST_INCOMING];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_LAST_INCOMING);
         int r;
 
         if (store_bind_text(st, 1, conversation) != SQLITE_OK)
@@ -1390,7 +1414,7 @@ int store_mark_read(Store *store, const char *conversation, char **ret_last_inco
         }
 
         {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CLEAR_UNREAD];
+                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_CLEAR_UNREAD);
 
                 if (store_bind_text(st, 1, conversation) != SQLITE_OK)
                         return store_fail(store, STMT_CLEAR_UNREAD);
@@ -1411,7 +1435,7 @@ int store_unread_total(Store *store, uint32_t *ret) {
         if (!store || !ret)
                 return -EINVAL;
 
-        st = store->stmt[STMT_UNREAD_TOTAL];
+        st = store_stmt(store, STMT_UNREAD_TOTAL);
         if (sqlite3_step(st) != SQLITE_ROW)
                 return store_fail(store, STMT_UNREAD_TOTAL);
 
@@ -1426,7 +1450,7 @@ int store_get_meta(Store *store, const char *key, char **ret) {
         if (!store || !key || !ret)
                 return -EINVAL;
 
-        st = store->stmt[STMT_GET_META];
+        st = store_stmt(store, STMT_GET_META);
         if (store_bind_text(st, 1, key) != SQLITE_OK)
                 return store_fail(store, STMT_GET_META);
 
@@ -1454,7 +1478,7 @@ int store_set_meta(Store *store, const char *key, const char *value) {
         if (r < 0)
                 return r;
 
-        st = store->stmt[id];
+        st = store_stmt(store, id);
         if (store_bind_text(st, 1, key) != SQLITE_OK ||
             (value && store_bind_text(st, 2, value) != SQLITE_OK))
                 return store_fail(store, id);
