@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -266,6 +267,11 @@ static gboolean on_index_step(gpointer userdata) {
                 g_debug("session: search indexing failed: %s", g_strerror(-r));
         else if (!done)
                 session_schedule_indexing(s, INDEX_STEP_PAUSE_MS);
+        else
+                /* Quiet and caught up: hand the kernel back the heap pages that
+                 * the login or a burst of messages used and freed. malloc only
+                 * returns free memory at the top of the heap by itself. */
+                (void) malloc_trim(0);
         return G_SOURCE_REMOVE;
 }
 
