@@ -284,7 +284,7 @@ int store_fail(Store *store, StoreStatement id) {
 }
 
 static int stmt_run(Store *store, StoreStatement id) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[id];
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
 
         if (sqlite3_step(st) != SQLITE_DONE)
                 return store_fail(store, id);
@@ -417,16 +417,19 @@ rollback:
 
 static int refresh_seq_floor(Store *store);
 
-/* Process-wide settings, which SQLite accepts only before its first use.
- * Memory statistics cost a mutex and a malloc_usable_size() on every one of
- * SQLite's allocations (a dozen per stored message: Debian builds SQLite
- * without lookaside), and imd never reads them. */
+/* Process-wide settings, which SQLite accepts only before its first use
+ * (later calls fail with SQLITE_MISUSE, harmlessly):
+ *  - memory statistics cost a mutex and a malloc_usable_size() on every one
+ *    of SQLite's allocations (a dozen per stored message: Debian builds SQLite
+ *    without lookaside), and imd never reads them;
+ *  - the page cache otherwise starts with one 87 KiB block for 20 pages,
+ *    filled or not; without it pages come one at a time, as they are read. */
 static void configure_sqlite(void) {
         static gsize done = 0;
 
         if (g_once_init_enter(&done)) {
-                /* SQLITE_MISUSE if something used SQLite first: harmless. */
                 (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+                (void) sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
                 g_once_init_leave(&done, 1);
         }
 }
@@ -450,12 +453,6 @@ int store_open(const char *dir, Store **ret) {
 
         configure_sqlite();
         store = g_new0(Store, 1);
-
-        /* SQLite's page cache otherwise starts with one 87 KiB block for 20
-         * pages, filled or not; pages then come one at a time, as they are
-         * read. Process-wide, and only possible before SQLite initialises
-         * itself (in the first open): later calls fail harmlessly. */
-        (void) sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 
         /* No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
          * between we would rather fail than create it with the wrong mode.
