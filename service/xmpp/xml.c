@@ -61,13 +61,6 @@ struct XmlParser {
         unsigned *n_children;
 };
 
-static char *strdup_len(const char *s, size_t len) {
-        char *r = g_malloc(len + 1);
-        memcpy(r, s, len);
-        r[len] = 0;
-        return r;
-}
-
 static void parse_fail(ParseCtx *ctx, int error) {
         if (ctx->error == 0)
                 ctx->error = error;
@@ -97,6 +90,58 @@ static XmlNode *node_new_take(char *name, char *ns) {
         return n;
 }
 
+/* A received element in one allocation: the node, its attribute array and
+ * every string (local name, namespace NS of NS_LEN bytes, attribute names
+ * and values). A stanza's tree then costs a few allocations instead of a
+ * few dozen; xml_node_set_attr() unpacks a node before changing it. */
+static XmlNode *node_new_packed(const char *local, const char *ns, size_t ns_len, const XML_Char **atts,
+                                unsigned n_attrs) {
+        size_t local_len = strlen(local), size = sizeof(XmlNode) + n_attrs * sizeof(XmlAttr) + local_len + ns_len + 2;
+        XmlNode *n;
+        char *p;
+
+        for (unsigned i = 0; i < 2 * n_attrs; i++)
+                size += strlen(atts[i]) + 1;
+        n = g_malloc(size);
+        *n = (XmlNode) { .packed = true, .n_attrs = n_attrs };
+        /* XmlAttr holds pointers: the array right after the node is aligned */
+        n->attrs = n_attrs > 0 ? (XmlAttr *) (n + 1) : NULL;
+        p = (char *) (n + 1) + n_attrs * sizeof(XmlAttr);
+        n->name = memcpy(p, local, local_len + 1);
+        p += local_len + 1;
+        n->ns = memcpy(p, ns, ns_len);
+        p[ns_len] = 0;
+        p += ns_len + 1;
+        for (unsigned i = 0; i < 2 * n_attrs; i++) {
+                size_t len = strlen(atts[i]) + 1;
+                char *copy = memcpy(p, atts[i], len);
+                if (i % 2 == 0)
+                        n->attrs[i / 2].name = copy;
+                else
+                        n->attrs[i / 2].value = copy;
+                p += len;
+        }
+        return n;
+}
+
+/* Gives a packed node's strings allocations of their own, so they can be
+ * replaced and freed one by one. */
+static void node_unpack(XmlNode *n) {
+        XmlAttr *attrs = NULL;
+
+        if (!n->packed)
+                return;
+        if (n->n_attrs > 0) {
+                attrs = g_new(XmlAttr, n->n_attrs);
+                for (unsigned i = 0; i < n->n_attrs; i++)
+                        attrs[i] = (XmlAttr) { g_strdup(n->attrs[i].name), g_strdup(n->attrs[i].value) };
+        }
+        n->attrs = attrs;
+        n->name = g_strdup(n->name);
+        n->ns = g_strdup(n->ns);
+        n->packed = false;
+}
+
 static void node_append(XmlNode *parent, XmlNode *child) {
         child->parent = parent;
         if (parent->last_child)
@@ -108,8 +153,7 @@ static void node_append(XmlNode *parent, XmlNode *child) {
 
 static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Char **atts) {
         ParseCtx *ctx = userdata;
-        const char *sep, *local;
-        char *ns;
+        const char *sep;
         unsigned n_attrs = 0;
         size_t cost;
         XmlNode *n;
@@ -143,23 +187,7 @@ static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Ch
                 return;
 
         sep = strrchr(qname, NS_SEP);
-        if (sep) {
-                ns = strdup_len(qname, sep - qname);
-                local = sep + 1;
-        } else {
-                ns = g_strdup("");
-                local = qname;
-        }
-
-        n = node_new_take(g_strdup(local), ns);
-        if (n_attrs > 0) {
-                n->attrs = g_new(XmlAttr, n_attrs);
-                for (unsigned i = 0; i < n_attrs; i++) {
-                        n->attrs[i].name = g_strdup(atts[i * 2]);
-                        n->attrs[i].value = g_strdup(atts[i * 2 + 1]);
-                }
-                n->n_attrs = n_attrs;
-        }
+        n = node_new_packed(sep ? sep + 1 : qname, qname, sep ? (size_t) (sep - qname) : 0, atts, n_attrs);
 
         if (ctx->cur)
                 node_append(ctx->cur, n);
@@ -529,15 +557,17 @@ void xml_node_free(XmlNode *node) {
                 next = c->next;
                 xml_node_free(c);
         }
-        for (unsigned i = 0; i < node->n_attrs; i++) {
-                g_free(node->attrs[i].name);
-                g_free(node->attrs[i].value);
-        }
-        g_free(node->attrs);
         if (node->text)
                 g_string_free(node->text, TRUE);
-        g_free(node->name);
-        g_free(node->ns);
+        if (!node->packed) {
+                for (unsigned i = 0; i < node->n_attrs; i++) {
+                        g_free(node->attrs[i].name);
+                        g_free(node->attrs[i].value);
+                }
+                g_free(node->attrs);
+                g_free(node->name);
+                g_free(node->ns);
+        }
         g_free(node);
 }
 
@@ -555,6 +585,7 @@ XmlNode *xml_node_set_attr(XmlNode *node, const char *name, const char *value) {
         g_return_val_if_fail(node, NULL);
         g_return_val_if_fail(name, node);
 
+        node_unpack(node);
         for (unsigned i = 0; i < node->n_attrs; i++) {
                 if (!strcmp(node->attrs[i].name, name)) {
                         if (value) {

@@ -41,6 +41,7 @@ struct XmlNode {
         XmlNode *parent;
         XmlNode *first_child, *last_child;
         XmlNode *next;       /* next sibling */
+        bool packed;         /* name, ns and attrs share the node's allocation (parsed nodes) */
 };
 
 /* Parse one complete element. Returns 0 and the tree in *ret, or:

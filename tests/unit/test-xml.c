@@ -104,6 +104,27 @@ static void test_roundtrip(void) {
         assert_roundtrip("<a>&#13;</a>", "<a>&#13;</a>");
 }
 
+/* A received node keeps its strings in its own allocation; changing its
+ * attributes or adding children must still work, and free cleanly (ASan). */
+static void test_change_parsed(void) {
+        g_autoptr(XmlNode) n = parse_ok("<message xmlns=\"" NS_CLIENT "\" to=\"a@b\" id=\"1\" type=\"chat\">"
+                                        "<body>hi</body></message>");
+        g_autofree char *out = NULL;
+
+        g_assert_true(n->packed);
+        xml_node_set_attr(n, "id", "two");              /* replaces */
+        xml_node_set_attr(n, "to", NULL);               /* removes */
+        xml_node_set_attr(n, "from", "c@d/r");          /* adds */
+        g_assert_false(n->packed);
+        xml_node_set_text(xml_node_add_child(n, "x", "urn:x"), "y");
+        xml_node_set_attr(n->first_child, "xml:lang", NULL);   /* nothing to remove: unpacked anyway */
+        g_assert_cmpstr(n->name, ==, "message");
+        g_assert_cmpstr(n->first_child->name, ==, "body");
+        out = xml_serialize(n, NULL);
+        g_assert_cmpstr(out, ==, "<message xmlns=\"" NS_CLIENT "\" id=\"two\" type=\"chat\" from=\"c@d/r\">"
+                                 "<body>hi</body><x xmlns=\"urn:x\">y</x></message>");
+}
+
 static void test_namespaces(void) {
         g_autoptr(XmlNode) n = parse_ok(
                 "<iq xmlns=\"" NS_CLIENT "\" type=\"set\" id=\"1\">"
@@ -615,6 +636,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/xml/open", test_open);
         g_test_add_func("/xml/prefixed-features", test_prefixed_features);
         g_test_add_func("/xml/roundtrip", test_roundtrip);
+        g_test_add_func("/xml/change-parsed", test_change_parsed);
         g_test_add_func("/xml/namespaces", test_namespaces);
         g_test_add_func("/xml/child-lookup", test_child_lookup);
         g_test_add_func("/xml/mixed-content", test_mixed_content);
