@@ -352,6 +352,11 @@ static void test_malformed(void) {
                 { "<a>\x01</a>", 8 },                   /* not an XML character */
                 { "<a>&#1;</a>", 11 },
                 { "<a>x\0y</a>", 10 },                  /* embedded NUL */
+                /* ... also where the ASCII check goes eight bytes at a time */
+                { "<a>0123456789a\0cdefghijklmn</a>", 31 },
+                { "<a>0123\0</a>", 12 },
+                { "<a>0123456789abcdef\xff</a>", 24 },
+                { "<a>0123456789abcdef\xed\xa0\x80</a>", 26 },
                 { "<a x='<'/>", 10 },
                 /* A declared encoding must not switch the charset. */
                 { "<?xml version='1.0' encoding='ISO-8859-1'?><a>\xe9</a>", 51 },
