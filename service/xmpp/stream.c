@@ -17,6 +17,23 @@ static const XmlLimits stanza_limits = {
 };
 /* A WebSocket message larger than this ends the connection. */
 #define TRANSPORT_MAX_MESSAGE (1024 * 1024)
+/* The roster is the one answer that grows with the account rather than with
+ * what a peer sends: about 100 bytes and one child per contact, so 3,000
+ * contacts are over stanza_limits. Its result is parsed again with these
+ * (see answer_dropped_iq()). */
+static const XmlLimits roster_limits = {
+        .max_bytes = TRANSPORT_MAX_MESSAGE,
+        .max_depth = 16,
+        .max_attrs = 32,
+        .max_children = 65536,
+};
+/* What is read of a dropped stanza: its start tag. */
+static const XmlLimits head_limits = {
+        .max_bytes = TRANSPORT_MAX_MESSAGE,
+        .max_depth = 1,
+        .max_attrs = 32,
+        .max_children = 0,
+};
 
 char *xmpp_new_id(void) {
         return g_uuid_string_random();
@@ -266,23 +283,28 @@ static void handle_setup_result(XmppStream *s, const XmlNode *iq) {
 
 /* --- stanzas once ready --- */
 
-static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
+/* An empty result, or (condition non-NULL) an error of that type (RFC 6120 §8.3). */
+static void send_iq_answer(XmppStream *s, const XmlNode *iq, const char *error_type, const char *condition) {
         g_autoptr(XmlNode) reply = xml_node_new("iq", NS_CLIENT);
         const char *from = xml_node_attr(iq, "from");
         const char *id = xml_node_attr(iq, "id");
 
         if (!id)
                 return;
-        xml_node_set_attr(reply, "type", ok ? "result" : "error");
+        xml_node_set_attr(reply, "type", condition ? "error" : "result");
         xml_node_set_attr(reply, "id", id);
         if (from)
                 xml_node_set_attr(reply, "to", from);
-        if (!ok) {
+        if (condition) {
                 XmlNode *error = xml_node_add_child(reply, "error", NULL);
-                xml_node_set_attr(error, "type", "cancel");
-                xml_node_add_child(error, "service-unavailable", NS_STANZAS);
+                xml_node_set_attr(error, "type", error_type);
+                xml_node_add_child(error, condition, NS_STANZAS);
         }
         stream_send_node(s, reply);
+}
+
+static void send_iq_reply(XmppStream *s, const XmlNode *iq, bool ok) {
+        send_iq_answer(s, iq, "cancel", ok ? NULL : "service-unavailable");
 }
 
 /* The end of an archive page: an <iq type='result'> with <fin/>, or an error. */
@@ -694,6 +716,40 @@ static void dispatch_stanza(XmppStream *s, const XmlNode *node) {
  * the stanza waits in the archive or the XEP-0198 queue. It still counts as
  * received for XEP-0198 if it was a stanza: the refused tree is gone, so
  * its name as written decides (servers write stanzas unprefixed). */
+/* An iq over the limits still gets what RFC 6120 §8.2.3 promises both
+ * sides, read from its start tag alone: a request an error reply, and an
+ * answer we wait for its waiter's error (no login or upload left hanging
+ * until a timeout). A roster result is parsed again with roster_limits:
+ * an account with thousands of contacts must still be able to log in. */
+static void answer_dropped_iq(XmppStream *s, const char *data, size_t len) {
+        g_autoptr(XmlNode) head = NULL, whole = NULL;
+        const char *type, *id;
+
+        if (xml_parse_head(data, len, &head_limits, &head) < 0 ||
+            strcmp(head->name, "iq") != 0 || strcmp(head->ns, NS_CLIENT) != 0)
+                return;
+        type = xml_node_attr(head, "type");
+        id = xml_node_attr(head, "id");
+        if (!type || !id)
+                return;
+        if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) {
+                if (s->phase == PHASE_READY)
+                        send_iq_answer(s, head, "modify", "policy-violation");
+                return;
+        }
+        if (strcmp(type, "result") == 0 && s->phase == PHASE_ROSTER && s->pending_iq &&
+            strcmp(id, s->pending_iq) == 0 &&
+            xml_parse(data, len, &roster_limits, &whole) == 0) {
+                g_debug("xmpp: a roster of %zu bytes, parsed with the roster's limits", len);
+                return handle_iq(s, whole);
+        }
+        if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+                /* the waiter learns it failed; an unasked-for one is ignored as ever */
+                xml_node_set_attr(head, "type", "error");
+                handle_iq(s, head);
+        }
+}
+
 static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
         static const char *const stanzas[] = { "message", "presence", "iq" };
         const char *p = data, *end = data + len;
@@ -705,6 +761,10 @@ static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
                 for (p++; p + n < end && !g_ascii_isspace(p[n]) && p[n] != '/' && p[n] != '>'; n++)
                         ;
         g_debug("xmpp: dropping a %zu-byte element over the limits: %s", len, g_strerror(-error));
+        if (n == 2 && memcmp(p, "iq", 2) == 0 && s->phase >= PHASE_BINDING)
+                answer_dropped_iq(s, data, len);
+        if (s->phase == PHASE_CLOSED)
+                return;
         for (size_t i = 0; i < G_N_ELEMENTS(stanzas); i++)
                 if (n == strlen(stanzas[i]) && memcmp(p, stanzas[i], n) == 0)
                         return xmpp_sm_received(s->sm, false);

@@ -48,7 +48,8 @@ typedef struct ParseCtx {
         int error;              /* first reason we stopped expat, 0 if none */
         bool stream;            /* elements are children of a synthetic stream root */
         bool in_stream_root;    /* stream mode: the synthetic root has been opened */
-        bool complete;          /* stream mode: root closed during this feed */
+        bool complete;          /* stream mode: root closed during this feed; head_only: root seen */
+        bool head_only;         /* stop after the root's start tag (xml_parse_head()) */
 } ParseCtx;
 
 struct XmlParser {
@@ -192,8 +193,14 @@ static void XMLCALL on_start(void *userdata, const XML_Char *qname, const XML_Ch
 
         if (ctx->cur)
                 node_append(ctx->cur, n);
-        else
+        else {
                 ctx->root = n;
+                if (ctx->head_only) {
+                        ctx->complete = true;
+                        XML_StopParser(ctx->expat, XML_FALSE);
+                        return;
+                }
+        }
         ctx->cur = n;
         ctx->n_children[ctx->depth] = 0;
         ctx->depth++;
@@ -491,12 +498,13 @@ int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
 }
 
 
-int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
+static int parse_document(XmlParser *p, const char *data, size_t len, bool head_only, XmlNode **ret) {
         unsigned stack[CHILD_COUNT_STACK];
         g_autofree unsigned *heap = NULL;
         ParseCtx ctx = {
                 .expat = p->expat,
                 .limits = &p->limits,
+                .head_only = head_only,
         };
         enum XML_Status st;
         int r;
@@ -532,6 +540,8 @@ int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) 
         st = XML_Parse(p->expat, data ? data : "", (int) len, XML_TRUE);
         if (ctx.error != 0)
                 r = ctx.error;
+        else if (head_only && ctx.complete)
+                r = 0;          /* stopped on purpose, after the start tag */
         else if (st != XML_STATUS_OK)
                 r = map_expat_error(XML_GetErrorCode(p->expat), data ? data : "", len);
         else if (!ctx.root || ctx.cur)
@@ -545,6 +555,21 @@ int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) 
         }
         *ret = ctx.root;
         return 0;
+}
+
+int xml_parser_parse(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
+        return parse_document(p, data, len, false, ret);
+}
+
+int xml_parse_head(const char *data, size_t len, const XmlLimits *limits, XmlNode **ret) {
+        g_autoptr(XmlParser) p = NULL;
+
+        if (len > (limits ? limits : &xml_default_limits)->max_bytes)
+                return -EMSGSIZE;
+        p = xml_parser_new(limits);
+        if (!p)
+                return -ENOMEM;
+        return parse_document(p, data, len, true, ret);
 }
 
 int xml_parse(const char *data, size_t len, const XmlLimits *limits, XmlNode **ret) {

@@ -57,6 +57,12 @@ struct XmlNode {
  * limits NULL means xml_default_limits. *ret is written only on success. */
 int xml_parse(const char *data, size_t len, const XmlLimits *limits, XmlNode **ret);
 
+/* The root element's start tag alone (its name, namespace and attributes; no
+ * children, no text), from a document too large or too deep to parse whole
+ * (the rest is not even checked for well-formedness): enough to answer a
+ * stanza that had to be dropped. Limits and errors as for xml_parse(). */
+int xml_parse_head(const char *data, size_t len, const XmlLimits *limits, XmlNode **ret);
+
 /* The same with a parser kept across calls, which saves creating an expat
  * parser per stanza (one per connection; not thread-safe). limits NULL means
  * xml_default_limits; they are copied. xml_parser_new() returns NULL only when

@@ -13,6 +13,7 @@ cases also go through the real Prosody from a real slixmpp peer.
 import os
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 from gi.repository import Gio, GLib
@@ -459,3 +460,78 @@ def test_peer_over_limits_via_prosody(fclient, fast_imd, new_account, peer_facto
     errors = [s for s in fclient.signals[mark:] if s.member == "Error"]
     assert len(errors) == 0, errors
     assert fclient.get_property("Ready")
+
+
+# -- large but legitimate: the roster, and iqs over the limits ---------------------------------
+
+def roster(n, name=""):
+    return "".join("<item jid='c%d@localhost' subscription='both'%s/>"
+                   % (i, " name='Contact %d%s'" % (i, name) if name else "") for i in range(n))
+
+
+# name -> (the roster result's items, the name the last contact's conversation gets)
+ROSTERS = {
+    # 3,000 named contacts: 330 KB, over the 256 KiB a stanza may take
+    "over-256k": (roster(3000, " " + "x" * 60), "Contact 2999 " + "x" * 60),
+    # 6,000 without names: 200 KB, but over the 4,096 children a stanza may have
+    "over-4096-children": (roster(6000), ""),
+    # 70,000 elements in 490 KB: over even a roster's limits; the login goes
+    # on without the roster, as with a server that has none
+    "over-roster-limits": ("<item/>" * 70000, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(ROSTERS))
+def test_large_roster_logs_in(tmp_path, case):
+    """Before, a roster result over the stanza limits was dropped, and the
+    login waited for it until it timed out."""
+    items, name = ROSTERS[case]
+    s = Session(str(tmp_path))
+    try:
+        s.server.roster = items
+        mark = s.client.mark()
+        t0 = time.monotonic()
+        s.client.login(ACCOUNT, PASSWORD, s.server.url)
+        s.client.wait_property("Ready", lambda v: v, start=mark, timeout=20)
+        assert time.monotonic() - t0 < 10
+        conn = s.server.connection(0)
+        assert not conn.closed.is_set() and conn.stream_errors() == []
+
+        # the roster's name reaches the conversation of a contact at its end
+        contact = "c2999@localhost" if case == "over-256k" else "c5999@localhost"
+        mark = s.client.mark()
+        conn.send_text(chat("hello from the roster's end", frm=contact + "/phone"))
+        s.client.wait_signal("MessageReceived", lambda a: a[0]["conversation"] == contact, start=mark)
+        conv = [c for c in s.client.call("GetConversations") if c["id"] == contact]
+        assert [c["name"] for c in conv] == [name]
+    finally:
+        s.close()
+        assert not s.imd.problems, "imd: " + "; ".join(s.imd.problems)
+
+
+def test_oversized_request_gets_an_error(session):
+    """RFC 6120 §8.2.3: a get or set is answered, even one too large to
+    read; the stream goes on."""
+    session.settle()
+    client = session.client
+    conn = session.conn
+    mark = client.mark()
+    sent_before = len(conn.received)
+    big = ("<iq xmlns='jabber:client' type='set' id='big-1' from='%s/phone' to='%s/x'>"
+           "<query xmlns='urn:example:big'>%s</query></iq>" % (PEER, ACCOUNT, "<i/>" * 70000))
+    conn.play([text(big), text(chat("after the big iq"))])
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "after the big iq", start=mark)
+
+    answers = []
+    for raw_reply in conn.received[sent_before:]:
+        el = ET.fromstring(raw_reply)
+        if el.tag == "{jabber:client}iq" and el.get("id") == "big-1":
+            answers.append(el)
+    assert len(answers) == 1, conn.received[sent_before:]
+    reply = answers[0]
+    assert reply.get("type") == "error" and reply.get("to") == PEER + "/phone"
+    error = reply.find("{jabber:client}error")
+    assert error is not None and error.get("type") == "modify"
+    assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+    assert not conn.closed.is_set() and conn.stream_errors() == []
+    assert client.get_property("NetState") == "connected"

@@ -125,6 +125,52 @@ static void test_change_parsed(void) {
                                  "<body>hi</body><x xmlns=\"urn:x\">y</x></message>");
 }
 
+/* The start tag of a stanza too big, too deep or too wide to parse whole. */
+static void test_parse_head(void) {
+        static const XmlLimits small = { .max_bytes = 1 << 20, .max_depth = 1, .max_attrs = 4, .max_children = 0 };
+        static const XmlLimits stanza = { .max_bytes = 256 * 1024, .max_depth = 16, .max_attrs = 32,
+                                          .max_children = 4096 };
+        g_autoptr(GString) big = g_string_new("<iq xmlns='" NS_CLIENT "' type='result' id='r1' from='a@b'>"
+                                              "<query xmlns='jabber:iq:roster'>");
+        g_autoptr(XmlNode) head = NULL, whole = NULL;
+        XmlNode *none = NULL;
+
+        for (int i = 0; i < 5000; i++)
+                g_string_append_printf(big, "<item jid='c%d@b' name='Contact %d'/>", i, i);
+        g_string_append(big, "</query></iq>");
+        /* too many children for a stanza, fine for its head */
+        g_assert_cmpint(xml_parse(big->str, big->len, &stanza, &none), ==, -E2BIG);
+        g_assert_cmpint(xml_parse_head(big->str, big->len, &small, &head), ==, 0);
+        g_assert_cmpstr(head->name, ==, "iq");
+        g_assert_cmpstr(head->ns, ==, NS_CLIENT);
+        g_assert_cmpstr(xml_node_attr(head, "id"), ==, "r1");
+        g_assert_cmpstr(xml_node_attr(head, "type"), ==, "result");
+        g_assert_null(head->first_child);
+        g_assert_null(head->text);
+
+        /* a deep one, and one not even closed: the head is all that is read */
+        g_clear_pointer(&head, xml_node_free);
+        g_assert_cmpint(xml_parse_head("<m id='d'><a><a><a><a></a></a></a></a></m>", 42, &small, &head), ==, 0);
+        g_assert_cmpstr(xml_node_attr(head, "id"), ==, "d");
+        g_clear_pointer(&head, xml_node_free);
+        g_assert_cmpint(xml_parse_head("<m id='o'><a>", 13, &small, &head), ==, 0);
+
+        /* the head's own limits and rules still hold */
+        g_assert_cmpint(xml_parse_head("<m a='1' b='2' c='3' d='4' e='5'/>", 34, &small, &none), ==, -E2BIG);
+        g_assert_cmpint(xml_parse_head("<!DOCTYPE m><m/>", 16, &small, &none), ==, -EPERM);
+        g_assert_cmpint(xml_parse_head("<m a='1' a='2'/>", 16, &small, &none), ==, -EBADMSG);
+        g_assert_cmpint(xml_parse_head("<m \xff/>", 6, &small, &none), ==, -EBADMSG);
+        g_assert_cmpint(xml_parse_head(big->str, big->len, &(XmlLimits) { .max_bytes = 100, .max_depth = 1 }, &none),
+                        ==, -EMSGSIZE);
+        g_assert_null(none);
+
+        /* and the whole, with limits that allow it */
+        g_assert_cmpint(xml_parse(big->str, big->len,
+                                  &(XmlLimits) { .max_bytes = 1 << 20, .max_depth = 4, .max_attrs = 4,
+                                                 .max_children = 8192 }, &whole), ==, 0);
+        g_assert_cmpstr(xml_node_attr(whole->first_child->last_child, "jid"), ==, "c4999@b");
+}
+
 static void test_namespaces(void) {
         g_autoptr(XmlNode) n = parse_ok(
                 "<iq xmlns=\"" NS_CLIENT "\" type=\"set\" id=\"1\">"
@@ -642,6 +688,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/xml/prefixed-features", test_prefixed_features);
         g_test_add_func("/xml/roundtrip", test_roundtrip);
         g_test_add_func("/xml/change-parsed", test_change_parsed);
+        g_test_add_func("/xml/parse-head", test_parse_head);
         g_test_add_func("/xml/namespaces", test_namespaces);
         g_test_add_func("/xml/child-lookup", test_child_lookup);
         g_test_add_func("/xml/mixed-content", test_mixed_content);

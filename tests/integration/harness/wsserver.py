@@ -267,6 +267,9 @@ class Connection:
             res = child.findtext("{%s}resource" % NS_BIND) or "res"
             self.jid = "%s@%s/%s" % (self._scram.user, self.server.domain, res)
             body = "<bind xmlns='%s'><jid>%s</jid></bind>" % (NS_BIND, self.jid)
+        elif (child is not None and child.tag == "{jabber:iq:roster}query" and iq.get("type") == "get"
+              and self.server.roster):
+            body = "<query xmlns='jabber:iq:roster'>%s</query>" % self.server.roster
         elif child is not None and child.tag == "{%s}query" % NS_MAM:
             body = ("<fin xmlns='%s' complete='true'><set xmlns='http://jabber.org/protocol/rsm'/>"
                     "</fin>" % NS_MAM)
@@ -358,6 +361,7 @@ class WsXmppServer:
         self.mechanisms = tuple(mechanisms)
         self.fail_auth = []     # SASL conditions to answer the next <auth/>s with, in order
         self.salts = {}         # (user, hash): SCRAM salt, the same for every login
+        self.roster = ""        # the <item/>s of every roster result (XML text)
         self.connections = []
         self._cond = threading.Condition()
         self._sock = None
