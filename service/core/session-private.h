@@ -23,11 +23,11 @@
 /* Incoming messages are committed and announced together at most this long
  * after the first of them arrived, or when this many are waiting. A user does
  * not notice 20 ms; the disk and the CPU notice a commit per message.
- * Under a flood (a batch of BATCH_BUSY_MESSAGES or more, i.e. 1,600 messages
- * a second and up) the window doubles, up to BATCH_WINDOW_MAX_MS: a commit,
+ * Under a flood (BATCH_BUSY_MESSAGES or more per BATCH_WINDOW_MS, i.e. 1,600
+ * messages a second and up) the window doubles, up to BATCH_WINDOW_MAX_MS: a commit,
  * its WAL pages and the announcements after it then serve hundreds of
  * messages, which cut the CPU per message by a sixth in the benchmark. The
- * first quiet batch brings the window back to BATCH_WINDOW_MS. */
+ * first batch at a lower rate brings the window back to BATCH_WINDOW_MS. */
 #define BATCH_WINDOW_MS 20
 #define BATCH_WINDOW_MAX_MS 160
 #define BATCH_BUSY_MESSAGES 32

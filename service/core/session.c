@@ -267,11 +267,14 @@ static gboolean on_index_step(gpointer userdata) {
                 g_debug("session: search indexing failed: %s", g_strerror(-r));
         else if (!done)
                 session_schedule_indexing(s, INDEX_STEP_PAUSE_MS);
+#ifdef __GLIBC__
         else
                 /* Quiet and caught up: hand the kernel back the heap pages that
                  * the login or a burst of messages used and freed. malloc only
-                 * returns free memory at the top of the heap by itself. */
+                 * returns free memory at the top of the heap by itself. Once
+                 * per quiet spell (2 s after the last stored batch). */
                 (void) malloc_trim(0);
+#endif
         return G_SOURCE_REMOVE;
 }
 
@@ -287,8 +290,12 @@ int session_flush(Session *s) {
         }
         if (!messages || messages->len == 0)
                 return 0;
-        s->batch_window_ms = messages->len >= BATCH_BUSY_MESSAGES ?
-                MIN(MAX(s->batch_window_ms, BATCH_WINDOW_MS) * 2, BATCH_WINDOW_MAX_MS) : BATCH_WINDOW_MS;
+        {
+                /* busy: BATCH_BUSY_MESSAGES per BATCH_WINDOW_MS or more, whatever the window */
+                guint window = MAX(s->batch_window_ms, BATCH_WINDOW_MS);
+                bool busy = (uint64_t) messages->len * BATCH_WINDOW_MS >= (uint64_t) BATCH_BUSY_MESSAGES * window;
+                s->batch_window_ms = busy ? MIN(window * 2, BATCH_WINDOW_MAX_MS) : BATCH_WINDOW_MS;
+        }
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {

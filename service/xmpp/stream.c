@@ -709,13 +709,6 @@ static void dispatch_stanza(XmppStream *s, const XmlNode *node) {
                 return handle_message(s, node);
 }
 
-/* A well-formed message over the parser's limits (size, depth, attributes,
- * children, memory): dropped, and the stream goes on. Ending it instead
- * would let any peer whose stanza the server relays (it has no depth or
- * attribute limits of its own) cut us off, again after every reconnect while
- * the stanza waits in the archive or the XEP-0198 queue. It still counts as
- * received for XEP-0198 if it was a stanza: the refused tree is gone, so
- * its name as written decides (servers write stanzas unprefixed). */
 /* An iq over the limits still gets what RFC 6120 §8.2.3 promises both
  * sides, read from its start tag alone: a request an error reply, and an
  * answer we wait for its waiter's error (no login or upload left hanging
@@ -750,6 +743,13 @@ static void answer_dropped_iq(XmppStream *s, const char *data, size_t len) {
         }
 }
 
+/* A well-formed message over the parser's limits (size, depth, attributes,
+ * children, memory): dropped, and the stream goes on. Ending it instead
+ * would let any peer whose stanza the server relays (it has no depth or
+ * attribute limits of its own) cut us off, again after every reconnect while
+ * the stanza waits in the archive or the XEP-0198 queue. It still counts as
+ * received for XEP-0198 if it was a stanza: the refused tree is gone, so
+ * its name as written decides (servers write stanzas unprefixed). */
 static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
         static const char *const stanzas[] = { "message", "presence", "iq" };
         const char *p = data, *end = data + len;

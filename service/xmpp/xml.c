@@ -96,6 +96,9 @@ static XmlNode *node_new_take(char *name, char *ns) {
  * every string (local name, namespace NS of NS_LEN bytes, attribute names
  * and values). A stanza's tree then costs a few allocations instead of a
  * few dozen; xml_node_set_attr() unpacks a node before changing it. */
+/* the attribute array right after the node must be aligned */
+G_STATIC_ASSERT(sizeof(XmlNode) % G_ALIGNOF(XmlAttr) == 0);
+
 static XmlNode *node_new_packed(const char *local, const char *ns, size_t ns_len, const XML_Char **atts,
                                 unsigned n_attrs) {
         size_t local_len = strlen(local), size = sizeof(XmlNode) + n_attrs * sizeof(XmlAttr) + local_len + ns_len + 2;
@@ -106,7 +109,6 @@ static XmlNode *node_new_packed(const char *local, const char *ns, size_t ns_len
                 size += strlen(atts[i]) + 1;
         n = g_malloc(size);
         *n = (XmlNode) { .packed = true, .n_attrs = n_attrs };
-        /* XmlAttr holds pointers: the array right after the node is aligned */
         n->attrs = n_attrs > 0 ? (XmlAttr *) (n + 1) : NULL;
         p = (char *) (n + 1) + n_attrs * sizeof(XmlAttr);
         n->name = memcpy(p, local, local_len + 1);
@@ -317,6 +319,7 @@ typedef struct PrecheckCtx {
         const XmlLimits *limits;
         unsigned depth;
         int error;
+        bool head_only;         /* only the root's start tag will be parsed */
 } PrecheckCtx;
 
 static void XMLCALL precheck_start(void *userdata, const XML_Char *name, const XML_Char **atts) {
@@ -330,7 +333,7 @@ static void XMLCALL precheck_start(void *userdata, const XML_Char *name, const X
                 if (strncmp(atts[i], "xmlns", 5) != 0 || (atts[i][5] != 0 && atts[i][5] != ':'))
                         if (++n > ctx->limits->max_attrs)
                                 ctx->error = -E2BIG;
-        if (ctx->error)
+        if (ctx->error || ctx->head_only)
                 XML_StopParser(ctx->expat, XML_FALSE);
 }
 
@@ -346,8 +349,8 @@ static void XMLCALL precheck_end(void *userdata, const XML_Char *name) {
         ctx->depth--;
 }
 
-static int precheck_prefixes(const XmlLimits *limits, const char *data, size_t len) {
-        PrecheckCtx ctx = { .limits = limits };
+static int precheck_prefixes(const XmlLimits *limits, const char *data, size_t len, bool head_only) {
+        PrecheckCtx ctx = { .limits = limits, .head_only = head_only };
 
         if (!memmem(data, len, "xmlns:", 6))
                 return 0;
@@ -461,7 +464,7 @@ int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
                 p->broken = true;
                 return -EBADMSG;
         }
-        r = precheck_prefixes(&p->limits, data, len);
+        r = precheck_prefixes(&p->limits, data, len, false);
         if (r < 0)
                 return r;       /* expat has not seen it: the parser goes on */
         if (p->fed / STREAM_ROTATE_FACTOR > p->limits.max_bytes) {
@@ -520,7 +523,7 @@ static int parse_document(XmlParser *p, const char *data, size_t len, bool head_
                 return -EBADMSG;
         if (p->limits.max_depth == 0)
                 return -ELOOP;
-        r = precheck_prefixes(&p->limits, data ? data : "", len);
+        r = precheck_prefixes(&p->limits, data ? data : "", len, head_only);
         if (r < 0)
                 return r;
 

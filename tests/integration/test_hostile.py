@@ -464,20 +464,22 @@ def test_peer_over_limits_via_prosody(fclient, fast_imd, new_account, peer_facto
 
 # -- large but legitimate: the roster, and iqs over the limits ---------------------------------
 
-def roster(n, name=""):
-    return "".join("<item jid='c%d@localhost' subscription='both'%s/>"
-                   % (i, " name='Contact %d%s'" % (i, name) if name else "") for i in range(n))
+def roster(n, extra="", attrs=" subscription='both'"):
+    return "".join("<item jid='c%d@localhost'%s name='Contact %d%s'/>" % (i, attrs, i, extra)
+                   for i in range(n))
 
 
-# name -> (the roster result's items, the name the last contact's conversation gets)
+# name -> (the roster result's items, a contact, the name its conversation gets)
 ROSTERS = {
-    # 3,000 named contacts: 330 KB, over the 256 KiB a stanza may take
-    "over-256k": (roster(3000, " " + "x" * 60), "Contact 2999 " + "x" * 60),
-    # 6,000 without names: 200 KB, but over the 4,096 children a stanza may have
-    "over-4096-children": (roster(6000), ""),
+    # 3,000 named contacts: 330 KB, over the 256 KiB a stanza may take; one
+    # name mentions "xmlns:", which sends a stanza through the prefix check
+    "over-256k": (roster(2999, " " + "x" * 60) + "<item jid='z@localhost' name='says xmlns:'/>",
+                  "c2998@localhost", "Contact 2998 " + "x" * 60),
+    # 4,500 with short names: 190 KB, but over the 4,096 children a stanza may have
+    "over-4096-children": (roster(4500, attrs=""), "c4499@localhost", "Contact 4499"),
     # 70,000 elements in 490 KB: over even a roster's limits; the login goes
     # on without the roster, as with a server that has none
-    "over-roster-limits": ("<item/>" * 70000, ""),
+    "over-roster-limits": ("<item/>" * 70000, "c1@localhost", ""),
 }
 
 
@@ -485,7 +487,7 @@ ROSTERS = {
 def test_large_roster_logs_in(tmp_path, case):
     """Before, a roster result over the stanza limits was dropped, and the
     login waited for it until it timed out."""
-    items, name = ROSTERS[case]
+    items, contact, name = ROSTERS[case]
     s = Session(str(tmp_path))
     try:
         s.server.roster = items
@@ -498,7 +500,6 @@ def test_large_roster_logs_in(tmp_path, case):
         assert not conn.closed.is_set() and conn.stream_errors() == []
 
         # the roster's name reaches the conversation of a contact at its end
-        contact = "c2999@localhost" if case == "over-256k" else "c5999@localhost"
         mark = s.client.mark()
         conn.send_text(chat("hello from the roster's end", frm=contact + "/phone"))
         s.client.wait_signal("MessageReceived", lambda a: a[0]["conversation"] == contact, start=mark)

@@ -155,6 +155,22 @@ static void test_parse_head(void) {
         g_clear_pointer(&head, xml_node_free);
         g_assert_cmpint(xml_parse_head("<m id='o'><a>", 13, &small, &head), ==, 0);
 
+        /* prefixes in what follows the start tag (a body's text, a child's
+         * declaration, a child with 40 prefixed attributes) are not the head's */
+        g_clear_pointer(&head, xml_node_free);
+        {
+                g_autoptr(GString) prefixed = g_string_new("<iq xmlns='" NS_CLIENT "' type='get' id='p'>"
+                                                           "<q xmlns='urn:x' xmlns:p='urn:p'><body>xmlns:</body><x");
+                for (int i = 0; i < 40; i++)
+                        g_string_append_printf(prefixed, " p:a%d='1'", i);
+                g_string_append(prefixed, "/></q></iq>");
+                g_assert_cmpint(xml_parse_head(prefixed->str, prefixed->len, &small, &head), ==, 0);
+                g_assert_cmpstr(xml_node_attr(head, "id"), ==, "p");
+                /* but its own prefixed attributes count */
+                g_assert_cmpint(xml_parse_head("<m xmlns:p='urn:p' p:a='1' p:b='2' p:c='3' p:d='4' p:e='5'/>", 60,
+                                               &small, &none), ==, -E2BIG);
+        }
+
         /* the head's own limits and rules still hold */
         g_assert_cmpint(xml_parse_head("<m a='1' b='2' c='3' d='4' e='5'/>", 34, &small, &none), ==, -E2BIG);
         g_assert_cmpint(xml_parse_head("<!DOCTYPE m><m/>", 16, &small, &none), ==, -EPERM);
