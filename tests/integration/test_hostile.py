@@ -510,6 +510,25 @@ def test_large_roster_logs_in(tmp_path, case):
         assert not s.imd.problems, "imd: " + "; ".join(s.imd.problems)
 
 
+def test_oversized_answer_fails_its_query(tmp_path):
+    """The archive catch-up's answer over the limits: before, imd waited for
+    it forever, holding back every live message meanwhile."""
+    s = Session(str(tmp_path))
+    try:
+        s.server.mam_answer = ("<fin xmlns='urn:xmpp:mam:2' complete='true'>%s</fin>" % ("<x/>" * 5000))
+        s.login()
+        conn = s.server.connection(0)
+        mark = s.client.mark()
+        conn.send_text(chat("live, during the catch-up"))
+        s.client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "live, during the catch-up",
+                             start=mark, timeout=10)
+        assert not conn.closed.is_set() and conn.stream_errors() == []
+        assert s.client.get_property("NetState") == "connected"
+    finally:
+        s.close()
+        assert not s.imd.problems, "imd: " + "; ".join(s.imd.problems)
+
+
 def test_oversized_request_gets_an_error(session):
     """RFC 6120 §8.2.3: a get or set is answered, even one too large to
     read; the stream goes on."""

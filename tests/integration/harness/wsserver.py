@@ -270,6 +270,8 @@ class Connection:
         elif (child is not None and child.tag == "{jabber:iq:roster}query" and iq.get("type") == "get"
               and self.server.roster):
             body = "<query xmlns='jabber:iq:roster'>%s</query>" % self.server.roster
+        elif child is not None and child.tag == "{%s}query" % NS_MAM and self.server.mam_answer:
+            body = self.server.mam_answer
         elif child is not None and child.tag == "{%s}query" % NS_MAM:
             body = ("<fin xmlns='%s' complete='true'><set xmlns='http://jabber.org/protocol/rsm'/>"
                     "</fin>" % NS_MAM)
@@ -362,6 +364,7 @@ class WsXmppServer:
         self.fail_auth = []     # SASL conditions to answer the next <auth/>s with, in order
         self.salts = {}         # (user, hash): SCRAM salt, the same for every login
         self.roster = ""        # the <item/>s of every roster result (XML text)
+        self.mam_answer = ""    # the archive query's result instead of an empty archive (XML text)
         self.connections = []
         self._cond = threading.Condition()
         self._sock = None
