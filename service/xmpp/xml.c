@@ -92,13 +92,13 @@ static XmlNode *node_new_take(char *name, char *ns) {
         return n;
 }
 
+/* the attribute array right after a packed node must be aligned */
+G_STATIC_ASSERT(sizeof(XmlNode) % G_ALIGNOF(XmlAttr) == 0);
+
 /* A received element in one allocation: the node, its attribute array and
  * every string (local name, namespace NS of NS_LEN bytes, attribute names
  * and values). A stanza's tree then costs a few allocations instead of a
  * few dozen; xml_node_set_attr() unpacks a node before changing it. */
-/* the attribute array right after the node must be aligned */
-G_STATIC_ASSERT(sizeof(XmlNode) % G_ALIGNOF(XmlAttr) == 0);
-
 static XmlNode *node_new_packed(const char *local, const char *ns, size_t ns_len, const XML_Char **atts,
                                 unsigned n_attrs) {
         size_t local_len = strlen(local), size = sizeof(XmlNode) + n_attrs * sizeof(XmlAttr) + local_len + ns_len + 2;
