@@ -7,10 +7,10 @@ from harness.asserts import find_conversation
 from harness.peer import Peer
 
 
-def in_session(session, make_awaitable):
+def in_session(session, make_awaitable, timeout=15):
     async def run():
         return await make_awaitable()
-    return asyncio.run_coroutine_threadsafe(run(), session.loop).result(15)
+    return asyncio.run_coroutine_threadsafe(run(), session.loop).result(timeout)
 
 
 def set_roster_name(session, jid, name):
@@ -65,3 +65,29 @@ def test_roster_push_renames_an_existing_conversation(client, logged_in, peer, p
         assert find_conversation(sig.args[0], peer.jid)["name"] == "Robert ☕"
     finally:
         other.stop()
+
+
+def test_large_roster_logs_in_and_names(client, alice, peer, prosody):
+    """A roster result over the 256 KiB a stanza may have (1,000 contacts
+    with long names, 330 KB as Prosody sends it): the login completes, and
+    the roster still names conversations. Before, the result was dropped
+    and Login timed out."""
+    long_name = "x" * 300
+    other = own_session(prosody, alice)
+    try:
+        async def fill():
+            for start in range(0, 1000, 50):
+                await asyncio.gather(*(
+                    other.client.update_roster("contact%04d@localhost" % i, name="Contact %d %s" % (i, long_name),
+                                               subscription="none")
+                    for i in range(start, start + 50)))
+            await other.client.update_roster(peer.jid, name="Bob at the end", subscription="none")
+        in_session(other, fill, timeout=240)
+    finally:
+        other.stop()
+    client.login_account(alice)
+    assert client.get_property("Ready")
+    start = client.mark()
+    peer.send_message(alice.jid, "hello")
+    client.wait_signal("MessageReceived", lambda a: a[0].get("text") == "hello", start=start)
+    assert find_conversation(client.call("GetConversations"), peer.jid)["name"] == "Bob at the end"
