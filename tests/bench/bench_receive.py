@@ -55,7 +55,8 @@ def rollup_kib(pid, key):
     raise KeyError(key)
 
 
-def status_kib(pid, key):
+def status_number(pid, key):
+    """A number from /proc/PID/status (kB for the Vm* keys)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith(key + ":"):
@@ -85,6 +86,12 @@ def run_client(prosody, jid, password, job, timeout=300):
     c = Client(jid, password, job)
     c.connect(("127.0.0.1", prosody.c2s_port), disable_starttls=True, force_starttls=False)
     loop.run_until_complete(asyncio.wait_for(c.disconnected, timeout))
+    # slixmpp leaves its stanza filter task waiting; closing the loop under it
+    # printed a traceback
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.close()
 
 
@@ -178,7 +185,7 @@ def main():
         client = bus.client()
         client.login("alice@localhost", "alice-pw", prosody.ws_url)
         time.sleep(2.0)
-        idle_rss = status_kib(imd.pid, "VmRSS")
+        idle_rss = status_number(imd.pid, "VmRSS")
         idle_pss = rollup_kib(imd.pid, "Pss")
         idle_private = rollup_kib(imd.pid, "Private_Dirty") + rollup_kib(imd.pid, "Private_Clean")
 
@@ -187,6 +194,7 @@ def main():
         counter = SignalCounter(bus.address, n)
         times0 = cpu_times(imd.pid)
         cpu0 = sum(times0)
+        wakeups0 = status_number(imd.pid, "voluntary_ctxt_switches")
         sender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--flood",
                                    str(prosody.c2s_port), str(n)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -199,7 +207,8 @@ def main():
         counter.run(timeout=600)
         times1 = cpu_times(imd.pid)
         cpu1 = sum(times1)
-        flood_peak_rss = status_kib(imd.pid, "VmHWM")
+        wakeups = status_number(imd.pid, "voluntary_ctxt_switches") - wakeups0
+        flood_peak_rss = status_number(imd.pid, "VmHWM")
         if perf:
             perf.send_signal(2)
             perf.wait()
@@ -215,7 +224,7 @@ def main():
         cpu3 = cpu_seconds(imd.pid)
         convs = client.call("GetConversations")
         unread = sum(c["unread"] for c in convs if c["id"] == "bob@localhost")
-        peak_rss = status_kib(imd.pid, "VmHWM")
+        peak_rss = status_number(imd.pid, "VmHWM")
         ok = received == n and unread == n and len(found) == 1
 
         cpu_us = (cpu1 - cpu0) * 1e6 / max(received, 1)
@@ -226,6 +235,8 @@ def main():
         print("  messages/s:       %.0f" % rate)
         print("  CPU per message:  %.1f us (user %.2f s + sys %.2f s)"
               % (cpu_us, times1[0] - times0[0], times1[1] - times0[1]))
+        print("  wakeups:          %.2f per message (%d voluntary context switches)"
+              % (wakeups / max(received, 1), wakeups))
         print("  idle RSS:         %.1f MiB (PSS %.1f MiB, private %.1f MiB)"
               % (idle_rss / 1024, idle_pss / 1024, idle_private / 1024))
         print("  peak RSS:         %.1f MiB (%.1f MiB by the end of the flood)"
