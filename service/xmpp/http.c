@@ -27,11 +27,15 @@ struct XmppHttp {
         XmppHttpDone done;
         void *userdata;
         bool reported;          /* done() ran, or was cancelled */
-        bool in_connect;        /* inside xmpp_http_get/put(): failures go out by return value */
+        bool in_connect;        /* inside lws_client_connect_via_info(): keep failures for the caller */
         int connect_error;
+        char *connect_reason;   /* with connect_error */
+        TransportDial dial;
 };
 
 static void http_free(XmppHttp *h) {
+        transport_dial_clear(&h->dial);
+        g_free(h->connect_reason);
         g_free(h->mime);
         g_strfreev(h->header_names);
         g_strfreev(h->header_values);
@@ -45,6 +49,8 @@ static void report(XmppHttp *h, int error, const char *detail) {
         h->reported = true;
         if (h->in_connect) {
                 h->connect_error = error;
+                g_free(h->connect_reason);
+                h->connect_reason = g_strdup(detail);
                 return;
         }
         h->done(error, detail, h->bytes, h->userdata);
@@ -162,6 +168,16 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 /* also after we refused the response: lws then ends the wsi
                  * here, without CLOSED_CLIENT_HTTP */
                 lws_set_opaque_user_data(wsi, NULL);
+                /* this address refused us before any answer or byte of an
+                 * upload: the host may have another (localhost is ::1 and
+                 * 127.0.0.1) */
+                if (!h->in_connect && !h->reported && h->status == 0 && h->bytes == 0 &&
+                    !(in && strstr(in, "SSL")) && transport_dial_next(&h->dial)) {
+                        g_debug("cannot connect to %s: %s; trying the next address", h->dial.info.host,
+                                in ? (const char *) in : "connection failed");
+                        h->wsi = NULL;
+                        return 0;
+                }
                 report(h, in && strstr(in, "SSL") ? -EPROTO : -ECONNREFUSED, in ? in : "connection failed");
                 if (!h->in_connect)
                         http_free(h);
@@ -225,34 +241,67 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
         return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* One attempt on the address in dial.info: 0 if it is under way, else the
+ * error (with connect_reason) that ended it at once. */
+static int connect_address(XmppHttp *h) {
+        int r = 0;
+
+        g_clear_pointer(&h->connect_reason, g_free);
+        h->in_connect = true;
+        if (!lws_client_connect_via_info(&h->dial.info) || h->reported) {
+                r = h->reported && h->connect_error ? h->connect_error : -ECONNREFUSED;
+                /* lws freed the wsi, or will call CLOSED without our pointer */
+                if (h->wsi)
+                        lws_set_opaque_user_data(h->wsi, NULL);
+                h->wsi = NULL;
+                h->reported = false;
+        }
+        h->in_connect = false;
+        return r;
+}
+
+/* The dial's next step, from the main loop (not from inside lws). */
+static void on_dial_step(void *owner, int error, const char *reason) {
+        XmppHttp *h = owner;
+
+        if (error == 0) {
+                error = connect_address(h);
+                if (error == 0)
+                        return;
+                reason = h->connect_reason;
+                if (error != -EPROTO && transport_dial_next(&h->dial))
+                        return;
+        }
+        report(h, error, reason ? reason : "connection failed");
+        http_free(h);
+}
+
 static int start(XmppTransportContext *ctx, const char *url, const char *ca_file, XmppHttp *h, XmppHttp **ret) {
-        struct lws_client_connect_info info = { 0 };
-        g_auto(TransportTarget) target = { 0 };
+        struct lws_client_connect_info *info = &h->dial.info;
         int r;
 
-        r = transport_target_for(ctx, url, "http", "https", ca_file, &target, &info);
+        h->kind = TRANSPORT_KIND_HTTP;
+        r = transport_dial_init(&h->dial, ctx, url, "http", "https", ca_file, on_dial_step, h);
         if (r < 0) {
                 http_free(h);
                 return r;
         }
-        h->kind = TRANSPORT_KIND_HTTP;
-        info.method = h->put ? "PUT" : "GET";
-        info.alpn = "http/1.1";
-        info.protocol = XMPP_HTTP_PROTOCOL;
-        info.local_protocol_name = XMPP_HTTP_PROTOCOL;
-        info.opaque_user_data = h;
-        info.pwsi = &h->wsi;
+        info->method = h->put ? "PUT" : "GET";
+        info->alpn = "http/1.1";
+        info->protocol = XMPP_HTTP_PROTOCOL;
+        info->local_protocol_name = XMPP_HTTP_PROTOCOL;
+        info->opaque_user_data = h;
+        info->pwsi = &h->wsi;
 
-        h->in_connect = true;
-        if (!lws_client_connect_via_info(&info) || h->reported) {
-                r = h->reported ? h->connect_error : -ECONNREFUSED;
-                /* lws freed the wsi, or will call CLOSED without our pointer */
-                if (h->wsi)
-                        lws_set_opaque_user_data(h->wsi, NULL);
+        /* An address: connect now, and say at once if that failed. A name is
+         * resolved first, and then all goes through done(). */
+        r = transport_dial_start(&h->dial);
+        if (r > 0)
+                r = connect_address(h);
+        if (r < 0) {
                 http_free(h);
-                return r ? r : -ECONNREFUSED;
+                return r;
         }
-        h->in_connect = false;
         *ret = h;
         return 0;
 }
@@ -299,4 +348,6 @@ void xmpp_http_cancel(XmppHttp *h) {
         h->reported = true;     /* no done() from now on */
         if (h->wsi)
                 lws_set_timeout(h->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        else if (transport_dial_pending(&h->dial))
+                http_free(h);   /* no connection yet, which would free it when it ends */
 }

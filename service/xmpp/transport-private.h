@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <libwebsockets.h>
 
+#include "resolve.h"
 #include "transport.h"
 
 #define XMPP_HTTP_PROTOCOL "imd-http"
@@ -36,5 +37,40 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TransportTarget, transport_target_clear)
 int transport_target_for(XmppTransportContext *ctx, const char *url, const char *plain_scheme,
                          const char *tls_scheme, const char *ca_file, TransportTarget *target,
                          struct lws_client_connect_info *info);
+
+/* A client connection being dialled: its host's addresses, found off the main
+ * loop (resolve.h), tried in turn until one takes the connection. Both kinds
+ * of connection embed one. */
+typedef struct TransportDial TransportDial;
+
+/* From the main loop: error 0 when info.address holds the next address to
+ * connect to (the owner calls lws_client_connect_via_info(&d->info)), else
+ * why no address is left (-ECONNREFUSED, with a reason for people). */
+typedef void (*TransportDialStep)(void *owner, int error, const char *reason);
+
+struct TransportDial {
+        TransportTarget target;                 /* the strings info points into */
+        struct lws_client_connect_info info;    /* address: the one being tried */
+        XmppResolve *lookup;                    /* while the name is resolved */
+        char **addresses;                       /* its addresses, NULL-terminated */
+        size_t next;                            /* index of the next one to try */
+        guint step_source;                      /* a step waiting for the main loop */
+        TransportDialStep step;
+        void *owner;
+};
+
+/* Parses url as transport_target_for() does, into d->info. */
+int transport_dial_init(TransportDial *d, XmppTransportContext *ctx, const char *url, const char *plain_scheme,
+                        const char *tls_scheme, const char *ca_file, TransportDialStep step, void *owner);
+/* 1: the host is an address, connect now; 0: step() will say (its name is
+ * being resolved); -EAGAIN: no thread for the lookup. */
+int transport_dial_start(TransportDial *d);
+/* After a failed attempt: true if another address is left, and step() will
+ * come with it from the main loop (not from inside lws). */
+bool transport_dial_next(TransportDial *d);
+/* A lookup or a step is on its way. */
+bool transport_dial_pending(const TransportDial *d);
+/* Cancels what is on its way; no more steps. */
+void transport_dial_clear(TransportDial *d);
 
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);

@@ -39,9 +39,12 @@ struct XmppTransport {
         bool freed;                 /* xmpp_transport_free() ran during a callback */
         bool reported;              /* closed() already delivered */
         bool orphan;                /* xmpp_transport_close_and_free(): no more callbacks */
-        bool in_connect;            /* inside xmpp_transport_connect(): report failures by return value */
+        bool in_connect;            /* inside lws_client_connect_via_info(): keep failures for the caller */
         char *tls_error;            /* why the server certificate was refused, if it was */
         int connect_error;
+        char *connect_reason;       /* with connect_error */
+        TransportDial dial;
+        guint close_source;         /* closed(0) after a close while dialling */
 };
 
 /* See xmpp_transport_context_new(). */
@@ -184,7 +187,10 @@ static void out_queue_clear(XmppTransport *t) {
 
 static void transport_destroy(XmppTransport *t) {
         out_queue_clear(t);
+        transport_dial_clear(&t->dial);
+        g_clear_handle_id(&t->close_source, g_source_remove);
         g_free(t->tls_error);
+        g_free(t->connect_reason);
         g_string_free(t->rx, TRUE);
         g_free(t);
 }
@@ -202,6 +208,8 @@ static void report_closed(XmppTransport *t, int error, const char *reason) {
                 return;
         if (t->in_connect) {
                 t->connect_error = error;
+                g_free(t->connect_reason);
+                t->connect_reason = g_strdup(reason);
                 return;
         }
         t->dispatching = true;
@@ -301,6 +309,15 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                 break;
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
                 lws_set_opaque_user_data(wsi, NULL);
+                /* this address refused us: the host may have another (localhost
+                 * is ::1 and 127.0.0.1), but a certificate it showed is final */
+                if (!t->in_connect && !t->tls_error && !t->closing && !t->orphan &&
+                    transport_dial_next(&t->dial)) {
+                        g_debug("cannot connect to %s: %s; trying the next address", t->dial.info.host,
+                                in ? (const char *) in : "connection failed");
+                        t->wsi = NULL;
+                        break;
+                }
                 if (t->tls_error)
                         report_closed(t, -EPROTO, t->tls_error);
                 else
@@ -322,17 +339,49 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         return r;
 }
 
+/* One attempt on the address in dial.info: 0 if it is under way, else the
+ * error (with connect_reason) that ended it at once. */
+static int connect_address(XmppTransport *t) {
+        int r = 0;
+
+        g_clear_pointer(&t->connect_reason, g_free);
+        t->reported = false;
+        /* A failure may arrive through CLIENT_CONNECTION_ERROR before this
+         * returns; keep it for the caller. */
+        t->in_connect = true;
+        if (!lws_client_connect_via_info(&t->dial.info) || t->reported) {
+                r = t->reported ? t->connect_error : -ECONNREFUSED;
+                if (t->wsi)
+                        lws_set_opaque_user_data(t->wsi, NULL);
+                t->wsi = NULL;
+                t->reported = false;
+        }
+        t->in_connect = false;
+        return r;
+}
+
+/* The dial's next step, from the main loop (not from inside lws). */
+static void on_dial_step(void *owner, int error, const char *reason) {
+        XmppTransport *t = owner;
+
+        if (error == 0) {
+                error = connect_address(t);
+                if (error == 0)
+                        return;
+                reason = t->connect_reason;
+                if (error != -EPROTO && transport_dial_next(&t->dial))
+                        return;
+        }
+        report_closed(t, error, reason ? reason : "connection failed");
+        if (t->freed)
+                transport_destroy(t);
+}
+
 int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
                            size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
                            XmppTransport **ret) {
-        struct lws_client_connect_info info = { 0 };
-        g_auto(TransportTarget) target = { 0 };
         XmppTransport *t;
         int r;
-
-        r = transport_target_for(ctx, url, "ws", "wss", ca_file, &target, &info);
-        if (r < 0)
-                return r;
 
         t = g_new0(XmppTransport, 1);
         t->kind = TRANSPORT_KIND_XMPP;
@@ -341,22 +390,27 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
         t->userdata = userdata;
         t->rx = g_string_sized_new(4096);
         t->max_message_bytes = max_message_bytes;
-        t->tls = target.tls;
         g_queue_init(&t->out);
 
-        info.protocol = "xmpp";
-        info.opaque_user_data = t;
-        info.pwsi = &t->wsi;
-
-        /* A failure may arrive through CLIENT_CONNECTION_ERROR before this returns;
-         * report that one by return value, later ones through closed(). */
-        t->in_connect = true;
-        if (!lws_client_connect_via_info(&info) || t->reported) {
-                r = t->reported ? t->connect_error : -ECONNREFUSED;
+        r = transport_dial_init(&t->dial, ctx, url, "ws", "wss", ca_file, on_dial_step, t);
+        if (r < 0) {
                 transport_destroy(t);
                 return r;
         }
-        t->in_connect = false;
+        t->tls = t->dial.target.tls;
+        t->dial.info.protocol = "xmpp";
+        t->dial.info.opaque_user_data = t;
+        t->dial.info.pwsi = &t->wsi;
+
+        /* An address: connect now, and say at once if that failed. A name is
+         * resolved first, and then all goes through closed(). */
+        r = transport_dial_start(&t->dial);
+        if (r > 0)
+                r = connect_address(t);
+        if (r < 0) {
+                transport_destroy(t);
+                return r;
+        }
         *ret = t;
         return 0;
 }
@@ -364,7 +418,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
 int xmpp_transport_send(XmppTransport *t, const char *data, size_t len) {
         OutMessage *m;
 
-        if (!t->wsi || t->closing || t->reported)
+        if ((!t->wsi && !transport_dial_pending(&t->dial)) || t->closing || t->reported)
                 return -ENOTCONN;
         m = g_malloc(sizeof(OutMessage) + LWS_PRE + len);
         m->len = len;
@@ -375,8 +429,27 @@ int xmpp_transport_send(XmppTransport *t, const char *data, size_t len) {
         return 0;
 }
 
+static gboolean on_closed_while_dialling(gpointer data) {
+        XmppTransport *t = data;
+
+        t->close_source = 0;
+        report_closed(t, 0, NULL);
+        if (t->freed)
+                transport_destroy(t);
+        return G_SOURCE_REMOVE;
+}
+
 void xmpp_transport_close(XmppTransport *t) {
-        if (t->closing || !t->wsi)
+        if (t->closing)
+                return;
+        if (!t->wsi && transport_dial_pending(&t->dial)) {
+                /* no connection yet: nothing to say goodbye on */
+                transport_dial_clear(&t->dial);
+                t->closing = true;
+                t->close_source = g_idle_add(on_closed_while_dialling, t);
+                return;
+        }
+        if (!t->wsi)
                 return;
         t->closing = true;
         if (t->established)

@@ -201,8 +201,15 @@ def imd_env():
 
 
 @pytest.fixture
-def imd(bus, tmp_path, request, imd_env):
-    d = Imd(bus, str(tmp_path / "imd"), extra_env=imd_env)
+def imd_prefix():
+    """A command the `imd` fixture's daemon runs under (it must exec imd):
+    none here. test_resolve.py gives it a resolver of its own."""
+    return ()
+
+
+@pytest.fixture
+def imd(bus, tmp_path, request, imd_env, imd_prefix):
+    d = Imd(bus, str(tmp_path / "imd"), extra_env=imd_env, prefix=imd_prefix)
     try:
         d.start()
     except Exception:

@@ -53,10 +53,11 @@ class Imd:
     """One imd process on a given bus, with its own data and cache dirs.
     restart() keeps the dirs; stop() checks the exit status and stderr."""
 
-    def __init__(self, bus, workdir, extra_args=(), env=None, dirs=True, extra_env=None):
+    def __init__(self, bus, workdir, extra_args=(), env=None, dirs=True, extra_env=None, prefix=()):
         """env: the base environment (default: the test runner's); extra_env:
         variables set last, over imd's own XDG_* defaults (None unsets one),
-        e.g. a PipeWire graph's harness.pipewire.PipeWire.env()."""
+        e.g. a PipeWire graph's harness.pipewire.PipeWire.env(); prefix: a
+        command that exec's imd (harness.resolver.namespace_prefix())."""
         self.bus = bus
         self.dirs = dirs          # False: no --data-dir/--cache-dir (XDG defaults)
         self.workdir = workdir
@@ -65,6 +66,7 @@ class Imd:
         os.makedirs(self.data_dir, exist_ok=True)
         os.makedirs(self.cache_dir, exist_ok=True)
         self.extra_args = list(extra_args)
+        self.prefix = list(prefix)
         self._env = env
         self.extra_env = dict(extra_env or {})
         self.proc = None
@@ -78,9 +80,9 @@ class Imd:
 
     def argv(self):
         if not self.dirs:
-            return [imd_path(), *self.extra_args]
-        return [imd_path(), "--data-dir", self.data_dir, "--cache-dir", self.cache_dir,
-                *self.extra_args]
+            return [*self.prefix, imd_path(), *self.extra_args]
+        return [*self.prefix, imd_path(), "--data-dir", self.data_dir, "--cache-dir",
+                self.cache_dir, *self.extra_args]
 
     def env(self):
         env = self.bus.env(self._env)
