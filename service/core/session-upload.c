@@ -7,8 +7,10 @@
  * no URL. Uploading it takes the server's XEP-0363 service (found by service
  * discovery, once per connection), a slot, and an HTTP PUT; only once the
  * server has the whole file does the message get its URL and go out like
- * any other. A refused or broken upload makes the message "failed"; it never
- * goes out with a URL that leads nowhere.
+ * any other. An upload whose connection was refused or broke is tried
+ * again by itself, spaced like reconnects; one the server refused, or that
+ * failed UPLOAD_ATTEMPTS times, makes the message "failed". It never goes
+ * out with a URL that leads nowhere.
  */
 
 #include <errno.h>
@@ -37,6 +39,10 @@
 #define MAX_FILE_BYTES (G_GUINT64_CONSTANT(4) << 30)
 /* TransferProgress at most this often. */
 #define PROGRESS_INTERVAL_US (100 * 1000)
+/* Attempts in all at an upload whose connection fails (refused, reset, cut
+ * off: a Wi-Fi hand-over, a restarting proxy), before the message becomes
+ * "failed" and waits for ResendMessage. */
+#define UPLOAD_ATTEMPTS 3
 
 /* A SendFile call from its start to its reply. The copy runs in a thread of
  * its own: only the fields marked so are its, until it hands the request
@@ -67,6 +73,9 @@ typedef struct Upload {
         int fd;                         /* the copy, read by the PUT */
         char *get_url;
         int64_t progress_at_us;
+        unsigned attempts;              /* PUTs whose connection failed */
+        Backoff retry;                  /* the delays between them */
+        guint retry_timer;              /* the next attempt waits for it */
 } Upload;
 
 static void file_request_free(FileRequest *req) {
@@ -86,6 +95,7 @@ static void upload_free(Upload *u) {
         if (u->session && u->slot_iq)
                 xmpp_stream_cancel_iq(u->session->stream, u->slot_iq);
         xmpp_http_cancel(u->http);
+        g_clear_handle_id(&u->retry_timer, g_source_remove);
         if (u->fd >= 0)
                 close(u->fd);
         g_free(u->conversation);
@@ -278,6 +288,7 @@ static Upload *upload_new(Session *s, const StoreMessage *m) {
         u->mime = g_strdup(m->mime);
         u->size = (uint64_t) MAX(m->size, 0);
         u->fd = -1;
+        u->retry = (Backoff) { .min_ms = s->backoff.min_ms, .max_ms = s->backoff.max_ms };
         if (!s->uploads)
                 s->uploads = g_ptr_array_new();
         g_ptr_array_add(s->uploads, u);
@@ -597,6 +608,44 @@ static char *move_to_cache(Session *s, Upload *u) {
         return g_steal_pointer(&path);
 }
 
+static void upload_start(Session *s, Upload *u);
+
+static gboolean on_retry(gpointer userdata) {
+        Upload *u = userdata;
+
+        u->retry_timer = 0;
+        upload_start(u->session, u);    /* or on the next connection */
+        return G_SOURCE_REMOVE;
+}
+
+/* Whether a failed PUT gets another attempt: only when its connection
+ * failed, not when the server answered no, and not forever. The next one
+ * takes a new slot: the server may have kept part of the file under this
+ * one's URL. */
+static bool upload_retry_later(Upload *u, int error, const char *why) {
+        unsigned delay;
+
+        if ((error != -ECONNREFUSED && error != -ECONNRESET) || ++u->attempts >= UPLOAD_ATTEMPTS)
+                return false;
+        delay = backoff_next_ms(&u->retry, g_random_int());
+        g_debug("session: the upload of %s failed (%s); attempt %u of %u in %u ms", u->id, why,
+                u->attempts + 1, UPLOAD_ATTEMPTS, delay);
+        g_clear_pointer(&u->get_url, g_free);
+        u->retry_timer = g_timeout_add(delay, on_retry, u);
+        return true;
+}
+
+/* The PUT failed: another attempt later, or "failed" now. */
+static void upload_put_failed(Session *s, Upload *u, int error, const char *why) {
+        g_autofree char *text = NULL;
+
+        if (upload_retry_later(u, error, why))
+                return;
+        if (u->attempts > 1)
+                why = text = g_strdup_printf("%s (%u attempts)", why, u->attempts);
+        upload_fail(s, u, error, why);
+}
+
 static void on_put_done(int error, const char *detail, uint64_t bytes, void *userdata) {
         Upload *u = userdata;
         Session *s = u->session;
@@ -609,7 +658,7 @@ static void on_put_done(int error, const char *detail, uint64_t bytes, void *use
         close(u->fd);
         u->fd = -1;
         if (error < 0) {
-                upload_fail(s, u, error, detail ? detail : g_strerror(-error));
+                upload_put_failed(s, u, error, detail ? detail : g_strerror(-error));
                 return;
         }
         s->events.transfer_progress(u->conversation, u->id, u->size, u->size, s->userdata);
@@ -668,22 +717,32 @@ static void on_slot(int error, const XmlNode *reply, void *userdata) {
                 upload_fail(s, u, -EPERM, "the server's upload URL is not https");
                 return;
         }
+        g_free(u->get_url);
         u->get_url = g_strdup(slot.get_url);
         for (size_t i = 0; i < slot.n_headers; i++)
                 headers[i] = (XmppHttpHeader) { slot.header_names[i], slot.header_values[i] };
         u->fd = open(u->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        r = u->fd < 0 ? -errno
-                      : xmpp_http_put(s->transport_ctx, slot.put_url, s->ca_file, u->fd, u->size, u->mime, headers,
-                                      slot.n_headers, on_put_progress, on_put_done, u, &u->http);
+        if (u->fd < 0) {
+                r = -errno;
+                xmpp_upload_slot_clear(&slot);
+                upload_fail(s, u, r, "imd's copy of the file is gone");
+                return;
+        }
+        r = xmpp_http_put(s->transport_ctx, slot.put_url, s->ca_file, u->fd, u->size, u->mime, headers,
+                          slot.n_headers, on_put_progress, on_put_done, u, &u->http);
         xmpp_upload_slot_clear(&slot);
-        if (r < 0)
-                upload_fail(s, u, r, u->fd < 0 ? "imd's copy of the file is gone" : g_strerror(-r));
+        if (r < 0) {
+                close(u->fd);
+                u->fd = -1;
+                /* a connection refused at once, as one refused later */
+                upload_put_failed(s, u, r, g_strerror(-r));
+        }
 }
 
 static void upload_start(Session *s, Upload *u) {
         XmlNode *request;
 
-        if (u->slot_iq || u->http || !s->ready || !s->stream)
+        if (u->slot_iq || u->http || u->retry_timer || !s->ready || !s->stream)
                 return;
         switch (s->upload_state) {
         case UPLOAD_SERVICE_UNKNOWN:

@@ -372,8 +372,9 @@ def test_send_file_needs_a_login(client, imd, tmp_path):
 def test_failed_upload_sends_nothing_and_can_be_retried(fault, client, logged_in, peer, proxy,
                                                         tmp_path):
     """refused: the upload's connections are reset at once; cut: reset after
-    1 MiB of 3 MiB went through. Either way: "failed", an Error, no message;
-    then ResendMessage uploads it anew and it arrives once."""
+    1 MiB of 3 MiB went through. Either way, after three attempts: "failed"
+    (and no other status before it), an Error saying so, no message; then
+    ResendMessage uploads it anew and it arrives once."""
     data = os.urandom(3 * MiB)
     if fault == "refused":
         proxy.set(mode="refuse")
@@ -385,13 +386,14 @@ def test_failed_upload_sends_nothing_and_can_be_retried(fault, client, logged_in
     mid = send_path(client, peer.jid, path, name="report.bin")
     wait_status(client, mid, "failed", start)
     if fault == "refused":
-        assert proxy.refused > refused
+        assert proxy.refused - refused == 3
     else:
-        assert proxy.resets > resets and proxy.bytes_up - bytes_up >= MiB
+        assert proxy.resets - resets == 3 and proxy.bytes_up - bytes_up >= 3 * MiB
     client.pump(0.5)                            # the Error may follow "failed"
     errs = errors(client, start)
     assert errs, "no Error signal said why the upload failed"
     assert all(n.startswith(IM_ERROR) and msg for n, msg in errs), errs
+    assert "3 attempts" in errs[-1][1], errs
     no_message_for(peer, logged_in.jid)
     assert statuses(client, mid, start) == ["failed"]
     got = stored(client, peer.jid, mid)
@@ -418,6 +420,39 @@ def test_failed_upload_sends_nothing_and_can_be_retried(fault, client, logged_in
     text_id = client.call("SendText", "ss", (peer.jid, "a text"))
     with raises_im_error("NotAllowed"):
         client.call("ResendMessage", "ss", (peer.jid, text_id))
+
+
+@pytest.mark.parametrize("fault", ["refused", "cut"])
+def test_upload_broken_once_goes_out_by_itself(fault, client, logged_in, peer, proxy, tmp_path):
+    """One broken connection (refused at once, or cut after 1 MiB of 3 MiB),
+    and the next attempt works: the file goes out without ResendMessage,
+    never "failed", and arrives once."""
+    data = os.urandom(3 * MiB)
+    path = write_file(tmp_path, data, "minutes.bin")
+    refused, resets = proxy.refused, proxy.resets
+    if fault == "refused":
+        proxy.set(mode="refuse")
+    else:
+        proxy.set(cut_after=MiB, cuts=1)
+    start = client.mark()
+    mid = send_path(client, peer.jid, path, name="minutes.bin")
+    if fault == "refused":
+        # the next attempt waits for a reconnect's delay (at least 0.75 s)
+        proxy.wait_until(lambda: proxy.refused > refused, 15, "a refused upload")
+        proxy.reset()
+    wait_status(client, mid, "sent", start)
+    assert "failed" not in statuses(client, mid, start)
+    if fault == "refused":
+        assert proxy.refused - refused == 1
+    else:
+        assert proxy.resets - resets == 1
+    prog = progress(client, mid, start)
+    assert prog and prog[-1] == (len(data), len(data)), prog
+    received_file(peer, logged_in.jid, mid, data)
+    time.sleep(1.0)
+    assert [x["origin_id"] for x in from_me(peer, logged_in.jid)] == [mid]
+    got = stored(client, peer.jid, mid)
+    assert got["status"] in ("sent", "delivered") and got["url"]
 
 
 # -- the file survives the daemon -----------------------------------------------------------------

@@ -6,6 +6,7 @@
     proxy.set(mode="refuse")                # new connections: reset at once
     proxy.set(mode="pass", rate=1 << 20)    # forward, at most 1 MiB/s each way
     proxy.set(cut_after=512 * 1024)         # reset a connection once it carried that much upstream
+    proxy.set(cut_after=512 * 1024, cuts=1) # ... only the next one; then plain forwarding
     proxy.cut()                             # reset every live connection now
     proxy.reset()                           # back to plain forwarding
 
@@ -76,7 +77,8 @@ class TcpProxy:
     mode: "pass" forwards; "refuse" resets every new connection at once
     (connections already open go on). rate: bytes per second per direction and
     connection (None: as fast as it goes). cut_after: a connection that has
-    carried this many bytes upstream (client to server) is reset (None: never).
+    carried this many bytes upstream (client to server) is reset (None: never);
+    cuts: after this many such resets cut_after is switched off (None: never).
     """
 
     def __init__(self, target_port, target_host="127.0.0.1", port=0, name="proxy"):
@@ -85,6 +87,7 @@ class TcpProxy:
         self.mode = "pass"
         self.rate = None
         self.cut_after = None
+        self.cuts_left = None
         self.accepted = 0           # connections accepted (refused ones included)
         self.refused = 0            # reset at once ("refuse")
         self.resets = 0             # live connections reset (cut() or cut_after)
@@ -112,9 +115,9 @@ class TcpProxy:
             self._accept_thread.start()
         return self
 
-    def set(self, mode=None, rate=False, cut_after=False):
+    def set(self, mode=None, rate=False, cut_after=False, cuts=None):
         """Change what happens from now on; arguments left out stay as they are
-        (rate=None / cut_after=None switch those off)."""
+        (rate=None / cut_after=None switch those off; cuts goes with cut_after)."""
         with self._lock:
             if mode is not None:
                 if mode not in ("pass", "refuse"):
@@ -124,6 +127,7 @@ class TcpProxy:
                 self.rate = rate
             if cut_after is not False:
                 self.cut_after = cut_after
+                self.cuts_left = cuts
         return self
 
     def reset(self):
@@ -215,8 +219,16 @@ class TcpProxy:
         try:
             while True:
                 rate, cut_after = self.rate, self.cut_after
-                if self._stopping or conn.kill or (cut_after is not None and conn.up >= cut_after):
+                if self._stopping or conn.kill:
                     how = "reset"
+                    break
+                if cut_after is not None and conn.up >= cut_after:
+                    how = "reset"
+                    with self._lock:
+                        if self.cuts_left is not None:
+                            self.cuts_left -= 1
+                            if self.cuts_left <= 0:
+                                self.cut_after = self.cuts_left = None
                     break
                 if c_eof and not up and not up_shut:
                     self._shut(s)
