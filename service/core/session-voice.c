@@ -34,7 +34,9 @@ struct Recording {
         const AudioModule *audio;
         char *conversation;
         char *owner;                    /* who may stop it (the bus layer's word: a bus name) */
-        char *path;                     /* the Ogg Opus file being written */
+        /* The Ogg Opus file being written, read back to be sent. It has no
+         * name: a crash or kill mid-recording leaves nothing behind. */
+        int fd;
         AudioCapture *capture;
         VoiceEncoder *encoder;
         uint64_t max_samples;
@@ -74,13 +76,12 @@ static void recording_end(Session *s, Recording *rec, int start_error) {
         report_dropouts(rec);
         rec->audio->capture_free(rec->capture);
         rec->audio->encoder_free(rec->encoder);
-        if (rec->path)
-                (void) unlink(rec->path);
+        if (rec->fd >= 0)
+                close(rec->fd);
         if (rec->started)
                 rec->started(start_error, rec->started_userdata);
         g_free(rec->conversation);
         g_free(rec->owner);
-        g_free(rec->path);
         if (rec->delivering)
                 s->events.recording_changed(s->userdata);
         g_free(rec);
@@ -136,7 +137,7 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
         g_autoptr(GDateTime) now = g_date_time_new_now_local();
         g_autofree char *name = g_date_time_format(now, "voice-%Y%m%d-%H%M%S.ogg");
         VoiceSend *v = g_new0(VoiceSend, 1);
-        int fd = -1, r;
+        int r;
 
         v->session = s;
         v->conversation = g_strdup(rec->conversation);
@@ -149,17 +150,12 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
         report_dropouts(rec);
         rec->audio->capture_free(g_steal_pointer(&rec->capture));
         r = rec->audio->encoder_finish(g_steal_pointer(&rec->encoder));
-        if (r == 0) {
-                fd = open(rec->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                r = fd < 0 ? -errno : 0;
-        }
+        /* session_send_file() takes its own copy, as of any caller's file */
         if (r == 0)
-                r = session_send_file(s, rec->conversation, fd, &(SessionFileInfo) {
+                r = session_send_file(s, rec->conversation, rec->fd, &(SessionFileInfo) {
                                               .name = name, .mime = VOICE_MIME, .type = "audio",
                                               .duration_ms = duration_ms },
                                       on_voice_sent, v);
-        if (fd >= 0)
-                close(fd);      /* session_send_file() has its own */
         recording_end(s, rec, 0);
         if (r < 0)
                 on_voice_sent(r, NULL, v);
@@ -266,6 +262,25 @@ static const AudioModule *load_audio(Session *s) {
         return NULL;
 }
 
+/* A new file in the cache directory with its name already gone: the
+ * encoder's descriptor (returned) and one to read it back with (*ret_read). */
+static int open_unnamed(Session *s, int *ret_read) {
+        g_autofree char *path = NULL;
+        int fd = session_media_create_file(s, VOICE_MIME, &path);
+        int r;
+
+        if (fd < 0)
+                return fd;
+        *ret_read = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        r = *ret_read < 0 ? -errno : 0;
+        (void) unlink(path);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 int session_start_recording(Session *s, const char *conversation, const char *owner, SessionDoneCallback started,
                             void *userdata) {
         const AudioModule *audio;
@@ -285,7 +300,8 @@ int session_start_recording(Session *s, const char *conversation, const char *ow
         rec->conversation = g_strdup(conversation);
         rec->owner = g_strdup(owner);
         rec->max_samples = (uint64_t) max_ms(s) * AUDIO_CAPTURE_RATE / 1000;
-        fd = session_media_create_file(s, VOICE_MIME, &rec->path);
+        rec->fd = -1;
+        fd = open_unnamed(s, &rec->fd);
         r = fd < 0 ? fd
                    : audio->encoder_new(fd, s->config.voice_bitrate ? s->config.voice_bitrate : DEFAULT_BITRATE,
                                         &rec->encoder);

@@ -329,6 +329,31 @@ def test_owner_leaving_the_bus_cancels(client, client_factory, imd, logged_in, p
     client.call("CancelRecording")
 
 
+def test_kill_9_while_recording_leaves_nothing(client, imd, logged_in, peer, graph):
+    """The file being recorded has no name (it is unlinked at once): a kill
+    -9 mid-recording leaves no partial .ogg in imd's directories, and the
+    next run sends nothing and can record."""
+    graph.play_speech(SPEECH, seconds=5)
+    before = files(imd)
+    start = client.mark()
+    start_recording(client, peer.jid)
+    client.wait_property("Recording", lambda v: v is True, start=start, timeout=5)
+    time.sleep(1.2)                     # long enough to be sent
+    assert files(imd) == before, "named while recording: %r" % (files(imd) - before)
+    imd.kill()
+    graph.wait_capture_stream(present=False)
+    assert files(imd) == before, "left behind: %r" % (files(imd) - before)
+    imd.start()
+    client.login_account(logged_in)
+    assert recording(client) is False
+    no_message_for(peer, logged_in.jid, 1.5)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    start_recording(client, peer.jid)
+    client.call("CancelRecording")
+    assert files(imd) == before, "left behind: %r" % (files(imd) - before)
+
+
 # -- by itself ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("voice_conf", [{"max_duration": "2"}], ids=["max2"])
