@@ -123,6 +123,8 @@ static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         const char *jid_arg, *password;
         int r;
 
+        /* sd-bus erases the message, the password in it, when it frees it */
+        (void) sd_bus_message_sensitive(m);
         r = sd_bus_message_read(m, "ss", &jid_arg, &password);
         if (r < 0)
                 return r;

@@ -162,11 +162,28 @@ static void remember_account(Session *s) {
 
 /* --- credentials kept for reconnecting --- */
 
-static void forget_credentials(Session *s) {
+static void forget_password(Session *s) {
         if (s->password) {
                 explicit_bzero(s->password, strlen(s->password));
                 g_clear_pointer(&s->password, g_free);
         }
+}
+
+/* A SCRAM login derived keys that log in again without the password (the
+ * salted password's client and server keys: they open this account on this
+ * server, and the server's proof is still checked with them). Reconnects use
+ * those, and the password itself, which may open other doors too, does not
+ * stay in imd's memory for as long as the session lasts. */
+static void keep_keys_instead_of_password(Session *s, ScramKeys *keys) {
+        if (!keys)
+                return;         /* PLAIN inside TLS: the password it is */
+        scram_keys_free(s->keys);
+        s->keys = keys;
+        forget_password(s);
+}
+
+static void forget_credentials(Session *s) {
+        forget_password(s);
         g_clear_pointer(&s->url, g_free);
         g_clear_pointer(&s->ca_file, g_free);
         g_clear_pointer(&s->keys, scram_keys_free);
@@ -197,9 +214,8 @@ static void forget_remembered(Session *s, const char *account) {
 /* A Login succeeded: its keys are stored if it asked for that; else no
  * remembered login may outlive it, its account's or the previous one's
  * (only the last account's is ever used). */
-static void settle_remembered(Session *s, const char *previous) {
+static void settle_remembered(Session *s, const char *previous, const ScramKeys *keys) {
         g_autofree char *dir = NULL, *text = NULL;
-        ScramKeys *keys;
         int r;
 
         if (previous && strcmp(previous, s->account) != 0)
@@ -209,10 +225,8 @@ static void settle_remembered(Session *s, const char *previous) {
                 return;
         }
         dir = g_build_filename(s->data_dir, s->account, NULL);
-        keys = xmpp_stream_steal_scram_keys(s->stream);
         /* No keys: not SCRAM, which the stream refuses when remembering. */
         r = keys ? credentials_save(dir, keys, s->url, s->ca_file) : -ENOTSUP;
-        scram_keys_free(keys);
         if (r >= 0)
                 return;
         forget_remembered(s, s->account);
@@ -362,6 +376,7 @@ static void batch_add(Session *s, StoreMessage *m) {
 static void on_stream_ready(bool resumed, void *userdata) {
         Session *s = userdata;
         g_autofree char *previous = g_strdup(s->account);
+        ScramKeys *keys;
         int r;
 
         /* The account's history opens only once the server accepted it, so a
@@ -376,8 +391,10 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 return;
         }
         remember_account(s);
+        keys = s->stream ? xmpp_stream_steal_scram_keys(s->stream) : NULL;
         if (s->login_pending)
-                settle_remembered(s, previous);
+                settle_remembered(s, previous, keys);
+        keep_keys_instead_of_password(s, keys);
         s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);
