@@ -174,7 +174,7 @@ int bus_method_resend_message(sd_bus_message *m, void *userdata, sd_bus_error *e
         }
 }
 
-static void on_media_fetched(int error, int fd, void *userdata) {
+static void on_media_fetched(int error, int fd, const char *detail, void *userdata) {
         sd_bus_message *call = userdata;
 
         switch (error) {
@@ -192,7 +192,11 @@ static void on_media_fetched(int error, int fd, void *userdata) {
                 bus_reply_errno(call, -ECONNABORTED, "The download was stopped (logout)");
                 break;
         default:
-                bus_reply_errno(call, error, "Cannot download the file");
+                if (detail) {
+                        g_autofree char *text = g_strdup_printf("Cannot download the file: %s", detail);
+                        bus_reply_errno(call, error, text);
+                } else
+                        bus_reply_errno(call, error, "Cannot download the file");
                 break;
         }
         sd_bus_message_unref(call);

@@ -121,7 +121,7 @@ static void on_fetched(int error, const char *detail, uint64_t bytes, void *user
                 (void) unlink(f->path);         /* nothing half-written stays */
         } else
                 g_debug("session: fetched %" G_GUINT64_FORMAT " bytes for %s", bytes, f->id);
-        f->callback(error, fd, f->userdata);
+        f->callback(error, fd, error < 0 ? detail : NULL, f->userdata);
         if (fd >= 0)
                 close(fd);
         fetch_free(f);
@@ -148,7 +148,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         if (m->path) {
                 int fd = open(m->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd >= 0) {
-                        callback(0, fd, userdata);
+                        callback(0, fd, NULL, userdata);
                         close(fd);
                         return 0;
                 }
@@ -187,7 +187,7 @@ void session_cancel_fetches(Session *s) {
                 Fetch *f = g_ptr_array_steal_index_fast(s->fetches, s->fetches->len - 1);
                 xmpp_http_cancel(f->get);
                 (void) unlink(f->path);
-                f->callback(-ECANCELED, -1, f->userdata);
+                f->callback(-ECANCELED, -1, NULL, f->userdata);
                 fetch_free(f);
         }
         g_clear_pointer(&s->fetches, g_ptr_array_unref);

@@ -154,8 +154,9 @@ unsigned session_revoke_window_s(const Session *s);
 
 /* The outcome of session_fetch_media(): error 0 and an fd open for reading
  * on the file (the callee closes it after the call: dup it to keep it), or
- * negative errno. */
-typedef void (*SessionFetchCallback)(int error, int fd, void *userdata);
+ * negative errno and, when the server or the connection said more, why
+ * (for people; else NULL). */
+typedef void (*SessionFetchCallback)(int error, int fd, const char *detail, void *userdata);
 /* The file of a media message: from the cache directory if it was fetched
  * before, else downloaded there first (https, or http to this machine only)
  * under a name imd makes up, at most config.max_download_bytes and at most

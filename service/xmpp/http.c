@@ -81,6 +81,12 @@ static bool check_status(XmppHttp *h, struct lws *wsi) {
                 report(h, -EPERM, "the server refused access to the file");
                 return false;
         }
+        if (h->status >= 300 && h->status <= 399) {
+                report(h, -EIO, h->put ? "the server redirected the upload elsewhere (imd does not follow redirects)"
+                                       : "the server redirected the download elsewhere (imd does not follow "
+                                         "redirects)");
+                return false;
+        }
         if (h->put && h->status == 413) {
                 report(h, -EMSGSIZE, "the server refused a file this large");
                 return false;

@@ -175,7 +175,10 @@ int transport_target_for(XmppTransportContext *ctx, const char *url, const char 
         info->path = target->path;
         info->host = address;
         info->origin = address;
-        info->ssl_connection = target->tls ? LCCSCF_USE_SSL : 0;
+        /* lws 4.1 follows a redirect by resetting the connection, which
+         * trips an assertion in its GLib event library (imd aborted on any
+         * 3xx): a redirect is an answer like any other refusal */
+        info->ssl_connection = (target->tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
         return 0;
 }
 
