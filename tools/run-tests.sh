@@ -61,28 +61,29 @@ count_unit() {
                         and .result != "SKIP")) | length) ] | "\(.[0]) \(.[1])"' "$f"
 }
 
-# count_junit FILE -> "pass fail"
+# count_junit FILE -> "pass fail skipped"
 count_junit() {
   "$PY" - "$1" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
 except Exception:
-    print("0 1"); sys.exit()
+    print("0 1 0"); sys.exit()
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-p = f = 0
+p = f = skipped = 0
 for s in suites:
     t, fl, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
     p += t - fl - e - sk
     f += fl + e
-print(p, f)
+    skipped += sk
+print(p, f, skipped)
 EOF
 }
 
 # one_pass NAME BUILD_DIR [meson setup options...]
 one_pass() {
   local name="$1" bdir="$2"; shift 2
-  local p f build_ok=1
+  local p f s build_ok=1
   log "$name: build ($bdir)"
   if [ ! -f "$bdir/build.ninja" ]; then
     meson setup "$bdir" "$@" || build_ok=0
@@ -117,13 +118,14 @@ one_pass() {
       --junitxml="$junit" -o junit_family=xunit2 "${timeout_args[@]}" \
       "${pytest_args[@]}" </dev/null
   if [ -s "$junit" ]; then
-    read -r p f < <(count_junit "$junit")
+    read -r p f s < <(count_junit "$junit")
   else
-    p=0; f=1
+    p=0; f=1; s=0
     echo "run-tests: $name: pytest wrote no junit report" >&2
   fi
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
-  summary+=("$name integration: $p passed, $f failed")
+  # skipped tests (not root, a tool missing) count as neither, but show
+  summary+=("$name integration: $p passed, $f failed, $s skipped")
 }
 
 one_pass "default" build -Dwerror=true

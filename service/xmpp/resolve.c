@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "resolve.h"
 
-/* More would only be more connection attempts to wait through. */
-#define MAX_ADDRESSES 8
+/* More would only be more connection attempts to wait through (each may
+ * take lws's connect timeout). */
+#define MAX_ADDRESSES 4
 
 struct XmppResolve {
         char *host;
@@ -20,9 +20,17 @@ struct XmppResolve {
 };
 
 bool xmpp_resolve_is_numeric(const char *host) {
-        unsigned char buf[sizeof(struct in6_addr)];
+        const struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+        struct addrinfo *list = NULL;
 
-        return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+        /* lws's form for a Unix socket ("+/path"), or what getaddrinfo()
+         * reads as an address without asking anyone: 127.1, fe80::1%eth0 */
+        if (host[0] == '+')
+                return true;
+        if (getaddrinfo(host, NULL, &hints, &list) != 0)
+                return false;
+        freeaddrinfo(list);
+        return true;
 }
 
 static void resolve_free(XmppResolve *r) {
@@ -42,11 +50,13 @@ static gboolean resolve_deliver(gpointer data) {
 }
 
 static void lookup(XmppResolve *r) {
+        /* No AI_ADDRCONFIG: it ignores loopback, so a name that is only ::1
+         * would have no address on a machine without global IPv6. An
+         * address of a family without a route fails at once, and the next
+         * one is tried. */
         const struct addrinfo hints = {
                 .ai_family = AF_UNSPEC,
                 .ai_socktype = SOCK_STREAM,
-                /* no IPv6 addresses without an IPv6 route, and so on */
-                .ai_flags = AI_ADDRCONFIG,
         };
         struct addrinfo *list = NULL;
         GPtrArray *out;
@@ -59,16 +69,11 @@ static void lookup(XmppResolve *r) {
         }
         out = g_ptr_array_new();
         for (const struct addrinfo *a = list; a && out->len < MAX_ADDRESSES; a = a->ai_next) {
-                char text[INET6_ADDRSTRLEN];
-                const void *bytes;
+                char text[NI_MAXHOST];
 
-                if (a->ai_family == AF_INET)
-                        bytes = &((const struct sockaddr_in *) (const void *) a->ai_addr)->sin_addr;
-                else if (a->ai_family == AF_INET6)
-                        bytes = &((const struct sockaddr_in6 *) (const void *) a->ai_addr)->sin6_addr;
-                else
-                        continue;
-                if (!inet_ntop(a->ai_family, bytes, text, sizeof text))
+                /* numeric, with an IPv6 address's scope (fe80::1%eth0) */
+                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+                    getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST) != 0)
                         continue;
                 /* /etc/hosts may list an address twice */
                 bool seen = false;

@@ -22,7 +22,8 @@ typedef struct XmppResolve XmppResolve;
  * addresses is NULL and error says why, for people. */
 typedef void (*XmppResolveDone)(char **addresses, const char *error, void *userdata);
 
-/* Whether host is an IPv4 or IPv6 address already: nothing to look up. */
+/* Whether host is an address already (IPv4, IPv6, with a scope; or lws's
+ * "+/path" of a Unix socket): nothing to look up. */
 bool xmpp_resolve_is_numeric(const char *host);
 
 /* Looks up host's addresses for a TCP connection; done() runs later, from

@@ -56,6 +56,9 @@ bool transport_dial_pending(const TransportDial *d) {
 void transport_dial_clear(TransportDial *d) {
         xmpp_resolve_cancel(g_steal_pointer(&d->lookup));
         g_clear_handle_id(&d->step_source, g_source_remove);
+        /* info points into both: nothing may use it from now on */
+        d->info.address = d->info.host = d->info.origin = d->info.path = NULL;
+        d->next = 0;
         g_clear_pointer(&d->addresses, g_strfreev);
         transport_target_clear(&d->target);
 }
