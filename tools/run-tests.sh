@@ -145,7 +145,7 @@ fi
 # IMD_FUZZ_SECONDS (default 30; 0 skips fuzzing) and counts as one test.
 # A crashing input is kept in build-fuzz/fuzz-artifacts/; add it to the
 # corpus with the fix, and the unit tests' replay keeps checking it.
-FUZZ_TARGETS=(fuzz-xml fuzz-jid fuzz-scram fuzz-bus-args)
+FUZZ_TARGETS=(fuzz-xml fuzz-jid fuzz-scram fuzz-bus-args fuzz-host-meta)
 fuzz_pass() {
   local bdir=build-fuzz seconds="${IMD_FUZZ_SECONDS:-30}" scratch t p=0 f=0
   local artifacts="$ROOT/$bdir/fuzz-artifacts" args

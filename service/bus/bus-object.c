@@ -89,12 +89,8 @@ static bool readable_regular_file(const char *path) {
 }
 
 static int check_login_options(Manager *mgr, LoginOptions *o, const char *jid, sd_bus_error *error) {
-        if (!o->websocket_url) {
-                /* RFC 7395 endpoints are commonly at this path; XEP-0156 discovery comes later. */
-                const char *domain = strchr(jid, '@') + 1;
-                o->websocket_url = g_strdup_printf("wss://%s/xmpp-websocket", domain);
-        }
-        if (!websocket_url_valid(o->websocket_url))
+        /* none: the session finds it (XEP-0156) */
+        if (o->websocket_url && !websocket_url_valid(o->websocket_url))
                 return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL with a host");
         if (o->ca_file && mgr->system_bus)
                 /* imd would open a path of the caller's choosing with its own

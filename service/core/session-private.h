@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "backoff.h"
+#include "http.h"
 #include "session.h"
 #include "store.h"
 #include "stream.h"
@@ -153,6 +154,10 @@ struct Session {
 
         char *cache_dir;                /* $XDG_CACHE_HOME/imd: fetched files go to its media/ */
         GPtrArray *fetches;             /* FetchMedia downloads in progress (session-media.c) */
+        /* Login without a URL: the host-meta request (session-discover.c) */
+        XmppHttp *discovery;
+        int discovery_fd;               /* its body, -1 when none */
+        guint discovery_timer;
         guint pending_insert_at;        /* where the current page's actions go */
 
         /* SendFile (session-upload.c): the server's upload service, the
@@ -223,6 +228,17 @@ void on_stream_displayed(const char *from, const char *id, void *userdata);
 void on_stream_sent(const char *to, const char *id, void *userdata);
 void on_stream_action(const XmppMessageAction *a, void *userdata);
 void on_stream_typing(const char *from, bool typing, void *userdata);
+
+/* session.c: the login goes on, to s->url (after discovery). */
+void session_login_connect(Session *s);
+
+/* session-discover.c */
+/* Finds s->login_jid's WebSocket endpoint (XEP-0156), sets s->url and calls
+ * session_login_connect(), always later. */
+void session_discover_endpoint(Session *s);
+bool session_discovering(const Session *s);
+/* No session_login_connect() from it any more. */
+void session_cancel_discovery(Session *s);
 
 /* session-media.c */
 /* Stops the downloads; their callers hear -ECANCELED. */

@@ -657,6 +657,7 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->cache_dir = g_strdup(cache_dir);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
+        s->discovery_fd = -1;
         s->config = *config;
         s->config.voice_source = g_strdup(config->voice_source);
         s->backoff.min_ms = config->reconnect_min_ms ? config->reconnect_min_ms : 1000;
@@ -684,6 +685,7 @@ void session_free(Session *s) {
         session_cancel_fetches(s);
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
+        session_cancel_discovery(s);
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
@@ -767,16 +769,32 @@ int session_login(Session *s, const char *jid, const char *password, const char 
         s->url = g_strdup(url);
         s->ca_file = g_strdup(ca_file);
         s->remember = remember;
-        r = start_stream(s);
-        if (r < 0) {
-                forget_credentials(s);
-                return r;
-        }
+        if (url) {
+                r = start_stream(s);
+                if (r < 0) {
+                        forget_credentials(s);
+                        return r;
+                }
+        } else
+                session_discover_endpoint(s);
         s->online_wanted = true;
         s->login_pending = true;
         backoff_reset(&s->backoff);
         set_state(s, SESSION_NET_CONNECTING, false);
         return 0;
+}
+
+void session_login_connect(Session *s) {
+        g_autofree char *text = NULL;
+        int r = start_stream(s);
+
+        if (r >= 0)
+                return;
+        text = g_strdup_printf("Cannot connect to %s: %s", s->url, g_strerror(-r));
+        s->login_pending = false;
+        forget_credentials(s);
+        set_state(s, SESSION_NET_DISCONNECTED, false);
+        s->events.login_finished(r, text, s->userdata);
 }
 
 void session_logout(Session *s) {
@@ -787,6 +805,13 @@ void session_logout(Session *s) {
         if (s->login_jid && (!s->account || strcmp(s->login_jid, s->account) != 0))
                 forget_remembered(s, s->login_jid);
         forget_credentials(s);
+        if (session_discovering(s)) {
+                session_cancel_discovery(s);
+                s->login_pending = false;
+                set_state(s, SESSION_NET_DISCONNECTED, false);
+                s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
+                return;
+        }
         if (!s->stream) {
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 return;

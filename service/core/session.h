@@ -89,10 +89,13 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
 void session_free(Session *s);
 
 /* Starts logging in; login_finished() follows. jid must be a normalised bare JID.
+ * url NULL: the service's host-meta names it (XEP-0156), else it is
+ * wss://DOMAIN/xmpp-websocket.
  * -EBUSY if connecting or connected, -EIO if the history cannot be opened.
  * Once logged in, a lost connection is re-established by itself (with
- * backoff) until session_logout() or a kick-out; the password is kept in
- * memory for that, never on disk.
+ * backoff) until session_logout() or a kick-out: with the keys a SCRAM login
+ * derived (the password is then erased), or with the password after PLAIN;
+ * never from disk unless remembered.
  * remember: once logged in, the SCRAM keys (not the password) go to the
  * account's credentials file (credentials.h), and the next session_new()
  * logs in with them by itself; a server offering only PLAIN then fails the
