@@ -27,15 +27,11 @@ struct XmppHttp {
         XmppHttpDone done;
         void *userdata;
         bool reported;          /* done() ran, or was cancelled */
-        bool in_connect;        /* inside lws_client_connect_via_info(): keep failures for the caller */
-        int connect_error;
-        char *connect_reason;   /* with connect_error */
         TransportDial dial;
 };
 
 static void http_free(XmppHttp *h) {
         transport_dial_clear(&h->dial);
-        g_free(h->connect_reason);
         g_free(h->mime);
         g_strfreev(h->header_names);
         g_strfreev(h->header_values);
@@ -44,15 +40,9 @@ static void http_free(XmppHttp *h) {
 }
 
 static void report(XmppHttp *h, int error, const char *detail) {
-        if (h->reported)
+        if (h->reported || transport_dial_keep_failure(&h->dial, error, detail))
                 return;
         h->reported = true;
-        if (h->in_connect) {
-                h->connect_error = error;
-                g_free(h->connect_reason);
-                h->connect_reason = g_strdup(detail);
-                return;
-        }
         h->done(error, detail, h->bytes, h->userdata);
 }
 
@@ -177,7 +167,7 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 /* this address refused us before any answer or byte of an
                  * upload: the host may have another (localhost is ::1 and
                  * 127.0.0.1) */
-                if (!h->in_connect && !h->reported && h->status == 0 && h->bytes == 0 &&
+                if (!h->dial.in_connect && !h->reported && h->status == 0 && h->bytes == 0 &&
                     !(in && strstr(in, "SSL")) && transport_dial_next(&h->dial)) {
                         g_debug("cannot connect to %s: %s; trying the next address", h->dial.info.host,
                                 in ? (const char *) in : "connection failed");
@@ -185,7 +175,7 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                         return 0;
                 }
                 report(h, in && strstr(in, "SSL") ? -EPROTO : -ECONNREFUSED, in ? in : "connection failed");
-                if (!h->in_connect)
+                if (!h->dial.in_connect)
                         http_free(h);
                 return 0;
         case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
@@ -238,7 +228,7 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 lws_set_opaque_user_data(wsi, NULL);
                 report(h, -ECONNRESET, h->put ? "the connection broke during the upload"
                                               : "the connection broke during the download");
-                if (!h->in_connect)
+                if (!h->dial.in_connect)
                         http_free(h);
                 return 0;
         default:
@@ -247,47 +237,21 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
         return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* One attempt on the address in dial.info: 0 if it is under way, else the
- * error (with connect_reason) that ended it at once. */
-static int connect_address(XmppHttp *h) {
-        int r = 0;
-
-        g_clear_pointer(&h->connect_reason, g_free);
-        h->in_connect = true;
-        if (!lws_client_connect_via_info(&h->dial.info) || h->reported) {
-                r = h->reported && h->connect_error ? h->connect_error : -ECONNREFUSED;
-                /* lws freed the wsi, or will call CLOSED without our pointer */
-                if (h->wsi)
-                        lws_set_opaque_user_data(h->wsi, NULL);
-                h->wsi = NULL;
-                h->reported = false;
-        }
-        h->in_connect = false;
-        return r;
-}
-
-/* The dial's next step, from the main loop (not from inside lws). */
-static void on_dial_step(void *owner, int error, const char *reason) {
+/* No address of the host took the connection. */
+static void on_dial_failed(void *owner, int error, const char *reason) {
         XmppHttp *h = owner;
 
-        if (error == 0) {
-                error = connect_address(h);
-                if (error == 0)
-                        return;
-                reason = h->connect_reason;
-                if (error != -EPROTO && transport_dial_next(&h->dial))
-                        return;
-        }
-        report(h, error, reason ? reason : "connection failed");
+        report(h, error, reason);
         http_free(h);
 }
 
 static int start(XmppTransportContext *ctx, const char *url, const char *ca_file, XmppHttp *h, XmppHttp **ret) {
         struct lws_client_connect_info *info = &h->dial.info;
+        const char *reason = NULL;
         int r;
 
         h->kind = TRANSPORT_KIND_HTTP;
-        r = transport_dial_init(&h->dial, ctx, url, "http", "https", ca_file, on_dial_step, h);
+        r = transport_dial_init(&h->dial, ctx, url, "http", "https", ca_file, on_dial_failed, h);
         if (r < 0) {
                 http_free(h);
                 return r;
@@ -301,10 +265,9 @@ static int start(XmppTransportContext *ctx, const char *url, const char *ca_file
 
         /* An address: connect now, and say at once if that failed. A name is
          * resolved first, and then all goes through done(). */
-        r = transport_dial_start(&h->dial);
-        if (r > 0)
-                r = connect_address(h);
+        r = transport_dial_start(&h->dial, &reason);
         if (r < 0) {
+                g_debug("cannot connect to %s: %s", url, reason ? reason : g_strerror(-r));
                 http_free(h);
                 return r;
         }

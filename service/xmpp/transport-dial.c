@@ -5,16 +5,55 @@
 #include "transport-private.h"
 
 int transport_dial_init(TransportDial *d, XmppTransportContext *ctx, const char *url, const char *plain_scheme,
-                        const char *tls_scheme, const char *ca_file, TransportDialStep step, void *owner) {
-        *d = (TransportDial) { .step = step, .owner = owner };
+                        const char *tls_scheme, const char *ca_file, TransportDialFailed failed, void *owner) {
+        *d = (TransportDial) { .failed = failed, .owner = owner };
         return transport_target_for(ctx, url, plain_scheme, tls_scheme, ca_file, &d->target, &d->info);
+}
+
+bool transport_dial_keep_failure(TransportDial *d, int error, const char *reason) {
+        if (!d->in_connect)
+                return false;
+        d->connect_error = error ? error : -ECONNREFUSED;
+        g_free(d->connect_reason);
+        d->connect_reason = g_strdup(reason);
+        return true;
+}
+
+/* One attempt on info.address: 0 if it is under way, else the error that
+ * ended it at once (reason in connect_reason). */
+static int attempt(TransportDial *d) {
+        struct lws *wsi;
+
+        g_clear_pointer(&d->connect_reason, g_free);
+        d->connect_error = 0;
+        d->in_connect = true;
+        wsi = lws_client_connect_via_info(&d->info);
+        d->in_connect = false;
+        if (wsi && !d->connect_error)
+                return 0;
+        /* lws freed the wsi, or will end it without its owner */
+        if (*d->info.pwsi)
+                lws_set_opaque_user_data(*d->info.pwsi, NULL);
+        *d->info.pwsi = NULL;
+        return d->connect_error ? d->connect_error : -ECONNREFUSED;
+}
+
+static void fail(TransportDial *d, int error, const char *reason) {
+        /* failed() may free d, and the reason with it */
+        g_autofree char *why = g_strdup(reason ? reason : "connection failed");
+
+        d->failed(d->owner, error, why);
 }
 
 static gboolean on_step(gpointer data) {
         TransportDial *d = data;
+        int r;
 
         d->step_source = 0;
-        d->step(d->owner, 0, NULL);
+        r = attempt(d);
+        /* a certificate the host showed is final; a refusal is not */
+        if (r < 0 && (r == -EPROTO || !transport_dial_next(d)))
+                fail(d, r, d->connect_reason);
         return G_SOURCE_REMOVE;
 }
 
@@ -33,20 +72,26 @@ static void on_resolved(char **addresses, const char *error, void *userdata) {
 
         d->lookup = NULL;
         if (!addresses) {
-                d->step(d->owner, -ECONNREFUSED, error);
+                fail(d, -ECONNREFUSED, error);
                 return;
         }
         d->addresses = addresses;
         d->next = 0;
-        d->info.address = d->addresses[d->next++];
-        d->step(d->owner, 0, NULL);
+        (void) transport_dial_next(d);
 }
 
-int transport_dial_start(TransportDial *d) {
-        if (xmpp_resolve_is_numeric(d->info.address))
-                return 1;
-        d->lookup = xmpp_resolve_start(d->info.host, on_resolved, d);
-        return d->lookup ? 0 : -EAGAIN;
+int transport_dial_start(TransportDial *d, const char **ret_reason) {
+        int r;
+
+        if (!xmpp_resolve_is_numeric(d->info.address)) {
+                d->lookup = xmpp_resolve_start(d->info.host, on_resolved, d);
+                *ret_reason = "cannot start a thread to look the host up";
+                return d->lookup ? 0 : -EAGAIN;
+        }
+        /* an address: at once, as lws would */
+        r = attempt(d);
+        *ret_reason = d->connect_reason;
+        return r;
 }
 
 bool transport_dial_pending(const TransportDial *d) {
@@ -60,5 +105,6 @@ void transport_dial_clear(TransportDial *d) {
         d->info.address = d->info.host = d->info.origin = d->info.path = NULL;
         d->next = 0;
         g_clear_pointer(&d->addresses, g_strfreev);
+        g_clear_pointer(&d->connect_reason, g_free);
         transport_target_clear(&d->target);
 }

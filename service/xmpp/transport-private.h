@@ -40,13 +40,14 @@ int transport_target_for(XmppTransportContext *ctx, const char *url, const char 
 
 /* A client connection being dialled: its host's addresses, found off the main
  * loop (resolve.h), tried in turn until one takes the connection. Both kinds
- * of connection embed one. */
+ * of connection embed one and set info's protocol, opaque_user_data and pwsi
+ * (the owner's wsi pointer) after transport_dial_init(). */
 typedef struct TransportDial TransportDial;
 
-/* From the main loop: error 0 when info.address holds the next address to
- * connect to (the owner calls lws_client_connect_via_info(&d->info)), else
- * why no address is left (-ECONNREFUSED, with a reason for people). */
-typedef void (*TransportDialStep)(void *owner, int error, const char *reason);
+/* From the main loop, when no address is left: why (-ECONNREFUSED, -EPROTO
+ * a TLS failure, ...; a reason for people). The owner may free itself, and
+ * the dial with it. */
+typedef void (*TransportDialFailed)(void *owner, int error, const char *reason);
 
 struct TransportDial {
         TransportTarget target;                 /* the strings info points into */
@@ -54,23 +55,32 @@ struct TransportDial {
         XmppResolve *lookup;                    /* while the name is resolved */
         char **addresses;                       /* its addresses, NULL-terminated */
         size_t next;                            /* index of the next one to try */
-        guint step_source;                      /* a step waiting for the main loop */
-        TransportDialStep step;
+        guint step_source;                      /* the next attempt, from the main loop */
+        bool in_connect;                        /* inside lws_client_connect_via_info() */
+        int connect_error;                      /* how lws ended the attempt inside it */
+        char *connect_reason;
+        TransportDialFailed failed;
         void *owner;
 };
 
 /* Parses url as transport_target_for() does, into d->info. */
 int transport_dial_init(TransportDial *d, XmppTransportContext *ctx, const char *url, const char *plain_scheme,
-                        const char *tls_scheme, const char *ca_file, TransportDialStep step, void *owner);
-/* 1: the host is an address, connect now; 0: step() will say (its name is
- * being resolved); -EAGAIN: no thread for the lookup. */
-int transport_dial_start(TransportDial *d);
-/* After a failed attempt: true if another address is left, and step() will
- * come with it from the main loop (not from inside lws). */
+                        const char *tls_scheme, const char *ca_file, TransportDialFailed failed, void *owner);
+/* Starts: 0 when the attempt is under way (or the name is being resolved,
+ * and failed() will say if it comes to nothing); else, for an address that
+ * failed at once, or no thread for the lookup (-EAGAIN), the error, with a
+ * reason in *ret_reason (owned by d). */
+int transport_dial_start(TransportDial *d, const char **ret_reason);
+/* The owner's report of a failure, from an lws callback: true when it is
+ * the attempt's being made inside lws_client_connect_via_info(), which the
+ * dial takes over (the owner reports nothing). */
+bool transport_dial_keep_failure(TransportDial *d, int error, const char *reason);
+/* After an attempt failed (CLIENT_CONNECTION_ERROR): true if another address
+ * is left, and the dial tries it from the main loop (not from inside lws). */
 bool transport_dial_next(TransportDial *d);
-/* A lookup or a step is on its way. */
+/* A lookup or an attempt is on its way. */
 bool transport_dial_pending(const TransportDial *d);
-/* Cancels what is on its way; no more steps. */
+/* Cancels what is on its way; no failed() any more. */
 void transport_dial_clear(TransportDial *d);
 
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);

@@ -39,10 +39,7 @@ struct XmppTransport {
         bool freed;                 /* xmpp_transport_free() ran during a callback */
         bool reported;              /* closed() already delivered */
         bool orphan;                /* xmpp_transport_close_and_free(): no more callbacks */
-        bool in_connect;            /* inside lws_client_connect_via_info(): keep failures for the caller */
         char *tls_error;            /* why the server certificate was refused, if it was */
-        int connect_error;
-        char *connect_reason;       /* with connect_error */
         TransportDial dial;
         guint close_source;         /* closed(0) after a close while dialling */
 };
@@ -193,7 +190,6 @@ static void transport_destroy(XmppTransport *t) {
         transport_dial_clear(&t->dial);
         g_clear_handle_id(&t->close_source, g_source_remove);
         g_free(t->tls_error);
-        g_free(t->connect_reason);
         g_string_free(t->rx, TRUE);
         g_free(t);
 }
@@ -204,17 +200,11 @@ static void report_closed(XmppTransport *t, int error, const char *reason) {
         if (t->wsi)
                 lws_set_opaque_user_data(t->wsi, NULL);
         t->wsi = NULL;
-        if (t->reported)
+        if (t->reported || transport_dial_keep_failure(&t->dial, error, reason))
                 return;
         t->reported = true;
         if (t->orphan)
                 return;
-        if (t->in_connect) {
-                t->connect_error = error;
-                g_free(t->connect_reason);
-                t->connect_reason = g_strdup(reason);
-                return;
-        }
         t->dispatching = true;
         t->cb.closed(error, reason, t->userdata);
         t->dispatching = false;
@@ -314,7 +304,7 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                 lws_set_opaque_user_data(wsi, NULL);
                 /* this address refused us: the host may have another (localhost
                  * is ::1 and 127.0.0.1), but a certificate it showed is final */
-                if (!t->in_connect && !t->tls_error && !t->closing && !t->orphan &&
+                if (!t->dial.in_connect && !t->tls_error && !t->closing && !t->orphan &&
                     transport_dial_next(&t->dial)) {
                         g_debug("cannot connect to %s: %s; trying the next address", t->dial.info.host,
                                 in ? (const char *) in : "connection failed");
@@ -342,40 +332,11 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         return r;
 }
 
-/* One attempt on the address in dial.info: 0 if it is under way, else the
- * error (with connect_reason) that ended it at once. */
-static int connect_address(XmppTransport *t) {
-        int r = 0;
-
-        g_clear_pointer(&t->connect_reason, g_free);
-        t->reported = false;
-        /* A failure may arrive through CLIENT_CONNECTION_ERROR before this
-         * returns; keep it for the caller. */
-        t->in_connect = true;
-        if (!lws_client_connect_via_info(&t->dial.info) || t->reported) {
-                r = t->reported ? t->connect_error : -ECONNREFUSED;
-                if (t->wsi)
-                        lws_set_opaque_user_data(t->wsi, NULL);
-                t->wsi = NULL;
-                t->reported = false;
-        }
-        t->in_connect = false;
-        return r;
-}
-
-/* The dial's next step, from the main loop (not from inside lws). */
-static void on_dial_step(void *owner, int error, const char *reason) {
+/* No address of the host took the connection. */
+static void on_dial_failed(void *owner, int error, const char *reason) {
         XmppTransport *t = owner;
 
-        if (error == 0) {
-                error = connect_address(t);
-                if (error == 0)
-                        return;
-                reason = t->connect_reason;
-                if (error != -EPROTO && transport_dial_next(&t->dial))
-                        return;
-        }
-        report_closed(t, error, reason ? reason : "connection failed");
+        report_closed(t, error, reason);
         if (t->freed)
                 transport_destroy(t);
 }
@@ -383,6 +344,7 @@ static void on_dial_step(void *owner, int error, const char *reason) {
 int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
                            size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
                            XmppTransport **ret) {
+        const char *reason = NULL;
         XmppTransport *t;
         int r;
 
@@ -395,7 +357,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
         t->max_message_bytes = max_message_bytes;
         g_queue_init(&t->out);
 
-        r = transport_dial_init(&t->dial, ctx, url, "ws", "wss", ca_file, on_dial_step, t);
+        r = transport_dial_init(&t->dial, ctx, url, "ws", "wss", ca_file, on_dial_failed, t);
         if (r < 0) {
                 transport_destroy(t);
                 return r;
@@ -407,10 +369,9 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
 
         /* An address: connect now, and say at once if that failed. A name is
          * resolved first, and then all goes through closed(). */
-        r = transport_dial_start(&t->dial);
-        if (r > 0)
-                r = connect_address(t);
+        r = transport_dial_start(&t->dial, &reason);
         if (r < 0) {
+                g_debug("cannot connect to %s: %s", url, reason ? reason : g_strerror(-r));
                 transport_destroy(t);
                 return r;
         }
