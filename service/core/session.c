@@ -169,19 +169,6 @@ static void forget_password(Session *s) {
         }
 }
 
-/* A SCRAM login derived keys that log in again without the password (the
- * salted password's client and server keys: they open this account on this
- * server, and the server's proof is still checked with them). Reconnects use
- * those, and the password itself, which may open other doors too, does not
- * stay in imd's memory for as long as the session lasts. */
-static void keep_keys_instead_of_password(Session *s, ScramKeys *keys) {
-        if (!keys)
-                return;         /* PLAIN inside TLS: the password it is */
-        scram_keys_free(s->keys);
-        s->keys = keys;
-        forget_password(s);
-}
-
 static void forget_credentials(Session *s) {
         forget_password(s);
         g_clear_pointer(&s->url, g_free);
@@ -391,10 +378,13 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 return;
         }
         remember_account(s);
+        /* The password stays for reconnects, not these keys: servers that
+         * store passwords in clear (Prosody's internal_plain, ejabberd's
+         * default) draw a new salt at every login, and keys are for one salt. */
         keys = s->stream ? xmpp_stream_steal_scram_keys(s->stream) : NULL;
         if (s->login_pending)
                 settle_remembered(s, previous, keys);
-        keep_keys_instead_of_password(s, keys);
+        scram_keys_free(keys);
         s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);

@@ -91,11 +91,12 @@ void session_free(Session *s);
 /* Starts logging in; login_finished() follows. jid must be a normalised bare JID.
  * url NULL: the service's host-meta names it (XEP-0156), else it is
  * wss://DOMAIN/xmpp-websocket.
- * -EBUSY if connecting or connected, -EIO if the history cannot be opened.
+ * -EBUSY if connecting or connected, -EIO if the history cannot be opened
+ * (or ca_file cannot be used), -ENOSPC after too many ca_file values.
  * Once logged in, a lost connection is re-established by itself (with
- * backoff) until session_logout() or a kick-out: with the keys a SCRAM login
- * derived (the password is then erased), or with the password after PLAIN;
- * never from disk unless remembered.
+ * backoff) until session_logout() or a kick-out; the password is kept in
+ * memory for that (SCRAM keys would do only where the server keeps its
+ * salt), never on disk.
  * remember: once logged in, the SCRAM keys (not the password) go to the
  * account's credentials file (credentials.h), and the next session_new()
  * logs in with them by itself; a server offering only PLAIN then fails the
