@@ -759,13 +759,14 @@ int session_login(Session *s, const char *jid, const char *password, const char 
         s->url = g_strdup(url);
         s->ca_file = g_strdup(ca_file);
         s->remember = remember;
-        if (url) {
-                r = start_stream(s);
-                if (r < 0) {
-                        forget_credentials(s);
-                        return r;
-                }
-        } else
+        /* An unusable ca_file is the caller's mistake, said now: with no URL
+         * it would show only as a failed connection, after the discovery. */
+        r = url ? start_stream(s) : xmpp_transport_check_ca_file(s->transport_ctx, ca_file);
+        if (r < 0) {
+                forget_credentials(s);
+                return r;
+        }
+        if (!url)
                 session_discover_endpoint(s);
         s->online_wanted = true;
         s->login_pending = true;

@@ -168,13 +168,13 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                  * upload: the host may have another (localhost is ::1 and
                  * 127.0.0.1) */
                 if (!h->dial.in_connect && !h->reported && h->status == 0 && h->bytes == 0 &&
-                    !(in && strstr(in, "SSL")) && transport_dial_next(&h->dial)) {
+                    transport_classify_connect_error(in) != -EPROTO && transport_dial_next(&h->dial)) {
                         g_debug("cannot connect to %s: %s; trying the next address", h->dial.info.host,
                                 in ? (const char *) in : "connection failed");
                         h->wsi = NULL;
                         return 0;
                 }
-                report(h, in && strstr(in, "SSL") ? -EPROTO : -ECONNREFUSED, in ? in : "connection failed");
+                report(h, transport_classify_connect_error(in), in ? in : "connection failed");
                 if (!h->dial.in_connect)
                         http_free(h);
                 return 0;

@@ -38,6 +38,10 @@ int transport_target_for(XmppTransportContext *ctx, const char *url, const char 
                          const char *tls_scheme, const char *ca_file, TransportTarget *target,
                          struct lws_client_connect_info *info);
 
+/* lws's reason for a failed connection, as an errno: -EPROTO when it is
+ * about TLS (a certificate, the handshake), else -ECONNREFUSED. */
+int transport_classify_connect_error(const char *reason);
+
 /* A client connection being dialled: its host's addresses, found off the main
  * loop (resolve.h), tried in turn until one takes the connection. Both kinds
  * of connection embed one and set info's protocol, opaque_user_data and pwsi

@@ -145,6 +145,12 @@ static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const ch
         return vh;
 }
 
+int xmpp_transport_check_ca_file(XmppTransportContext *ctx, const char *ca_file) {
+        if (vhost_for(ctx, true, ca_file))
+                return 0;
+        return ctx->n_vhosts >= MAX_VHOSTS ? -ENOSPC : -EIO;
+}
+
 void transport_target_clear(TransportTarget *t) {
         g_clear_pointer(&t->copy, g_free);
         g_clear_pointer(&t->path, g_free);
@@ -210,7 +216,7 @@ static void report_closed(XmppTransport *t, int error, const char *reason) {
         t->dispatching = false;
 }
 
-static int classify_connect_error(const char *reason) {
+int transport_classify_connect_error(const char *reason) {
         if (reason && (strstr(reason, "cert") || strstr(reason, "tls") || strstr(reason, "TLS") ||
                        strstr(reason, "ssl") || strstr(reason, "SSL") || strstr(reason, "X509")))
                 return -EPROTO;
@@ -314,7 +320,7 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                 if (t->tls_error)
                         report_closed(t, -EPROTO, t->tls_error);
                 else
-                        report_closed(t, classify_connect_error(in), in ? in : "connection failed");
+                        report_closed(t, transport_classify_connect_error(in), in ? in : "connection failed");
                 break;
         case LWS_CALLBACK_CLIENT_CLOSED:
                 lws_set_opaque_user_data(wsi, NULL);

@@ -41,6 +41,10 @@ void xmpp_transport_context_free(XmppTransportContext *ctx);
 int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const char *ca_file,
                            size_t max_message_bytes, const XmppTransportCallbacks *cb, void *userdata,
                            XmppTransport **ret);
+/* Makes the TLS settings for ca_file (NULL: the system store) ready now, as
+ * a wss:// connection would: 0, -EIO if the file cannot be used, -ENOSPC
+ * after too many distinct CA files. For a caller that learns the URL later. */
+int xmpp_transport_check_ca_file(XmppTransportContext *ctx, const char *ca_file);
 /* Queue one message; written when the socket is writable. -ENOTCONN when closed. */
 int xmpp_transport_send(XmppTransport *t, const char *data, size_t len);
 /* Close after the queued messages are written; closed(0) follows. */

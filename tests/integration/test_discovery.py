@@ -40,6 +40,7 @@ HOST_META = """<?xml version='1.0' encoding='utf-8'?>
 class _WebServer(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.server.hits.append(self.path)
+        time.sleep(self.server.delay)
         body = self.server.pages.get(self.path)
         if body is None:
             self.send_response(404)
@@ -63,7 +64,7 @@ def web(tls_certs):  # noqa: F811
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tls_certs.good, tls_certs.key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.hits, server.pages = [], {}
+    server.hits, server.pages, server.delay = [], {}, 0.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -140,8 +141,14 @@ def test_logout_during_discovery(client, imd, web, tls_certs, tls_servers):  # n
     server = tls_servers("good")
     serve_host_meta(web, "wss://localhost:%d/xmpp-websocket" % server.https_port)
     jid, pw = server.new_account("alice")
-    pending = client.call_async("Login", "ssa{sv}", (jid, pw, {"ca_file": GLib.Variant("s", tls_certs.ca)}))
-    client.call("Logout")
+    web.delay = 2.0         # the Logout comes while imd waits for the host-meta
+    try:
+        pending = client.call_async("Login", "ssa{sv}", (jid, pw, {"ca_file": GLib.Variant("s", tls_certs.ca)}))
+        time.sleep(0.5)
+        assert client.get_property("NetState") == "connecting"
+        client.call("Logout")
+    finally:
+        web.delay = 0.0
     with pytest.raises(DBusCallError) as ei:
         pending.result()
     assert "Logged out" in ei.value.message, ei.value.message

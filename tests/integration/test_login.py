@@ -245,3 +245,9 @@ def test_login_ca_file_not_certificates(client, alice, tmp_path):
                          ca_file=str(path), timeout=10)
     assert time.monotonic() - t0 < 5
     assert client.get_property("Ready") is False
+    # without a URL too (the endpoint would be discovered first)
+    with raises_im_error("InvalidArgument") as ei:
+        client.call("Login", "ssa{sv}", (alice.jid, alice.password,
+                                         {"ca_file": GLib.Variant("s", str(bogus))}), timeout=10)
+    assert "ca_file" in ei.value.message
+    assert client.get_property("NetState") == "disconnected"

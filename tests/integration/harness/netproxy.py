@@ -4,6 +4,7 @@
 
     proxy = TcpProxy(target_port).start()   # listens on 127.0.0.1:proxy.port
     proxy.set(mode="refuse")                # new connections: reset at once
+    proxy.set(mode="refuse", refusals=1)    # ... only the next one; then "pass"
     proxy.set(mode="pass", rate=1 << 20)    # forward, at most 1 MiB/s each way
     proxy.set(cut_after=512 * 1024)         # reset a connection once it carried that much upstream
     proxy.set(cut_after=512 * 1024, cuts=1) # ... only the next one; then plain forwarding
@@ -75,7 +76,8 @@ class TcpProxy:
     """Forwards 127.0.0.1:port to target_host:target_port.
 
     mode: "pass" forwards; "refuse" resets every new connection at once
-    (connections already open go on). rate: bytes per second per direction and
+    (connections already open go on); refusals: after this many, "pass"
+    again (None: never). rate: bytes per second per direction and
     connection (None: as fast as it goes). cut_after: a connection that has
     carried this many bytes upstream (client to server) is reset (None: never);
     cuts: after this many such resets cut_after is switched off (None: never).
@@ -88,6 +90,7 @@ class TcpProxy:
         self.rate = None
         self.cut_after = None
         self.cuts_left = None
+        self.refusals_left = None
         self.accepted = 0           # connections accepted (refused ones included)
         self.refused = 0            # reset at once ("refuse")
         self.resets = 0             # live connections reset (cut() or cut_after)
@@ -115,14 +118,16 @@ class TcpProxy:
             self._accept_thread.start()
         return self
 
-    def set(self, mode=None, rate=False, cut_after=False, cuts=None):
+    def set(self, mode=None, rate=False, cut_after=False, cuts=None, refusals=None):
         """Change what happens from now on; arguments left out stay as they are
-        (rate=None / cut_after=None switch those off; cuts goes with cut_after)."""
+        (rate=None / cut_after=None switch those off; cuts goes with cut_after,
+        refusals with mode)."""
         with self._lock:
             if mode is not None:
                 if mode not in ("pass", "refuse"):
                     raise ValueError("mode must be 'pass' or 'refuse', not %r" % (mode,))
                 self.mode = mode
+                self.refusals_left = refusals
             if rate is not False:
                 self.rate = rate
             if cut_after is not False:
@@ -191,6 +196,10 @@ class TcpProxy:
                 refuse = self.mode == "refuse"
                 if refuse:
                     self.refused += 1
+                    if self.refusals_left is not None:
+                        self.refusals_left -= 1
+                        if self.refusals_left <= 0:
+                            self.mode, self.refusals_left = "pass", None
                 self._lock.notify_all()
             if refuse:
                 _rst(client)
