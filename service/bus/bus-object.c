@@ -88,7 +88,7 @@ static bool readable_regular_file(const char *path) {
         return ok;
 }
 
-static int check_login_options(Manager *mgr, LoginOptions *o, const char *jid, sd_bus_error *error) {
+static int check_login_options(Manager *mgr, LoginOptions *o, sd_bus_error *error) {
         /* none: the session finds it (XEP-0156) */
         if (o->websocket_url && !websocket_url_valid(o->websocket_url))
                 return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL with a host");
@@ -133,7 +133,7 @@ static int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return -EINVAL;
         if (!*password || strlen(password) > PASSWORD_MAX_BYTES)
                 return bus_set_errno(error, -EINVAL, "The password must be 1 to %d bytes", PASSWORD_MAX_BYTES);
-        r = check_login_options(mgr, &opts, jid, error);
+        r = check_login_options(mgr, &opts, error);
         if (r < 0)
                 return r;
 

@@ -162,15 +162,11 @@ static void remember_account(Session *s) {
 
 /* --- credentials kept for reconnecting --- */
 
-static void forget_password(Session *s) {
+static void forget_credentials(Session *s) {
         if (s->password) {
                 explicit_bzero(s->password, strlen(s->password));
                 g_clear_pointer(&s->password, g_free);
         }
-}
-
-static void forget_credentials(Session *s) {
-        forget_password(s);
         g_clear_pointer(&s->url, g_free);
         g_clear_pointer(&s->ca_file, g_free);
         g_clear_pointer(&s->keys, scram_keys_free);
@@ -201,8 +197,9 @@ static void forget_remembered(Session *s, const char *account) {
 /* A Login succeeded: its keys are stored if it asked for that; else no
  * remembered login may outlive it, its account's or the previous one's
  * (only the last account's is ever used). */
-static void settle_remembered(Session *s, const char *previous, const ScramKeys *keys) {
+static void settle_remembered(Session *s, const char *previous) {
         g_autofree char *dir = NULL, *text = NULL;
+        ScramKeys *keys;
         int r;
 
         if (previous && strcmp(previous, s->account) != 0)
@@ -212,8 +209,10 @@ static void settle_remembered(Session *s, const char *previous, const ScramKeys 
                 return;
         }
         dir = g_build_filename(s->data_dir, s->account, NULL);
+        keys = xmpp_stream_steal_scram_keys(s->stream);
         /* No keys: not SCRAM, which the stream refuses when remembering. */
         r = keys ? credentials_save(dir, keys, s->url, s->ca_file) : -ENOTSUP;
+        scram_keys_free(keys);
         if (r >= 0)
                 return;
         forget_remembered(s, s->account);
@@ -363,7 +362,6 @@ static void batch_add(Session *s, StoreMessage *m) {
 static void on_stream_ready(bool resumed, void *userdata) {
         Session *s = userdata;
         g_autofree char *previous = g_strdup(s->account);
-        ScramKeys *keys;
         int r;
 
         /* The account's history opens only once the server accepted it, so a
@@ -378,13 +376,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 return;
         }
         remember_account(s);
-        /* The password stays for reconnects, not these keys: servers that
-         * store passwords in clear (Prosody's internal_plain, ejabberd's
-         * default) draw a new salt at every login, and keys are for one salt. */
-        keys = s->stream ? xmpp_stream_steal_scram_keys(s->stream) : NULL;
         if (s->login_pending)
-                settle_remembered(s, previous, keys);
-        scram_keys_free(keys);
+                settle_remembered(s, previous);
         s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);
