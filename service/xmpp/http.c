@@ -191,6 +191,7 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                         return write_put_chunk(h, wsi);
                 return 0;
         case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+                transport_dial_established(&h->dial);
                 if (!check_status(h, wsi))
                         return -1;
                 break;

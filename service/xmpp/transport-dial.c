@@ -4,6 +4,13 @@
 
 #include "transport-private.h"
 
+/* How long an address may take to establish the connection (TCP, TLS, the
+ * HTTP answer) while the host has another: one that drops packets (a
+ * broken IPv6 route, a dead server) would otherwise hold the next one back
+ * for the kernel's or lws's timeout, past the login's 30 s. Generous for a
+ * real handshake. */
+#define DIAL_NEXT_ADDRESS_TIMEOUT_MS 10000
+
 int transport_dial_init(TransportDial *d, XmppTransportContext *ctx, const char *url, const char *plain_scheme,
                         const char *tls_scheme, const char *ca_file, TransportDialFailed failed, void *owner) {
         *d = (TransportDial) { .failed = failed, .owner = owner };
@@ -19,6 +26,26 @@ bool transport_dial_keep_failure(TransportDial *d, int error, const char *reason
         return true;
 }
 
+/* The attempt took too long while another address waits: lws ends it, and
+ * the owner's CLIENT_CONNECTION_ERROR moves on to the next address. */
+static gboolean on_attempt_timeout(gpointer data) {
+        TransportDial *d = data;
+
+        d->attempt_timer = 0;
+        if (*d->info.pwsi) {
+                g_debug("%s (%s) did not answer within %d ms", d->info.host, d->info.address,
+                        DIAL_NEXT_ADDRESS_TIMEOUT_MS);
+                /* now: an asynchronous kill waits for lws's next event on
+                 * the GLib loop, which here is the kernel giving up */
+                lws_set_timeout(*d->info.pwsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_SYNC);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+void transport_dial_established(TransportDial *d) {
+        g_clear_handle_id(&d->attempt_timer, g_source_remove);
+}
+
 /* One attempt on info.address: 0 if it is under way, else the error that
  * ended it at once (reason in connect_reason). */
 static int attempt(TransportDial *d) {
@@ -29,8 +56,11 @@ static int attempt(TransportDial *d) {
         d->in_connect = true;
         wsi = lws_client_connect_via_info(&d->info);
         d->in_connect = false;
-        if (wsi && !d->connect_error)
+        if (wsi && !d->connect_error) {
+                if (d->addresses && d->addresses[d->next])
+                        d->attempt_timer = g_timeout_add(DIAL_NEXT_ADDRESS_TIMEOUT_MS, on_attempt_timeout, d);
                 return 0;
+        }
         /* lws freed the wsi, or will end it without its owner */
         if (*d->info.pwsi)
                 lws_set_opaque_user_data(*d->info.pwsi, NULL);
@@ -58,6 +88,7 @@ static gboolean on_step(gpointer data) {
 }
 
 bool transport_dial_next(TransportDial *d) {
+        g_clear_handle_id(&d->attempt_timer, g_source_remove);
         if (!d->addresses || !d->addresses[d->next])
                 return false;
         /* info.host stays the name: it is the Host header, the TLS server
@@ -101,6 +132,7 @@ bool transport_dial_pending(const TransportDial *d) {
 void transport_dial_clear(TransportDial *d) {
         xmpp_resolve_cancel(g_steal_pointer(&d->lookup));
         g_clear_handle_id(&d->step_source, g_source_remove);
+        g_clear_handle_id(&d->attempt_timer, g_source_remove);
         /* info points into both: nothing may use it from now on */
         d->info.address = d->info.host = d->info.origin = d->info.path = NULL;
         d->next = 0;

@@ -60,6 +60,7 @@ struct TransportDial {
         char **addresses;                       /* its addresses, NULL-terminated */
         size_t next;                            /* index of the next one to try */
         guint step_source;                      /* the next attempt, from the main loop */
+        guint attempt_timer;                    /* gives up on this address for the next */
         bool in_connect;                        /* inside lws_client_connect_via_info() */
         int connect_error;                      /* how lws ended the attempt inside it */
         char *connect_reason;
@@ -82,6 +83,9 @@ bool transport_dial_keep_failure(TransportDial *d, int error, const char *reason
 /* After an attempt failed (CLIENT_CONNECTION_ERROR): true if another address
  * is left, and the dial tries it from the main loop (not from inside lws). */
 bool transport_dial_next(TransportDial *d);
+/* The owner's connection is established (LWS_CALLBACK_CLIENT_ESTABLISHED,
+ * ESTABLISHED_CLIENT_HTTP): no more giving up on its address. */
+void transport_dial_established(TransportDial *d);
 /* A lookup or an attempt is on its way. */
 bool transport_dial_pending(const TransportDial *d);
 /* Cancels what is on its way; no failed() any more. */

@@ -283,6 +283,7 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
 
         switch ((int) reason) {
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
+                transport_dial_established(&t->dial);
                 t->established = true;
                 t->dispatching = true;
                 t->cb.connected(t->userdata);

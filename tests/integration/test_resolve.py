@@ -10,13 +10,16 @@ imd runs in a mount namespace of its own (harness.resolver):
   answers every query DELAY seconds late (slow.imd-test is 127.0.0.1, other
   names do not exist);
 - /etc/hosts makes localhost both 127.0.0.2, where nothing listens, and
-  127.0.0.1, and /etc/gai.conf sorts 127.0.0.2 first.
+  127.0.0.1, and dropping.imd-test both 127.0.0.3, where a full listener
+  drops every connection attempt (a blackhole), and 127.0.0.1;
+  /etc/gai.conf sorts 127.0.0.2 and 127.0.0.3 first.
 glibc's real resolver reads them; Prosody and the peers are the usual real
 ones on 127.0.0.1, outside the namespace.
 """
 
 import hashlib
 import os
+import socket
 import subprocess
 import time
 
@@ -36,7 +39,8 @@ pytestmark = pytest.mark.skipif(resolver.available() is not None,
 DELAY = 3.0
 SLOW = "slow.imd-test"
 MISSING = "missing.imd-test"
-HOSTS = "127.0.0.2 localhost\n127.0.0.1 localhost\n"
+HOSTS = ("127.0.0.2 localhost\n127.0.0.1 localhost\n"
+         "127.0.0.3 dropping.imd-test\n127.0.0.1 dropping.imd-test\n")
 # glibc's default table (gai.conf(5)), plus 127.0.0.2 above the other IPv4
 # addresses; without it, the longest-prefix rule would put 127.0.0.1 first
 GAI_CONF = """\
@@ -45,6 +49,7 @@ precedence ::/0 40
 precedence 2002::/16 30
 precedence ::/96 20
 precedence ::ffff:127.0.0.2/128 45
+precedence ::ffff:127.0.0.3/128 45
 precedence ::ffff:0:0/96 10
 """
 
@@ -201,3 +206,31 @@ def test_the_next_address_is_tried_over_tls(client, imd, tls_certs, tls_servers,
     assert client.get_property("Ready") is True
     assert client.get_property("Account") == jid
     assert tried_next_address(imd, "localhost"), imd.stderr_text()
+
+
+def test_an_address_that_drops_packets_is_given_up(client, imd, prosody, new_account):
+    """dropping.imd-test's first address answers nothing (a listener whose
+    queue is full: the kernel drops the SYNs): imd gives up on it after
+    10 s and logs in through 127.0.0.1, within the login's 30 s (lws alone
+    waits 60 s)."""
+    port = prosody.http_port
+    hole = socket.socket()
+    hole.bind(("127.0.0.3", port))
+    hole.listen(0)
+    filler = socket.create_connection(("127.0.0.3", port))      # fills the queue
+    try:
+        probe = socket.socket()
+        probe.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            probe.connect(("127.0.0.3", port))                   # it does drop
+        probe.close()
+        alice = new_account("alice")
+        t0 = time.monotonic()
+        login_async(client, alice, ws_url("dropping.imd-test", prosody)).result()
+        took = time.monotonic() - t0
+        assert client.get_property("Ready") is True
+        assert 8 <= took < 25, "logged in after %.1fs" % took
+        assert tried_next_address(imd, "dropping.imd-test"), imd.stderr_text()
+    finally:
+        filler.close()
+        hole.close()
