@@ -28,7 +28,10 @@
  * messages a second and up) the window doubles, up to BATCH_WINDOW_MAX_MS: a commit,
  * its WAL pages and the announcements after it then serve hundreds of
  * messages, which cut the CPU per message by a sixth in the benchmark. The
- * first batch at a lower rate brings the window back to BATCH_WINDOW_MS. */
+ * first batch at a lower rate brings the window back to BATCH_WINDOW_MS, and
+ * so does a pause longer than the window: under a flood the next message
+ * arrives at once, so a message after a pause is not part of one, and should
+ * not wait up to BATCH_WINDOW_MAX_MS. */
 #define BATCH_WINDOW_MS 20
 #define BATCH_WINDOW_MAX_MS 160
 #define BATCH_BUSY_MESSAGES 32
@@ -121,6 +124,7 @@ struct Session {
          * than per message. */
         guint batch_source;
         guint batch_window_ms;          /* BATCH_WINDOW_MS, longer under a flood */
+        int64_t batch_flushed_us;       /* monotonic time the last batch was stored */
         GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
         uint32_t unread_total;
 

@@ -278,24 +278,10 @@ static gboolean on_index_step(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-/* Stores and announces the batch; negative errno if it could not be stored. */
-int session_flush(Session *s) {
-        g_autoptr(GPtrArray) messages = g_steal_pointer(&s->batch_messages);
+/* Stores a batch and announces what was new in it. */
+static int store_and_announce(Session *s, GPtrArray *messages) {
         g_autoptr(GHashTable) conversations = NULL;
         int r;
-
-        if (s->batch_source) {
-                g_source_remove(s->batch_source);
-                s->batch_source = 0;
-        }
-        if (!messages || messages->len == 0)
-                return 0;
-        {
-                /* busy: BATCH_BUSY_MESSAGES per BATCH_WINDOW_MS or more, whatever the window */
-                guint window = MAX(s->batch_window_ms, BATCH_WINDOW_MS);
-                bool busy = (uint64_t) messages->len * BATCH_WINDOW_MS >= (uint64_t) BATCH_BUSY_MESSAGES * window;
-                s->batch_window_ms = busy ? MIN(window * 2, BATCH_WINDOW_MAX_MS) : BATCH_WINDOW_MS;
-        }
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
@@ -330,6 +316,30 @@ int session_flush(Session *s) {
         return 0;
 }
 
+/* Stores and announces the batch; negative errno if it could not be stored. */
+int session_flush(Session *s) {
+        g_autoptr(GPtrArray) messages = g_steal_pointer(&s->batch_messages);
+        guint window;
+        bool busy;
+        int r;
+
+        if (s->batch_source) {
+                g_source_remove(s->batch_source);
+                s->batch_source = 0;
+        }
+        if (!messages || messages->len == 0)
+                return 0;
+        /* busy: BATCH_BUSY_MESSAGES per BATCH_WINDOW_MS or more, whatever the window */
+        window = MAX(s->batch_window_ms, BATCH_WINDOW_MS);
+        busy = (uint64_t) messages->len * BATCH_WINDOW_MS >= (uint64_t) BATCH_BUSY_MESSAGES * window;
+        s->batch_window_ms = busy ? MIN(window * 2, BATCH_WINDOW_MAX_MS) : BATCH_WINDOW_MS;
+
+        r = store_and_announce(s, messages);
+        /* after the work: what arrived meanwhile waited in the socket */
+        s->batch_flushed_us = g_get_monotonic_time();
+        return r;
+}
+
 static void batch_add(Session *s, StoreMessage *m);
 
 /* The catch-up is over (or broke off): what was held goes into the history,
@@ -347,6 +357,9 @@ void session_release_held(Session *s) {
 
 static void batch_add(Session *s, StoreMessage *m) {
         if (!s->batch_messages) {
+                /* the flood, if there was one, is over */
+                if (g_get_monotonic_time() - s->batch_flushed_us > (int64_t) s->batch_window_ms * 1000)
+                        s->batch_window_ms = BATCH_WINDOW_MS;
                 s->batch_messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
                 /* A timer, not an idle source: under a sustained flood an idle
                  * source would never run and the batch would never be stored. */

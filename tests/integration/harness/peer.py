@@ -270,6 +270,21 @@ class Peer:
         self._call(build)
         return mid
 
+    def send_flood(self, to, bodies, timeout=120.0):
+        """Send plain chat messages as fast as the server takes them, and return
+        once the server has taken every one (a ping's answer comes after them)."""
+        async def run():
+            for i, body in enumerate(bodies):
+                self.client.send_message(mto=to, mbody=body, mtype="chat")
+                if i % 50 == 49:
+                    # moderate chunks: one huge write would make Prosody's
+                    # stream parser the bottleneck
+                    await asyncio.sleep(0.002)
+            iq = self.client.make_iq_get(ito=self.jid.split("@")[1])
+            ET.SubElement(iq.xml, "{urn:xmpp:ping}ping")
+            await iq.send(timeout=timeout)
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
     def upload(self, data, name, content_type="application/octet-stream", timeout=15.0):
         """XEP-0363 through the server's upload component: a slot, then an HTTP
         PUT of data. Returns the GET URL."""
