@@ -280,6 +280,9 @@ sqlite3_stmt *store_stmt(Store *store, StoreStatement id) {
 }
 
 int store_fail(Store *store, StoreStatement id) {
+        /* not prepared: store_stmt() logged why, and the step's MISUSE says nothing */
+        if (!store->stmt[id])
+                return -EIO;
         return sqlite_fail(store->db, statement_sql[id]);
 }
 
