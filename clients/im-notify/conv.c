@@ -55,6 +55,8 @@ void conv_free(Conv *c) {
         g_queue_clear_full(&c->recent, recent_free);
         g_free(c->id);
         g_free(c->name);
+        g_free(c->last_in_id);
+        g_free(c->last_in_label);
         g_free(c->shown_id);
         g_free(c->shown_summary);
         g_free(c->shown_body);
@@ -90,6 +92,7 @@ static Conv *conv_by_notification(App *app, uint32_t id) {
 }
 
 static void close_now(Conv *c) {
+        c->inherited = false;
         if (c->notify_slot) {
                 c->close_after = true;
                 c->show_again = false;
@@ -141,6 +144,7 @@ static void send_notify(Conv *c) {
                 log_warning("cannot show a notification for %s: %s", c->id, strerror(-ret));
                 return;
         }
+        c->inherited = false;
         g_free(c->shown_id);
         g_free(c->shown_summary);
         g_free(c->shown_body);
@@ -227,6 +231,16 @@ void conv_on_edited(App *app, const char *conversation, const char *id, const ch
                 conv_show(c);
 }
 
+static void remember_last_incoming(Conv *c, const ImMessage *last) {
+        g_clear_pointer(&c->last_in_id, g_free);
+        g_clear_pointer(&c->last_in_label, g_free);
+        if (!last->id || g_strcmp0(last->direction, "in") != 0 || last->revoked)
+                return;
+        c->last_in_label = label_for_message(last);
+        if (c->last_in_label)
+                c->last_in_id = g_strdup(last->id);
+}
+
 void conv_on_conversation(App *app, const ImConversation *ic) {
         const char *name = ic->name ? ic->name : "";
         bool renamed;
@@ -235,6 +249,8 @@ void conv_on_conversation(App *app, const ImConversation *ic) {
         if (!ic->id)
                 return;
         c = conv_get(app, ic->id, true);
+        if (c->inherited)
+                remember_last_incoming(c, &ic->last);
         renamed = strcmp(c->name, name) != 0;
         if (renamed) {
                 g_free(c->name);
@@ -296,9 +312,41 @@ void conv_forget_notifications(App *app) {
 
                 c->notify_slot = sd_bus_slot_unref(c->notify_slot);
                 c->notification_id = 0;
-                c->show_again = c->close_after = false;
+                c->show_again = c->close_after = c->inherited = false;
         }
         state_mark_dirty(app);
+}
+
+void conv_take_over(App *app) {
+        GHashTableIter i;
+        void *value;
+
+        g_hash_table_iter_init(&i, app->convs);
+        while (g_hash_table_iter_next(&i, NULL, &value)) {
+                Conv *c = value;
+
+                if (!c->inherited)
+                        continue;
+                c->inherited = false;
+                /* With nothing newer from the catch-up, the newest unread message
+                 * is the conversation's last one. Shown again with the same id,
+                 * a notification still open is updated where it is; one the user
+                 * dismissed while im-notify was not running comes back, as the
+                 * server cannot be asked whether it still shows an id. */
+                if (c->unread > 0 && g_queue_is_empty(&c->recent) && c->last_in_id) {
+                        Recent *r = g_new0(Recent, 1);
+
+                        r->id = TAKE_PTR(c->last_in_id);
+                        r->label = TAKE_PTR(c->last_in_label);
+                        g_queue_push_tail(&c->recent, r);
+                }
+                g_clear_pointer(&c->last_in_id, g_free);
+                g_clear_pointer(&c->last_in_label, g_free);
+                if (c->unread > 0 && newest(c))
+                        send_notify(c);
+                else
+                        close_now(c);
+        }
 }
 
 static void on_action_invoked(uint32_t id, const char *key, void *userdata) {
@@ -322,6 +370,7 @@ static void on_closed(uint32_t id, void *userdata) {
         /* expired or dismissed: the next message opens a new one */
         if (c) {
                 c->notification_id = 0;
+                c->inherited = false;
                 state_mark_dirty(userdata);
         }
 }

@@ -91,6 +91,27 @@ static int message_entry(sd_bus_message *m, void *target) {
         return sd_bus_message_skip(m, "v");
 }
 
+static int read_dict(sd_bus_message *m, int (*entry)(sd_bus_message *m, void *target), void *target);
+
+/* A conversation's "last": a message a{sv} in the entry's variant. */
+static int read_last(sd_bus_message *m, ImMessage *last) {
+        const char *contents;
+        int r;
+
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        if (strcmp(contents, "a{sv}") != 0)
+                return sd_bus_message_skip(m, "v");
+        im_message_clear(last);
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r >= 0)
+                r = read_dict(m, message_entry, last);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r;
+}
+
 static int conversation_entry(sd_bus_message *m, void *target) {
         ImConversation *conv = target;
         const char *key;
@@ -105,6 +126,8 @@ static int conversation_entry(sd_bus_message *m, void *target) {
                 return read_string(m, &conv->name);
         if (strcmp(key, "unread") == 0)
                 return read_basic(m, "u", &conv->unread, NULL);
+        if (strcmp(key, "last") == 0)
+                return read_last(m, &conv->last);
         return sd_bus_message_skip(m, "v");
 }
 
@@ -169,5 +192,6 @@ void im_message_clear(ImMessage *msg) {
 void im_conversation_clear(ImConversation *conv) {
         g_free(conv->id);
         g_free(conv->name);
+        im_message_clear(&conv->last);
         *conv = (ImConversation) { 0 };
 }

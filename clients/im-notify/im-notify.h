@@ -96,6 +96,7 @@ typedef struct {
         char *id;
         char *name;
         uint32_t unread;
+        ImMessage last;                 /* its newest message; last.id NULL if none */
 } ImConversation;
 
 /* Each reads one a{sv}: 1 on success, 0 at the end of an enclosing array. */
@@ -180,6 +181,12 @@ struct Conv {
         bool show_again;                /* content changed while Notify was in flight */
         bool close_after;               /* read while Notify was in flight */
         bool replay_pending;            /* show once the catch-up is done */
+        /* The notification was opened by the previous run (the state file)
+         * and this run has neither shown nor closed it yet. Servers send its
+         * actions to the program that showed it only: conv_take_over(). */
+        bool inherited;
+        char *last_in_id;               /* GetConversations' newest message, if incoming */
+        char *last_in_label;
         char *shown_id;                 /* message the notification shows (or showed, if dismissed) */
         char *shown_summary;
         char *shown_body;
@@ -196,6 +203,9 @@ void conv_sync_done(App *app, GHashTable *present);
 /* after the catch-up: shows each conversation's newest unread message once */
 void conv_replay_flush(App *app);
 void conv_forget_notifications(App *app);
+/* once caught up: shows the inherited notifications again, in place, so that
+ * their actions come to this run; or closes them when nothing is left to show */
+void conv_take_over(App *app);
 extern const NotifierCallbacks conv_notifier_callbacks;
 
 /* imd.c */

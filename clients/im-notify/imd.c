@@ -179,6 +179,7 @@ static void go_live(App *app) {
         app->overflowed = app->refetching = app->resynced = false;
         for (guint i = 0; i < held->len; i++)
                 handle_live(app, held->pdata[i]);
+        conv_take_over(app);
         /* at once: the position is consistent now, and the file appearing
          * tells whoever watches (the tests) that im-notify is caught up */
         (void) state_save(app);

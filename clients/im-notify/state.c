@@ -62,6 +62,7 @@ static void load_line(App *app, char *line) {
                 Conv *c = conv_get(app, f[2], true);
 
                 c->notification_id = (uint32_t) v;
+                c->inherited = true;
                 g_free(c->shown_id);
                 c->shown_id = g_strdup(f[3]);
         }

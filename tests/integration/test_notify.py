@@ -363,6 +363,30 @@ def test_catch_up_after_restart(client, logged_in, peer, dunst, monitor, running
         "missed 5", "after the restart", "after the second restart"]
 
 
+def test_notification_of_a_previous_run_still_acts(client, logged_in, peer, dunst, monitor, running):
+    """A notification left open by an im-notify that was stopped is clicked
+    after im-notify started again (nothing new meanwhile): the conversation
+    is marked read and the notification closes, as for one of this run.
+    dunst sends a notification's actions only to the connection that showed
+    it, so the new im-notify shows it again, in place (same id, same text)."""
+    n = running
+    start = client.mark()
+    peer.send_message(logged_in.jid, "shown before the restart")
+    monitor.wait_notify(lambda c: c["body"] == "shown before the restart")
+    dunst.wait_count(1)
+    wait_until(lambda: unread(client, peer.jid) == 1, what="1 unread")
+    before = len(monitor.notify_calls())
+    n.restart()
+    _, again = monitor.wait_notify(start=before)
+    assert again["body"] == "shown before the restart" and again["replaces_id"] != 0, again
+    assert dunst.count() == 1
+    dunst.action(0)
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == peer.jid and c["unread"] == 0 for c in a[0]),
+                       start=start, timeout=10)
+    dunst.wait_count(0)
+
+
 def test_catch_up_after_imd_restarted(client, logged_in, peer, imd, dunst, monitor, running):
     """im-notify was stopped while imd restarted: the saved numbers belong to
     the old imd, so everything the new one kept is news."""
