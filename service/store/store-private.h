@@ -2,9 +2,14 @@
 #pragma once
 
 /*
- * The Store's insides, shared by store.c (schema, transactions, messages,
- * conversations) and store-search.c (the FTS5 index). Nothing outside
- * service/store includes this.
+ * The Store's insides, shared by its files:
+ *  - store.c: opening, schema and migrations, statements, transactions, meta,
+ *    freeing results;
+ *  - store-append.c: appending and prepending messages;
+ *  - store-messages.c: reading, paging and changing stored messages;
+ *  - store-conversations.c: the conversation list, unread counts, names;
+ *  - store-search.c: the FTS5 index.
+ * Nothing outside service/store includes this.
  */
 
 #include <stdbool.h>
@@ -93,8 +98,25 @@ static inline void stmt_resetp(sqlite3_stmt **st) {
 int store_fail(Store *store, StoreStatement id);
 /* Statement id, prepared now if this is its first use; NULL if that failed. */
 sqlite3_stmt *store_stmt(Store *store, StoreStatement id);
+/* Binds s (NULL: SQL NULL) as SQLITE_STATIC, without a copy. */
 int store_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* A copy of text column i, NULL if the column is NULL. */
+char *store_column_strdup(sqlite3_stmt *st, int i);
+/* Non-empty and valid UTF-8. */
+bool store_valid_key(const char *s);
+/* NULL or valid UTF-8. */
 bool store_valid_optional(const char *s);
+/* Whether d is one of the StoreDirection values. */
+bool store_direction_valid(StoreDirection d);
+/* -EIO if SQLite rolled back the open batch after an error; else 0. */
+int store_check_transaction(Store *store);
+
+/* store-append.c */
+/* Sets store->seq_floor_pending from the messages stored now. */
+int store_refresh_seq_floor(Store *store);
+
+/* store-messages.c */
+/* A new StoreMessage from the MESSAGE_COLUMNS starting at column col. */
 int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
 /* Steps statement id (bound by the caller) and collects its rows, each
  * MESSAGE_COLUMNS from column 0; resets it. */

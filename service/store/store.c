@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The database itself: opening it, the schema and its migrations, the SQL of
+ * every statement the Store runs, transactions, the meta table, and freeing
+ * what the Store returns. What it does with messages and conversations is
+ * in store-append.c, store-messages.c, store-conversations.c and
+ * store-search.c.
+ */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "store-private.h"
@@ -249,8 +255,6 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_DELETE_META]         = "DELETE FROM meta WHERE key = ?1",
 };
 
-
-
 static int sqlite_fail(sqlite3 *db, const char *what) {
         g_debug("store: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "out of memory",
                 db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM);
@@ -299,7 +303,7 @@ int store_bind_text(sqlite3_stmt *st, int i, const char *s) {
         return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-static char *column_strdup(sqlite3_stmt *st, int i) {
+char *store_column_strdup(sqlite3_stmt *st, int i) {
         const unsigned char *s;
 
         if (sqlite3_column_type(st, i) == SQLITE_NULL)
@@ -308,7 +312,7 @@ static char *column_strdup(sqlite3_stmt *st, int i) {
         return g_strndup((const char *) s, (gsize) sqlite3_column_bytes(st, i));
 }
 
-static bool valid_key(const char *s) {
+bool store_valid_key(const char *s) {
         return s && *s && g_utf8_validate(s, -1, NULL);
 }
 
@@ -316,10 +320,19 @@ bool store_valid_optional(const char *s) {
         return !s || g_utf8_validate(s, -1, NULL);
 }
 
+bool store_direction_valid(StoreDirection d) {
+        switch (d) {
+        case STORE_DIRECTION_IN:
+        case STORE_DIRECTION_OUT:
+                return true;
+        }
+        return false;
+}
+
 /* SQLite rolls a transaction back by itself after some errors (I/O, full disk,
  * out of memory). Inside a batch that must not go unnoticed, or the rest of the
  * batch would silently run as separate autocommitted writes. */
-static int store_check_transaction(Store *store) {
+int store_check_transaction(Store *store) {
         if (store->nesting > 0 && sqlite3_get_autocommit(store->db)) {
                 g_debug("store: transaction was rolled back by SQLite after an error");
                 return -EIO;
@@ -417,8 +430,6 @@ rollback:
                 (void) exec_sql(db, "ROLLBACK");
         return r;
 }
-
-static int refresh_seq_floor(Store *store);
 
 /* Process-wide settings, which SQLite accepts only before its first use
  * (later calls fail with SQLITE_MISUSE, harmlessly):
@@ -524,7 +535,7 @@ int store_open(const char *dir, Store **ret) {
                 if (mark && g_ascii_string_to_signed(mark, 10, 0, G_MAXINT64, &v, NULL))
                         store->fts_seq = v;
         }
-        r = refresh_seq_floor(store);
+        r = store_refresh_seq_floor(store);
         if (r < 0)
                 return r;
 
@@ -609,846 +620,6 @@ int store_rollback(Store *store) {
         return stmt_run(store, STMT_RELEASE_NEST);
 }
 
-static bool direction_valid(StoreDirection d) {
-        switch (d) {
-        case STORE_DIRECTION_IN:
-        case STORE_DIRECTION_OUT:
-                return true;
-        }
-        return false;
-}
-
-/* One conversation of a batch: its key, and what the batch changes in it. */
-typedef struct ConversationDelta {
-        const char *id;
-        int64_t key;
-        uint32_t unread;        /* incoming messages added */
-        bool changed;           /* at least one message added */
-        int64_t time_ms;        /* of the newest message added */
-        int64_t last_seq;
-} ConversationDelta;
-
-/* The key of conversation D->id, creating the conversation if new. It is
- * looked up once per batch, not cached across batches: a rolled back batch
- * would leave a cache naming conversations that do not exist. */
-static int conversation_resolve(Store *store, ConversationDelta *d, int64_t time_ms) {
-        int r;
-
-        {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_CONVERSATION_KEY];
-
-                if (store_bind_text(st, 1, d->id) != SQLITE_OK)
-                        return store_fail(store, STMT_CONVERSATION_KEY);
-                r = sqlite3_step(st);
-                if (r == SQLITE_ROW) {
-                        d->key = sqlite3_column_int64(st, 0);
-                        return 0;
-                }
-                if (r != SQLITE_DONE)
-                        return store_fail(store, STMT_CONVERSATION_KEY);
-        }
-        {
-                sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_INSERT_CONVERSATION];
-
-                if (store_bind_text(st, 1, d->id) != SQLITE_OK || sqlite3_bind_int64(st, 2, time_ms) != SQLITE_OK)
-                        return store_fail(store, STMT_INSERT_CONVERSATION);
-                if (sqlite3_step(st) != SQLITE_DONE)
-                        return store_fail(store, STMT_INSERT_CONVERSATION);
-                d->key = sqlite3_last_insert_rowid(store->db);
-        }
-        return 0;
-}
-
-static int conversation_update(Store *store, const ConversationDelta *d) {
-        sqlite3_stmt *st _cleanup_reset_ = store->stmt[STMT_UPDATE_CONVERSATION];
-
-        if (sqlite3_bind_int64(st, 1, d->key) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 2, d->unread) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 3, d->time_ms) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 4, d->last_seq) != SQLITE_OK)
-                return store_fail(store, STMT_UPDATE_CONVERSATION);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_UPDATE_CONVERSATION);
-        return 0;
-}
-
-/* Parameters 13-20 of the inserts: the media columns, NULL for other
- * messages. A file has a url (received) or a mime type (ours, before its
- * upload is done; path is then our copy). */
-static int bind_media(sqlite3_stmt *st, const StoreMessage *msg) {
-        bool media = msg->url || msg->mime;
-        int r;
-
-        if ((r = store_bind_text(st, 13, msg->url)) != SQLITE_OK ||
-            (r = store_bind_text(st, 14, media ? msg->mime : NULL)) != SQLITE_OK ||
-            (r = store_bind_text(st, 15, media ? msg->name : NULL)) != SQLITE_OK ||
-            (r = store_bind_text(st, 20, media ? msg->path : NULL)) != SQLITE_OK)
-                return r;
-        r = media && msg->size >= 0 ? sqlite3_bind_int64(st, 16, msg->size) : sqlite3_bind_null(st, 16);
-        if (r != SQLITE_OK)
-                return r;
-        r = media && msg->width ? sqlite3_bind_int64(st, 17, msg->width) : sqlite3_bind_null(st, 17);
-        if (r != SQLITE_OK)
-                return r;
-        r = media && msg->height ? sqlite3_bind_int64(st, 18, msg->height) : sqlite3_bind_null(st, 18);
-        if (r != SQLITE_OK)
-                return r;
-        return media && msg->duration_ms ? sqlite3_bind_int64(st, 19, msg->duration_ms) : sqlite3_bind_null(st, 19);
-}
-
-/* Inserts MSG into conversation KEY, at seq if non-zero (else the next):
- * *ret_seq gets its seq, or 0 if it is a duplicate (then nothing changed). */
-static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key, int64_t seq, int64_t *ret_seq) {
-        StoreStatement id = seq ? STMT_INSERT_MESSAGE_AT : STMT_INSERT_MESSAGE;
-        sqlite3_stmt *st = store->stmt[id];
-        int r;
-
-        /* Every parameter is bound on every call, so the bindings need not be
-         * cleared; SQLITE_STATIC: the strings outlive the step. */
-        if (sqlite3_bind_int64(st, 1, key) != SQLITE_OK ||
-            store_bind_text(st, 2, msg->id) != SQLITE_OK ||
-            store_bind_text(st, 3, msg->sender) != SQLITE_OK ||
-            store_bind_text(st, 4, msg->stanza_id) != SQLITE_OK ||
-            sqlite3_bind_int(st, 5, (int) msg->direction) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 6, msg->time_ms) != SQLITE_OK ||
-            store_bind_text(st, 7, msg->type) != SQLITE_OK ||
-            store_bind_text(st, 8, msg->text) != SQLITE_OK ||
-            store_bind_text(st, 9, msg->status) != SQLITE_OK ||
-            store_bind_text(st, 10, msg->data) != SQLITE_OK ||
-            store_bind_text(st, 11, msg->extension) != SQLITE_OK ||
-            (seq && sqlite3_bind_int64(st, 12, seq) != SQLITE_OK) ||
-            bind_media(st, msg) != SQLITE_OK) {
-                sqlite3_reset(st);
-                return store_fail(store, id);
-        }
-
-        r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE)
-                return store_fail(store, id);
-
-        *ret_seq = sqlite3_changes(store->db) > 0 ? sqlite3_last_insert_rowid(store->db) : 0;
-        return 0;
-}
-
-static bool message_valid(const StoreMessage *msg) {
-        return msg && valid_key(msg->conversation) && valid_key(msg->id) &&
-               store_valid_optional(msg->sender) && store_valid_optional(msg->type) &&
-               store_valid_optional(msg->text) && store_valid_optional(msg->status) &&
-               store_valid_optional(msg->data) && store_valid_optional(msg->extension) &&
-               store_valid_optional(msg->url) && store_valid_optional(msg->mime) && store_valid_optional(msg->name) &&
-               store_valid_optional(msg->path) &&
-               (!msg->stanza_id || valid_key(msg->stanza_id)) && direction_valid(msg->direction);
-}
-
-/* The common part of both appends, inside a transaction the caller opened:
- * seqs[i] gets the seq of msgs[i], 0 for a duplicate. Per batch, each
- * conversation is looked up once and updated once; per message there is one
- * INSERT. */
-/* Whether no message has a positive seq (see Store.seq_floor_pending). */
-static int refresh_seq_floor(Store *store) {
-        int64_t last = 0;
-        int r = store_last_seq(store, &last);
-
-        if (r < 0)
-                return r;
-        store->seq_floor_pending = last < 1;
-        return 0;
-}
-
-static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_msgs, int64_t *seqs,
-                        size_t *ret_added) {
-        ConversationDelta local[8];
-        g_autofree ConversationDelta *heap = NULL;
-        ConversationDelta *deltas = local;
-        size_t n_deltas = 0, capacity = G_N_ELEMENTS(local), added = 0, hint = 0;
-        int r;
-
-        for (size_t i = 0; i < n_msgs; i++) {
-                const StoreMessage *m = msgs[i];
-                ConversationDelta *d = NULL;
-                int64_t seq = 0;
-
-                /* A batch rarely spans more than a few conversations, and runs of
-                 * one conversation are the rule: try the previous one, then a
-                 * linear search, which beats hashing at this size. */
-                if (n_deltas > 0 && strcmp(deltas[hint].id, m->conversation) == 0)
-                        d = &deltas[hint];
-                else
-                        for (size_t j = 0; j < n_deltas; j++)
-                                if (strcmp(deltas[j].id, m->conversation) == 0) {
-                                        d = &deltas[j];
-                                        hint = j;
-                                        break;
-                                }
-                if (!d) {
-                        if (n_deltas == capacity) {
-                                capacity *= 2;
-                                if (deltas == local) {
-                                        heap = g_new(ConversationDelta, capacity);
-                                        memcpy(heap, local, sizeof local);
-                                } else
-                                        heap = g_renew(ConversationDelta, heap, capacity);
-                                deltas = heap;
-                        }
-                        hint = n_deltas++;
-                        d = &deltas[hint];
-                        *d = (ConversationDelta) { .id = m->conversation };
-                        r = conversation_resolve(store, d, m->time_ms);
-                        if (r < 0)
-                                return r;
-                }
-
-                r = message_insert_at(store, m, d->key, store->seq_floor_pending ? 1 : 0, &seq);
-                if (r < 0)
-                        return r;
-                seqs[i] = seq;
-                if (seq == 0)
-                        continue;
-                store->seq_floor_pending = false;
-                added++;
-                d->changed = true;
-                d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
-                d->time_ms = m->time_ms;
-                d->last_seq = seq;
-        }
-
-        for (size_t j = 0; j < n_deltas; j++) {
-                if (!deltas[j].changed)
-                        continue;
-                r = conversation_update(store, &deltas[j]);
-                if (r < 0)
-                        return r;
-        }
-
-        if (ret_added)
-                *ret_added = added;
-        return 0;
-}
-
-int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
-        int64_t seq = 0;
-        int r;
-
-        if (!store || !message_valid(msg))
-                return -EINVAL;
-
-        /* Outside a batch this is the transaction; inside one, a savepoint that
-         * undoes a half-done append without touching the rest of the batch. */
-        r = store_begin(store);
-        if (r < 0)
-                return r;
-        r = append_batch(store, &msg, 1, &seq, NULL);
-        if (r < 0) {
-                (void) store_rollback(store);
-                (void) refresh_seq_floor(store);
-                return r;
-        }
-        r = store_commit(store);
-        if (r < 0)
-                return r;
-        if (seq == 0)
-                return -EEXIST;
-
-        if (ret_seq)
-                *ret_seq = seq;
-        return 0;
-}
-
-int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added) {
-        int64_t local[64];
-        g_autofree int64_t *heap = NULL;
-        int64_t *seqs = local;
-        size_t added = 0;
-        int r;
-
-        if (!store || (n_msgs && !msgs))
-                return -EINVAL;
-        for (size_t i = 0; i < n_msgs; i++)
-                if (!message_valid(msgs[i]))
-                        return -EINVAL;
-
-        if (n_msgs > G_N_ELEMENTS(local))
-                seqs = heap = g_new(int64_t, n_msgs);
-
-        r = store_begin(store);
-        if (r < 0)
-                return r;
-        r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, seqs, &added);
-        if (r < 0) {
-                (void) store_rollback(store);
-                (void) refresh_seq_floor(store);
-                goto fail;
-        }
-        r = store_commit(store);
-        if (r < 0)
-                goto fail;
-
-        for (size_t i = 0; i < n_msgs; i++)
-                msgs[i]->seq = seqs[i];
-        if (ret_added)
-                *ret_added = added;
-        return 0;
-
-fail:
-        for (size_t i = 0; i < n_msgs; i++)
-                msgs[i]->seq = 0;
-        return r;
-}
-
-static int step_int64(Store *store, StoreStatement id, int64_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
-        int r = sqlite3_step(st);
-
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, id);
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-/* Inside the caller's transaction: see store_prepend_messages(). */
-static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
-        int64_t next = 1;
-        int r;
-
-        r = step_int64(store, STMT_FIRST_SEQ, &next);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n_msgs; i++) {
-                ConversationDelta d = { .id = msgs[i]->conversation };
-                int64_t seq = 0;
-
-                r = conversation_resolve(store, &d, msgs[i]->time_ms);
-                if (r < 0)
-                        return r;
-                /* 0 means "no seq" (and "duplicate") everywhere: skip it */
-                r = message_insert_at(store, msgs[i], d.key, next - 1 == 0 ? -1 : next - 1, &seq);
-                if (r < 0)
-                        return r;
-                msgs[i]->seq = seq;
-                if (seq == 0)
-                        continue;
-                next = seq;
-                if (msgs[i]->text && (r = store_fts_run(store, STMT_FTS_INSERT, seq, msgs[i]->text)) < 0)
-                        return r;
-                {
-                        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_ADOPT_LAST);
-                        if (sqlite3_bind_int64(st, 1, d.key) != SQLITE_OK ||
-                            sqlite3_bind_int64(st, 2, seq) != SQLITE_OK ||
-                            sqlite3_bind_int64(st, 3, msgs[i]->time_ms) != SQLITE_OK ||
-                            sqlite3_step(st) != SQLITE_DONE)
-                                return store_fail(store, STMT_ADOPT_LAST);
-                }
-        }
-        return 0;
-}
-
-int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
-        int r;
-
-        if (!store || (n_msgs && !msgs))
-                return -EINVAL;
-        for (size_t i = 0; i < n_msgs; i++)
-                if (!message_valid(msgs[i]))
-                        return -EINVAL;
-        r = store_begin(store);
-        if (r < 0)
-                return r;
-        r = prepend_batch(store, msgs, n_msgs);
-        if (r < 0) {
-                (void) store_rollback(store);
-                for (size_t i = 0; i < n_msgs; i++)
-                        msgs[i]->seq = 0;
-                return r;
-        }
-        r = store_commit(store);
-        if (r < 0)
-                return r;
-        return refresh_seq_floor(store);
-}
-
-int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !conversation || !ret)
-                return -EINVAL;
-        st = store_stmt(store, STMT_OLDEST);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK)
-                return store_fail(store, STMT_OLDEST);
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_OLDEST);
-        return store_message_from_row(st, 0, ret);
-}
-
-int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
-        StoreMessage *m;
-        int d;
-
-        d = sqlite3_column_int(st, col + 5);
-        if (!direction_valid((StoreDirection) d)) {
-                g_debug("store: message with invalid direction %d", d);
-                return -EIO;
-        }
-
-        m = g_new0(StoreMessage, 1);
-        m->seq = sqlite3_column_int64(st, col);
-        m->conversation = column_strdup(st, col + 1);
-        m->id = column_strdup(st, col + 2);
-        m->sender = column_strdup(st, col + 3);
-        m->stanza_id = column_strdup(st, col + 4);
-        m->direction = (StoreDirection) d;
-        m->time_ms = sqlite3_column_int64(st, col + 6);
-        m->type = column_strdup(st, col + 7);
-        m->text = column_strdup(st, col + 8);
-        m->status = column_strdup(st, col + 9);
-        m->data = column_strdup(st, col + 10);
-        m->extension = column_strdup(st, col + 11);
-        m->revoked = sqlite3_column_int(st, col + 12) != 0;
-        m->edited = sqlite3_column_int(st, col + 13) != 0;
-        m->reactions = column_strdup(st, col + 14);
-        m->url = column_strdup(st, col + 15);
-        m->mime = column_strdup(st, col + 16);
-        m->name = column_strdup(st, col + 17);
-        m->size = sqlite3_column_type(st, col + 18) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 18);
-        m->width = (uint32_t) sqlite3_column_int64(st, col + 19);
-        m->height = (uint32_t) sqlite3_column_int64(st, col + 20);
-        m->duration_ms = (uint32_t) sqlite3_column_int64(st, col + 21);
-        m->path = column_strdup(st, col + 22);
-
-        *ret = m;
-        return 0;
-}
-
-int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !conversation || !id || !ret)
-                return -EINVAL;
-
-        st = store_stmt(store, STMT_GET_MESSAGE);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
-                return store_fail(store, STMT_GET_MESSAGE);
-
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_GET_MESSAGE);
-
-        return store_message_from_row(st, 0, ret);
-}
-
-int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !conversation || !id || !valid_key(status))
-                return -EINVAL;
-
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-
-        st = store_stmt(store, STMT_SET_STATUS);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
-            store_bind_text(st, 2, id) != SQLITE_OK ||
-            store_bind_text(st, 3, status) != SQLITE_OK)
-                return store_fail(store, STMT_SET_STATUS);
-
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_SET_STATUS);
-
-        /* Counts matched rows, also when the status was already the same. */
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
-}
-
-/* The text of a message changes to text (NULL: gone): statement id does it,
- * with the search index kept true, in one transaction. */
-static int change_text(Store *store, StoreStatement id, const char *conversation, const char *msg_id,
-                       const char *text) {
-        int64_t seq = 0;
-        int r;
-
-        r = store_begin(store);
-        if (r < 0)
-                return r;
-        r = store_fts_before_change(store, conversation, msg_id, &seq);
-        if (r >= 0) {
-                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
-                if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, msg_id) != SQLITE_OK ||
-                    (text && store_bind_text(st, 3, text) != SQLITE_OK) || sqlite3_step(st) != SQLITE_DONE)
-                        r = store_fail(store, id);
-                else if (sqlite3_changes(store->db) == 0)
-                        r = -ENOENT;
-        }
-        if (r >= 0 && text && store_fts_indexed(store, seq))
-                r = store_fts_run(store, STMT_FTS_INSERT, seq, text);
-        if (r < 0) {
-                (void) store_rollback(store);
-                return r;
-        }
-        return store_commit(store);
-}
-
-int store_revoke_message(Store *store, const char *conversation, const char *id) {
-        if (!store || !conversation || !id)
-                return -EINVAL;
-        return change_text(store, STMT_REVOKE, conversation, id, NULL);
-}
-
-static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret);
-
-int store_mark_read_by_peer(Store *store, const char *conversation, const char *id, GPtrArray **ret_ids) {
-        g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int64_t seq;
-        int r;
-
-        if (!store || !conversation || !id || !ret_ids)
-                return -EINVAL;
-        r = message_seq(store, conversation, id, &seq);
-        if (r < 0)
-                return r;
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-        st = store_stmt(store, STMT_READ_BY_PEER);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || sqlite3_bind_int64(st, 2, seq) != SQLITE_OK)
-                return store_fail(store, STMT_READ_BY_PEER);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW)
-                g_ptr_array_add(ids, g_strdup((const char *) sqlite3_column_text(st, 0)));
-        if (r != SQLITE_DONE)
-                return store_fail(store, STMT_READ_BY_PEER);
-        *ret_ids = g_steal_pointer(&ids);
-        return 0;
-}
-
-int store_set_media_path(Store *store, const char *conversation, const char *id, const char *path) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-
-        if (!store || !conversation || !id || !store_valid_optional(path))
-                return -EINVAL;
-        st = store_stmt(store, STMT_SET_PATH);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
-            store_bind_text(st, 3, path) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_SET_PATH);
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
-}
-
-int store_set_uploaded(Store *store, const char *conversation, const char *id, const char *url, const char *path) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-
-        if (!store || !conversation || !id || !url || !*url || !store_valid_optional(path))
-                return -EINVAL;
-        st = store_stmt(store, STMT_SET_UPLOADED);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
-            store_bind_text(st, 3, url) != SQLITE_OK || store_bind_text(st, 4, path) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_SET_UPLOADED);
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
-}
-
-int store_set_conversation_name(Store *store, const char *id, const char *name) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-
-        if (!store || !valid_key(id) || !name || !store_valid_optional(name))
-                return -EINVAL;
-        st = store_stmt(store, STMT_SET_CONVERSATION_NAME);
-        if (store_bind_text(st, 1, id) != SQLITE_OK || store_bind_text(st, 2, name) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_SET_CONVERSATION_NAME);
-        return sqlite3_changes(store->db) > 0 ? 1 : 0;
-}
-
-int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !conversation || !id || !store_valid_optional(reactions))
-                return -EINVAL;
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-        st = store_stmt(store, STMT_SET_REACTIONS);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK ||
-            store_bind_text(st, 3, reactions) != SQLITE_OK)
-                return store_fail(store, STMT_SET_REACTIONS);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                return store_fail(store, STMT_SET_REACTIONS);
-        return sqlite3_changes(store->db) > 0 ? 0 : -ENOENT;
-}
-
-int store_edit_message(Store *store, const char *conversation, const char *id, const char *text) {
-        if (!store || !conversation || !id || !valid_key(text))
-                return -EINVAL;
-        return change_text(store, STMT_EDIT, conversation, id, text);
-}
-
-static int message_seq(Store *store, const char *conversation, const char *id, int64_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_GET_SEQ);
-        int r;
-
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
-                return store_fail(store, STMT_GET_SEQ);
-
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_GET_SEQ);
-
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-int store_get_messages(Store *store, const char *conversation, const char *before_id, unsigned limit,
-                       GPtrArray **ret, bool *ret_complete) {
-        g_autoptr(GPtrArray) messages = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int64_t before = INT64_MAX;
-        bool complete = true;
-        int r;
-
-        if (!store || !conversation || !ret)
-                return -EINVAL;
-
-        if (before_id && *before_id) {
-                r = message_seq(store, conversation, before_id, &before);
-                if (r < 0)
-                        return r;
-        }
-
-        messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-
-        /* One row more than asked for tells whether older ones exist, without a
-         * second query. */
-        st = store_stmt(store, STMT_GET_MESSAGES);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 2, before) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 3, (int64_t) limit + 1) != SQLITE_OK)
-                return store_fail(store, STMT_GET_MESSAGES);
-
-        for (;;) {
-                StoreMessage *m;
-
-                r = sqlite3_step(st);
-                if (r == SQLITE_DONE)
-                        break;
-                if (r != SQLITE_ROW)
-                        return store_fail(store, STMT_GET_MESSAGES);
-                if (messages->len == limit) {
-                        complete = false;
-                        break;
-                }
-
-                r = store_message_from_row(st, 0, &m);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(messages, m);
-        }
-
-        *ret = g_steal_pointer(&messages);
-        if (ret_complete)
-                *ret_complete = complete;
-        return 0;
-}
-
-int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret) {
-        g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func((GDestroyNotify) store_message_free);
-        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
-        int r;
-
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreMessage *m;
-                r = store_message_from_row(st, 0, &m);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(messages, m);
-        }
-        if (r != SQLITE_DONE)
-                return store_fail(store, id);
-        *ret = g_steal_pointer(&messages);
-        return 0;
-}
-
-int store_list_unsent(Store *store, GPtrArray **ret) {
-        if (!store || !ret)
-                return -EINVAL;
-        return store_collect_messages(store, STMT_LIST_UNSENT, ret);
-}
-
-int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, GPtrArray **ret) {
-        sqlite3_stmt *st;
-
-        if (!store || !ret || limit == 0)
-                return -EINVAL;
-        st = store_stmt(store, STMT_MESSAGES_AFTER);
-        if (sqlite3_bind_int64(st, 1, after_seq) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 2, limit) != SQLITE_OK)
-                return store_fail(store, STMT_MESSAGES_AFTER);  /* each use binds every parameter anew */
-        return store_collect_messages(store, STMT_MESSAGES_AFTER, ret);
-}
-
-int store_last_seq(Store *store, int64_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-
-        if (!store || !ret)
-                return -EINVAL;
-        st = store_stmt(store, STMT_LAST_SEQ);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return store_fail(store, STMT_LAST_SEQ);
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-static uint32_t clamp_u32(int64_t v) {
-        return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
-}
-
-static int conversation_from_row(sqlite3_stmt *st, StoreConversation **ret) {
-        g_autoptr(StoreConversation) c = NULL;
-        int r;
-
-        c = g_new0(StoreConversation, 1);
-        c->id = column_strdup(st, 0);
-        c->kind = column_strdup(st, 1);
-        c->name = column_strdup(st, 2);
-        c->unread = clamp_u32(sqlite3_column_int64(st, 3));
-        c->time_ms = sqlite3_column_int64(st, 4);
-
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
-                r = store_message_from_row(st, 5, &c->last);
-                if (r < 0)
-                        return r;
-        }
-
-        *ret = g_steal_pointer(&c);
-        return 0;
-}
-
-int store_list_conversations(Store *store, GPtrArray **ret) {
-        g_autoptr(GPtrArray) conversations = NULL;
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !ret)
-                return -EINVAL;
-
-        conversations = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
-
-        st = store_stmt(store, STMT_LIST_CONVERSATIONS);
-        for (;;) {
-                StoreConversation *c;
-
-                r = sqlite3_step(st);
-                if (r == SQLITE_DONE)
-                        break;
-                if (r != SQLITE_ROW)
-                        return store_fail(store, STMT_LIST_CONVERSATIONS);
-
-                r = conversation_from_row(st, &c);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(conversations, c);
-        }
-
-        *ret = g_steal_pointer(&conversations);
-        return 0;
-}
-
-int store_get_conversation(Store *store, const char *id, StoreConversation **ret) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-        int r;
-
-        if (!store || !id || !ret)
-                return -EINVAL;
-
-        st = store_stmt(store, STMT_GET_CONVERSATION);
-        if (store_bind_text(st, 1, id) != SQLITE_OK)
-                return store_fail(store, STMT_GET_CONVERSATION);
-
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
-                return -ENOENT;
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_GET_CONVERSATION);
-
-        return conversation_from_row(st, ret);
-}
-
-static int last_incoming_id(Store *store, const char *conversation, char **ret) {
-        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_LAST_INCOMING);
-        int r;
-
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK)
-                return store_fail(store, STMT_LAST_INCOMING);
-
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
-                *ret = NULL;
-                return 0;
-        }
-        if (r != SQLITE_ROW)
-                return store_fail(store, STMT_LAST_INCOMING);
-
-        *ret = column_strdup(st, 0);
-        return 0;
-}
-
-int store_mark_read(Store *store, const char *conversation, char **ret_last_incoming_id) {
-        g_autofree char *last = NULL;
-        int r;
-
-        if (!store || !conversation)
-                return -EINVAL;
-
-        r = store_check_transaction(store);
-        if (r < 0)
-                return r;
-
-        if (ret_last_incoming_id) {
-                r = last_incoming_id(store, conversation, &last);
-                if (r < 0)
-                        return r;
-        }
-
-        {
-                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_CLEAR_UNREAD);
-
-                if (store_bind_text(st, 1, conversation) != SQLITE_OK)
-                        return store_fail(store, STMT_CLEAR_UNREAD);
-                if (sqlite3_step(st) != SQLITE_DONE)
-                        return store_fail(store, STMT_CLEAR_UNREAD);
-                if (sqlite3_changes(store->db) == 0)
-                        return -ENOENT;
-        }
-
-        if (ret_last_incoming_id)
-                *ret_last_incoming_id = g_steal_pointer(&last);
-        return 0;
-}
-
-int store_unread_total(Store *store, uint32_t *ret) {
-        sqlite3_stmt *st _cleanup_reset_ = NULL;
-
-        if (!store || !ret)
-                return -EINVAL;
-
-        st = store_stmt(store, STMT_UNREAD_TOTAL);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return store_fail(store, STMT_UNREAD_TOTAL);
-
-        *ret = clamp_u32(sqlite3_column_int64(st, 0));
-        return 0;
-}
-
 int store_get_meta(Store *store, const char *key, char **ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
@@ -1468,7 +639,7 @@ int store_get_meta(Store *store, const char *key, char **ret) {
         if (r != SQLITE_ROW)
                 return store_fail(store, STMT_GET_META);
 
-        *ret = column_strdup(st, 0);
+        *ret = store_column_strdup(st, 0);
         return 0;
 }
 
@@ -1477,7 +648,7 @@ int store_set_meta(Store *store, const char *key, const char *value) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
-        if (!store || !valid_key(key) || !store_valid_optional(value))
+        if (!store || !store_valid_key(key) || !store_valid_optional(value))
                 return -EINVAL;
 
         r = store_check_transaction(store);
