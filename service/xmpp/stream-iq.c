@@ -3,7 +3,8 @@
  * IQ requests of the layer above (service discovery, upload slots): each
  * gets a fresh id and waits for its answer, which only counts when it comes
  * from the entity asked. The session's own setup IQs (bind, roster) and the
- * archive queries keep their own, stricter bookkeeping in stream.c.
+ * archive queries keep their own, stricter bookkeeping in stream.c (and
+ * stream-send.c, which starts the queries).
  */
 
 #include <errno.h>

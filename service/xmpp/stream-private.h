@@ -2,9 +2,11 @@
 #pragma once
 
 /*
- * Shared by the files of one XmppStream: stream.c (connection, setup,
- * stanzas), stream-sasl.c (authentication), stream-sm.c (XEP-0198). Nothing
- * outside service/xmpp/stream*.c includes this.
+ * Shared by the files of one XmppStream: stream.c (connection, setup, IQs,
+ * dispatch), stream-receive.c (incoming messages), stream-send.c (outgoing
+ * messages, archive queries), stream-iq.c (the layer above's IQ requests),
+ * stream-sasl.c (authentication), stream-sm.c (XEP-0198). Nothing outside
+ * service/xmpp/stream*.c includes this.
  */
 
 #include <stdbool.h>
@@ -114,6 +116,10 @@ void stream_send_bind(XmppStream *s);
 void stream_become_ready(XmppStream *s, bool resumed);
 /* Ends the session with an error: report it once, then drop the connection. */
 void stream_fail(XmppStream *s, int error, const char *text);
+
+/* stream-receive.c */
+/* A <message/> in a ready session: a chat message, a carbon copy or an archive result. */
+void stream_handle_message(XmppStream *s, const XmlNode *msg);
 
 /* stream-iq.c */
 /* The reply to one of xmpp_stream_send_iq()'s requests: true if it was one

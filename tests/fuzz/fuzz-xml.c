@@ -5,9 +5,9 @@
  * connection (xml_parser_new_stream(), xml_parser_feed()), fed one RFC 7395
  * WebSocket message at a time — <open/>, stanzas, <close/> — the way
  * transport.c hands complete messages to stream.c. Every tree it returns is
- * then read by the stanza parsers stream.c applies to it (XEP-0313, 0280,
- * 0297, 0363, 0424, 0308, 0444, 0066/0446), and must serialise to XML that
- * parses back to the same serialisation.
+ * then read by the stanza parsers stream.c and stream-receive.c apply to it
+ * (XEP-0313, 0280, 0297, 0363, 0424, 0308, 0444, 0066/0446), and must
+ * serialise to XML that parses back to the same serialisation.
  *
  * Input: WebSocket messages separated by NUL bytes (a message cannot hold
  * one that the parser accepts: it refuses NUL as not UTF-8 it can use). A
@@ -143,7 +143,7 @@ static void check_media(const XmlNode *msg) {
         FUZZ_CHECK(media.size >= -1);
 }
 
-/* A chat message's contents, as stream.c's handle_chat() reads them. */
+/* A chat message's contents, as stream-receive.c's handle_chat() reads them. */
 static void check_chat(const XmlNode *msg) {
         const char *reactions[XMPP_REACTIONS_MAX + 1];
         const char *target;

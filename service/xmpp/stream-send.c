@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+
+/* What the layer above sends through an XmppStream: chat messages, the
+ * actions, markers and chat states about them, and queries of our archive
+ * (XEP-0313), whose results stream-receive.c reads. */
+
+#include <errno.h>
+#include <glib.h>
+
+#include "actions.h"
+#include "stream-private.h"
+
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
+                          int64_t delayed_ms) {
+        g_autoptr(XmlNode) msg = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        msg = xml_node_new("message", NS_CLIENT);
+        xml_node_set_attr(msg, "type", "chat");
+        xml_node_set_attr(msg, "to", to);
+        xml_node_set_attr(msg, "id", origin_id);
+        if (content->body && *content->body)
+                xml_node_set_text(xml_node_add_child(msg, "body", NULL), content->body);
+        else if (content->media)
+                /* XEP-0363 §4: clients that know nothing of files show the link */
+                xml_node_set_text(xml_node_add_child(msg, "body", NULL), content->media->url);
+        if (content->media)
+                xmpp_media_append(msg, content->media);
+        if (content->json) {
+                xml_node_set_text(xml_node_add_child(msg, "json", NS_JSON), content->json);
+                if (content->extension && *content->extension)
+                        xml_node_set_text(xml_node_add_child(msg, "extension", NS_IMD), content->extension);
+                /* servers archive (and keep offline) only messages with a body,
+                 * unless told to */
+                if (!content->body || !*content->body)
+                        xml_node_add_child(msg, "store", NS_HINTS);
+        }
+        xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", origin_id);
+        xml_node_add_child(msg, "markable", NS_MARKERS);
+        xml_node_add_child(msg, "active", NS_CHATSTATES);
+        xml_node_add_child(msg, "request", NS_RECEIPTS);
+        if (delayed_ms > 0) {
+                g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(delayed_ms / 1000);
+                g_autofree char *stamp = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+                XmlNode *delay = xml_node_add_child(msg, "delay", NS_DELAY);
+                if (stamp)
+                        xml_node_set_attr(delay, "stamp", stamp);
+                xml_node_set_attr(delay, "from", s->jid);
+        }
+        stream_send_stanza(s, msg, origin_id, to);
+        stream_sm_request_ack(s);
+        return 0;
+}
+
+/* Sends msg (taking it), whose id is stanza_id, kept for XEP-0198 like a
+ * chat message, and asks for an acknowledgement. */
+static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
+        g_autoptr(XmlNode) owned = msg;
+
+        stream_send_stanza(s, owned, stanza_id, to);
+        stream_sm_request_ack(s);
+        return 0;
+}
+
+int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id) {
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        return send_tracked(s, xmpp_retract_new(to, stanza_id, target_id), stanza_id, to);
+}
+
+int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text) {
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        return send_tracked(s, xmpp_correction_new(to, stanza_id, target_id, text), stanza_id, to);
+}
+
+int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *target_id,
+                               const char *const *reactions, size_t n_reactions) {
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        return send_tracked(s, xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions), stanza_id, to);
+}
+
+int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xmpp_chat_stanza_new(to, stanza_id);
+        xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
+        /* Markers carry no body; ask the server to archive them so other devices see them. */
+        xml_node_add_child(msg, "store", NS_HINTS);
+        stream_send_node(s, msg);
+        return 0;
+}
+
+int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {
+        g_autoptr(XmlNode) msg = NULL;
+        g_autofree char *stanza_id = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        stanza_id = xmpp_new_id();
+        msg = xmpp_chat_stanza_new(to, stanza_id);
+        xml_node_add_child(msg, composing ? "composing" : "paused", NS_CHATSTATES);
+        xml_node_add_child(msg, "no-store", NS_HINTS);
+        stream_send_node(s, msg);
+        return 0;
+}
+
+/* Takes the one archive query slot for a query of kind, with fresh ids. */
+static int mam_begin(XmppStream *s, XmppMamQueryKind kind) {
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        if (s->mam_iq_id)
+                return -EBUSY;
+        s->mam_query_id = xmpp_new_id();
+        s->mam_iq_id = xmpp_new_id();
+        s->mam_kind = kind;
+        return 0;
+}
+
+int xmpp_stream_mam_query_before(XmppStream *s, const char *with, const char *before_id, int64_t end_ms,
+                                 unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+        int r = mam_begin(s, XMPP_MAM_BEFORE);
+
+        if (r < 0)
+                return r;
+        iq = xmpp_mam_query_before_new(s->mam_iq_id, s->mam_query_id, with, before_id, end_ms, max);
+        stream_send_node(s, iq);
+        return 0;
+}
+
+int xmpp_stream_mam_query(XmppStream *s, XmppMamQueryKind kind, const char *after_id, unsigned max) {
+        g_autoptr(XmlNode) iq = NULL;
+        int r = mam_begin(s, kind);
+
+        if (r < 0)
+                return r;
+        iq = xmpp_mam_query_new(s->mam_iq_id, s->mam_query_id, kind, after_id, max);
+        stream_send_node(s, iq);
+        return 0;
+}
