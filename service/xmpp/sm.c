@@ -117,6 +117,14 @@ void xmpp_sm_foreach_unacked(const XmppSm *sm, XmppSmStanzaFunc func, void *user
         }
 }
 
+void xmpp_sm_foreach_unacked_message(const XmppSm *sm, XmppSmAckedFunc func, void *userdata) {
+        for (GList *l = sm->unacked.head; l; l = l->next) {
+                Unacked *u = l->data;
+                if (u->message_id)
+                        func(u->message_id, u->to, userdata);
+        }
+}
+
 bool xmpp_sm_is_unacked_message(const XmppSm *sm, const char *message_id) {
         for (GList *l = sm->unacked.head; l; l = l->next) {
                 Unacked *u = l->data;

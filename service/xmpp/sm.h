@@ -43,6 +43,8 @@ int xmpp_sm_ack(XmppSm *sm, uint32_t h, XmppSmAckedFunc acked, void *userdata);
 /* Still unacknowledged, oldest first: for resending after a resume. */
 typedef void (*XmppSmStanzaFunc)(const char *xml, size_t len, void *userdata);
 void xmpp_sm_foreach_unacked(const XmppSm *sm, XmppSmStanzaFunc func, void *userdata);
+/* The chat messages among them (sent with a message_id), oldest first. */
+void xmpp_sm_foreach_unacked_message(const XmppSm *sm, XmppSmAckedFunc func, void *userdata);
 bool xmpp_sm_is_unacked_message(const XmppSm *sm, const char *message_id);
 size_t xmpp_sm_n_unacked(const XmppSm *sm);
 /* A new session replaces the old one: forget what was in flight. */

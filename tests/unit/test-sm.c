@@ -34,6 +34,15 @@ static void test_ack_reports_messages_in_order(void) {
         xmpp_sm_sent(sm, "<message id='b'/>", 17, "b", "carol@x");      /* 4 */
         g_assert_cmpuint(xmpp_sm_n_unacked(sm), ==, 4);
         g_assert_true(xmpp_sm_is_unacked_message(sm, "a"));
+        {
+                /* the messages in flight, without the other stanzas */
+                g_autoptr(GPtrArray) flight = g_ptr_array_new_with_free_func(g_free);
+                Acked f = { flight };
+                xmpp_sm_foreach_unacked_message(sm, record_acked, &f);
+                g_assert_cmpuint(flight->len, ==, 2);
+                g_assert_cmpstr(g_ptr_array_index(flight, 0), ==, "a>bob@x");
+                g_assert_cmpstr(g_ptr_array_index(flight, 1), ==, "b>carol@x");
+        }
 
         g_assert_cmpint(xmpp_sm_ack(sm, 2, record_acked, &a), ==, 0);
         g_assert_cmpuint(ids->len, ==, 1);
