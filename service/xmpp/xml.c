@@ -704,8 +704,10 @@ const char *xml_node_child_text(const XmlNode *node, const char *name, const cha
 
 /* What each byte needs: 0 copy as is, 1 escape, 2 not allowed in XML 1.0
  * (replaced by U+FFFD), 3 start of a 3-byte sequence worth checking for
- * U+FFFE/U+FFFF. \t \n \r are escaped only in attribute values (ATTR_ONLY),
- * where a parser would otherwise normalise them to spaces. */
+ * U+FFFE/U+FFFF. \t \n are escaped only in attribute values (ATTR_ONLY),
+ * where a parser would otherwise normalise them to spaces, and so are quotes,
+ * which only end an attribute value: in text they stay one byte, not six, which
+ * counts against a server's stanza limit (JSON is full of them). */
 enum { C_COPY, C_ESCAPE, C_BAD, C_EF, C_ATTR_ONLY };
 
 #define B C_BAD
@@ -714,7 +716,7 @@ enum { C_COPY, C_ESCAPE, C_BAD, C_EF, C_ATTR_ONLY };
 static const unsigned char escape_class[256] = {
         B, B, B, B, B, B, B, B, B, A, A, B, B, E, B, B,         /* 0x00 */
         B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B,         /* 0x10 */
-        0, 0, E, 0, 0, 0, E, E, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x20 " & ' */
+        0, 0, A, 0, 0, 0, E, A, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x20 " & ' */
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, E, 0, E, 0,         /* 0x30 < > */
         [0xef] = C_EF,
 };

@@ -604,7 +604,7 @@ static void test_media_append(void) {
                 "<message xmlns=\"jabber:client\" to=\"romeo@montague.tld\" type=\"chat\" id=\"m1\">"
                 "<x xmlns=\"jabber:x:oob\"><url>https://share.example.org/file_share/Lp3X/cat&amp;dog.png</url></x>"
                 "<file-sharing xmlns=\"urn:xmpp:sfs:0\"><file xmlns=\"urn:xmpp:file:metadata:0\">"
-                "<media-type>image/png</media-type><name>a&amp;b &lt;c&gt;&apos;&quot;.png</name>"
+                "<media-type>image/png</media-type><name>a&amp;b &lt;c&gt;'\".png</name>"
                 "<size>23456</size><width>640</width><height>480</height></file>"
                 "<sources><url-data xmlns=\"http://jabber.org/protocol/url-data\" "
                 "target=\"https://share.example.org/file_share/Lp3X/cat&amp;dog.png\"/></sources>"
