@@ -167,6 +167,14 @@ static int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 /* --- messages --- */
 
+/* Within our own limits, but not the server's once encoded (XML escapes
+ * included): sent, it would only make the server close the connection. */
+static int too_large_for_server(Manager *mgr, sd_bus_error *error) {
+        return bus_set_errno(error, -EMSGSIZE, "The message is too large for the server: encoded as XMPP it "
+                             "would be over the %zu bytes the server takes",
+                             session_max_stanza_bytes(mgr->session));
+}
+
 static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autofree char *conversation = NULL, *id = NULL;
@@ -184,6 +192,8 @@ static int method_send_text(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return r;
 
         r = session_send_text(mgr->session, conversation, text, &id);
+        if (r == -EMSGSIZE)
+                return too_large_for_server(mgr, error);
         if (r == -ENOTCONN)
                 return bus_set_errno(error, r, "Not logged in: call Login first (and wait for it to succeed)");
         if (r < 0)
@@ -209,6 +219,8 @@ static int method_send_custom(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return r;
 
         r = session_send_custom(mgr->session, conversation, data, description, extension, &id);
+        if (r == -EMSGSIZE)
+                return too_large_for_server(mgr, error);
         if (r == -EINVAL)
                 return bus_set_errno(error, r, "The data is not a JSON document (at most %d levels deep)",
                                      CUSTOM_DATA_MAX_DEPTH);
@@ -234,6 +246,8 @@ static int message_action_error(Manager *mgr, int r, const char *conversation, c
         case -ENETDOWN:
                 return bus_set_errno(error, r, "Not connected to the server right now; try again when NetState "
                                      "is \"connected\"");
+        case -EMSGSIZE:
+                return too_large_for_server(mgr, error);
         default:
                 return bus_set_errno(error, r, "Cannot change the message: %s", g_strerror(-r));
         }

@@ -14,16 +14,57 @@
 #include "reactions.h"
 #include "session-private.h"
 
-int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms) {
-        XmppMedia media = {
+/* What goes out for m; media is filled in for the content to point to. */
+static XmppChatContent chat_content(const StoreMessage *m, XmppMedia *media) {
+        *media = (XmppMedia) {
                 .url = m->url, .mime = m->mime, .name = m->name, .size = m->size,
                 .width = m->width, .height = m->height, .duration_ms = m->duration_ms,
         };
+        return (XmppChatContent) {
+                .body = m->text, .json = m->data, .extension = m->extension, .media = m->url ? media : NULL,
+        };
+}
 
-        return xmpp_stream_send_chat(s->stream, m->conversation, &(XmppChatContent) {
-                                             .body = m->text, .json = m->data, .extension = m->extension,
-                                             .media = m->url ? &media : NULL },
-                                     m->id, delayed_ms);
+int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms) {
+        XmppMedia media;
+        XmppChatContent content = chat_content(m, &media);
+
+        return xmpp_stream_send_chat(s->stream, m->conversation, &content, m->id, delayed_ms);
+}
+
+size_t session_max_stanza_bytes(const Session *s) {
+        return s->max_stanza_bytes;
+}
+
+static void count_lost(const char *message_id, const char *to, void *userdata) {
+        Session *s = userdata;
+        guint lost = GPOINTER_TO_UINT(g_hash_table_lookup(s->lost_in_flight, message_id)) + 1;
+        g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *why = NULL;
+
+        if (lost < LOST_IN_FLIGHT_MAX) {
+                g_hash_table_replace(s->lost_in_flight, g_strdup(message_id), GUINT_TO_POINTER(lost));
+                return;
+        }
+        g_hash_table_remove(s->lost_in_flight, message_id);
+        /* an action's stanza (a retraction, say) is not a stored message */
+        if (!s->store || store_get_message(s->store, to, message_id, &m) < 0 ||
+            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0)
+                return;
+        if (store_set_message_status(s->store, to, message_id, "failed") < 0)
+                return;
+        why = g_strdup_printf("The connection to the server was lost each of the %d times message %s to %s "
+                              "was sent, before the server took it (is it too large for the server?); "
+                              "it is marked failed", LOST_IN_FLIGHT_MAX, message_id, to);
+        /* why first: a frontend waiting for "failed" has it when that comes */
+        s->events.error(-ECONNABORTED, why, s->userdata);
+        s->events.message_status_changed(to, message_id, "failed", s->userdata);
+}
+
+void session_count_lost_in_flight(Session *s, const XmppSm *sm) {
+        if (!s->lost_in_flight)
+                s->lost_in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        xmpp_sm_foreach_unacked_message(sm, count_lost, s);
 }
 
 /* Everything still "pending" goes out again after a (re)connect, with its
@@ -92,7 +133,11 @@ void on_stream_displayed(const char *from, const char *id, void *userdata) {
 }
 
 void on_stream_sent(const char *to, const char *id, void *userdata) {
-        advance_status(userdata, to, id, "sent");
+        Session *s = userdata;
+
+        if (s->lost_in_flight)
+                g_hash_table_remove(s->lost_in_flight, id);
+        advance_status(s, to, id, "sent");
 }
 
 /* Sets sender's reactions to message m and announces the new state. */
@@ -237,6 +282,12 @@ static int send_message(Session *s, const char *conversation, StoreMessage m, ch
         m.direction = STORE_DIRECTION_OUT;
         m.time_ms = g_get_real_time() / 1000;
         m.status = (char *) "pending";
+        {
+                XmppMedia media;
+                XmppChatContent content = chat_content(&m, &media);
+                if (xmpp_chat_stanza_bytes(s->account, conversation, &content, id) > s->max_stanza_bytes)
+                        return -EMSGSIZE;
+        }
 
         /* Stored (committed) before it goes out: a message the caller was told
          * about is never lost. */

@@ -37,6 +37,12 @@
 #define BATCH_BUSY_MESSAGES 32
 #define BATCH_MAX_MESSAGES 1024
 
+/* A message of ours still unacknowledged (XEP-0198) when the connection was
+ * lost this many times becomes "failed" instead of going out again after the
+ * next reconnect: a server whose limit is lower than we know closes the
+ * stream on it every time, and the session would never settle. */
+#define LOST_IN_FLIGHT_MAX 3
+
 /* XEP-0313 catch-up: archive messages per page, and the store's meta key for
  * the archive id of the last message stored from the archive ("" when the
  * archive was empty: the next catch-up starts at its beginning). */
@@ -127,6 +133,12 @@ struct Session {
         int64_t batch_flushed_us;       /* monotonic time the last batch was stored */
         GPtrArray *batch_messages;      /* StoreMessage*, in arrival order; NULL if none */
         uint32_t unread_total;
+
+        /* The last stream's xmpp_stream_max_stanza_bytes(): a message whose
+         * stanza is larger is refused at once (TooLarge), also while offline;
+         * sent, it would only make the server close the connection. */
+        size_t max_stanza_bytes;
+        GHashTable *lost_in_flight;     /* message id -> connections lost before its ack; or NULL */
 
         /* Announcing survives a kill -9: every message up to announced_seq was
          * announced; the ones after it (committed, then killed before their
@@ -221,6 +233,10 @@ void session_schedule_indexing(Session *s, unsigned delay_ms);
 void session_send_outbox(Session *s);
 /* Sends stored message m (ours) as it is: text, custom data, uploaded file. */
 int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms);
+/* The connection was lost with the messages of sm still unacknowledged:
+ * counts it against each, and fails those it happened to LOST_IN_FLIGHT_MAX
+ * times. */
+void session_count_lost_in_flight(Session *s, const XmppSm *sm);
 /* Keeps an action from an archive page for session_retry_actions(). */
 void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without

@@ -171,6 +171,7 @@ static void forget_credentials(Session *s) {
         g_clear_pointer(&s->ca_file, g_free);
         g_clear_pointer(&s->keys, scram_keys_free);
         g_clear_pointer(&s->resumable, xmpp_sm_free);
+        g_clear_pointer(&s->lost_in_flight, g_hash_table_unref);
         s->remember = false;
         s->autologin = false;
         s->online_wanted = false;
@@ -394,6 +395,7 @@ static void on_stream_ready(bool resumed, void *userdata) {
         s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
         backoff_reset(&s->backoff);
+        s->max_stanza_bytes = xmpp_stream_max_stanza_bytes(s->stream);
         set_state(s, SESSION_NET_CONNECTED, true);
         if (!resumed)
                 session_forget_upload_service(s);       /* a new connection may have another */
@@ -441,6 +443,8 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         if (s->stream) {
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
                 if (sm) {
+                        if (error)
+                                session_count_lost_in_flight(s, sm);
                         xmpp_sm_free(s->resumable);
                         s->resumable = sm;
                 }
@@ -653,6 +657,7 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->cache_dir = g_strdup(cache_dir);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
+        s->max_stanza_bytes = XMPP_DEFAULT_MAX_STANZA_BYTES;
         s->discovery_fd = -1;
         s->config = *config;
         s->config.voice_source = g_strdup(config->voice_source);

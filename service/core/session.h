@@ -155,6 +155,9 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
  * revoked or not text), -ENETDOWN as above. */
 int session_edit_message(Session *s, const char *conversation, const char *id, const char *text);
 unsigned session_revoke_window_s(const Session *s);
+/* The largest message stanza the server takes, in bytes: what it said, or
+ * what servers take by default. Sending a larger message fails with -EMSGSIZE. */
+size_t session_max_stanza_bytes(const Session *s);
 
 /* The outcome of session_fetch_media(): error 0 and an fd open for reading
  * on the file (the callee closes it after the call: dup it to keep it), or

@@ -37,6 +37,7 @@
 #define NS_IMD      "urn:example:im:0"
 #define NS_PING     "urn:xmpp:ping"
 #define NS_SM       "urn:xmpp:sm:3"
+#define NS_LIMITS   "urn:xmpp:stream-limits:0"
 
 typedef enum StreamPhase {
         PHASE_CONNECTING,       /* WebSocket not up yet */
@@ -91,6 +92,7 @@ struct XmppStream {
 
         XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
         bool sm_offered;                /* the server's features list <sm/> */
+        size_t max_stanza_bytes;        /* XEP-0478 max-bytes after login; 0: not said */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> per burst of messages */
         bool ack_owed;                  /* the server asked while messages were uncommitted */

@@ -10,13 +10,12 @@
 #include "actions.h"
 #include "stream-private.h"
 
-int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
-                          int64_t delayed_ms) {
-        g_autoptr(XmlNode) msg = NULL;
+/* A chat message's stanza; delay_from (our bare JID) goes with a delay stamp
+ * when delayed_ms > 0. */
+static XmlNode *chat_stanza(const char *to, const XmppChatContent *content, const char *origin_id,
+                            int64_t delayed_ms, const char *delay_from) {
+        XmlNode *msg = xml_node_new("message", NS_CLIENT);
 
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        msg = xml_node_new("message", NS_CLIENT);
         xml_node_set_attr(msg, "type", "chat");
         xml_node_set_attr(msg, "to", to);
         xml_node_set_attr(msg, "id", origin_id);
@@ -46,8 +45,29 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
                 XmlNode *delay = xml_node_add_child(msg, "delay", NS_DELAY);
                 if (stamp)
                         xml_node_set_attr(delay, "stamp", stamp);
-                xml_node_set_attr(delay, "from", s->jid);
+                xml_node_set_attr(delay, "from", delay_from);
         }
+        return msg;
+}
+
+size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppChatContent *content,
+                              const char *origin_id) {
+        /* a stamp of the same length as any other this century */
+        g_autoptr(XmlNode) msg = chat_stanza(to, content, origin_id, INT64_C(1700000000000), own_jid);
+        g_autofree char *xml = NULL;
+        size_t len = 0;
+
+        xml = xml_serialize(msg, &len);
+        return len;
+}
+
+int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
+                          int64_t delayed_ms) {
+        g_autoptr(XmlNode) msg = NULL;
+
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        msg = chat_stanza(to, content, origin_id, delayed_ms, s->jid);
         stream_send_stanza(s, msg, origin_id, to);
         stream_sm_request_ack(s);
         return 0;
@@ -57,6 +77,12 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
  * chat message, and asks for an acknowledgement. */
 static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
         g_autoptr(XmlNode) owned = msg;
+        size_t len = 0;
+        g_autofree char *xml = xml_serialize(msg, &len);
+
+        /* a correction carries a whole text: the server would close the stream */
+        if (len > xmpp_stream_max_stanza_bytes(s))
+                return -EMSGSIZE;
 
         stream_send_stanza(s, owned, stanza_id, to);
         stream_sm_request_ack(s);

@@ -106,6 +106,18 @@ static void send_roster_get(XmppStream *s) {
         send_setup_iq(s, iq);
 }
 
+/* XEP-0478: below RFC 6120's minimum of 10,000 bytes, or absurdly large, it
+ * is not taken at its word. */
+static size_t advertised_max_bytes(const XmlNode *features) {
+        const XmlNode *limits = xml_node_child(features, "limits", NS_LIMITS);
+        const char *text = limits ? xml_node_child_text(limits, "max-bytes", NS_LIMITS) : NULL;
+        guint64 v;
+
+        if (!text || !g_ascii_string_to_unsigned(text, 10, 10000, 64 * 1024 * 1024, &v, NULL))
+                return 0;
+        return (size_t) v;
+}
+
 static void handle_features(XmppStream *s, const XmlNode *features) {
         if (s->phase == PHASE_OPENING) {
                 const XmlNode *mechs = xml_node_child(features, "mechanisms", NS_SASL);
@@ -115,6 +127,7 @@ static void handle_features(XmppStream *s, const XmlNode *features) {
         }
         if (s->phase == PHASE_REOPENING) {
                 s->sm_offered = xml_node_child(features, "sm", NS_SM) != NULL;
+                s->max_stanza_bytes = advertised_max_bytes(features);
                 if (s->sm_offered && xmpp_sm_resume_id(s->sm))
                         return stream_sm_send_resume(s);
                 if (!xml_node_child(features, "bind", NS_BIND))
@@ -723,6 +736,10 @@ void xmpp_stream_free(XmppStream *s) {
 
 bool xmpp_stream_is_ready(const XmppStream *s) {
         return s->phase == PHASE_READY;
+}
+
+size_t xmpp_stream_max_stanza_bytes(const XmppStream *s) {
+        return s->max_stanza_bytes ? s->max_stanza_bytes : XMPP_DEFAULT_MAX_STANZA_BYTES;
 }
 
 const char *xmpp_stream_full_jid(const XmppStream *s) {

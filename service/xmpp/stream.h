@@ -164,12 +164,23 @@ void xmpp_stream_close_and_free(XmppStream *s);
 
 bool xmpp_stream_is_ready(const XmppStream *s);
 const char *xmpp_stream_full_jid(const XmppStream *s);
+/* The largest stanza a server takes when its stream features do not say
+ * (XEP-0478): Prosody's default c2s_stanza_size_limit, and ejabberd's in its
+ * example configuration. A server closes the connection on a larger one. */
+#define XMPP_DEFAULT_MAX_STANZA_BYTES (256 * 1024)
+/* The largest stanza the server takes from us: what its stream features said
+ * after login (XEP-0478), else XMPP_DEFAULT_MAX_STANZA_BYTES. */
+size_t xmpp_stream_max_stanza_bytes(const XmppStream *s);
 
 /* <message type='chat'> with the content (body, XEP-0335 <json/>, extension),
  * XEP-0359 origin-id (also the stanza id),
  * XEP-0333 markable, XEP-0085 <active/> and an XEP-0184 receipt request; delayed_ms non-zero adds
  * an XEP-0203 delay stamp (a message sent late from the outbox).
  * -ENOTCONN if not ready. */
+/* The size of the stanza xmpp_stream_send_chat() sends for this message at
+ * most (sent late from the outbox by own_jid, with a delay stamp). */
+size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppChatContent *content,
+                              const char *origin_id);
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms);
 /* XEP-0424 retraction / XEP-0308 correction of our message target_id to to;

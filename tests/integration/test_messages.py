@@ -352,6 +352,21 @@ def test_send_text_too_long(client, logged_in, peer):
     assert peer.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == "y" * 65536
 
 
+def test_send_text_too_large_for_the_server_once_escaped(client, logged_in, peer):
+    """65,536 '<' are within imd's limit, but escaped (&lt;) they are 262,144
+    bytes, over the 256 KiB a server takes when it does not say otherwise
+    (Prosody would close the connection on it, again after every reconnect):
+    TooLarge at once, and nothing stored. 60,000 of them (240,000 bytes)
+    arrive byte-exact."""
+    with raises_im_error("TooLarge") as ei:
+        client.call("SendText", "ss", (peer.jid, "<" * 65536))
+    assert "too large for the server" in ei.value.message
+    assert not client.call("GetMessages", "ssu", (peer.jid, "", 10))[0]
+    mid = client.call("SendText", "ss", (peer.jid, "<" * 60000))
+    assert peer.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)["body"] == "<" * 60000
+    assert client.get_property("Ready") is True
+
+
 @pytest.mark.parametrize("jid", BAD_JIDS, ids=jid_id)
 def test_get_messages_invalid_jid(client, logged_in, jid):
     with raises_im_error("InvalidArgument"):

@@ -281,3 +281,64 @@ def test_pending_messages_survive_kill_9(client, imd, private_prosody):
             c2.close()
     finally:
         bob.stop()
+
+
+def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclient, fast_imd):
+    """A server whose stanza limit (20,000 bytes here) is below what imd
+    assumes without being told (256 KiB) closes the connection on a 30,000
+    byte text every time it is sent. imd gives up after the third lost
+    connection: the message becomes "failed" with an Error that says why,
+    and the session settles (it was reconnecting once a second, forever):
+    the next message goes through, and ResendMessage can try it again."""
+    p = Prosody(extra_config="c2s_stanza_size_limit = 20000")
+    p.start()
+    bob = None
+    try:
+        jid, _ = _login(fclient, p)
+        bob_jid, bob_pw = p.new_account("bob")
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        start = fclient.mark()
+        mid = fclient.call("SendText", "ss", (bob_jid, "y" * 30000))
+        _wait_status(fclient, mid, "failed", start, timeout=30)
+        errors = [s.args[1] for s in fclient.signals[start:] if s.member == "Error"]
+        assert any(mid in e and "3 times" in e for e in errors), errors
+        fclient.wait_property("Ready", lambda v: v is True, start=len(fclient.signals) - 1, timeout=20)
+        assert fclient.get_property("Ready") is True
+        assert _stored(fclient, bob_jid, mid)["status"] == "failed"
+
+        settled = fclient.mark()
+        small = fclient.call("SendText", "ss", (bob_jid, "after the refused one"))
+        assert bob.wait_for_message(lambda m: m["origin_id"] == small)["body"] == "after the refused one"
+        fclient.pump(2)
+        assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
+                    and s.args[1].get("Ready") is False], "the session did not settle"
+        assert not [m for m in bob.messages if m["origin_id"] == mid]
+    finally:
+        if bob:
+            bob.stop()
+        p.cleanup()
+
+
+def test_the_limit_the_server_advertises_is_kept(fclient, fast_imd):
+    """A server that advertises its stanza limit (XEP-0478) has a message over
+    it refused at once, with TooLarge and the limit in the error, and nothing
+    stored; one under it goes through."""
+    p = Prosody(extra_config="c2s_stanza_size_limit = 20000", test_modules=("test_stream_limits",))
+    p.start()
+    bob = None
+    try:
+        _login(fclient, p)
+        bob_jid, bob_pw = p.new_account("bob")
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        with raises_im_error("TooLarge") as ei:
+            fclient.call("SendText", "ss", (bob_jid, "y" * 30000))
+        assert "20000 bytes" in ei.value.message
+        assert not fclient.call("GetMessages", "ssu", (bob_jid, "", 10))[0]
+        mid = fclient.call("SendText", "ss", (bob_jid, "y" * 19000))
+        assert bob.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == "y" * 19000
+    finally:
+        if bob:
+            bob.stop()
+        p.cleanup()

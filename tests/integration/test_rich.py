@@ -239,6 +239,28 @@ def test_edit_refusals(client, logged_in, peer):
         client.call("EditMessage", "sss", (peer.jid, theirs, ""))
     with raises_im_error("NotFound"):
         client.call("EditMessage", "sss", (peer.jid, "nope", "x"))
+    # within imd's 65536 bytes, but 262144 once escaped: over the server's limit
+    kept = client.call("SendText", "ss", (peer.jid, "kept as it is"))
+    with raises_im_error("TooLarge") as ei:
+        client.call("EditMessage", "sss", (peer.jid, kept, "<" * 65536))
+    assert "too large for the server" in ei.value.message
+    assert _stored(client, peer.jid, kept)["text"] == "kept as it is"
+    assert client.get_property("Ready") is True
+
+
+def test_custom_message_too_large_for_the_server(client, logged_in, peer):
+    """Data, description and extension are each within imd's 65536 bytes,
+    but not together in one stanza: TooLarge, nothing stored. JSON's quotes
+    are not escaped in element text, so a quote-heavy document the size of
+    the limit goes through."""
+    big = "x" * 65536
+    with raises_im_error("TooLarge"):
+        client.call("SendCustom", "ssss", (peer.jid, '"%s"' % ("&" * 65534), big, big))
+    assert not client.call("GetMessages", "ssu", (peer.jid, "", 10))[0]
+    data = "[" + ",".join(['"q"'] * 16383) + "]"         # 65,532 bytes, half of them quotes
+    mid = client.call("SendCustom", "ssss", (peer.jid, data, "a custom message", ""))
+    m = peer.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)
+    assert m["body"] == "a custom message"
 
 
 def test_actions_need_a_login(client, imd):
