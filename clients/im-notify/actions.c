@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the notifications' actions ask of imd: MarkRead (the default action)
- * and SendText (an inline reply, then MarkRead: replying is reading).
- * Asynchronous, to the well-known name without auto-start; a failure is
- * logged and changes nothing here, since the notification only closes when
- * imd reports the conversation read.
+ * What the notifications ask of imd: for their actions, MarkRead (the
+ * default action) and SendText (an inline reply, then MarkRead: replying is
+ * reading); for a notification taken over from the previous run, the
+ * message to show (GetMessages). Asynchronous, to the well-known name
+ * without auto-start; a failed action is logged and changes nothing here,
+ * since the notification only closes when imd reports the conversation read.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "im-notify.h"
@@ -80,4 +82,72 @@ void imd_mark_read(App *app, const char *conversation) {
 
 void imd_send_reply(App *app, const char *conversation, const char *text) {
         call_action(app, "SendText", conversation, text);
+}
+
+/* GetMessages' page is newest first; a few are enough to get past our own
+ * replies (sent from elsewhere, they leave the conversation unread). */
+#define NEWEST_PAGE 20
+
+typedef struct {
+        App *app;
+        char *conversation;
+        ImdNewestIncomingFunc done;
+} Lookup;
+
+static void lookup_free(void *p) {
+        Lookup *l = p;
+
+        g_free(l->conversation);
+        g_free(l);
+}
+
+static int on_messages(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Lookup *l = userdata;
+        ImMessage msg;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                log_warning("cannot read the messages of %s: %s", l->conversation,
+                            sd_bus_message_get_error(reply)->message);
+                l->done(l->app, l->conversation, NULL);
+                return 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+        while (r > 0 && (r = im_message_read(reply, &msg)) > 0) {
+                bool found = g_strcmp0(msg.direction, "in") == 0 && !msg.revoked && msg.id;
+                if (found)
+                        l->done(l->app, l->conversation, &msg);
+                im_message_clear(&msg);
+                if (found)
+                        return 0;
+        }
+        if (r < 0)
+                log_warning("imd sent malformed messages: %s", strerror(-r));
+        l->done(l->app, l->conversation, NULL);
+        return 0;
+}
+
+void imd_newest_incoming(App *app, const char *conversation, ImdNewestIncomingFunc done) {
+        sd_bus_slot *slot = NULL;
+        Lookup *l;
+        int r;
+
+        r = app->imd_unique ? sd_bus_call_method_async(app->bus, &slot, app->imd_unique, IM_PATH, IM_INTERFACE,
+                                                       "GetMessages", on_messages, NULL, "ssu", conversation, "",
+                                                       (uint32_t) NEWEST_PAGE)
+                            : -ENOTCONN;
+        if (r < 0) {
+                log_warning("cannot read the messages of %s: %s", conversation, strerror(-r));
+                done(app, conversation, NULL);
+                return;
+        }
+        l = g_new0(Lookup, 1);
+        l->app = app;
+        l->conversation = g_strdup(conversation);
+        l->done = done;
+        /* floating: the slot lives until the reply, then frees the Lookup */
+        sd_bus_slot_set_userdata(slot, l);
+        sd_bus_slot_set_destroy_callback(slot, lookup_free);
+        sd_bus_slot_set_floating(slot, true);
+        sd_bus_slot_unref(slot);
 }

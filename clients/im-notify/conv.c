@@ -92,7 +92,7 @@ static Conv *conv_by_notification(App *app, uint32_t id) {
 }
 
 static void close_now(Conv *c) {
-        c->inherited = false;
+        c->inherited = c->taking_over = false;
         if (c->notify_slot) {
                 c->close_after = true;
                 c->show_again = false;
@@ -144,7 +144,7 @@ static void send_notify(Conv *c) {
                 log_warning("cannot show a notification for %s: %s", c->id, strerror(-ret));
                 return;
         }
-        c->inherited = false;
+        c->inherited = c->taking_over = false;
         g_free(c->shown_id);
         g_free(c->shown_summary);
         g_free(c->shown_body);
@@ -249,8 +249,10 @@ void conv_on_conversation(App *app, const ImConversation *ic) {
         if (!ic->id)
                 return;
         c = conv_get(app, ic->id, true);
-        if (c->inherited)
+        if (c->inherited) {
+                c->listed = true;
                 remember_last_incoming(c, &ic->last);
+        }
         renamed = strcmp(c->name, name) != 0;
         if (renamed) {
                 g_free(c->name);
@@ -312,9 +314,31 @@ void conv_forget_notifications(App *app) {
 
                 c->notify_slot = sd_bus_slot_unref(c->notify_slot);
                 c->notification_id = 0;
-                c->show_again = c->close_after = c->inherited = false;
+                c->show_again = c->close_after = c->inherited = c->taking_over = false;
         }
         state_mark_dirty(app);
+}
+
+static void push_recent(Conv *c, const char *id, const char *label) {
+        Recent *r = g_new0(Recent, 1);
+
+        r->id = g_strdup(id);
+        r->label = g_strdup(label);
+        g_queue_push_tail(&c->recent, r);
+}
+
+static void on_newest_incoming(App *app, const char *conversation, const ImMessage *msg) {
+        _cleanup_free_ char *label = msg ? label_for_message(msg) : NULL;
+        Conv *c = conv_get(app, conversation, false);
+
+        /* meanwhile shown again (a new message), or closed (read): settled */
+        if (!c || !c->taking_over)
+                return;
+        c->taking_over = false;
+        if (!label || c->notification_id == 0 || c->notify_slot || c->unread == 0 || newest(c))
+                return;
+        push_recent(c, msg->id, label);
+        send_notify(c);
 }
 
 void conv_take_over(App *app) {
@@ -328,24 +352,27 @@ void conv_take_over(App *app) {
                 if (!c->inherited)
                         continue;
                 c->inherited = false;
+                /* not in imd's list (GetConversations failed): nothing known to show */
+                if (!c->listed)
+                        continue;
                 /* With nothing newer from the catch-up, the newest unread message
-                 * is the conversation's last one. Shown again with the same id,
-                 * a notification still open is updated where it is; one the user
-                 * dismissed while im-notify was not running comes back, as the
-                 * server cannot be asked whether it still shows an id. */
-                if (c->unread > 0 && g_queue_is_empty(&c->recent) && c->last_in_id) {
-                        Recent *r = g_new0(Recent, 1);
-
-                        r->id = TAKE_PTR(c->last_in_id);
-                        r->label = TAKE_PTR(c->last_in_label);
-                        g_queue_push_tail(&c->recent, r);
-                }
+                 * is the conversation's last incoming one. Shown again with the
+                 * same id, a notification still open is updated where it is; one
+                 * the user dismissed while im-notify was not running comes back,
+                 * as the server cannot be asked whether it still shows an id. */
+                if (c->unread > 0 && g_queue_is_empty(&c->recent) && c->last_in_id)
+                        push_recent(c, c->last_in_id, c->last_in_label);
                 g_clear_pointer(&c->last_in_id, g_free);
                 g_clear_pointer(&c->last_in_label, g_free);
-                if (c->unread > 0 && newest(c))
-                        send_notify(c);
-                else
+                if (c->unread == 0)
                         close_now(c);
+                else if (newest(c))
+                        send_notify(c);
+                else {
+                        /* the last message is our own reply, or revoked: look further back */
+                        c->taking_over = true;
+                        imd_newest_incoming(app, c->id, on_newest_incoming);
+                }
         }
 }
 
@@ -370,7 +397,7 @@ static void on_closed(uint32_t id, void *userdata) {
         /* expired or dismissed: the next message opens a new one */
         if (c) {
                 c->notification_id = 0;
-                c->inherited = false;
+                c->inherited = c->taking_over = false;
                 state_mark_dirty(userdata);
         }
 }

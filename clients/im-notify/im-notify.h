@@ -185,7 +185,9 @@ struct Conv {
          * and this run has neither shown nor closed it yet. Servers send its
          * actions to the program that showed it only: conv_take_over(). */
         bool inherited;
-        char *last_in_id;               /* GetConversations' newest message, if incoming */
+        bool listed;                    /* ... and imd listed its conversation since */
+        bool taking_over;               /* ... and GetMessages is asked for what to show */
+        char *last_in_id;               /* the conversation's newest message, if incoming */
         char *last_in_label;
         char *shown_id;                 /* message the notification shows (or showed, if dismissed) */
         char *shown_summary;
@@ -219,6 +221,10 @@ char *owner_key_for(sd_bus *bus, const char *unique);
 /* actions.c */
 void imd_mark_read(App *app, const char *conversation);
 void imd_send_reply(App *app, const char *conversation, const char *text);
+/* GetMessages: @done gets the conversation's newest incoming message that is
+ * not revoked, among the last few (NULL: none, or the call failed). */
+typedef void (*ImdNewestIncomingFunc)(App *app, const char *conversation, const ImMessage *msg);
+void imd_newest_incoming(App *app, const char *conversation, ImdNewestIncomingFunc done);
 
 /* state.c */
 char *state_default_path(void);

@@ -37,11 +37,12 @@
 #define BATCH_BUSY_MESSAGES 32
 #define BATCH_MAX_MESSAGES 1024
 
-/* A message of ours still unacknowledged (XEP-0198) when the connection was
- * lost this many times becomes "failed" instead of going out again after the
- * next reconnect: a server whose limit is lower than we know closes the
- * stream on it every time, and the session would never settle. */
-#define LOST_IN_FLIGHT_MAX 3
+/* A server whose stanza limit is lower than we know, and not announced,
+ * ends the stream (policy-violation) on a larger message, and the outbox
+ * would send it again after every reconnect: the session would never settle.
+ * The largest of our messages written and unacknowledged when that happens
+ * is blamed; blamed this many times, it becomes "failed". */
+#define POLICY_REFUSALS_MAX 3
 
 /* XEP-0313 catch-up: archive messages per page, and the store's meta key for
  * the archive id of the last message stored from the archive ("" when the
@@ -138,7 +139,11 @@ struct Session {
          * stanza is larger is refused at once (TooLarge), also while offline;
          * sent, it would only make the server close the connection. */
         size_t max_stanza_bytes;
-        GHashTable *lost_in_flight;     /* message id -> connections lost before its ack; or NULL */
+        /* Our messages over XMPP_ALWAYS_TAKEN_STANZA_BYTES written on the
+         * connections of this server session (since the last fresh, not
+         * resumed, one) and not acknowledged: id -> Written. NULL when none. */
+        GHashTable *written;
+        GHashTable *refusals;           /* message id -> times blamed (POLICY_REFUSALS_MAX); or NULL */
 
         /* Announcing survives a kill -9: every message up to announced_seq was
          * announced; the ones after it (committed, then killed before their
@@ -233,10 +238,12 @@ void session_schedule_indexing(Session *s, unsigned delay_ms);
 void session_send_outbox(Session *s);
 /* Sends stored message m (ours) as it is: text, custom data, uploaded file. */
 int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms);
-/* The connection was lost with the messages of sm still unacknowledged:
- * counts it against each, and fails those it happened to LOST_IN_FLIGHT_MAX
- * times. */
-void session_count_lost_in_flight(Session *s, const XmppSm *sm);
+/* The server ended the stream for policy-violation: blames the largest
+ * message written and not acknowledged (POLICY_REFUSALS_MAX); true if that
+ * made it "failed". */
+bool session_blame_refusal(Session *s);
+/* A fresh server session: nothing is written on it yet. */
+void session_forget_written(Session *s);
 /* Keeps an action from an archive page for session_retry_actions(). */
 void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without

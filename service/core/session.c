@@ -171,7 +171,8 @@ static void forget_credentials(Session *s) {
         g_clear_pointer(&s->ca_file, g_free);
         g_clear_pointer(&s->keys, scram_keys_free);
         g_clear_pointer(&s->resumable, xmpp_sm_free);
-        g_clear_pointer(&s->lost_in_flight, g_hash_table_unref);
+        session_forget_written(s);
+        g_clear_pointer(&s->refusals, g_hash_table_unref);
         s->remember = false;
         s->autologin = false;
         s->online_wanted = false;
@@ -397,8 +398,10 @@ static void on_stream_ready(bool resumed, void *userdata) {
         backoff_reset(&s->backoff);
         s->max_stanza_bytes = xmpp_stream_max_stanza_bytes(s->stream);
         set_state(s, SESSION_NET_CONNECTED, true);
-        if (!resumed)
+        if (!resumed) {
                 session_forget_upload_service(s);       /* a new connection may have another */
+                session_forget_written(s);              /* the outbox writes it again */
+        }
         session_send_outbox(s);
         /* A fresh session may have missed anything; a resumed one missed
          * nothing, unless the catch-up of its first connection broke off. */
@@ -439,14 +442,18 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
-        /* What the lost connection had in flight, to resume it (or resend). */
+        /* What the lost connection had in flight, to resume it (or resend);
+         * but a message just failed must not go out again with a resume. */
         if (s->stream) {
+                bool failed = xmpp_stream_refused_by_policy(s->stream) && session_blame_refusal(s);
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
-                if (sm) {
-                        if (error)
-                                session_count_lost_in_flight(s, sm);
+                if (sm || failed) {
                         xmpp_sm_free(s->resumable);
-                        s->resumable = sm;
+                        s->resumable = NULL;
+                        if (failed)
+                                xmpp_sm_free(sm);
+                        else
+                                s->resumable = sm;
                 }
         }
         drop_stream(s);

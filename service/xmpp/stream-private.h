@@ -93,6 +93,7 @@ struct XmppStream {
         XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
         bool sm_offered;                /* the server's features list <sm/> */
         size_t max_stanza_bytes;        /* XEP-0478 max-bytes after login; 0: not said */
+        bool refused_by_policy;         /* the server ended the stream: policy-violation */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> per burst of messages */
         bool ack_owed;                  /* the server asked while messages were uncommitted */
@@ -112,6 +113,9 @@ struct XmppStream {
 /* stream.c */
 bool stream_is_stanza(const XmlNode *node);
 void stream_send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to);
+/* The same for what the layer above asks to send: its size in bytes, or
+ * -EMSGSIZE (nothing sent) when it is larger than the server takes. */
+int stream_send_stanza_bounded(XmppStream *s, const XmlNode *node, const char *message_id, const char *to);
 void stream_send_node(XmppStream *s, const XmlNode *node);
 void stream_send_open(XmppStream *s);
 void stream_send_bind(XmppStream *s);

@@ -64,27 +64,26 @@ size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppCha
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms) {
         g_autoptr(XmlNode) msg = NULL;
+        int r;
 
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
         msg = chat_stanza(to, content, origin_id, delayed_ms, s->jid);
-        stream_send_stanza(s, msg, origin_id, to);
-        stream_sm_request_ack(s);
-        return 0;
+        r = stream_send_stanza_bounded(s, msg, origin_id, to);
+        if (r > 0)
+                stream_sm_request_ack(s);
+        return r;
 }
 
 /* Sends msg (taking it), whose id is stanza_id, kept for XEP-0198 like a
  * chat message, and asks for an acknowledgement. */
 static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
         g_autoptr(XmlNode) owned = msg;
-        size_t len = 0;
-        g_autofree char *xml = xml_serialize(msg, &len);
+        /* a correction carries a whole text */
+        int r = stream_send_stanza_bounded(s, owned, stanza_id, to);
 
-        /* a correction carries a whole text: the server would close the stream */
-        if (len > xmpp_stream_max_stanza_bytes(s))
-                return -EMSGSIZE;
-
-        stream_send_stanza(s, owned, stanza_id, to);
+        if (r < 0)
+                return r;
         stream_sm_request_ack(s);
         return 0;
 }

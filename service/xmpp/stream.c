@@ -49,16 +49,32 @@ bool stream_is_stanza(const XmlNode *node) {
                 strcmp(node->name, "presence") == 0);
 }
 
+static void send_serialized(XmppStream *s, const XmlNode *node, const char *xml, size_t len,
+                            const char *message_id, const char *to) {
+        if (stream_is_stanza(node))
+                xmpp_sm_sent(s->sm, xml, len, message_id, to);
+        if (!s->transport || xmpp_transport_send(s->transport, xml, len) < 0)
+                g_debug("xmpp: stanza not written (connection closed); kept for a resume");
+}
+
 /* Every stanza is counted for XEP-0198, and kept until acknowledged;
  * message_id/to name a chat message whose acknowledgement matters above. */
 void stream_send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
         size_t len;
         g_autofree char *xml = xml_serialize(node, &len);
 
-        if (stream_is_stanza(node))
-                xmpp_sm_sent(s->sm, xml, len, message_id, to);
-        if (!s->transport || xmpp_transport_send(s->transport, xml, len) < 0)
-                g_debug("xmpp: stanza not written (connection closed); kept for a resume");
+        send_serialized(s, node, xml, len, message_id, to);
+}
+
+int stream_send_stanza_bounded(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
+        size_t len;
+        g_autofree char *xml = xml_serialize(node, &len);
+
+        /* the server would end the stream on it, and the session with it */
+        if (len > xmpp_stream_max_stanza_bytes(s))
+                return -EMSGSIZE;
+        send_serialized(s, node, xml, len, message_id, to);
+        return (int) len;
 }
 
 void stream_send_node(XmppStream *s, const XmlNode *node) {
@@ -106,14 +122,14 @@ static void send_roster_get(XmppStream *s) {
         send_setup_iq(s, iq);
 }
 
-/* XEP-0478: below RFC 6120's minimum of 10,000 bytes, or absurdly large, it
- * is not taken at its word. */
+/* XEP-0478. Too small to carry any message, or absurdly large, it is not
+ * taken at its word; below RFC 6120's minimum of 10,000 bytes it is. */
 static size_t advertised_max_bytes(const XmlNode *features) {
         const XmlNode *limits = xml_node_child(features, "limits", NS_LIMITS);
         const char *text = limits ? xml_node_child_text(limits, "max-bytes", NS_LIMITS) : NULL;
         guint64 v;
 
-        if (!text || !g_ascii_string_to_unsigned(text, 10, 10000, 64 * 1024 * 1024, &v, NULL))
+        if (!text || !g_ascii_string_to_unsigned(text, 10, 1000, 64 * 1024 * 1024, &v, NULL))
                 return 0;
         return (size_t) v;
 }
@@ -385,6 +401,8 @@ static void handle_stream_error(XmppStream *s, const XmlNode *error) {
 
         if (cond && strcmp(cond->name, "conflict") == 0)
                 return stream_fail(s, -EADDRINUSE, "another login of this account took over the session");
+        if (cond && strcmp(cond->name, "policy-violation") == 0)
+                s->refused_by_policy = true;
         text = g_strdup_printf("stream error from the server: %s", cond ? cond->name : "undefined-condition");
         stream_fail(s, -ECONNRESET, text);
 }
@@ -736,6 +754,10 @@ void xmpp_stream_free(XmppStream *s) {
 
 bool xmpp_stream_is_ready(const XmppStream *s) {
         return s->phase == PHASE_READY;
+}
+
+bool xmpp_stream_refused_by_policy(const XmppStream *s) {
+        return s->refused_by_policy;
 }
 
 size_t xmpp_stream_max_stanza_bytes(const XmppStream *s) {

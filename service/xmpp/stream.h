@@ -168,23 +168,31 @@ const char *xmpp_stream_full_jid(const XmppStream *s);
  * (XEP-0478): Prosody's default c2s_stanza_size_limit, and ejabberd's in its
  * example configuration. A server closes the connection on a larger one. */
 #define XMPP_DEFAULT_MAX_STANZA_BYTES (256 * 1024)
+/* RFC 6120 §13.12: every server takes stanzas this large. */
+#define XMPP_ALWAYS_TAKEN_STANZA_BYTES 10000
 /* The largest stanza the server takes from us: what its stream features said
  * after login (XEP-0478), else XMPP_DEFAULT_MAX_STANZA_BYTES. */
 size_t xmpp_stream_max_stanza_bytes(const XmppStream *s);
 
-/* <message type='chat'> with the content (body, XEP-0335 <json/>, extension),
- * XEP-0359 origin-id (also the stanza id),
- * XEP-0333 markable, XEP-0085 <active/> and an XEP-0184 receipt request; delayed_ms non-zero adds
- * an XEP-0203 delay stamp (a message sent late from the outbox).
- * -ENOTCONN if not ready. */
+/* The server ended the stream with a policy-violation stream error: most
+ * often for a stanza over its size limit (Prosody, ejabberd). */
+bool xmpp_stream_refused_by_policy(const XmppStream *s);
+
 /* The size of the stanza xmpp_stream_send_chat() sends for this message at
  * most (sent late from the outbox by own_jid, with a delay stamp). */
 size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppChatContent *content,
                               const char *origin_id);
+/* <message type='chat'> with the content (body, XEP-0335 <json/>, extension),
+ * XEP-0359 origin-id (also the stanza id),
+ * XEP-0333 markable, XEP-0085 <active/> and an XEP-0184 receipt request; delayed_ms non-zero adds
+ * an XEP-0203 delay stamp (a message sent late from the outbox).
+ * Returns the stanza's size in bytes; -ENOTCONN if not ready, -EMSGSIZE
+ * (nothing sent) if it is larger than xmpp_stream_max_stanza_bytes(). */
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms);
 /* XEP-0424 retraction / XEP-0308 correction of our message target_id to to;
- * kept for XEP-0198 like a chat message. -ENOTCONN if not ready. */
+ * kept for XEP-0198 like a chat message. -ENOTCONN if not ready, -EMSGSIZE
+ * (nothing sent) if larger than xmpp_stream_max_stanza_bytes(). */
 int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id);
 int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text);
 /* XEP-0444: our whole set of reactions to message target_id of to. */

@@ -353,14 +353,19 @@ def test_catch_up_after_restart(client, logged_in, peer, dunst, monitor, running
     assert j == i + 1, monitor.notify_calls()[calls_before:]
     assert dunst.count() == 1
 
-    # restarted again with nothing new: nothing is shown again
+    # restarted again with nothing new: nothing new is shown; the open
+    # notification is taken over in place (same id, same text), so that its
+    # clicks come to the new run
     n.restart()
+    k, again = monitor.wait_notify(start=j + 1)
+    assert again["body"] == "after the restart" and again["replaces_id"] == call["replaces_id"], again
+    assert dunst.count() == 1
     peer.send_message(me, "after the second restart")
-    k, _ = monitor.wait_notify(lambda c: c["body"] == "after the second restart", start=j + 1)
-    assert k == j + 1, monitor.notify_calls()[j + 1:]
+    m, _ = monitor.wait_notify(lambda c: c["body"] == "after the second restart", start=k + 1)
+    assert m == k + 1, monitor.notify_calls()[k + 1:]
     assert dunst.count() == 1
     assert [c["body"] for c in monitor.notify_calls()[calls_before:]] == [
-        "missed 5", "after the restart", "after the second restart"]
+        "missed 5", "after the restart", "after the restart", "after the second restart"]
 
 
 def test_notification_of_a_previous_run_still_acts(client, logged_in, peer, dunst, monitor, running):
@@ -379,6 +384,33 @@ def test_notification_of_a_previous_run_still_acts(client, logged_in, peer, duns
     n.restart()
     _, again = monitor.wait_notify(start=before)
     assert again["body"] == "shown before the restart" and again["replaces_id"] != 0, again
+    assert dunst.count() == 1
+    dunst.action(0)
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == peer.jid and c["unread"] == 0 for c in a[0]),
+                       start=start, timeout=10)
+    dunst.wait_count(0)
+
+
+def test_notification_of_a_previous_run_after_a_reply_from_elsewhere(client, logged_in, peer, dunst, monitor,
+                                                                     running):
+    """While im-notify is stopped the user replies from another frontend
+    (imctl here), which leaves the conversation unread: its newest message
+    is now our own. The restarted im-notify still takes the notification
+    over, showing the newest incoming message, and a click marks it read."""
+    n = running
+    start = client.mark()
+    peer.send_message(logged_in.jid, "shown, then answered elsewhere")
+    monitor.wait_notify(lambda c: c["body"] == "shown, then answered elsewhere")
+    dunst.wait_count(1)
+    n.stop()
+    client.call("SendText", "ss", (peer.jid, "my answer"))
+    wait_until(lambda: unread(client, peer.jid) == 1, what="still 1 unread")
+    before = len(monitor.notify_calls())
+    n.start()
+    _, again = monitor.wait_notify(start=before)
+    assert again["body"] == "shown, then answered elsewhere" and again["replaces_id"] != 0, again
+    assert not monitor.close_calls()
     assert dunst.count() == 1
     dunst.action(0)
     client.wait_signal("ConversationsChanged",

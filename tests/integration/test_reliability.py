@@ -283,15 +283,24 @@ def test_pending_messages_survive_kill_9(client, imd, private_prosody):
         bob.stop()
 
 
-def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclient, fast_imd):
-    """A server whose stanza limit (20,000 bytes here) is below what imd
-    assumes without being told (256 KiB) closes the connection on a 30,000
-    byte text every time it is sent. imd gives up after the third lost
-    connection: the message becomes "failed" with an Error that says why,
-    and the session settles (it was reconnecting once a second, forever):
-    the next message goes through, and ResendMessage can try it again."""
-    p = Prosody(extra_config="c2s_stanza_size_limit = 20000")
+def _refusing_prosody(extra=""):
+    """A Prosody whose stanza limit (20,000 bytes) is below what imd assumes
+    without being told (256 KiB)."""
+    p = Prosody(extra_config="c2s_stanza_size_limit = 20000\n" + extra)
     p.start()
+    return p
+
+
+@pytest.mark.parametrize("stream_management", [True, False], ids=["smacks", "no-smacks"])
+def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclient, fast_imd,
+                                                                          stream_management):
+    """The server ends the stream (policy-violation) on a 30,000-byte text
+    every time it is sent, with or without XEP-0198. imd blames it each time
+    (the largest message unacknowledged) and gives up on the third: it
+    becomes "failed" with an Error that says why, and the session settles
+    (it was reconnecting once a second, forever). Three small messages queued
+    behind it while offline are not blamed and arrive."""
+    p = _refusing_prosody("" if stream_management else 'modules_disabled = { "s2s"; "smacks" }')
     bob = None
     try:
         jid, _ = _login(fclient, p)
@@ -299,25 +308,58 @@ def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclie
         bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
         bob.start()
         start = fclient.mark()
-        mid = fclient.call("SendText", "ss", (bob_jid, "y" * 30000))
-        _wait_status(fclient, mid, "failed", start, timeout=30)
-        errors = [s.args[1] for s in fclient.signals[start:] if s.member == "Error"]
-        assert any(mid in e and "3 times" in e for e in errors), errors
-        fclient.wait_property("Ready", lambda v: v is True, start=len(fclient.signals) - 1, timeout=20)
-        assert fclient.get_property("Ready") is True
-        assert _stored(fclient, bob_jid, mid)["status"] == "failed"
+        p.stop()
+        fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+        big = fclient.call("SendText", "ss", (bob_jid, "y" * 30000))
+        small = [fclient.call("SendText", "ss", (bob_jid, "small %d" % i)) for i in range(3)]
+        p.start()
+        bob.stop()
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        _wait_status(fclient, big, "failed", start, timeout=30)
+        errors = [s.args for s in fclient.signals[start:] if s.member == "Error" and big in s.args[1]]
+        assert len(errors) == 1 and errors[0][0].endswith(".TooLarge") and "3 times" in errors[0][1], errors
+        for i, mid in enumerate(small):
+            assert bob.wait_for_message(lambda m: m["origin_id"] == mid, timeout=20)["body"] == "small %d" % i
+            assert _stored(fclient, bob_jid, mid)["status"] != "failed"
+        assert not [m for m in bob.messages if m["origin_id"] == big]
+        fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
 
         settled = fclient.mark()
-        small = fclient.call("SendText", "ss", (bob_jid, "after the refused one"))
-        assert bob.wait_for_message(lambda m: m["origin_id"] == small)["body"] == "after the refused one"
+        after = fclient.call("SendText", "ss", (bob_jid, "after the refused one"))
+        assert bob.wait_for_message(lambda m: m["origin_id"] == after)["body"] == "after the refused one"
         fclient.pump(2)
         assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
                     and s.args[1].get("Ready") is False], "the session did not settle"
-        assert not [m for m in bob.messages if m["origin_id"] == mid]
+        assert _stored(fclient, bob_jid, big)["status"] == "failed"
     finally:
         if bob:
             bob.stop()
         p.cleanup()
+
+
+def test_a_message_in_flight_through_an_outage_is_not_failed(fclient, fast_imd, private_prosody):
+    """A text sent into a stalled server, which is then killed and restarted
+    4 s later (several failed reconnects meanwhile), goes out once it is
+    back: lost connections alone never fail a message."""
+    p = private_prosody
+    _login(fclient, p)
+    bob_jid, bob_pw = p.new_account("bob")
+    start = fclient.mark()
+    p.pause()
+    mid = fclient.call("SendText", "ss", (bob_jid, "sent into the stall"))
+    time.sleep(0.3)
+    p.kill()
+    time.sleep(4)
+    p.start()
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        assert bob.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)["body"] == "sent into the stall"
+        _wait_status(fclient, mid, "sent", start, timeout=15)
+        assert "failed" not in _statuses(fclient, mid, start)
+    finally:
+        bob.stop()
 
 
 def test_the_limit_the_server_advertises_is_kept(fclient, fast_imd):

@@ -257,7 +257,7 @@ def test_custom_message_too_large_for_the_server(client, logged_in, peer):
     with raises_im_error("TooLarge"):
         client.call("SendCustom", "ssss", (peer.jid, '"%s"' % ("&" * 65534), big, big))
     assert not client.call("GetMessages", "ssu", (peer.jid, "", 10))[0]
-    data = "[" + ",".join(['"q"'] * 16383) + "]"         # 65,532 bytes, half of them quotes
+    data = "[" + ",".join(['""'] * 21845) + "]"     # 65,536 bytes, 43,690 quotes: 284 KB as &quot;
     mid = client.call("SendCustom", "ssss", (peer.jid, data, "a custom message", ""))
     m = peer.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)
     assert m["body"] == "a custom message"
