@@ -114,7 +114,8 @@ static int on_messages(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         }
         r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
         while (r > 0 && (r = im_message_read(reply, &msg)) > 0) {
-                bool found = g_strcmp0(msg.direction, "in") == 0 && !msg.revoked && msg.id;
+                _cleanup_free_ char *label = NULL;
+                bool found = g_strcmp0(msg.direction, "in") == 0 && msg.id && (label = label_for_message(&msg));
                 if (found)
                         l->done(l->app, l->conversation, &msg);
                 im_message_clear(&msg);

@@ -335,8 +335,13 @@ static void on_newest_incoming(App *app, const char *conversation, const ImMessa
         if (!c || !c->taking_over)
                 return;
         c->taking_over = false;
-        if (!label || c->notification_id == 0 || c->notify_slot || c->unread == 0 || newest(c))
+        if (c->notification_id == 0 || c->notify_slot || newest(c))
                 return;
+        if (!label || c->unread == 0) {
+                /* nothing to show: better gone than unclickable */
+                close_now(c);
+                return;
+        }
         push_recent(c, msg->id, label);
         send_notify(c);
 }

@@ -169,6 +169,9 @@ int bus_method_resend_message(sd_bus_message *m, void *userdata, sd_bus_error *e
                                      id, conversation);
         case -EPERM:
                 return bus_set_errno(error, r, "Message %s is not a failed message of yours", id);
+        case -EMSGSIZE:
+                return bus_set_errno(error, r, "Message %s is larger than the %zu bytes the server takes", id,
+                                     session_max_stanza_bytes(mgr->session));
         default:
                 return bus_set_errno(error, r, "Cannot send the message again: %s", g_strerror(-r));
         }

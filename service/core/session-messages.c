@@ -25,99 +25,40 @@ static XmppChatContent chat_content(const StoreMessage *m, XmppMedia *media) {
         };
 }
 
-typedef struct Written {
-        char *conversation;
-        size_t bytes;                   /* its stanza's */
-} Written;
-
-static void written_free(void *p) {
-        Written *w = p;
-
-        g_free(w->conversation);
-        g_free(w);
-}
-
 int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms) {
         XmppMedia media;
         XmppChatContent content = chat_content(m, &media);
-        Written *w;
         int r;
 
         r = xmpp_stream_send_chat(s->stream, m->conversation, &content, m->id, delayed_ms);
         if (r <= 0)
                 return r;
-        /* a smaller one offends no server (and most messages are small) */
-        if ((size_t) r <= XMPP_ALWAYS_TAKEN_STANZA_BYTES)
-                return 0;
-        if (!s->written)
-                s->written = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, written_free);
-        w = g_new0(Written, 1);
-        w->conversation = g_strdup(m->conversation);
-        w->bytes = (size_t) r;
-        g_hash_table_replace(s->written, g_strdup(m->id), w);
+        session_note_written(s, m, (size_t) r);
         return 0;
 }
 
-void session_forget_written(Session *s) {
-        g_clear_pointer(&s->written, g_hash_table_unref);
+int session_check_stanza_size(Session *s, const StoreMessage *m) {
+        XmppMedia media;
+        XmppChatContent content = chat_content(m, &media);
+
+        if (xmpp_chat_stanza_bytes(s->account, m->conversation, &content, m->id) > s->max_stanza_bytes)
+                return -EMSGSIZE;
+        return 0;
 }
 
-size_t session_max_stanza_bytes(const Session *s) {
-        return s->max_stanza_bytes;
-}
-
-/* Our message id to conversation, "failed" now, why first: a frontend
- * waiting for "failed" has the reason when that comes. */
-static void fail_message(Session *s, const char *conversation, const char *id, int error, const char *why) {
+void session_fail_message(Session *s, const char *conversation, const char *id, int error, const char *why) {
         if (store_set_message_status(s->store, conversation, id, "failed") < 0)
                 return;
         s->events.error(error, why, s->userdata);
         s->events.message_status_changed(conversation, id, "failed", s->userdata);
 }
 
-/* The server processes stanzas in order and ends the stream at the one over
- * its limit, so the offender is among what it did not acknowledge; an
- * oversized one is far larger than the others. A policy-violation for
- * another reason (the server's rate limits, say) blames an innocent message
- * only if it happens POLICY_REFUSALS_MAX times with that message pending,
- * and ResendMessage can still send it. */
-bool session_blame_refusal(Session *s) {
-        g_autoptr(StoreMessage) m = NULL;
-        g_autofree char *why = NULL;
-        const char *id = NULL;
-        const Written *largest = NULL;
-        GHashTableIter it;
-        gpointer key, value;
-        guint blamed;
+void session_fail_too_large(Session *s, const StoreMessage *m) {
+        g_autofree char *why = g_strdup_printf("Message %s to %s is larger than the %zu bytes the server takes; "
+                                               "it is marked failed", m->id, m->conversation,
+                                               s->max_stanza_bytes);
 
-        if (!s->written || !s->store)
-                return false;
-        g_hash_table_iter_init(&it, s->written);
-        while (g_hash_table_iter_next(&it, &key, &value)) {
-                const Written *w = value;
-                if (!largest || w->bytes > largest->bytes) {
-                        largest = w;
-                        id = key;
-                }
-        }
-        if (!largest || store_get_message(s->store, largest->conversation, id, &m) < 0 ||
-            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0)
-                return false;
-        if (!s->refusals)
-                s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        blamed = GPOINTER_TO_UINT(g_hash_table_lookup(s->refusals, m->id)) + 1;
-        if (blamed < POLICY_REFUSALS_MAX) {
-                g_hash_table_replace(s->refusals, g_strdup(m->id), GUINT_TO_POINTER(blamed));
-                return false;
-        }
-        why = g_strdup_printf("The server ended the connection (policy-violation) each of the %d times message "
-                              "%s to %s (%zu bytes encoded) was sent; it is marked failed: most likely it is "
-                              "larger than the server takes", POLICY_REFUSALS_MAX, m->id, m->conversation,
-                              largest->bytes);
-        g_hash_table_remove(s->refusals, m->id);
-        g_hash_table_remove(s->written, m->id);         /* largest and id go with it */
-        fail_message(s, m->conversation, m->id, -EMSGSIZE, why);
-        return true;
+        session_fail_message(s, m->conversation, m->id, -EMSGSIZE, why);
 }
 
 /* Everything still "pending" goes out again after a (re)connect, with its
@@ -139,12 +80,8 @@ void session_send_outbox(Session *s) {
                 if (xmpp_stream_is_in_flight(s->stream, m->id))
                         continue;
                 /* queued before this server's limit was known */
-                if (session_send_stored(s, m, m->time_ms) == -EMSGSIZE) {
-                        g_autofree char *why = g_strdup_printf(
-                                "Message %s to %s is larger than the %zu bytes the server takes; it is marked "
-                                "failed", m->id, m->conversation, s->max_stanza_bytes);
-                        fail_message(s, m->conversation, m->id, -EMSGSIZE, why);
-                }
+                if (session_send_stored(s, m, m->time_ms) == -EMSGSIZE)
+                        session_fail_too_large(s, m);
         }
         session_pump_uploads(s);
 }
@@ -194,10 +131,7 @@ void on_stream_displayed(const char *from, const char *id, void *userdata) {
 void on_stream_sent(const char *to, const char *id, void *userdata) {
         Session *s = userdata;
 
-        if (s->written)
-                g_hash_table_remove(s->written, id);
-        if (s->refusals)
-                g_hash_table_remove(s->refusals, id);
+        session_forget_refusals_of(s, id);
         advance_status(s, to, id, "sent");
 }
 
@@ -343,12 +277,9 @@ static int send_message(Session *s, const char *conversation, StoreMessage m, ch
         m.direction = STORE_DIRECTION_OUT;
         m.time_ms = g_get_real_time() / 1000;
         m.status = (char *) "pending";
-        {
-                XmppMedia media;
-                XmppChatContent content = chat_content(&m, &media);
-                if (xmpp_chat_stanza_bytes(s->account, conversation, &content, id) > s->max_stanza_bytes)
-                        return -EMSGSIZE;
-        }
+        r = session_check_stanza_size(s, &m);
+        if (r < 0)
+                return r;
 
         /* Stored (committed) before it goes out: a message the caller was told
          * about is never lost. */

@@ -37,11 +37,8 @@
 #define BATCH_BUSY_MESSAGES 32
 #define BATCH_MAX_MESSAGES 1024
 
-/* A server whose stanza limit is lower than we know, and not announced,
- * ends the stream (policy-violation) on a larger message, and the outbox
- * would send it again after every reconnect: the session would never settle.
- * The largest of our messages written and unacknowledged when that happens
- * is blamed; blamed this many times, it becomes "failed". */
+/* Times a message is blamed for the server closing the connection before it
+ * becomes "failed" (session-refusal.c). */
 #define POLICY_REFUSALS_MAX 3
 
 /* XEP-0313 catch-up: archive messages per page, and the store's meta key for
@@ -139,9 +136,7 @@ struct Session {
          * stanza is larger is refused at once (TooLarge), also while offline;
          * sent, it would only make the server close the connection. */
         size_t max_stanza_bytes;
-        /* Our messages over XMPP_ALWAYS_TAKEN_STANZA_BYTES written on the
-         * connections of this server session (since the last fresh, not
-         * resumed, one) and not acknowledged: id -> Written. NULL when none. */
+        /* session-refusal.c: suspects, id -> Written (NULL when none) */
         GHashTable *written;
         GHashTable *refusals;           /* message id -> times blamed (POLICY_REFUSALS_MAX); or NULL */
 
@@ -238,12 +233,25 @@ void session_schedule_indexing(Session *s, unsigned delay_ms);
 void session_send_outbox(Session *s);
 /* Sends stored message m (ours) as it is: text, custom data, uploaded file. */
 int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms);
-/* The server ended the stream for policy-violation: blames the largest
- * message written and not acknowledged (POLICY_REFUSALS_MAX); true if that
- * made it "failed". */
-bool session_blame_refusal(Session *s);
-/* A fresh server session: nothing is written on it yet. */
-void session_forget_written(Session *s);
+/* -EMSGSIZE if m's stanza is larger than the server takes. */
+int session_check_stanza_size(Session *s, const StoreMessage *m);
+/* Our message, "failed" now, with an Error saying why first: a frontend
+ * waiting for "failed" has the reason when that comes. */
+void session_fail_message(Session *s, const char *conversation, const char *id, int error, const char *why);
+/* ... because it is larger than the server takes. */
+void session_fail_too_large(Session *s, const StoreMessage *m);
+
+/* session-refusal.c */
+/* m went out, its stanza this large. */
+void session_note_written(Session *s, const StoreMessage *m, size_t bytes);
+/* A connection is ready: a fresh session, or a resume of the last one. */
+void session_written_on_new_connection(Session *s, bool resumed);
+/* The server closed a ready connection: blames the largest suspect; true
+ * if that made it "failed" (the session must not be resumed then). */
+bool session_blame_refusal(Session *s, bool policy_violation);
+/* id was acknowledged (or logout: everything). */
+void session_forget_refusals_of(Session *s, const char *id);
+void session_forget_refusals(Session *s);
 /* Keeps an action from an archive page for session_retry_actions(). */
 void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without

@@ -673,8 +673,8 @@ static void on_put_done(int error, const char *detail, uint64_t bytes, void *use
         g_debug("session: uploaded %s for %s", u->get_url, u->id);
         /* (revoked meanwhile: it never goes out) */
         if (s->ready && s->stream && store_get_message(s->store, u->conversation, u->id, &m) >= 0 &&
-            !m->revoked)
-                session_send_stored(s, m, 0);
+            !m->revoked && session_send_stored(s, m, 0) == -EMSGSIZE)
+                session_fail_too_large(s, m);   /* a server announcing a tiny limit */
         upload_remove(s, u);
 }
 
@@ -836,6 +836,9 @@ int session_resend_message(Session *s, const char *conversation, const char *id)
                 return -EPERM;
         if (session_upload_waiting(m) && access(m->path, R_OK) < 0)
                 return -ENOENT;         /* nothing left to send */
+        /* the server it failed on takes less: it would only fail again */
+        if (!session_upload_waiting(m) && session_check_stanza_size(s, m) < 0)
+                return -EMSGSIZE;
         r = store_set_message_status(s->store, conversation, id, "pending");
         if (r < 0)
                 return r;

@@ -171,8 +171,7 @@ static void forget_credentials(Session *s) {
         g_clear_pointer(&s->ca_file, g_free);
         g_clear_pointer(&s->keys, scram_keys_free);
         g_clear_pointer(&s->resumable, xmpp_sm_free);
-        session_forget_written(s);
-        g_clear_pointer(&s->refusals, g_hash_table_unref);
+        session_forget_refusals(s);
         s->remember = false;
         s->autologin = false;
         s->online_wanted = false;
@@ -400,8 +399,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
         set_state(s, SESSION_NET_CONNECTED, true);
         if (!resumed) {
                 session_forget_upload_service(s);       /* a new connection may have another */
-                session_forget_written(s);              /* the outbox writes it again */
         }
+        session_written_on_new_connection(s, resumed);
         session_send_outbox(s);
         /* A fresh session may have missed anything; a resumed one missed
          * nothing, unless the catch-up of its first connection broke off. */
@@ -445,7 +444,9 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         /* What the lost connection had in flight, to resume it (or resend);
          * but a message just failed must not go out again with a resume. */
         if (s->stream) {
-                bool failed = xmpp_stream_refused_by_policy(s->stream) && session_blame_refusal(s);
+                /* closed or reset by the server, not a stall or a kick-out */
+                bool failed = error == -ECONNRESET && s->ready &&
+                              session_blame_refusal(s, xmpp_stream_refused_by_policy(s->stream));
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
                 if (sm || failed) {
                         xmpp_sm_free(s->resumable);

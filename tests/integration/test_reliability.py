@@ -384,3 +384,35 @@ def test_the_limit_the_server_advertises_is_kept(fclient, fast_imd):
         if bob:
             bob.stop()
         p.cleanup()
+
+
+def test_a_message_queued_for_a_server_that_takes_less_fails(fclient, fast_imd):
+    """A 30,000-byte text queued while the server is down fits the limit it
+    announced (300,000), but the server comes back announcing 20,000: the
+    outbox fails it with TooLarge instead of sending it, and ResendMessage
+    refuses it (TooLarge) rather than leaving it pending."""
+    p = Prosody(extra_config="c2s_stanza_size_limit = 300000\ntest_stream_limits_max_bytes = 300000",
+                test_modules=("test_stream_limits",))
+    p.start()
+    try:
+        _login(fclient, p)
+        bob_jid, _ = p.new_account("bob")
+        start = fclient.mark()
+        p.stop()
+        fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+        mid = fclient.call("SendText", "ss", (bob_jid, "y" * 30000))
+        with open(p.config) as f:
+            config = f.read()
+        with open(p.config, "w") as f:
+            f.write(config.replace("= 300000", "= 20000"))
+        p.start()
+        _wait_status(fclient, mid, "failed", start, timeout=30)
+        errors = [s.args for s in fclient.signals[start:] if s.member == "Error" and mid in s.args[1]]
+        assert len(errors) == 1 and errors[0][0].endswith(".TooLarge") and "20000 bytes" in errors[0][1], errors
+        with raises_im_error("TooLarge") as ei:
+            fclient.call("ResendMessage", "ss", (bob_jid, mid))
+        assert "20000 bytes" in ei.value.message
+        assert _stored(fclient, bob_jid, mid)["status"] == "failed"
+        assert fclient.get_property("Ready") is True
+    finally:
+        p.cleanup()
