@@ -397,9 +397,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
         backoff_reset(&s->backoff);
         s->max_stanza_bytes = xmpp_stream_max_stanza_bytes(s->stream);
         set_state(s, SESSION_NET_CONNECTED, true);
-        if (!resumed) {
+        if (!resumed)
                 session_forget_upload_service(s);       /* a new connection may have another */
-        }
         session_written_on_new_connection(s, resumed);
         session_send_outbox(s);
         /* A fresh session may have missed anything; a resumed one missed
