@@ -109,7 +109,7 @@ static int on_messages(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         if (sd_bus_message_is_method_error(reply, NULL)) {
                 log_warning("cannot read the messages of %s: %s", l->conversation,
                             sd_bus_message_get_error(reply)->message);
-                l->done(l->app, l->conversation, NULL);
+                l->done(l->app, l->conversation, NULL, -EIO);
                 return 0;
         }
         r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
@@ -117,14 +117,14 @@ static int on_messages(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 _cleanup_free_ char *label = NULL;
                 bool found = g_strcmp0(msg.direction, "in") == 0 && msg.id && (label = label_for_message(&msg));
                 if (found)
-                        l->done(l->app, l->conversation, &msg);
+                        l->done(l->app, l->conversation, &msg, 0);
                 im_message_clear(&msg);
                 if (found)
                         return 0;
         }
         if (r < 0)
                 log_warning("imd sent malformed messages: %s", strerror(-r));
-        l->done(l->app, l->conversation, NULL);
+        l->done(l->app, l->conversation, NULL, r < 0 ? r : 0);
         return 0;
 }
 
@@ -139,7 +139,7 @@ void imd_newest_incoming(App *app, const char *conversation, ImdNewestIncomingFu
                             : -ENOTCONN;
         if (r < 0) {
                 log_warning("cannot read the messages of %s: %s", conversation, strerror(-r));
-                done(app, conversation, NULL);
+                done(app, conversation, NULL, r);
                 return;
         }
         l = g_new0(Lookup, 1);

@@ -327,7 +327,7 @@ static void push_recent(Conv *c, const char *id, const char *label) {
         g_queue_push_tail(&c->recent, r);
 }
 
-static void on_newest_incoming(App *app, const char *conversation, const ImMessage *msg) {
+static void on_newest_incoming(App *app, const char *conversation, const ImMessage *msg, int error) {
         _cleanup_free_ char *label = msg ? label_for_message(msg) : NULL;
         Conv *c = conv_get(app, conversation, false);
 
@@ -335,7 +335,8 @@ static void on_newest_incoming(App *app, const char *conversation, const ImMessa
         if (!c || !c->taking_over)
                 return;
         c->taking_over = false;
-        if (c->notification_id == 0 || c->notify_slot || newest(c))
+        /* not asked (imd went away, say): nothing known, nothing changed */
+        if (error < 0 || c->notification_id == 0 || c->notify_slot || newest(c))
                 return;
         if (!label || c->unread == 0) {
                 /* nothing to show: better gone than unclickable */

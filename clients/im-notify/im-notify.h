@@ -222,9 +222,9 @@ char *owner_key_for(sd_bus *bus, const char *unique);
 void imd_mark_read(App *app, const char *conversation);
 void imd_send_reply(App *app, const char *conversation, const char *text);
 /* GetMessages: @done gets the conversation's newest incoming message that
- * shows something (label_for_message()), among the last few (NULL: none, or
- * the call failed). */
-typedef void (*ImdNewestIncomingFunc)(App *app, const char *conversation, const ImMessage *msg);
+ * shows something (label_for_message()), among the last few; NULL if none,
+ * or if the call failed (@error negative then). */
+typedef void (*ImdNewestIncomingFunc)(App *app, const char *conversation, const ImMessage *msg, int error);
 void imd_newest_incoming(App *app, const char *conversation, ImdNewestIncomingFunc done);
 
 /* state.c */

@@ -136,8 +136,9 @@ struct Session {
          * stanza is larger is refused at once (TooLarge), also while offline;
          * sent, it would only make the server close the connection. */
         size_t max_stanza_bytes;
-        /* session-refusal.c: suspects, id -> Written (NULL when none) */
+        /* session-refusal.c: what may be refused, id -> Written (NULL when none) */
         GHashTable *written;
+        char *suspect, *suspect_conversation;   /* of the last connection's end, or NULL */
         GHashTable *refusals;           /* message id -> times blamed (POLICY_REFUSALS_MAX); or NULL */
 
         /* Announcing survives a kill -9: every message up to announced_seq was
@@ -244,11 +245,12 @@ void session_fail_too_large(Session *s, const StoreMessage *m);
 /* session-refusal.c */
 /* m went out, its stanza this large. */
 void session_note_written(Session *s, const StoreMessage *m, size_t bytes);
-/* A connection is ready: a fresh session, or a resume of the last one. */
-void session_written_on_new_connection(Session *s, bool resumed);
-/* The server closed a ready connection: blames the largest suspect; true
- * if that made it "failed" (the session must not be resumed then). */
-bool session_blame_refusal(Session *s, bool policy_violation);
+/* A connection ended (error as the stream reported it; stream_error: the
+ * condition of the server's stream error, NULL if none): picks a suspect. */
+void session_refusal_on_close(Session *s, int error, const char *stream_error);
+/* A connection is ready, a fresh session or a resume of the last one: the
+ * verdict on the suspect (it may become "failed"), before the outbox runs. */
+void session_refusal_on_ready(Session *s, bool resumed);
 /* id was acknowledged (or logout: everything). */
 void session_forget_refusals_of(Session *s, const char *id);
 void session_forget_refusals(Session *s);

@@ -2,28 +2,42 @@
 /*
  * Messages a server refuses by ending the connection.
  *
- * A server closes the stream on a stanza over its size limit (Prosody and
- * ejabberd with a policy-violation stream error, which often does not even
- * reach us: the server resets the connection while our frame is still on its
- * way, and the error goes with the reset). The outbox would send such a
- * message again after every reconnect, forever. imd refuses what it knows to
- * be too large (the limit the server announces, XEP-0478, else
- * XMPP_DEFAULT_MAX_STANZA_BYTES) before storing it; for a server with a lower
- * limit it does not announce, this file finds the message that keeps getting
- * the connection closed, and fails it.
+ * A server closes the stream on a stanza over its size limit, and the outbox
+ * would send such a message again after every reconnect, forever. imd refuses
+ * what it knows to be too large (the limit the server announces, XEP-0478,
+ * else XMPP_DEFAULT_MAX_STANZA_BYTES) before storing it; for a server with a
+ * lower limit that it does not announce, this file finds the message that
+ * keeps getting the connection closed, and fails it.
  *
- * The suspects: our messages over XMPP_ALWAYS_TAKEN_STANZA_BYTES (a smaller
- * one offends no server, and most messages are small), written on the
- * connection that ended (or sent again by its resume) within
- * REFUSAL_WINDOW_US of its end, and not acknowledged. A server refuses
- * at once; a message it took would have been acknowledged (XEP-0198) long
- * before a connection lost later. The largest suspect is blamed: the server
- * processes stanzas in order, and the one over its limit is larger than any
- * it took. Blamed POLICY_REFUSALS_MAX times, a message becomes "failed"
- * (ResendMessage can still send it), and the next connection starts a fresh
- * session, so that no resume sends it again.
+ * Prosody and ejabberd close with a policy-violation stream error, but the
+ * error often does not reach us: the server resets the connection while our
+ * frame is still arriving, and the error goes with the reset. So a close by
+ * the server of a ready connection (a stream error, a WebSocket close, a
+ * reset; not our ping timeout, a kick-out, or a reconnect that failed)
+ * counts, unless the server named another reason (system-shutdown, ...).
+ *
+ * The suspect: the largest of our messages over XMPP_ALWAYS_TAKEN_STANZA_BYTES
+ * (a smaller one offends no server, and most messages are small) written on
+ * that connection (or sent again by its resume) within REFUSAL_WINDOW_US of
+ * its end, and not acknowledged. A server refuses at once, and processes
+ * stanzas in order: the one over its limit is larger than any it took.
+ *
+ * The verdict waits for the next connection: if it resumes the session
+ * (XEP-0198), the server kept it, so it did not refuse anything, and the
+ * suspicion is dropped (a slow link that was reset, say; a server that ends
+ * the stream for policy-violation ends the session too). Only consecutive
+ * refusals count:
+ * a suspect that outlived REFUSAL_WINDOW_US on a connection starts again from
+ * zero. Refused POLICY_REFUSALS_MAX times, a message becomes "failed" when the
+ * next fresh session starts, before the outbox would send it again
+ * (ResendMessage can still send it).
+ *
+ * What is left: without XEP-0198 nothing is acknowledged, so a message the
+ * server took stays a suspect; three resets in a row, each within 10 s of a
+ * reconnect, would fail it although it may have been delivered.
  */
 #include <errno.h>
+#include <string.h>
 #include <glib.h>
 
 #include "session-private.h"
@@ -57,26 +71,11 @@ void session_note_written(Session *s, const StoreMessage *m, size_t bytes) {
         g_hash_table_replace(s->written, g_strdup(m->id), w);
 }
 
-void session_written_on_new_connection(Session *s, bool resumed) {
-        GHashTableIter it;
-        gpointer value;
-
-        if (!resumed) {
-                /* a fresh session: the outbox writes again what is pending */
-                g_clear_pointer(&s->written, g_hash_table_unref);
-                return;
-        }
-        if (!s->written)
-                return;
-        /* what the old connection had in flight, the resume wrote again */
-        g_hash_table_iter_init(&it, s->written);
-        while (g_hash_table_iter_next(&it, NULL, &value))
-                ((Written *) value)->written_us = g_get_monotonic_time();
-}
-
 void session_forget_refusals(Session *s) {
         g_clear_pointer(&s->written, g_hash_table_unref);
         g_clear_pointer(&s->refusals, g_hash_table_unref);
+        g_clear_pointer(&s->suspect, g_free);
+        g_clear_pointer(&s->suspect_conversation, g_free);
 }
 
 void session_forget_refusals_of(Session *s, const char *id) {
@@ -90,45 +89,85 @@ size_t session_max_stanza_bytes(const Session *s) {
         return s->max_stanza_bytes;
 }
 
-bool session_blame_refusal(Session *s, bool policy_violation) {
-        g_autoptr(StoreMessage) m = NULL;
-        g_autofree char *why = NULL;
-        const char *id = NULL;
-        const Written *largest = NULL;
+void session_refusal_on_close(Session *s, int error, const char *stream_error) {
         int64_t since = g_get_monotonic_time() - REFUSAL_WINDOW_US;
+        const Written *largest = NULL;
+        const char *id = NULL;
         GHashTableIter it;
         gpointer key, value;
-        size_t bytes;
-        guint blamed;
 
-        if (!s->written || !s->store)
-                return false;
+        g_clear_pointer(&s->suspect, g_free);
+        g_clear_pointer(&s->suspect_conversation, g_free);
+        if (error != -ECONNRESET || !s->ready || !s->written)
+                return;
         g_hash_table_iter_init(&it, s->written);
         while (g_hash_table_iter_next(&it, &key, &value)) {
                 const Written *w = value;
-                if (w->written_us >= since && (!largest || w->bytes > largest->bytes)) {
+                if (w->written_us < since) {
+                        /* outlived the window here: not refused */
+                        if (s->refusals)
+                                g_hash_table_remove(s->refusals, key);
+                } else if (!largest || w->bytes > largest->bytes) {
                         largest = w;
                         id = key;
                 }
         }
-        if (!largest || store_get_message(s->store, largest->conversation, id, &m) < 0 ||
-            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0)
+        if (!largest || (stream_error && strcmp(stream_error, "policy-violation") != 0))
+                return;
+        s->suspect = g_strdup(id);
+        s->suspect_conversation = g_strdup(largest->conversation);
+        g_debug("session: the server closed the connection%s after message %s (%zu bytes) was written",
+                stream_error ? " (policy-violation)" : "", id, largest->bytes);
+}
+
+/* The verdict on the last connection's suspect, now that the next one is
+ * ready: true if it made the message "failed". */
+static bool judge_suspect(Session *s, bool resumed) {
+        g_autofree char *id = g_steal_pointer(&s->suspect);
+        g_autofree char *conversation = g_steal_pointer(&s->suspect_conversation);
+        g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *why = NULL;
+        guint refused;
+
+        if (!id)
                 return false;
-        bytes = largest->bytes;
-        if (!s->refusals)
-                s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        blamed = GPOINTER_TO_UINT(g_hash_table_lookup(s->refusals, m->id)) + 1;
-        g_debug("session: the server %s the connection %u s after message %s (%zu bytes) was written",
-                policy_violation ? "ended (policy-violation)" : "closed", (unsigned)
-                ((g_get_monotonic_time() - largest->written_us) / G_USEC_PER_SEC), m->id, bytes);
-        if (blamed < POLICY_REFUSALS_MAX) {
-                g_hash_table_replace(s->refusals, g_strdup(m->id), GUINT_TO_POINTER(blamed));
+        if (resumed) {
+                /* the server kept the session: what closed it was not a refusal */
+                g_debug("session: resumed; message %s was not refused", id);
                 return false;
         }
-        session_forget_refusals_of(s, m->id);           /* largest and id go with it */
-        why = g_strdup_printf("The server closed the connection each of the %d times message %s to %s "
-                              "(%zu bytes encoded) was sent; it is marked failed: most likely it is larger "
-                              "than the server takes", POLICY_REFUSALS_MAX, m->id, m->conversation, bytes);
-        session_fail_message(s, m->conversation, m->id, -EMSGSIZE, why);
+        if (!s->store || store_get_message(s->store, conversation, id, &m) < 0 ||
+            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0)
+                return false;
+        if (!s->refusals)
+                s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        refused = GPOINTER_TO_UINT(g_hash_table_lookup(s->refusals, id)) + 1;
+        if (refused < POLICY_REFUSALS_MAX) {
+                g_hash_table_replace(s->refusals, g_strdup(id), GUINT_TO_POINTER(refused));
+                return false;
+        }
+        session_forget_refusals_of(s, id);
+        why = g_strdup_printf("The server closed the connection each of the last %d times message %s to %s "
+                              "was sent; it is marked failed: most likely it is larger than the server takes",
+                              POLICY_REFUSALS_MAX, id, conversation);
+        session_fail_message(s, conversation, id, -EMSGSIZE, why);
         return true;
+}
+
+void session_refusal_on_ready(Session *s, bool resumed) {
+        GHashTableIter it;
+        gpointer value;
+
+        (void) judge_suspect(s, resumed);
+        if (!resumed) {
+                /* a fresh session: the outbox writes again what is pending */
+                g_clear_pointer(&s->written, g_hash_table_unref);
+                return;
+        }
+        if (!s->written)
+                return;
+        /* what the old connection had in flight, the resume wrote again */
+        g_hash_table_iter_init(&it, s->written);
+        while (g_hash_table_iter_next(&it, NULL, &value))
+                ((Written *) value)->written_us = g_get_monotonic_time();
 }

@@ -399,7 +399,7 @@ static void on_stream_ready(bool resumed, void *userdata) {
         set_state(s, SESSION_NET_CONNECTED, true);
         if (!resumed)
                 session_forget_upload_service(s);       /* a new connection may have another */
-        session_written_on_new_connection(s, resumed);
+        session_refusal_on_ready(s, resumed);
         session_send_outbox(s);
         /* A fresh session may have missed anything; a resumed one missed
          * nothing, unless the catch-up of its first connection broke off. */
@@ -440,20 +440,13 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
-        /* What the lost connection had in flight, to resume it (or resend);
-         * but a message just failed must not go out again with a resume. */
+        /* What the lost connection had in flight, to resume it (or resend). */
         if (s->stream) {
-                /* closed or reset by the server, not a stall or a kick-out */
-                bool failed = error == -ECONNRESET && s->ready &&
-                              session_blame_refusal(s, xmpp_stream_refused_by_policy(s->stream));
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
-                if (sm || failed) {
+                session_refusal_on_close(s, error, xmpp_stream_error_condition(s->stream));
+                if (sm) {
                         xmpp_sm_free(s->resumable);
-                        s->resumable = NULL;
-                        if (failed)
-                                xmpp_sm_free(sm);
-                        else
-                                s->resumable = sm;
+                        s->resumable = sm;
                 }
         }
         drop_stream(s);

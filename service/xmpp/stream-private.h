@@ -93,7 +93,7 @@ struct XmppStream {
         XmppSm *sm;                     /* XEP-0198 state; carried over to the next connection */
         bool sm_offered;                /* the server's features list <sm/> */
         size_t max_stanza_bytes;        /* XEP-0478 max-bytes after login; 0: not said */
-        bool refused_by_policy;         /* the server ended the stream: policy-violation */
+        char *stream_error;             /* the condition of the server's stream error, if any */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> per burst of messages */
         bool ack_owed;                  /* the server asked while messages were uncommitted */

@@ -401,8 +401,8 @@ static void handle_stream_error(XmppStream *s, const XmlNode *error) {
 
         if (cond && strcmp(cond->name, "conflict") == 0)
                 return stream_fail(s, -EADDRINUSE, "another login of this account took over the session");
-        if (cond && strcmp(cond->name, "policy-violation") == 0)
-                s->refused_by_policy = true;
+        g_free(s->stream_error);
+        s->stream_error = g_strdup(cond ? cond->name : "undefined-condition");
         text = g_strdup_printf("stream error from the server: %s", cond ? cond->name : "undefined-condition");
         stream_fail(s, -ECONNRESET, text);
 }
@@ -742,6 +742,7 @@ void xmpp_stream_free(XmppStream *s) {
         g_free(s->jid);
         g_free(s->local);
         g_free(s->domain);
+        g_free(s->stream_error);
         g_free(s->last_from);
         g_free(s->last_from_bare);
         g_free(s->resource);
@@ -756,8 +757,8 @@ bool xmpp_stream_is_ready(const XmppStream *s) {
         return s->phase == PHASE_READY;
 }
 
-bool xmpp_stream_refused_by_policy(const XmppStream *s) {
-        return s->refused_by_policy;
+const char *xmpp_stream_error_condition(const XmppStream *s) {
+        return s->stream_error;
 }
 
 size_t xmpp_stream_max_stanza_bytes(const XmppStream *s) {

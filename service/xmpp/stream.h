@@ -174,9 +174,9 @@ const char *xmpp_stream_full_jid(const XmppStream *s);
  * after login (XEP-0478), else XMPP_DEFAULT_MAX_STANZA_BYTES. */
 size_t xmpp_stream_max_stanza_bytes(const XmppStream *s);
 
-/* The server ended the stream with a policy-violation stream error: most
- * often for a stanza over its size limit (Prosody, ejabberd). */
-bool xmpp_stream_refused_by_policy(const XmppStream *s);
+/* The condition of the stream error the server ended the stream with
+ * ("policy-violation", "system-shutdown", ...); NULL if it sent none. */
+const char *xmpp_stream_error_condition(const XmppStream *s);
 
 /* The size of the stanza xmpp_stream_send_chat() sends for this message at
  * most (sent late from the outbox by own_jid, with a delay stamp). */

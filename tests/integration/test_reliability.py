@@ -12,6 +12,9 @@ import pytest
 from harness.asserts import raises_im_error
 from harness.peer import Peer
 from harness.prosody import Prosody
+from harness.netproxy import TcpProxy
+from harness.imd import Imd
+from conftest import _failed, write_config
 
 NS_RECEIPTS = "urn:xmpp:receipts"
 
@@ -338,16 +341,20 @@ def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclie
         p.cleanup()
 
 
+BIG_TEXT = "big " * 5000      # 20,000 bytes: over the 10,000 every server takes, so a suspect
+
+
 def test_a_message_in_flight_through_an_outage_is_not_failed(fclient, fast_imd, private_prosody):
-    """A text sent into a stalled server, which is then killed and restarted
-    4 s later (several failed reconnects meanwhile), goes out once it is
-    back: lost connections alone never fail a message."""
+    """A 20,000-byte text sent into a stalled server, which is then killed
+    (the connection is reset) and restarted 4 s later (several failed
+    reconnects meanwhile), goes out once it is back: it was a suspect once,
+    and one close is no refusal."""
     p = private_prosody
     _login(fclient, p)
     bob_jid, bob_pw = p.new_account("bob")
     start = fclient.mark()
     p.pause()
-    mid = fclient.call("SendText", "ss", (bob_jid, "sent into the stall"))
+    mid = fclient.call("SendText", "ss", (bob_jid, BIG_TEXT))
     time.sleep(0.3)
     p.kill()
     time.sleep(4)
@@ -355,11 +362,88 @@ def test_a_message_in_flight_through_an_outage_is_not_failed(fclient, fast_imd, 
     bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
     bob.start()
     try:
-        assert bob.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)["body"] == "sent into the stall"
+        assert bob.wait_for_message(lambda m: m["origin_id"] == mid, timeout=30)["body"] == BIG_TEXT
         _wait_status(fclient, mid, "sent", start, timeout=15)
         assert "failed" not in _statuses(fclient, mid, start)
     finally:
         bob.stop()
+
+
+@pytest.fixture
+def patient_imd(bus, tmp_path, request):
+    """imd with the default keepalive (a slow link is no stall) and short
+    reconnect delays."""
+    workdir = str(tmp_path / "imd-patient")
+    write_config(workdir, reconnect_min=0.2, reconnect_max=1)
+    d = Imd(bus, workdir)
+    d.start()
+    yield d
+    d.stop()
+    if d.problems or _failed(request):
+        print("\n----- imd stderr -----\n" + d.stderr_text(all_runs=True)[-20000:])
+    if d.problems:
+        pytest.fail("imd: " + "; ".join(d.problems), pytrace=False)
+
+
+def test_server_restarts_do_not_fail_a_message_without_stream_management(client_factory, patient_imd):
+    """Without XEP-0198 nothing is acknowledged, so a 20,000-byte text to a
+    peer who is offline stays pending and goes out again at every reconnect.
+    Three server restarts soon after (each a system-shutdown stream error)
+    are not refusals: it is never failed, and the peer gets it."""
+    client = client_factory()
+    p = Prosody(extra_config='modules_disabled = { "s2s"; "smacks" }')
+    p.start()
+    try:
+        _login(client, p)
+        bob_jid, bob_pw = p.new_account("bob")
+        start = client.mark()
+        mid = client.call("SendText", "ss", (bob_jid, BIG_TEXT))
+        for _ in range(3):
+            m = client.mark()
+            time.sleep(1)
+            p.restart()
+            client.wait_property("Ready", lambda v: v is True, start=m + 1, timeout=30)
+        client.pump(1)
+        assert "failed" not in _statuses(client, mid, start)
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        try:
+            assert bob.wait_for_message(lambda m: m["origin_id"] == mid, timeout=15)["body"] == BIG_TEXT
+        finally:
+            bob.stop()
+    finally:
+        p.cleanup()
+
+
+def test_a_slow_link_reset_again_and_again_does_not_fail_a_message(client_factory, patient_imd):
+    """A 20,000-byte text over a 3 KB/s link that is reset 2 s after each
+    (re)connect, three times: each reconnect resumes the session (XEP-0198),
+    so the server refused nothing, and the text goes out once the link is
+    fast again."""
+    client = client_factory()
+    p = Prosody()
+    p.start()
+    proxy = TcpProxy(p.http_port).start()
+    try:
+        jid, pw = p.new_account("alice")
+        client.login(jid, pw, "ws://127.0.0.1:%d/xmpp-websocket" % proxy.port)
+        bob_jid, bob_pw = p.new_account("bob")
+        start = client.mark()
+        proxy.set(rate=3000)
+        time.sleep(0.3)             # the forwarding threads take the new rate
+        mid = client.call("SendText", "ss", (bob_jid, BIG_TEXT))
+        for _ in range(3):
+            time.sleep(2)
+            m = client.mark()
+            proxy.cut()
+            client.wait_property("Ready", lambda v: v is True, start=m, timeout=30)
+        proxy.reset()
+        _wait_status(client, mid, "sent", start, timeout=30)
+        assert "failed" not in _statuses(client, mid, start)
+        assert "<resumed" in p.log_tail(1000000)
+    finally:
+        proxy.stop()
+        p.cleanup()
 
 
 def test_the_limit_the_server_advertises_is_kept(fclient, fast_imd):
