@@ -96,9 +96,13 @@ void session_refusal_on_close(Session *s, int error, const char *stream_error) {
         GHashTableIter it;
         gpointer key, value;
 
+        /* a reconnect that failed changes nothing: the suspect of the last
+         * ready connection waits for the next one */
+        if (!s->ready)
+                return;
         g_clear_pointer(&s->suspect, g_free);
         g_clear_pointer(&s->suspect_conversation, g_free);
-        if (error != -ECONNRESET || !s->ready || !s->written)
+        if (error != -ECONNRESET || !s->written)
                 return;
         g_hash_table_iter_init(&it, s->written);
         while (g_hash_table_iter_next(&it, &key, &value)) {
