@@ -107,8 +107,9 @@ static int on_messages(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         int r;
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
                 log_warning("cannot read the messages of %s: %s", l->conversation,
-                            sd_bus_message_get_error(reply)->message);
+                            e->message ? e->message : e->name);
                 l->done(l->app, l->conversation, NULL, -EIO);
                 return 0;
         }

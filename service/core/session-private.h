@@ -246,7 +246,8 @@ void session_fail_too_large(Session *s, const StoreMessage *m);
 /* m went out, its stanza this large. */
 void session_note_written(Session *s, const StoreMessage *m, size_t bytes);
 /* A connection ended (error as the stream reported it; stream_error: the
- * condition of the server's stream error, NULL if none): picks a suspect. */
+ * condition of the server's stream error, NULL if none): if it was ready,
+ * picks a suspect (else the last ready connection's waits for the next). */
 void session_refusal_on_close(Session *s, int error, const char *stream_error);
 /* A connection is ready, a fresh session or a resume of the last one: the
  * verdict on the suspect (it may become "failed"), before the outbox runs. */

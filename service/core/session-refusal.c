@@ -32,9 +32,11 @@
  * next fresh session starts, before the outbox would send it again
  * (ResendMessage can still send it).
  *
- * What is left: without XEP-0198 nothing is acknowledged, so a message the
- * server took stays a suspect; three resets in a row, each within 10 s of a
- * reconnect, would fail it although it may have been delivered.
+ * What is left: a message the server took but has not acknowledged yet
+ * (always, without XEP-0198, where it is written again at every reconnect)
+ * is a suspect like one it refused; three resets in a row, each within 10 s
+ * of writing it and none survived by the session (a server killed three
+ * times), would fail it although it may have been delivered.
  */
 #include <errno.h>
 #include <string.h>
@@ -102,7 +104,7 @@ void session_refusal_on_close(Session *s, int error, const char *stream_error) {
                 return;
         g_clear_pointer(&s->suspect, g_free);
         g_clear_pointer(&s->suspect_conversation, g_free);
-        if (error != -ECONNRESET || !s->written)
+        if (!s->written)
                 return;
         g_hash_table_iter_init(&it, s->written);
         while (g_hash_table_iter_next(&it, &key, &value)) {
@@ -116,7 +118,8 @@ void session_refusal_on_close(Session *s, int error, const char *stream_error) {
                         id = key;
                 }
         }
-        if (!largest || (stream_error && strcmp(stream_error, "policy-violation") != 0))
+        /* not closed by the server (a stall, a kick-out), or for another reason */
+        if (!largest || error != -ECONNRESET || (stream_error && strcmp(stream_error, "policy-violation") != 0))
                 return;
         s->suspect = g_strdup(id);
         s->suspect_conversation = g_strdup(largest->conversation);
@@ -136,12 +139,15 @@ static bool judge_suspect(Session *s, bool resumed) {
         if (!id)
                 return false;
         if (resumed) {
-                /* the server kept the session: what closed it was not a refusal */
+                /* the server kept the session: what closed it was not a refusal,
+                 * and the row of refusals is broken */
                 g_debug("session: resumed; message %s was not refused", id);
+                if (s->refusals)
+                        g_hash_table_remove(s->refusals, id);
                 return false;
         }
         if (!s->store || store_get_message(s->store, conversation, id, &m) < 0 ||
-            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0)
+            m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0 || m->revoked)
                 return false;
         if (!s->refusals)
                 s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

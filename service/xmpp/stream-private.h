@@ -20,6 +20,7 @@
 
 #define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
 #define NS_STREAMS  "http://etherx.jabber.org/streams"
+#define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_CLIENT   "jabber:client"
 #define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"

@@ -395,15 +395,24 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
         send_iq_reply(s, iq, false);
 }
 
+/* RFC 6120 §4.9.2: the defined condition, beside <text/> and any
+ * application-specific element. */
+static const char *stream_error_condition(const XmlNode *error) {
+        for (const XmlNode *c = error->first_child; c; c = c->next)
+                if (strcmp(c->ns, NS_STREAM_ERRORS) == 0 && strcmp(c->name, "text") != 0)
+                        return c->name;
+        return "undefined-condition";
+}
+
 static void handle_stream_error(XmppStream *s, const XmlNode *error) {
-        const XmlNode *cond = error->first_child;
+        const char *cond = stream_error_condition(error);
         g_autofree char *text = NULL;
 
-        if (cond && strcmp(cond->name, "conflict") == 0)
+        if (strcmp(cond, "conflict") == 0)
                 return stream_fail(s, -EADDRINUSE, "another login of this account took over the session");
         g_free(s->stream_error);
-        s->stream_error = g_strdup(cond ? cond->name : "undefined-condition");
-        text = g_strdup_printf("stream error from the server: %s", cond ? cond->name : "undefined-condition");
+        s->stream_error = g_strdup(cond);
+        text = g_strdup_printf("stream error from the server: %s", cond);
         stream_fail(s, -ECONNRESET, text);
 }
 
@@ -556,7 +565,7 @@ static void refuse_input(XmppStream *s, int error, const char *data, size_t len)
                 error = -EPROTO;
                 break;
         }
-        xml_node_add_child(stream_error, condition, "urn:ietf:params:xml:ns:xmpp-streams");
+        xml_node_add_child(stream_error, condition, NS_STREAM_ERRORS);
         stream_send_node(s, stream_error);
         stream_fail(s, error, text);
 }

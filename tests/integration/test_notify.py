@@ -368,6 +368,16 @@ def test_catch_up_after_restart(client, logged_in, peer, dunst, monitor, running
         "missed 5", "after the restart", "after the restart", "after the second restart"]
 
 
+def _click_marks_read(client, dunst, jid, start):
+    """Clicking the (only) notification marks jid's conversation read, and the
+    notification closes."""
+    dunst.action(0)
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == jid and c["unread"] == 0 for c in a[0]),
+                       start=start, timeout=10)
+    dunst.wait_count(0)
+
+
 def test_notification_of_a_previous_run_still_acts(client, logged_in, peer, dunst, monitor, running):
     """A notification left open by an im-notify that was stopped is clicked
     after im-notify started again (nothing new meanwhile): the conversation
@@ -385,17 +395,13 @@ def test_notification_of_a_previous_run_still_acts(client, logged_in, peer, duns
     _, again = monitor.wait_notify(start=before)
     assert again["body"] == "shown before the restart" and again["replaces_id"] != 0, again
     assert dunst.count() == 1
-    dunst.action(0)
-    client.wait_signal("ConversationsChanged",
-                       lambda a: any(c["id"] == peer.jid and c["unread"] == 0 for c in a[0]),
-                       start=start, timeout=10)
-    dunst.wait_count(0)
+    _click_marks_read(client, dunst, peer.jid, start)
 
 
 def test_notification_of_a_previous_run_after_a_reply_from_elsewhere(client, logged_in, peer, dunst, monitor,
                                                                      running):
     """While im-notify is stopped the user replies from another frontend
-    (imctl here), which leaves the conversation unread: its newest message
+    (a D-Bus client here), which leaves the conversation unread: its newest message
     is now our own. The restarted im-notify still takes the notification
     over, showing the newest incoming message, and a click marks it read."""
     n = running
@@ -412,11 +418,7 @@ def test_notification_of_a_previous_run_after_a_reply_from_elsewhere(client, log
     assert again["body"] == "shown, then answered elsewhere" and again["replaces_id"] != 0, again
     assert not monitor.close_calls()
     assert dunst.count() == 1
-    dunst.action(0)
-    client.wait_signal("ConversationsChanged",
-                       lambda a: any(c["id"] == peer.jid and c["unread"] == 0 for c in a[0]),
-                       start=start, timeout=10)
-    dunst.wait_count(0)
+    _click_marks_read(client, dunst, peer.jid, start)
 
 
 def test_catch_up_after_imd_restarted(client, logged_in, peer, imd, dunst, monitor, running):
