@@ -384,6 +384,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
         if (r < 0) {
                 /* Orphaned, not dropped: it must not call us again. */
                 xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
+                /* not logged in: the next Login may try again (not Busy) */
+                forget_credentials(s);
                 set_state(s, SESSION_NET_DISCONNECTED, false);
                 s->login_pending = false;
                 s->events.login_finished(-EIO, "Cannot open the message history", s->userdata);

@@ -68,6 +68,23 @@ def test_wrong_password(client, alice):
     assert client.get_property("Ready") is True
 
 
+def test_history_that_cannot_be_opened(client, imd, alice):
+    """The account's history directory cannot be created (a file is in the
+    way): Login fails with Failed, saying so, and the next Login tries again
+    (the same answer, not Busy); once the way is clear it logs in."""
+    blocker = os.path.join(imd.data_dir, alice.jid)
+    with open(blocker, "w") as f:
+        f.write("in the way")
+    for _ in range(2):
+        with raises_im_error("Failed") as ei:
+            client.login(alice.jid, alice.password, alice.ws_url)
+        assert "history" in ei.value.message
+        assert client.get_property("Ready") is False
+    os.unlink(blocker)
+    client.login(alice.jid, alice.password, alice.ws_url)
+    assert client.get_property("Ready") is True
+
+
 def test_unknown_account(client, alice):
     with raises_im_error("AuthFailed"):
         client.login("nobody-" + alice.user + "@localhost", "whatever", alice.ws_url)
