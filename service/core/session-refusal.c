@@ -33,8 +33,8 @@
  * (ResendMessage can still send it).
  *
  * What is left: a message the server took but has not acknowledged yet
- * (always, without XEP-0198, where it is written again at every reconnect)
- * is a suspect like one it refused; three resets in a row, each within 10 s
+ * (with XEP-0198, or without it by answering a ping sent after it) is a
+ * suspect like one it refused; three resets in a row, each within 10 s
  * of writing it and none survived by the session (a server killed three
  * times), would fail it although it may have been delivered.
  */

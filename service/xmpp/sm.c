@@ -15,6 +15,7 @@ typedef struct Unacked {
 
 struct XmppSm {
         bool enabled;           /* counting outbound */
+        bool local;             /* ... for ourselves: the server does not */
         bool inbound;           /* counting inbound */
         char *resume_id;
         unsigned max_seconds;
@@ -50,6 +51,7 @@ void xmpp_sm_free(XmppSm *sm) {
 void xmpp_sm_start(XmppSm *sm) {
         xmpp_sm_clear_unacked(sm);
         sm->enabled = true;
+        sm->local = false;
         sm->inbound = false;
         g_clear_pointer(&sm->resume_id, g_free);
         sm->sent = sm->acked = sm->received = 0;
@@ -67,12 +69,25 @@ void xmpp_sm_enabled(XmppSm *sm, const char *id, unsigned max_seconds) {
 
 void xmpp_sm_stop(XmppSm *sm) {
         xmpp_sm_clear_unacked(sm);
-        sm->enabled = sm->inbound = false;
+        sm->enabled = sm->inbound = sm->local = false;
         g_clear_pointer(&sm->resume_id, g_free);
+}
+
+void xmpp_sm_start_local(XmppSm *sm) {
+        xmpp_sm_start(sm);
+        sm->local = true;
 }
 
 bool xmpp_sm_is_enabled(const XmppSm *sm) {
         return sm->enabled;
+}
+
+bool xmpp_sm_is_local(const XmppSm *sm) {
+        return sm->local;
+}
+
+uint32_t xmpp_sm_n_sent(const XmppSm *sm) {
+        return sm->sent;
 }
 
 const char *xmpp_sm_resume_id(const XmppSm *sm) {

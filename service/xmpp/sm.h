@@ -27,7 +27,15 @@ void xmpp_sm_start(XmppSm *sm);
 void xmpp_sm_enabled(XmppSm *sm, const char *id, unsigned max_seconds);
 /* The server refused: nothing is counted. */
 void xmpp_sm_stop(XmppSm *sm);
+/* A session without XEP-0198: outbound stanzas are counted here alone, from
+ * zero, and the layer that owns the stream acknowledges them itself (with
+ * xmpp_sm_ack() and a count from xmpp_sm_n_sent()) when the server answers an
+ * IQ sent after them: RFC 6120 §10.1 has a server handle the stanzas of a
+ * stream in the order they came. Nothing can be resumed. */
+void xmpp_sm_start_local(XmppSm *sm);
 bool xmpp_sm_is_enabled(const XmppSm *sm);      /* counting outbound */
+bool xmpp_sm_is_local(const XmppSm *sm);        /* ... without the server */
+uint32_t xmpp_sm_n_sent(const XmppSm *sm);      /* outbound stanzas counted */
 const char *xmpp_sm_resume_id(const XmppSm *sm);        /* NULL: cannot resume */
 
 /* An outbound stanza (serialised) was sent. message_id/to: set for a chat

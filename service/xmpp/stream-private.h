@@ -96,7 +96,12 @@ struct XmppStream {
         size_t max_stanza_bytes;        /* XEP-0478 max-bytes after login; 0: not said */
         char *stream_error;             /* the condition of the server's stream error, if any */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
-        guint ack_request_source;       /* one <r/> per burst of messages */
+        guint ack_request_source;       /* one <r/> (or ping) per burst of messages */
+        /* Without XEP-0198: the ping whose answer acknowledges the first
+         * ack_ping_count stanzas, and whether more went out after it. */
+        char *ack_ping_id;
+        uint32_t ack_ping_count;
+        bool ack_ping_again;
         bool ack_owed;                  /* the server asked while messages were uncommitted */
 
         /* XEP-0313: the one archive query out, or NULLs. Results name the
@@ -149,3 +154,6 @@ void stream_sm_send_resume(XmppStream *s);
 void stream_sm_send_ack(XmppStream *s);
 void stream_sm_request_ack(XmppStream *s);
 void stream_sm_handle(XmppStream *s, const XmlNode *node);
+/* The server answered the IQ id (result or error; the caller checked it came
+ * from the server): true if it was our acknowledgement ping. */
+bool stream_sm_handle_ack_ping(XmppStream *s, const char *id);

@@ -45,13 +45,39 @@ void stream_sm_send_ack(XmppStream *s) {
         sm_send(s, a);
 }
 
+/* Without XEP-0198 a ping stands in for <r/>: the server answers it only
+ * after it handled everything we sent before it (RFC 6120 §10.1). One at a
+ * time; what goes out meanwhile waits for the next. */
+static void send_ack_ping(XmppStream *s) {
+        g_autoptr(XmlNode) iq = NULL;
+
+        if (s->ack_ping_id) {
+                s->ack_ping_again = true;
+                return;
+        }
+        iq = xml_node_new("iq", NS_CLIENT);
+        s->ack_ping_id = g_strdup_printf("ack-%u", ++s->next_id);
+        xml_node_set_attr(iq, "type", "get");
+        xml_node_set_attr(iq, "id", s->ack_ping_id);
+        xml_node_set_attr(iq, "to", s->domain);
+        xml_node_add_child(iq, "ping", NS_PING);
+        stream_send_node(s, iq);
+        s->ack_ping_count = xmpp_sm_n_sent(s->sm);      /* the ping included */
+}
+
 static gboolean on_ack_request(gpointer userdata) {
         XmppStream *s = userdata;
-        g_autoptr(XmlNode) r = xml_node_new("r", NS_SM);
+        g_autoptr(XmlNode) r = NULL;
 
         s->ack_request_source = 0;
-        if (s->phase == PHASE_READY && xmpp_sm_is_enabled(s->sm))
-                sm_send(s, r);
+        if (s->phase != PHASE_READY || !xmpp_sm_is_enabled(s->sm))
+                return G_SOURCE_REMOVE;
+        if (xmpp_sm_is_local(s->sm)) {
+                send_ack_ping(s);
+                return G_SOURCE_REMOVE;
+        }
+        r = xml_node_new("r", NS_SM);
+        sm_send(s, r);
         return G_SOURCE_REMOVE;
 }
 
@@ -83,6 +109,19 @@ static void sm_handle_ack(XmppStream *s, const XmlNode *node) {
         if (!parse_h(node, &h) || xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
                 /* XEP-0198 §4: an impossible h means the counts diverged. */
                 return stream_fail(s, -EPROTO, "the server acknowledged stanzas that were never sent");
+}
+
+bool stream_sm_handle_ack_ping(XmppStream *s, const char *id) {
+        if (!s->ack_ping_id || !id || strcmp(id, s->ack_ping_id) != 0)
+                return false;
+        g_clear_pointer(&s->ack_ping_id, g_free);
+        if (xmpp_sm_is_local(s->sm))
+                (void) xmpp_sm_ack(s->sm, s->ack_ping_count, on_sm_acked, s);
+        if (s->ack_ping_again) {
+                s->ack_ping_again = false;
+                stream_sm_request_ack(s);
+        }
+        return true;
 }
 
 static void resend_one(const char *xml, size_t len, void *userdata) {
@@ -123,6 +162,12 @@ void stream_sm_handle(XmppStream *s, const XmlNode *node) {
         }
         if (strcmp(node->name, "failed") == 0) {
                 if (s->phase == PHASE_RESUMING) {
+                        uint32_t h;
+                        /* XEP-0198 §5: the old session is gone, but the server
+                         * may still say how much of it reached it; that much
+                         * is not sent again. */
+                        if (parse_h(node, &h) && xmpp_sm_ack(s->sm, h, on_sm_acked, s) < 0)
+                                g_debug("xmpp: ignoring the impossible count of a failed resume");
                         /* A fresh session; the layer above resends from its outbox. */
                         xmpp_sm_stop(s->sm);
                         return stream_send_bind(s);

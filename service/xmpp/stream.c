@@ -228,6 +228,10 @@ void stream_become_ready(XmppStream *s, bool resumed) {
         if (!resumed) {
                 g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
                 stream_send_node(s, presence);
+                /* the server refused XEP-0198 or does not offer it: what we
+                 * send is acknowledged by pings (stream-sm.c) */
+                if (!xmpp_sm_is_enabled(s->sm))
+                        xmpp_sm_start_local(s->sm);
         }
         s->phase = PHASE_READY;
         stop_timers(s);
@@ -373,6 +377,8 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
                         handle_setup_result(s, iq);
                 else if (s->mam_iq_id && id && strcmp(id, s->mam_iq_id) == 0 && from_server(s, iq))
                         handle_mam_fin(s, iq, strcmp(type, "result") == 0);
+                else if (from_server(s, iq) && stream_sm_handle_ack_ping(s, id))
+                        return;
                 else if (!stream_iq_handle_reply(s, iq))
                         g_debug("xmpp: ignoring an IQ reply nobody asked for");
                 return;
@@ -735,6 +741,7 @@ void xmpp_stream_free(XmppStream *s) {
         stream_iq_forget_all(s);
         if (s->ack_request_source)
                 g_source_remove(s->ack_request_source);
+        g_free(s->ack_ping_id);
         xmpp_sm_free(s->sm);
         if (s->orphan_timer)
                 g_source_remove(s->orphan_timer);

@@ -385,11 +385,50 @@ def patient_imd(bus, tmp_path, request):
         pytest.fail("imd: " + "; ".join(d.problems), pytrace=False)
 
 
+def test_without_stream_management_a_ping_acknowledges(client_factory, patient_imd):
+    """A server without XEP-0198 acknowledges nothing itself, but it handles
+    a connection's stanzas in order (RFC 6120 §10.1): its answer to a ping
+    sent after a burst means it has the burst, so each message becomes
+    "sent". One sent while the server hangs stays "pending" until the server
+    is back and has answered."""
+    client = client_factory()
+    p = Prosody(extra_config='modules_disabled = { "s2s"; "smacks" }')
+    p.start()
+    bob = None
+    try:
+        _login(client, p)
+        bob_jid, bob_pw = p.new_account("bob")
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        start = client.mark()
+        ids = [client.call("SendText", "ss", (bob_jid, "in a burst %d" % i)) for i in range(3)]
+        for i in ids:
+            _wait_status(client, i, "sent", start)
+        p.pause()
+        try:
+            stalled = client.call("SendText", "ss", (bob_jid, "while the server hangs"))
+            client.pump(1.5)
+            assert _statuses(client, stalled, start) == []
+        finally:
+            p.resume()
+        _wait_status(client, stalled, "sent", start)
+        bob.wait_for_body("while the server hangs")
+        assert sorted(b for b in bob.bodies() if b.startswith("in a burst")) == \
+            ["in a burst %d" % i for i in range(3)]
+        assert "<r xmlns" not in p.log_tail(1000000)
+    finally:
+        if bob:
+            bob.stop()
+        p.cleanup()
+
+
 def test_server_restarts_do_not_fail_a_message_without_stream_management(client_factory, patient_imd):
-    """Without XEP-0198 nothing is acknowledged, so a 20,000-byte text to a
-    peer who is offline stays pending and goes out again at every reconnect.
-    Three server restarts soon after (each a system-shutdown stream error)
-    are not refusals: it is never failed, and the peer gets it."""
+    """Without XEP-0198 a message is acknowledged only by the server's answer
+    to a ping sent after it, and one whose answer did not come before the
+    connection closed goes out again at the next one. A 20,000-byte text to
+    a peer who is offline, then three server restarts soon after (each a
+    system-shutdown stream error): those are not refusals, it is never
+    failed, and the peer gets it."""
     client = client_factory()
     p = Prosody(extra_config='modules_disabled = { "s2s"; "smacks" }')
     p.start()

@@ -125,6 +125,39 @@ static void test_handled_waits_for_commit(void) {
         xmpp_sm_free(sm);
 }
 
+/* Without XEP-0198 the count is ours alone: the stream acknowledges what a
+ * ping's answer covers, and there is nothing to resume. */
+static void test_local_count(void) {
+        g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+        Acked a = { ids };
+        XmppSm *sm = xmpp_sm_new();
+
+        xmpp_sm_start(sm);
+        xmpp_sm_sent(sm, "<message id='old'/>", 19, "old", "bob@x");
+        xmpp_sm_stop(sm);                       /* <enable/> refused */
+        g_assert_false(xmpp_sm_is_local(sm));
+
+        xmpp_sm_start_local(sm);
+        g_assert_true(xmpp_sm_is_enabled(sm));
+        g_assert_true(xmpp_sm_is_local(sm));
+        g_assert_null(xmpp_sm_resume_id(sm));
+        g_assert_cmpuint(xmpp_sm_n_unacked(sm), ==, 0);
+        xmpp_sm_sent(sm, "<message id='a'/>", 17, "a", "bob@x");
+        xmpp_sm_sent(sm, "<iq id='ack-1'/>", 16, NULL, NULL);    /* the ping */
+        g_assert_cmpuint(xmpp_sm_n_sent(sm), ==, 2);
+        xmpp_sm_sent(sm, "<message id='b'/>", 17, "b", "bob@x");
+        g_assert_cmpint(xmpp_sm_ack(sm, 2, record_acked, &a), ==, 0);
+        g_assert_cmpuint(ids->len, ==, 1);
+        g_assert_cmpstr(g_ptr_array_index(ids, 0), ==, "a>bob@x");
+        g_assert_true(xmpp_sm_is_unacked_message(sm, "b"));
+
+        /* a server that turns out to count after all starts afresh */
+        xmpp_sm_start(sm);
+        g_assert_false(xmpp_sm_is_local(sm));
+        g_assert_cmpuint(xmpp_sm_n_unacked(sm), ==, 0);
+        xmpp_sm_free(sm);
+}
+
 static void test_backoff(void) {
         Backoff b = { .min_ms = 1000, .max_ms = 60000 };
         unsigned base = 1000;
@@ -149,6 +182,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/sm/resume", test_resend_after_resume);
         g_test_add_func("/sm/wrap", test_counter_wraps);
         g_test_add_func("/sm/handled", test_handled_waits_for_commit);
+        g_test_add_func("/sm/local", test_local_count);
         g_test_add_func("/backoff", test_backoff);
         return g_test_run();
 }
