@@ -33,7 +33,7 @@ int session_send_stored(Session *s, const StoreMessage *m, int64_t delayed_ms) {
         r = xmpp_stream_send_chat(s->stream, m->conversation, &content, m->id, delayed_ms);
         if (r <= 0)
                 return r;
-        session_note_written(s, m, (size_t) r);
+        session_note_written(s, m->conversation, m->id, false, (size_t) r);
         return 0;
 }
 
@@ -61,6 +61,73 @@ void session_fail_too_large(Session *s, const StoreMessage *m) {
         session_fail_message(s, m->conversation, m->id, -EMSGSIZE, why);
 }
 
+/* Reactions travel through the store as one line each: a reaction has no
+ * white space (xmpp_reaction_valid()). */
+static char *reactions_to_payload(const char *const *reactions, size_t n) {
+        GString *payload = g_string_new(NULL);
+
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        g_string_append_c(payload, '\n');
+                g_string_append(payload, reactions[i]);
+        }
+        return g_string_free(payload, FALSE);
+}
+
+/* The stanza's size, or negative errno. */
+static int write_action(Session *s, const StoreAction *a) {
+        switch (a->kind) {
+        case STORE_ACTION_RETRACT:
+                return xmpp_stream_send_retract(s->stream, a->conversation, a->id, a->target);
+        case STORE_ACTION_CORRECT:
+                return xmpp_stream_send_correction(s->stream, a->conversation, a->id, a->target,
+                                                   a->payload ? a->payload : "");
+        case STORE_ACTION_REACT: {
+                g_auto(GStrv) reactions = g_strsplit(a->payload ? a->payload : "", "\n", -1);
+                return xmpp_stream_send_reactions(s->stream, a->conversation, a->id, a->target,
+                                                  (const char *const *) reactions, g_strv_length(reactions));
+        }
+        }
+        return -EINVAL;
+}
+
+/* Sends a queued action (or one about to be queued), minding the server's
+ * refusals of it as for a message (session-refusal.c). */
+static int send_action(Session *s, const StoreAction *a) {
+        int r = write_action(s, a);
+
+        if (r > 0)
+                session_note_written(s, a->conversation, a->id, true, (size_t) r);
+        return r;
+}
+
+/* Our retractions, corrections and reactions that the server has not
+ * acknowledged, with the ids they had, after the messages they may act on:
+ * a fresh session has none of them in flight, a resumed one sent its own
+ * again already. */
+static void send_queued_actions(Session *s) {
+        g_autoptr(GPtrArray) actions = NULL;
+
+        if (store_list_actions(s->store, &actions) < 0)
+                return;
+        for (guint i = 0; i < actions->len; i++) {
+                StoreAction *a = g_ptr_array_index(actions, i);
+                int r;
+
+                if (xmpp_stream_is_in_flight(s->stream, a->id))
+                        continue;
+                r = send_action(s, a);
+                if (r == -EMSGSIZE) {
+                        /* a correction too large for the server this connection
+                         * reached: it would end every session */
+                        g_message("Dropping a correction of %s to %s: larger than the %zu bytes the server takes",
+                                  a->target, a->conversation, s->max_stanza_bytes);
+                        (void) store_action_done(s->store, a->id);
+                } else if (r < 0)
+                        return;
+        }
+}
+
 /* Everything still "pending" goes out again after a (re)connect, with its
  * original id, so a receiver can tell a resend from a new message, and its
  * original time as an XEP-0203 delay stamp. A file not uploaded yet is
@@ -83,6 +150,7 @@ void session_send_outbox(Session *s) {
                 if (session_send_stored(s, m, m->time_ms) == -EMSGSIZE)
                         session_fail_too_large(s, m);
         }
+        send_queued_actions(s);
         session_pump_uploads(s);
 }
 
@@ -132,12 +200,16 @@ void on_stream_sent(const char *to, const char *id, void *userdata) {
         Session *s = userdata;
 
         session_forget_refusals_of(s, id);
+        /* one of our actions: the server has it, it need not go again */
+        if (s->store && store_action_done(s->store, id) == 0)
+                return;
         advance_status(s, to, id, "sent");
 }
 
-/* Sets sender's reactions to message m and announces the new state. */
-static int apply_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
-                           size_t n, bool announce) {
+/* Sets sender's reactions to message m: 1 and *ret_updated the new state
+ * if that changed them, else 0. */
+static int store_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
+                           size_t n, char **ret_updated) {
         g_autofree char *updated = reactions_update(m->reactions, sender, reactions, n);
         int r;
 
@@ -146,9 +218,19 @@ static int apply_reactions(Session *s, const StoreMessage *m, const char *sender
         r = store_set_reactions(s->store, m->conversation, m->id, updated);
         if (r < 0)
                 return r;
-        if (announce)
+        *ret_updated = g_steal_pointer(&updated);
+        return 1;
+}
+
+/* Sets sender's reactions to message m and announces the new state. */
+static int apply_reactions(Session *s, const StoreMessage *m, const char *sender, const char *const *reactions,
+                           size_t n, bool announce) {
+        g_autofree char *updated = NULL;
+        int r = store_reactions(s, m, sender, reactions, n, &updated);
+
+        if (r > 0 && announce)
                 s->events.reactions_changed(m->conversation, m->id, updated, s->userdata);
-        return 0;
+        return MIN(r, 0);
 }
 
 /* A retraction or correction counts only from the message's own sender: the
@@ -346,8 +428,23 @@ static int own_message(Session *s, const char *conversation, const char *id, Sto
         return 0;
 }
 
+/* Ends the transaction of an action's effect on the message (r: how that
+ * went), queueing the action with it (NULL: nothing went out), so that a
+ * crash leaves both or neither. */
+static int end_action(Session *s, const StoreAction *action, int r) {
+        if (r >= 0 && action)
+                r = store_queue_action(s->store, action);
+        if (r < 0) {
+                (void) store_rollback(s->store);
+                return r;
+        }
+        return store_commit(s->store);
+}
+
 int session_revoke_message(Session *s, const char *conversation, const char *id) {
         g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *action_id = NULL;
+        StoreAction action = { 0 };
         int64_t age_ms;
         int r;
 
@@ -373,11 +470,17 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
                 return -ENETDOWN;
         /* Never sent, nothing to take back: only our copy goes. */
         if (strcmp(m->status, "pending") != 0 || xmpp_stream_is_in_flight(s->stream, id)) {
-                r = xmpp_stream_send_retract(s->stream, conversation, id);
+                action_id = xmpp_new_id();
+                action = (StoreAction) { .id = action_id, .conversation = (char *) conversation,
+                                         .target = (char *) id, .kind = STORE_ACTION_RETRACT };
+                r = send_action(s, &action);
                 if (r < 0)
                         return r;
         }
-        r = store_revoke_message(s->store, conversation, id);
+        r = store_begin(s->store);
+        if (r < 0)
+                return r;
+        r = end_action(s, action.id ? &action : NULL, store_revoke_message(s->store, conversation, id));
         if (r < 0)
                 return r;
         s->events.message_revoked(conversation, id, s->userdata);
@@ -386,6 +489,8 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
 
 int session_react(Session *s, const char *conversation, const char *id, const char *const *reactions, size_t n) {
         g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *action_id = NULL, *payload = NULL, *updated = NULL;
+        StoreAction action;
         int r;
 
         if (n > XMPP_REACTIONS_MAX)
@@ -404,10 +509,22 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
                 return -EPERM;
         if (!s->ready || !s->stream)
                 return -ENETDOWN;
-        r = xmpp_stream_send_reactions(s->stream, conversation, id, reactions, n);
+        action_id = xmpp_new_id();
+        payload = reactions_to_payload(reactions, n);
+        action = (StoreAction) { .id = action_id, .conversation = (char *) conversation, .target = (char *) id,
+                                 .kind = STORE_ACTION_REACT, .payload = payload };
+        r = send_action(s, &action);
         if (r < 0)
                 return r;
-        return apply_reactions(s, m, s->account, reactions, n, true);
+        r = store_begin(s->store);
+        if (r < 0)
+                return r;
+        r = end_action(s, &action, store_reactions(s, m, s->account, reactions, n, &updated));
+        if (r < 0)
+                return r;
+        if (updated)
+                s->events.reactions_changed(conversation, id, updated, s->userdata);
+        return 0;
 }
 
 unsigned session_revoke_window_s(const Session *s) {
@@ -416,6 +533,8 @@ unsigned session_revoke_window_s(const Session *s) {
 
 int session_edit_message(Session *s, const char *conversation, const char *id, const char *text) {
         g_autoptr(StoreMessage) m = NULL;
+        g_autofree char *action_id = NULL;
+        StoreAction action;
         int r;
 
         r = own_message(s, conversation, id, &m);
@@ -425,10 +544,16 @@ int session_edit_message(Session *s, const char *conversation, const char *id, c
                 return -EPERM;
         if (!s->ready || !s->stream)
                 return -ENETDOWN;
-        r = xmpp_stream_send_correction(s->stream, conversation, id, text);
+        action_id = xmpp_new_id();
+        action = (StoreAction) { .id = action_id, .conversation = (char *) conversation, .target = (char *) id,
+                                 .kind = STORE_ACTION_CORRECT, .payload = (char *) text };
+        r = send_action(s, &action);
         if (r < 0)
                 return r;
-        r = store_edit_message(s->store, conversation, id, text);
+        r = store_begin(s->store);
+        if (r < 0)
+                return r;
+        r = end_action(s, &action, store_edit_message(s->store, conversation, id, text));
         if (r < 0)
                 return r;
         s->events.message_edited(conversation, id, text, s->userdata);

@@ -139,6 +139,7 @@ struct Session {
         /* session-refusal.c: what may be refused, id -> Written (NULL when none) */
         GHashTable *written;
         char *suspect, *suspect_conversation;   /* of the last connection's end, or NULL */
+        bool suspect_is_action;         /* a queued correction, not a message */
         GHashTable *refusals;           /* message id -> times blamed (POLICY_REFUSALS_MAX); or NULL */
 
         /* Announcing survives a kill -9: every message up to announced_seq was
@@ -243,8 +244,9 @@ void session_fail_message(Session *s, const char *conversation, const char *id, 
 void session_fail_too_large(Session *s, const StoreMessage *m);
 
 /* session-refusal.c */
-/* m went out, its stanza this large. */
-void session_note_written(Session *s, const StoreMessage *m, size_t bytes);
+/* Message (or queued action, see store_queue_action()) id to conversation
+ * went out, its stanza this large. */
+void session_note_written(Session *s, const char *conversation, const char *id, bool action, size_t bytes);
 /* A connection ended (error as the stream reported it; stream_error: the
  * condition of the server's stream error, NULL if none): if it was ready,
  * picks a suspect (else the last ready connection's waits for the next). */

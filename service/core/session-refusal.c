@@ -48,6 +48,7 @@
 
 typedef struct Written {
         char *conversation;
+        bool action;                    /* a queued action (a correction) */
         size_t bytes;                   /* its stanza's */
         int64_t written_us;             /* monotonic time it was (last) written */
 } Written;
@@ -59,7 +60,7 @@ static void written_free(void *p) {
         g_free(w);
 }
 
-void session_note_written(Session *s, const StoreMessage *m, size_t bytes) {
+void session_note_written(Session *s, const char *conversation, const char *id, bool action, size_t bytes) {
         Written *w;
 
         if (bytes <= XMPP_ALWAYS_TAKEN_STANZA_BYTES)
@@ -67,10 +68,11 @@ void session_note_written(Session *s, const StoreMessage *m, size_t bytes) {
         if (!s->written)
                 s->written = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, written_free);
         w = g_new0(Written, 1);
-        w->conversation = g_strdup(m->conversation);
+        w->conversation = g_strdup(conversation);
+        w->action = action;
         w->bytes = bytes;
         w->written_us = g_get_monotonic_time();
-        g_hash_table_replace(s->written, g_strdup(m->id), w);
+        g_hash_table_replace(s->written, g_strdup(id), w);
 }
 
 void session_forget_refusals(Session *s) {
@@ -123,8 +125,26 @@ void session_refusal_on_close(Session *s, int error, const char *stream_error) {
                 return;
         s->suspect = g_strdup(id);
         s->suspect_conversation = g_strdup(largest->conversation);
-        g_debug("session: the server closed the connection%s after message %s (%zu bytes) was written",
-                stream_error ? " (policy-violation)" : "", id, largest->bytes);
+        s->suspect_is_action = largest->action;
+        g_debug("session: the server closed the connection%s after %s %s (%zu bytes) was written",
+                stream_error ? " (policy-violation)" : "", largest->action ? "correction" : "message", id,
+                largest->bytes);
+}
+
+/* One more refusal of id in a row: true (and id forgotten) when that makes
+ * POLICY_REFUSALS_MAX. */
+static bool refused_enough(Session *s, const char *id) {
+        guint refused;
+
+        if (!s->refusals)
+                s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        refused = GPOINTER_TO_UINT(g_hash_table_lookup(s->refusals, id)) + 1;
+        if (refused < POLICY_REFUSALS_MAX) {
+                g_hash_table_replace(s->refusals, g_strdup(id), GUINT_TO_POINTER(refused));
+                return false;
+        }
+        session_forget_refusals_of(s, id);
+        return true;
 }
 
 /* The verdict on the last connection's suspect, now that the next one is
@@ -134,7 +154,6 @@ static bool judge_suspect(Session *s, bool resumed) {
         g_autofree char *conversation = g_steal_pointer(&s->suspect_conversation);
         g_autoptr(StoreMessage) m = NULL;
         g_autofree char *why = NULL;
-        guint refused;
 
         if (!id)
                 return false;
@@ -146,17 +165,22 @@ static bool judge_suspect(Session *s, bool resumed) {
                         g_hash_table_remove(s->refusals, id);
                 return false;
         }
+        if (s->suspect_is_action) {
+                /* a correction: the outbox of actions would send it again,
+                 * forever; it goes, and the edit stays ours alone */
+                if (!s->store || !refused_enough(s, id) || store_action_done(s->store, id) < 0)
+                        return false;
+                why = g_strdup_printf("The server closed the connection each of the last %d times a correction "
+                                      "to %s was sent; it is dropped: most likely it is larger than the server "
+                                      "takes", POLICY_REFUSALS_MAX, conversation);
+                s->events.error(-EMSGSIZE, why, s->userdata);
+                return false;
+        }
         if (!s->store || store_get_message(s->store, conversation, id, &m) < 0 ||
             m->direction != STORE_DIRECTION_OUT || g_strcmp0(m->status, "pending") != 0 || m->revoked)
                 return false;
-        if (!s->refusals)
-                s->refusals = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        refused = GPOINTER_TO_UINT(g_hash_table_lookup(s->refusals, id)) + 1;
-        if (refused < POLICY_REFUSALS_MAX) {
-                g_hash_table_replace(s->refusals, g_strdup(id), GUINT_TO_POINTER(refused));
+        if (!refused_enough(s, id))
                 return false;
-        }
-        session_forget_refusals_of(s, id);
         why = g_strdup_printf("The server closed the connection each of the last %d times message %s to %s "
                               "was sent; it is marked failed: most likely it is larger than the server takes",
                               POLICY_REFUSALS_MAX, id, conversation);

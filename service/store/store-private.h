@@ -8,7 +8,9 @@
  *  - store-append.c: appending and prepending messages;
  *  - store-messages.c: reading, paging and changing stored messages;
  *  - store-conversations.c: the conversation list, unread counts, names;
- *  - store-search.c: the FTS5 index.
+ *  - store-search.c: the FTS5 index;
+ *  - store-actions.c: the outbox of actions (retractions, corrections,
+ *    reactions).
  * Nothing outside service/store includes this.
  */
 
@@ -65,6 +67,10 @@ typedef enum StoreStatement {
         STMT_LIST_UNSENT,
         STMT_MESSAGES_AFTER,
         STMT_LAST_SEQ,
+        STMT_QUEUE_ACTION,
+        STMT_SUPERSEDE_ACTIONS,
+        STMT_ACTION_DONE,
+        STMT_LIST_ACTIONS,
         _STMT_MAX,
 } StoreStatement;
 

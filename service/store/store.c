@@ -4,7 +4,7 @@
  * every statement the Store runs, transactions, the meta table, and freeing
  * what the Store returns. What it does with messages and conversations is
  * in store-append.c, store-messages.c, store-conversations.c and
- * store-search.c.
+ * store-search.c; the outbox of actions is store-actions.c.
  */
 
 #include <errno.h>
@@ -129,6 +129,17 @@ static const char *const migrations[] = {
         "ALTER TABLE messages ADD COLUMN duration_ms INTEGER;",
         /* Version 6: where FetchMedia put a file in the cache directory. */
         "ALTER TABLE messages ADD COLUMN path TEXT;",
+        /* Version 7: the outbox of actions (store-actions.c): retractions,
+         * corrections and reactions the server has not acknowledged yet.
+         * It holds a handful of rows at most, so it has no index but its
+         * keys: finding what an action supersedes reads them all. */
+        "CREATE TABLE actions ("
+        "        seq INTEGER PRIMARY KEY,"
+        "        id TEXT NOT NULL UNIQUE,"
+        "        conversation TEXT NOT NULL,"
+        "        target TEXT NOT NULL,"
+        "        kind TEXT NOT NULL,"
+        "        payload TEXT);",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -248,6 +259,14 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "JOIN conversations AS c ON c.key = messages.conversation "
                 "WHERE messages.seq > ?1 ORDER BY messages.seq LIMIT ?2",
         [STMT_LAST_SEQ]            = "SELECT coalesce(max(seq), 0) FROM messages",
+        [STMT_QUEUE_ACTION]        =
+                "INSERT INTO actions (id, conversation, target, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        /* a retraction makes every other action on the message pointless;
+         * a correction or a set of reactions, the earlier ones of its kind */
+        [STMT_SUPERSEDE_ACTIONS]   =
+                "DELETE FROM actions WHERE conversation = ?1 AND target = ?2 AND (kind = ?3 OR ?3 = 'retract')",
+        [STMT_ACTION_DONE]         = "DELETE FROM actions WHERE id = ?1",
+        [STMT_LIST_ACTIONS]        = "SELECT id, conversation, target, kind, payload FROM actions ORDER BY seq",
         [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",
         [STMT_SET_META]            =
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) "

@@ -133,11 +133,11 @@ int store_set_media_path(Store *store, const char *conversation, const char *id,
 /* Our file went up to url (the message can go out now); path: where our copy
  * of it is now, or NULL. -ENOENT no such message. */
 int store_set_uploaded(Store *store, const char *conversation, const char *id, const char *url, const char *path);
-/* Replaces the reactions (opaque text to the store, NULL for none).
- * -ENOENT if there is no such message. */
 /* Sets conversation ID's display name (from the roster): 1 if it changed, 0
  * if it was NAME already or there is no such conversation yet. */
 int store_set_conversation_name(Store *store, const char *id, const char *name);
+/* Replaces the reactions (opaque text to the store, NULL for none).
+ * -ENOENT if there is no such message. */
 int store_set_reactions(Store *store, const char *conversation, const char *id, const char *reactions);
 
 /* Newest first: up to limit messages older than before_id (NULL or "" = from the
@@ -167,6 +167,38 @@ int store_get_conversation(Store *store, const char *id, StoreConversation **ret
  * (NULL if none), for the XEP-0333 displayed marker. */
 int store_mark_read(Store *store, const char *conversation, char **ret_last_incoming_id);
 int store_unread_total(Store *store, uint32_t *ret);
+
+/* The outbox of actions: what we did to a message that the server must
+ * pass on (XEP-0424 retraction, XEP-0308 correction, XEP-0444 reactions),
+ * kept from the moment it is done until the server acknowledges it, so that
+ * it goes out again after a crash or a session the server did not resume.
+ * Queue it in the same transaction as its effect on the message. */
+typedef enum StoreActionKind {
+        STORE_ACTION_RETRACT,
+        STORE_ACTION_CORRECT,
+        STORE_ACTION_REACT,
+} StoreActionKind;
+
+typedef struct StoreAction {
+        char *id;               /* the stanza's id, the same every time it goes */
+        char *conversation;     /* bare JID */
+        char *target;           /* the id of the message acted on */
+        StoreActionKind kind;
+        char *payload;          /* a correction's text, the reactions (opaque to
+                                 * the store); NULL for a retraction */
+} StoreAction;
+
+/* Queues an action, dropping the queued ones it makes pointless: a
+ * retraction every other action on its message, a correction or a set of
+ * reactions (each the whole new state) the earlier ones of its kind.
+ * -EEXIST if another queued action has its id; -EINVAL for a bad argument. */
+int store_queue_action(Store *store, const StoreAction *action);
+/* The server has action id: it leaves the queue. -ENOENT if it was not in it. */
+int store_action_done(Store *store, const char *id);
+/* The queue, oldest first. */
+int store_list_actions(Store *store, GPtrArray **ret /* of StoreAction* */);
+void store_action_free(StoreAction *action);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreAction, store_action_free)
 
 /* Small key/value table for per-account state. *ret NULL if unset.
  * store_set_meta() with value NULL unsets the key. */

@@ -76,7 +76,7 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
 }
 
 /* Sends msg (taking it), whose id is stanza_id, kept for XEP-0198 like a
- * chat message, and asks for an acknowledgement. */
+ * chat message, and asks for an acknowledgement; its size. */
 static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
         g_autoptr(XmlNode) owned = msg;
         /* a correction carries a whole text */
@@ -85,34 +85,26 @@ static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, cons
         if (r < 0)
                 return r;
         stream_sm_request_ack(s);
-        return 0;
+        return r;
 }
 
-int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *target_id) {
-        g_autofree char *stanza_id = NULL;
-
+int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *stanza_id, const char *target_id) {
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
-        stanza_id = xmpp_new_id();
         return send_tracked(s, xmpp_retract_new(to, stanza_id, target_id), stanza_id, to);
 }
 
-int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *target_id, const char *text) {
-        g_autofree char *stanza_id = NULL;
-
+int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
+                                const char *text) {
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
-        stanza_id = xmpp_new_id();
         return send_tracked(s, xmpp_correction_new(to, stanza_id, target_id, text), stanza_id, to);
 }
 
-int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *target_id,
+int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
                                const char *const *reactions, size_t n_reactions) {
-        g_autofree char *stanza_id = NULL;
-
         if (s->phase != PHASE_READY)
                 return -ENOTCONN;
-        stanza_id = xmpp_new_id();
         return send_tracked(s, xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions), stanza_id, to);
 }
 

@@ -6,6 +6,7 @@ import os
 import re
 import time
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -286,6 +287,107 @@ def test_pending_messages_survive_kill_9(client, imd, private_prosody):
         bob.stop()
 
 
+# -- actions (revoke, edit, react) are never lost either -------------------------------
+
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+
+# how each action is done, and how the peer recognises it (tag, namespace, the
+# text it must carry)
+ACTIONS = {
+    "revoke": (lambda c, conv, mid: c.call("RevokeMessage", "ss", (conv, mid)), "retract", NS_RETRACT, None),
+    "edit": (lambda c, conv, mid: c.call("EditMessage", "sss", (conv, mid, "fixed after all")),
+             "replace", NS_CORRECT, "fixed after all"),
+    "react": (lambda c, conv, mid: c.call("React", "ssas", (conv, mid, ["👍"])), "reactions", NS_REACTIONS, "👍"),
+}
+
+
+def _acts_on(kind, mid):
+    _, tag, ns, text = ACTIONS[kind]
+
+    def match(m):
+        el = ET.fromstring(m["xml"]).find("{%s}%s" % (ns, tag))
+        if el is None or el.get("id") != mid:
+            return False
+        return text is None or text in (m["body"] or "") + "".join(el.itertext())
+    return match
+
+
+def _action_in_flight_when_the_server_dies(client, p, kind):
+    """Sends a text to bob, then does the action while the server hangs (so
+    it waits in the server's socket), and kills the server: the session and
+    the stanza die with it. Returns (bob's JID and password, the message's id)."""
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        start = client.mark()
+        mid = client.call("SendText", "ss", (bob_jid, "something to take back"))
+        _wait_status(client, mid, "sent", start)
+        bob.wait_for_body("something to take back")
+    finally:
+        bob.stop()
+    p.pause()
+    ACTIONS[kind][0](client, bob_jid, mid)        # accepted: Ready is still true
+    time.sleep(0.3)                             # written, and not acknowledged
+    p.kill()
+    return bob_jid, bob_pw, mid
+
+
+def _peer_gets_the_action_once(p, bob_jid, bob_pw, kind, mid):
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        bob.wait_for_message(_acts_on(kind, mid), timeout=20)
+        time.sleep(1.5)
+        assert len([m for m in bob.messages if _acts_on(kind, mid)(m)]) == 1
+    finally:
+        bob.stop()
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIONS))
+def test_an_action_the_server_lost_goes_again(client_factory, patient_imd, kind):
+    """A retraction, correction or reaction accepted while the server hangs,
+    then lost with the server (kill -9): the next session is a fresh one (no
+    XEP-0198 resume), and imd sends the action again from its history, once."""
+    client = client_factory()
+    p = Prosody()
+    p.start()
+    try:
+        _login(client, p)
+        bob_jid, bob_pw, mid = _action_in_flight_when_the_server_dies(client, p, kind)
+        m = client.mark()
+        p.start()
+        client.wait_property("Ready", lambda v: v is True, start=m, timeout=30)
+        _peer_gets_the_action_once(p, bob_jid, bob_pw, kind, mid)
+        assert "<resumed" not in p.log_tail(1000000)
+    finally:
+        p.cleanup()
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIONS))
+def test_an_action_survives_kill_9(client, imd, private_prosody, kind):
+    """The same, with imd killed (-9) too before the server comes back: the
+    action is in the history with its effect, and goes out after the restart."""
+    p = private_prosody
+    jid, pw = _login(client, p)
+    bob_jid, bob_pw, mid = _action_in_flight_when_the_server_dies(client, p, kind)
+    imd.kill()
+    p.start()
+    imd.start()
+    client.close()
+    c2 = imd.bus.client()
+    try:
+        c2.login(jid, pw, p.ws_url)
+        _peer_gets_the_action_once(p, bob_jid, bob_pw, kind, mid)
+        stored = _stored(c2, bob_jid, mid)
+        assert {"revoke": stored.get("revoked") is True, "edit": stored.get("text") == "fixed after all",
+                "react": "👍" in str(stored.get("reactions"))}[kind], stored
+    finally:
+        c2.close()
+
+
 def _refusing_prosody(extra=""):
     """A Prosody whose stanza limit (20,000 bytes) is below what imd assumes
     without being told (256 KiB)."""
@@ -335,6 +437,40 @@ def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclie
         assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
                     and s.args[1].get("Ready") is False], "the session did not settle"
         assert _stored(fclient, bob_jid, big)["status"] == "failed"
+    finally:
+        if bob:
+            bob.stop()
+        p.cleanup()
+
+
+def test_a_correction_the_server_keeps_refusing_is_dropped_and_the_session_settles(fclient, fast_imd):
+    """A 30,000-byte correction, over a limit the server does not announce:
+    it ends the stream on it, and the outbox of actions would send it again
+    at every reconnect. Blamed three times in a row, it is dropped with an
+    Error (TooLarge) that says why, and the session settles."""
+    p = _refusing_prosody()
+    bob = None
+    try:
+        _login(fclient, p)
+        bob_jid, bob_pw = p.new_account("bob")
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        start = fclient.mark()
+        mid = fclient.call("SendText", "ss", (bob_jid, "short"))
+        _wait_status(fclient, mid, "sent", start)
+        fclient.call("EditMessage", "sss", (bob_jid, mid, "z" * 30000))
+        error = fclient.wait_signal("Error", lambda a: "correction" in a[1], start=start, timeout=40).args
+        assert error[0].endswith(".TooLarge") and "3 times" in error[1] and bob_jid in error[1], error
+        fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
+
+        settled = fclient.mark()
+        after = fclient.call("SendText", "ss", (bob_jid, "after the refused correction"))
+        assert bob.wait_for_message(lambda m: m["origin_id"] == after)["body"] == "after the refused correction"
+        fclient.pump(2)
+        assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
+                    and s.args[1].get("Ready") is False], "the session did not settle"
+        assert len([s for s in fclient.signals[start:] if s.member == "Error"
+                    and s.args[0].endswith(".TooLarge")]) == 1
     finally:
         if bob:
             bob.stop()

@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 6
+#define STORE_TEST_SCHEMA_VERSION 7
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
@@ -1290,6 +1290,73 @@ static void test_revoke_and_edit(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_append_message(f->store, &custom, NULL), ==, -EEXIST);
 }
 
+static void assert_actions(Store *store, const char *expected) {
+        g_autoptr(GPtrArray) actions = NULL;
+        g_autoptr(GString) got = g_string_new(NULL);
+        static const char *const kinds[] = { "retract", "correct", "react" };
+
+        g_assert_cmpint(store_list_actions(store, &actions), ==, 0);
+        for (guint i = 0; i < actions->len; i++) {
+                const StoreAction *a = g_ptr_array_index(actions, i);
+                g_string_append_printf(got, "%s%s %s %s %s %s", i ? "; " : "", a->id, a->conversation, a->target,
+                                       kinds[a->kind], a->payload ? a->payload : "-");
+        }
+        g_assert_cmpstr(got->str, ==, expected);
+}
+
+/* The outbox of actions: queued with their message's change, the latest of
+ * a kind replacing the earlier, a retraction replacing all, gone once done,
+ * and kept across a reopen (a crash). */
+static void test_actions(Fixture *f, gconstpointer data) {
+        StoreAction a = { .id = (char *) "e1", .conversation = (char *) ALICE, .target = (char *) "m1",
+                          .kind = STORE_ACTION_CORRECT, .payload = (char *) "first fix" };
+
+        assert_actions(f->store, "");
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a.target = (char *) "m9";
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, -EEXIST);
+        a = (StoreAction) { .id = (char *) "r1", .conversation = (char *) ALICE, .target = (char *) "m1",
+                            .kind = STORE_ACTION_REACT, .payload = (char *) "👍\n🎉" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "r2", .conversation = (char *) BOB, .target = (char *) "m1",
+                            .kind = STORE_ACTION_REACT, .payload = (char *) "" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "e2", .conversation = (char *) ALICE, .target = (char *) "m1",
+                            .kind = STORE_ACTION_CORRECT, .payload = (char *) "second fix" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        assert_actions(f->store, "r1 " ALICE " m1 react 👍\n🎉; r2 " BOB " m1 react ; e2 " ALICE " m1 correct second fix");
+
+        fixture_reopen(f);
+        g_assert_cmpint(store_action_done(f->store, "r2"), ==, 0);
+        g_assert_cmpint(store_action_done(f->store, "r2"), ==, -ENOENT);
+        g_assert_cmpint(store_action_done(f->store, "m1"), ==, -ENOENT);     /* a message's id is no action */
+        a = (StoreAction) { .id = (char *) "x1", .conversation = (char *) ALICE, .target = (char *) "m1",
+                            .kind = STORE_ACTION_RETRACT };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "r3", .conversation = (char *) ALICE, .target = (char *) "m2",
+                            .kind = STORE_ACTION_REACT, .payload = (char *) "👀" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        assert_actions(f->store, "x1 " ALICE " m1 retract -; r3 " ALICE " m2 react 👀");
+
+        /* a failed transaction queues nothing */
+        g_assert_cmpint(store_begin(f->store), ==, 0);
+        a = (StoreAction) { .id = (char *) "e3", .conversation = (char *) ALICE, .target = (char *) "m2",
+                            .kind = STORE_ACTION_CORRECT, .payload = (char *) "lost" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        g_assert_cmpint(store_rollback(f->store), ==, 0);
+        assert_actions(f->store, "x1 " ALICE " m1 retract -; r3 " ALICE " m2 react 👀");
+
+        a.id = (char *) "";
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, -EINVAL);
+        a.id = (char *) "e4";
+        a.kind = (StoreActionKind) 7;
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, -EINVAL);
+        a.kind = STORE_ACTION_CORRECT;
+        a.payload = (char *) "\xff";
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, -EINVAL);
+        g_assert_cmpint(store_action_done(f->store, NULL), ==, -EINVAL);
+}
+
 static void test_migration_from_newer(void) {
         g_autofree char *dir = make_tmp_dir();
         Store *store = NULL;
@@ -1374,6 +1441,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
         g_test_add_func("/store/migration/from-v1", test_migration_from_v1);
         ADD("/store/message/revoke-and-edit", test_revoke_and_edit);
+        ADD("/store/actions", test_actions);
         ADD("/store/perf/append", test_perf_append);
 #undef ADD
 
