@@ -97,7 +97,11 @@ const char *xmpp_sm_resume_id(const XmppSm *sm) {
 void xmpp_sm_sent(XmppSm *sm, const char *xml, size_t len, const char *message_id, const char *to) {
         Unacked *u;
 
-        if (!sm->enabled)
+        /* Locally, only what the layer above wants to hear of counts: nothing
+         * is ever resent from here (there is no resume), and keeping every
+         * marker and keepalive ping until the next message would grow
+         * without bound in a session that only reads. */
+        if (!sm->enabled || (sm->local && !message_id))
                 return;
         u = g_new0(Unacked, 1);
         u->seq = ++sm->sent;

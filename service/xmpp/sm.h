@@ -27,7 +27,8 @@ void xmpp_sm_start(XmppSm *sm);
 void xmpp_sm_enabled(XmppSm *sm, const char *id, unsigned max_seconds);
 /* The server refused: nothing is counted. */
 void xmpp_sm_stop(XmppSm *sm);
-/* A session without XEP-0198: outbound stanzas are counted here alone, from
+/* A session without XEP-0198: outbound chat messages (those sent with a
+ * message_id; other stanzas are not counted) are counted here alone, from
  * zero, and the layer that owns the stream acknowledges them itself (with
  * xmpp_sm_ack() and a count from xmpp_sm_n_sent()) when the server answers an
  * IQ sent after them: RFC 6120 §10.1 has a server handle the stanzas of a

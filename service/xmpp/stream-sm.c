@@ -62,7 +62,7 @@ static void send_ack_ping(XmppStream *s) {
         xml_node_set_attr(iq, "to", s->domain);
         xml_node_add_child(iq, "ping", NS_PING);
         stream_send_node(s, iq);
-        s->ack_ping_count = xmpp_sm_n_sent(s->sm);      /* the ping included */
+        s->ack_ping_count = xmpp_sm_n_sent(s->sm);
 }
 
 static gboolean on_ack_request(gpointer userdata) {
