@@ -119,10 +119,12 @@ static void send_queued_actions(Session *s) {
                 r = send_action(s, a);
                 if (r == -EMSGSIZE) {
                         /* a correction too large for the server this connection
-                         * reached: it would end every session */
-                        g_message("Dropping a correction of %s to %s: larger than the %zu bytes the server takes",
-                                  a->target, a->conversation, s->max_stanza_bytes);
-                        (void) store_action_done(s->store, a->id);
+                         * reached (which says so): it would end every session */
+                        g_autofree char *why = g_strdup_printf("A correction to %s is larger than the %zu bytes "
+                                                               "the server takes; it is dropped",
+                                                               a->conversation, s->max_stanza_bytes);
+                        if (store_action_done(s->store, a->id) == 0)
+                                s->events.error(-EMSGSIZE, why, s->userdata);
                 } else if (r < 0)
                         return;
         }
@@ -260,6 +262,11 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                 if (announce)
                         s->events.message_revoked(a->peer, a->target_id, s->userdata);
         } else {
+                /* our account corrected it from another device (or this
+                 * correction is our own, back from the archive): a correction
+                 * still queued here is older, and would undo it */
+                if (a->outgoing)
+                        (void) store_drop_actions(s->store, a->peer, a->target_id, STORE_ACTION_CORRECT);
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
                         return true;
@@ -491,7 +498,7 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
         g_autoptr(StoreMessage) m = NULL;
         g_autofree char *action_id = NULL, *payload = NULL, *updated = NULL;
         StoreAction action;
-        int r;
+        int changed, r;
 
         if (n > XMPP_REACTIONS_MAX)
                 return -E2BIG;
@@ -519,10 +526,12 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
         r = store_begin(s->store);
         if (r < 0)
                 return r;
-        r = end_action(s, &action, store_reactions(s, m, s->account, reactions, n, &updated));
+        changed = store_reactions(s, m, s->account, reactions, n, &updated);
+        r = end_action(s, &action, changed);
         if (r < 0)
                 return r;
-        if (updated)
+        /* updated NULL: nobody reacts any more */
+        if (changed > 0)
                 s->events.reactions_changed(conversation, id, updated, s->userdata);
         return 0;
 }

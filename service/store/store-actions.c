@@ -63,8 +63,7 @@ int store_queue_action(Store *store, const StoreAction *action) {
         r = store_begin(store);
         if (r < 0)
                 return r;
-        r = run_bound(store, STMT_SUPERSEDE_ACTIONS,
-                      (const char *const[]) { action->conversation, action->target, kind }, 3);
+        r = store_drop_actions(store, action->conversation, action->target, action->kind);
         if (r >= 0)
                 r = run_bound(store, STMT_QUEUE_ACTION,
                               (const char *const[]) { action->id, action->conversation, action->target, kind,
@@ -74,6 +73,14 @@ int store_queue_action(Store *store, const StoreAction *action) {
                 return r;
         }
         return store_commit(store);
+}
+
+int store_drop_actions(Store *store, const char *conversation, const char *target, StoreActionKind kind) {
+        const char *name = kind_to_string(kind);
+
+        if (!store || !conversation || !target || !name)
+                return -EINVAL;
+        return run_bound(store, STMT_SUPERSEDE_ACTIONS, (const char *const[]) { conversation, target, name }, 3);
 }
 
 int store_action_done(Store *store, const char *id) {

@@ -114,6 +114,10 @@ static int change_text(Store *store, StoreStatement id, const char *conversation
         }
         if (r >= 0 && text && store_fts_indexed(store, seq))
                 r = store_fts_run(store, STMT_FTS_INSERT, seq, text);
+        /* nothing queued for a revoked message makes sense any more (a
+         * retraction of it is queued after this) */
+        if (r >= 0 && id == STMT_REVOKE)
+                r = store_drop_actions(store, conversation, msg_id, STORE_ACTION_RETRACT);
         if (r < 0) {
                 (void) store_rollback(store);
                 return r;

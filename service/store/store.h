@@ -117,7 +117,8 @@ int store_set_message_status(Store *store, const char *conversation, const char 
 
 /* XEP-0424: marks the message revoked and drops its text, data and extension
  * (the row stays: the conversation keeps its order and later copies are still
- * duplicates). -ENOENT if there is no such message. Idempotent. */
+ * duplicates), and the actions queued on it (store_queue_action()). -ENOENT if
+ * there is no such message. Idempotent. */
 int store_revoke_message(Store *store, const char *conversation, const char *id);
 /* XEP-0308: replaces the text and marks the message edited. -ENOENT if there is
  * no such message or it was revoked. */
@@ -193,6 +194,10 @@ typedef struct StoreAction {
  * reactions (each the whole new state) the earlier ones of its kind.
  * -EEXIST if another queued action has its id; -EINVAL for a bad argument. */
 int store_queue_action(Store *store, const StoreAction *action);
+/* Drops what an action of kind on message target would make pointless (as
+ * above) without queueing one: the message was revoked (store_revoke_message()
+ * does this itself), or our account corrected it from another device. */
+int store_drop_actions(Store *store, const char *conversation, const char *target, StoreActionKind kind);
 /* The server has action id: it leaves the queue. -ENOENT if it was not in it. */
 int store_action_done(Store *store, const char *id);
 /* The queue, oldest first. */

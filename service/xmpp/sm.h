@@ -36,7 +36,7 @@ void xmpp_sm_stop(XmppSm *sm);
 void xmpp_sm_start_local(XmppSm *sm);
 bool xmpp_sm_is_enabled(const XmppSm *sm);      /* counting outbound */
 bool xmpp_sm_is_local(const XmppSm *sm);        /* ... without the server */
-uint32_t xmpp_sm_n_sent(const XmppSm *sm);      /* outbound stanzas counted */
+uint32_t xmpp_sm_n_sent(const XmppSm *sm);      /* outbound stanzas counted (see above) */
 const char *xmpp_sm_resume_id(const XmppSm *sm);        /* NULL: cannot resume */
 
 /* An outbound stanza (serialised) was sent. message_id/to: set for a chat

@@ -98,7 +98,8 @@ struct XmppStream {
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
         guint ack_request_source;       /* one <r/> (or ping) per burst of messages */
         /* Without XEP-0198: the ping whose answer acknowledges the first
-         * ack_ping_count stanzas, and whether more went out after it. */
+         * ack_ping_count messages and actions (the ones the local count
+         * counts), and whether more went out after it. */
         char *ack_ping_id;
         uint32_t ack_ping_count;
         bool ack_ping_again;

@@ -57,8 +57,9 @@ static void send_serialized(XmppStream *s, const XmlNode *node, const char *xml,
                 g_debug("xmpp: stanza not written (connection closed); kept for a resume");
 }
 
-/* Every stanza is counted for XEP-0198, and kept until acknowledged;
- * message_id/to name a chat message whose acknowledgement matters above. */
+/* Every stanza is counted for XEP-0198, and kept until acknowledged (without
+ * it, only those with a message_id: sm.h); message_id/to name a chat message
+ * (or an action on one) whose acknowledgement matters above. */
 void stream_send_stanza(XmppStream *s, const XmlNode *node, const char *message_id, const char *to) {
         size_t len;
         g_autofree char *xml = xml_serialize(node, &len);
@@ -148,6 +149,10 @@ static void handle_features(XmppStream *s, const XmlNode *features) {
                         return stream_sm_send_resume(s);
                 if (!xml_node_child(features, "bind", NS_BIND))
                         return stream_fail(s, -EPROTO, "the server offers no resource binding");
+                /* A fresh session: whatever the last one (handed over for a
+                 * resume this server does not offer) had in flight is the
+                 * outbox's again, and it is counted anew, or locally. */
+                xmpp_sm_stop(s->sm);
                 return stream_send_bind(s);
         }
         stream_fail(s, -EPROTO, "unexpected stream features");
@@ -250,6 +255,18 @@ static bool from_server(XmppStream *s, const XmlNode *stanza) {
                 return true;
         bare = jid_normalize_bare(from);
         return bare && (strcmp(bare, s->domain) == 0 || strcmp(bare, s->jid) == 0);
+}
+
+/* The server itself: no from, or its domain (not another resource of our
+ * account, which from_server() lets answer for it). */
+static bool from_server_itself(XmppStream *s, const XmlNode *stanza) {
+        const char *from = xml_node_attr(stanza, "from");
+        g_autofree char *bare = NULL;
+
+        if (!from)
+                return true;
+        bare = jid_normalize_bare(from);
+        return bare && strcmp(bare, s->domain) == 0 && !strchr(from, '/');
 }
 
 /* XEP-0280, outside the linear setup: the answer is not waited for (a server
@@ -377,7 +394,7 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
                         handle_setup_result(s, iq);
                 else if (s->mam_iq_id && id && strcmp(id, s->mam_iq_id) == 0 && from_server(s, iq))
                         handle_mam_fin(s, iq, strcmp(type, "result") == 0);
-                else if (from_server(s, iq) && stream_sm_handle_ack_ping(s, id))
+                else if (from_server_itself(s, iq) && stream_sm_handle_ack_ping(s, id))
                         return;
                 else if (!stream_iq_handle_reply(s, iq))
                         g_debug("xmpp: ignoring an IQ reply nobody asked for");

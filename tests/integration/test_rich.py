@@ -378,6 +378,12 @@ def test_reactions_both_ways(client, logged_in, peer_factory):
     assert "reactions" not in _stored(client, bob.jid, mid)
     # reactions are not messages
     assert client.messages_received(start) == []
+    # taking back the last reaction of all is news too
+    start = client.mark()
+    client.call("React", "ssas", (bob.jid, mid, ["👍"]))
+    client.wait_signal("ReactionsChanged", lambda a: a[2] == {me: ["👍"]}, start=start)
+    client.call("React", "ssas", (bob.jid, mid, []))
+    client.wait_signal("ReactionsChanged", lambda a: a[2] == {}, start=start)
 
 
 def test_react_refusals(client, logged_in, peer):

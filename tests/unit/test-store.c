@@ -1355,6 +1355,24 @@ static void test_actions(Fixture *f, gconstpointer data) {
         a.payload = (char *) "\xff";
         g_assert_cmpint(store_queue_action(f->store, &a), ==, -EINVAL);
         g_assert_cmpint(store_action_done(f->store, NULL), ==, -EINVAL);
+
+        /* a correction from another device drops the queued corrections only;
+         * revoking a message drops everything queued on it */
+        a = (StoreAction) { .id = (char *) "e5", .conversation = (char *) ALICE, .target = (char *) "m2",
+                            .kind = STORE_ACTION_CORRECT, .payload = (char *) "mine" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        g_assert_cmpint(store_drop_actions(f->store, ALICE, "m2", STORE_ACTION_CORRECT), ==, 0);
+        assert_actions(f->store, "x1 " ALICE " m1 retract -; r3 " ALICE " m2 react 👀");
+        {
+                StoreMessage m2 = make_message(ALICE, "m2", STORE_DIRECTION_OUT, 100, "to go");
+                m2.status = (char *) "sent";
+                g_assert_cmpint(store_append_message(f->store, &m2, NULL), ==, 0);
+        }
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "m2"), ==, 0);
+        assert_actions(f->store, "x1 " ALICE " m1 retract -");
+        /* not for a message that is not there */
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "m1"), ==, -ENOENT);
+        assert_actions(f->store, "x1 " ALICE " m1 retract -");
 }
 
 static void test_migration_from_newer(void) {
