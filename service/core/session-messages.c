@@ -262,11 +262,6 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                 if (announce)
                         s->events.message_revoked(a->peer, a->target_id, s->userdata);
         } else {
-                /* our account corrected it from another device (or this
-                 * correction is our own, back from the archive): a correction
-                 * still queued here is older, and would undo it */
-                if (a->outgoing)
-                        (void) store_drop_actions(s->store, a->peer, a->target_id, STORE_ACTION_CORRECT);
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
                         return true;
@@ -435,12 +430,16 @@ static int own_message(Session *s, const char *conversation, const char *id, Sto
         return 0;
 }
 
-/* Ends the transaction of an action's effect on the message (r: how that
- * went), queueing the action with it (NULL: nothing went out), so that a
- * crash leaves both or neither. */
+/* Ends the transaction (store_begin()) of an action's effect on its message
+ * (r: how applying it went): queues the action with it, so that a crash
+ * leaves both or neither, sends it and commits. Anything failing before the
+ * send (a full disk, the server's size limit) undoes the rest; action NULL:
+ * nothing goes out, only the effect is committed. */
 static int end_action(Session *s, const StoreAction *action, int r) {
         if (r >= 0 && action)
                 r = store_queue_action(s->store, action);
+        if (r >= 0 && action)
+                r = send_action(s, action);
         if (r < 0) {
                 (void) store_rollback(s->store);
                 return r;
@@ -480,9 +479,6 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
                 action_id = xmpp_new_id();
                 action = (StoreAction) { .id = action_id, .conversation = (char *) conversation,
                                          .target = (char *) id, .kind = STORE_ACTION_RETRACT };
-                r = send_action(s, &action);
-                if (r < 0)
-                        return r;
         }
         r = store_begin(s->store);
         if (r < 0)
@@ -520,9 +516,6 @@ int session_react(Session *s, const char *conversation, const char *id, const ch
         payload = reactions_to_payload(reactions, n);
         action = (StoreAction) { .id = action_id, .conversation = (char *) conversation, .target = (char *) id,
                                  .kind = STORE_ACTION_REACT, .payload = payload };
-        r = send_action(s, &action);
-        if (r < 0)
-                return r;
         r = store_begin(s->store);
         if (r < 0)
                 return r;
@@ -556,9 +549,6 @@ int session_edit_message(Session *s, const char *conversation, const char *id, c
         action_id = xmpp_new_id();
         action = (StoreAction) { .id = action_id, .conversation = (char *) conversation, .target = (char *) id,
                                  .kind = STORE_ACTION_CORRECT, .payload = (char *) text };
-        r = send_action(s, &action);
-        if (r < 0)
-                return r;
         r = store_begin(s->store);
         if (r < 0)
                 return r;

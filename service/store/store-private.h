@@ -128,6 +128,11 @@ int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
  * MESSAGE_COLUMNS from column 0; resets it. */
 int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret);
 
+/* store-actions.c */
+/* Drops the queued actions on message target that an action of kind makes
+ * pointless (see store_queue_action()), without queueing one. */
+int store_drop_actions(Store *store, const char *conversation, const char *target, StoreActionKind kind);
+
 /* store-search.c */
 /* Whether the message with this seq is in the search index. */
 bool store_fts_indexed(const Store *store, int64_t seq);

@@ -194,10 +194,6 @@ typedef struct StoreAction {
  * reactions (each the whole new state) the earlier ones of its kind.
  * -EEXIST if another queued action has its id; -EINVAL for a bad argument. */
 int store_queue_action(Store *store, const StoreAction *action);
-/* Drops what an action of kind on message target would make pointless (as
- * above) without queueing one: the message was revoked (store_revoke_message()
- * does this itself), or our account corrected it from another device. */
-int store_drop_actions(Store *store, const char *conversation, const char *target, StoreActionKind kind);
 /* The server has action id: it leaves the queue. -ENOENT if it was not in it. */
 int store_action_done(Store *store, const char *id);
 /* The queue, oldest first. */

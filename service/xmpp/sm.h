@@ -25,7 +25,8 @@ void xmpp_sm_start(XmppSm *sm);
 /* The server answered <enabled/>: inbound stanzas count from here. id is the
  * resumption id (NULL if the server does not offer resumption). */
 void xmpp_sm_enabled(XmppSm *sm, const char *id, unsigned max_seconds);
-/* The server refused: nothing is counted. */
+/* The server refused (<enable/> or a resume), or a new connection does not
+ * offer to resume: nothing is counted, nothing is in flight. */
 void xmpp_sm_stop(XmppSm *sm);
 /* A session without XEP-0198: outbound chat messages (those sent with a
  * message_id; other stanzas are not counted) are counted here alone, from

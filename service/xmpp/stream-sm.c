@@ -172,7 +172,11 @@ void stream_sm_handle(XmppStream *s, const XmlNode *node) {
                         xmpp_sm_stop(s->sm);
                         return stream_send_bind(s);
                 }
-                xmpp_sm_stop(s->sm);    /* <enable/> refused: carry on without */
+                /* <enable/> refused: carry on without (counting locally
+                 * from ready on). It is answered before the roster; once
+                 * ready, a <failed/> answers nothing we asked. */
+                if (s->phase < PHASE_READY)
+                        xmpp_sm_stop(s->sm);
         }
 }
 

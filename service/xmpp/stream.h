@@ -130,7 +130,8 @@ typedef struct XmppStreamCallbacks {
          * displayed marker. from: normalised bare JID; id: the message's id.
          * Whether from may speak for that message is the caller's to check. */
         void (*delivered)(const char *from, const char *id, void *userdata);
-        /* The server acknowledged (XEP-0198) our chat message id to to. */
+        /* The server acknowledged our chat message (or action on one) id to
+         * to: XEP-0198, or without it the answer to a ping sent after it. */
         void (*sent)(const char *to, const char *id, void *userdata);
         void (*displayed)(const char *from, const char *id, void *userdata);
         /* XEP-0085 from a peer's live message: composing (typing true), or

@@ -387,6 +387,17 @@ def test_an_action_survives_kill_9(client, imd, private_prosody, kind):
         c2.close()
 
 
+def _assert_settled(client, bob, text):
+    """A message sent now reaches bob, and the session stays up meanwhile."""
+    settled = client.mark()
+    mid = client.call("SendText", "ss", (bob.jid, text))
+    assert bob.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == text
+    client.pump(2)
+    assert not [s for s in client.signals[settled:] if s.member == "PropertiesChanged"
+                and s.args[1].get("Ready") is False], "the session did not settle"
+    return mid, settled
+
+
 def _refusing_prosody(extra=""):
     """A Prosody whose stanza limit (20,000 bytes) is below what imd assumes
     without being told (256 KiB)."""
@@ -429,12 +440,7 @@ def test_a_message_the_server_keeps_refusing_fails_and_the_session_settles(fclie
         assert not [m for m in bob.messages if m["origin_id"] == big]
         fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
 
-        settled = fclient.mark()
-        after = fclient.call("SendText", "ss", (bob_jid, "after the refused one"))
-        assert bob.wait_for_message(lambda m: m["origin_id"] == after)["body"] == "after the refused one"
-        fclient.pump(2)
-        assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
-                    and s.args[1].get("Ready") is False], "the session did not settle"
+        _assert_settled(fclient, bob, "after the refused one")
         assert _stored(fclient, bob_jid, big)["status"] == "failed"
     finally:
         if bob:
@@ -462,12 +468,7 @@ def test_a_correction_the_server_keeps_refusing_is_dropped_and_the_session_settl
         assert error[0].endswith(".TooLarge") and "3 times" in error[1] and bob_jid in error[1], error
         fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
 
-        settled = fclient.mark()
-        after = fclient.call("SendText", "ss", (bob_jid, "after the refused correction"))
-        assert bob.wait_for_message(lambda m: m["origin_id"] == after)["body"] == "after the refused correction"
-        fclient.pump(2)
-        assert not [s for s in fclient.signals[settled:] if s.member == "PropertiesChanged"
-                    and s.args[1].get("Ready") is False], "the session did not settle"
+        _assert_settled(fclient, bob, "after the refused correction")
         assert len([s for s in fclient.signals[start:] if s.member == "Error"
                     and s.args[0].endswith(".TooLarge")]) == 1
     finally:
@@ -585,13 +586,8 @@ def test_a_server_that_stops_offering_stream_management(client_factory, patient_
         client.wait_property("Ready", lambda v: v is True, start=m, timeout=30)
         bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
         bob.start()
-        settled = client.mark()
-        after = client.call("SendText", "ss", (bob_jid, "after it stopped counting"))
+        after, settled = _assert_settled(client, bob, "after it stopped counting")
         _wait_status(client, after, "sent", settled)
-        bob.wait_for_body("after it stopped counting")
-        client.pump(2)
-        assert not [s for s in client.signals[settled:] if s.member == "PropertiesChanged"
-                    and s.args[1].get("Ready") is False], "the session did not stay up"
     finally:
         if bob:
             bob.stop()

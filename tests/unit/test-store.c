@@ -1356,13 +1356,12 @@ static void test_actions(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_queue_action(f->store, &a), ==, -EINVAL);
         g_assert_cmpint(store_action_done(f->store, NULL), ==, -EINVAL);
 
-        /* a correction from another device drops the queued corrections only;
-         * revoking a message drops everything queued on it */
+        /* revoking a message (here, or seen from another device) drops
+         * everything queued on it */
         a = (StoreAction) { .id = (char *) "e5", .conversation = (char *) ALICE, .target = (char *) "m2",
                             .kind = STORE_ACTION_CORRECT, .payload = (char *) "mine" };
         g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
-        g_assert_cmpint(store_drop_actions(f->store, ALICE, "m2", STORE_ACTION_CORRECT), ==, 0);
-        assert_actions(f->store, "x1 " ALICE " m1 retract -; r3 " ALICE " m2 react 👀");
+        assert_actions(f->store, "x1 " ALICE " m1 retract -; r3 " ALICE " m2 react 👀; e5 " ALICE " m2 correct mine");
         {
                 StoreMessage m2 = make_message(ALICE, "m2", STORE_DIRECTION_OUT, 100, "to go");
                 m2.status = (char *) "sent";
