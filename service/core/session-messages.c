@@ -74,28 +74,42 @@ static char *reactions_to_payload(const char *const *reactions, size_t n) {
         return g_string_free(payload, FALSE);
 }
 
-/* The stanza's size, or negative errno. */
-static int write_action(Session *s, const StoreAction *a) {
+static XmlNode *action_stanza(const StoreAction *a) {
         switch (a->kind) {
         case STORE_ACTION_RETRACT:
-                return xmpp_stream_send_retract(s->stream, a->conversation, a->id, a->target);
+                return xmpp_retract_new(a->conversation, a->id, a->target);
         case STORE_ACTION_CORRECT:
-                return xmpp_stream_send_correction(s->stream, a->conversation, a->id, a->target,
-                                                   a->payload ? a->payload : "");
+                return xmpp_correction_new(a->conversation, a->id, a->target, a->payload ? a->payload : "");
         case STORE_ACTION_REACT: {
                 g_auto(GStrv) reactions = g_strsplit(a->payload ? a->payload : "", "\n", -1);
-                return xmpp_stream_send_reactions(s->stream, a->conversation, a->id, a->target,
-                                                  (const char *const *) reactions, g_strv_length(reactions));
+                return xmpp_reactions_new(a->conversation, a->id, a->target, (const char *const *) reactions,
+                                          g_strv_length(reactions));
         }
         }
-        return -EINVAL;
+        return NULL;
 }
 
-/* Sends a queued action (or one about to be queued), minding the server's
- * refusals of it as for a message (session-refusal.c). */
-static int send_action(Session *s, const StoreAction *a) {
-        int r = write_action(s, a);
+/* -EMSGSIZE if the server would not take the action's stanza. */
+static int check_action_size(Session *s, const StoreAction *a) {
+        g_autoptr(XmlNode) stanza = action_stanza(a);
+        g_autofree char *xml = NULL;
+        size_t len = 0;
 
+        if (!stanza)
+                return -EINVAL;
+        xml = xml_serialize(stanza, &len);
+        return len > s->max_stanza_bytes ? -EMSGSIZE : 0;
+}
+
+/* Sends a queued action, minding the server's refusals of it as for a
+ * message (session-refusal.c): its stanza's size, or negative errno. */
+static int send_action(Session *s, const StoreAction *a) {
+        XmlNode *stanza = action_stanza(a);
+        int r;
+
+        if (!stanza)
+                return -EINVAL;
+        r = xmpp_stream_send_action(s->stream, stanza, a->id, a->conversation);
         if (r > 0)
                 session_note_written(s, a->conversation, a->id, true, (size_t) r);
         return r;
@@ -432,19 +446,26 @@ static int own_message(Session *s, const char *conversation, const char *id, Sto
 
 /* Ends the transaction (store_begin()) of an action's effect on its message
  * (r: how applying it went): queues the action with it, so that a crash
- * leaves both or neither, sends it and commits. Anything failing before the
- * send (a full disk, the server's size limit) undoes the rest; action NULL:
- * nothing goes out, only the effect is committed. */
+ * leaves both or neither, commits, and only then sends it: what the peer
+ * gets is always recorded here. One the server would not take (TooLarge)
+ * changes nothing; one not sent now (the connection just broke) waits in
+ * the queue for the next session. action NULL: nothing goes out, only the
+ * effect is committed. */
 static int end_action(Session *s, const StoreAction *action, int r) {
         if (r >= 0 && action)
-                r = store_queue_action(s->store, action);
+                r = check_action_size(s, action);
         if (r >= 0 && action)
-                r = send_action(s, action);
+                r = store_queue_action(s->store, action);
         if (r < 0) {
                 (void) store_rollback(s->store);
                 return r;
         }
-        return store_commit(s->store);
+        r = store_commit(s->store);
+        if (r < 0)
+                return r;
+        if (action && send_action(s, action) < 0)
+                g_debug("session: action %s waits for the next session", action->id);
+        return 0;
 }
 
 int session_revoke_message(Session *s, const char *conversation, const char *id) {

@@ -75,37 +75,18 @@ int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *
         return r;
 }
 
-/* Sends msg (taking it), whose id is stanza_id, kept for XEP-0198 like a
- * chat message, and asks for an acknowledgement; its size. */
-static int send_tracked(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
+int xmpp_stream_send_action(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to) {
         g_autoptr(XmlNode) owned = msg;
-        /* a correction carries a whole text */
-        int r = stream_send_stanza_bounded(s, owned, stanza_id, to);
+        int r;
 
+        if (s->phase != PHASE_READY)
+                return -ENOTCONN;
+        /* a correction carries a whole text */
+        r = stream_send_stanza_bounded(s, owned, stanza_id, to);
         if (r < 0)
                 return r;
         stream_sm_request_ack(s);
         return r;
-}
-
-int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *stanza_id, const char *target_id) {
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        return send_tracked(s, xmpp_retract_new(to, stanza_id, target_id), stanza_id, to);
-}
-
-int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
-                                const char *text) {
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        return send_tracked(s, xmpp_correction_new(to, stanza_id, target_id, text), stanza_id, to);
-}
-
-int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
-                               const char *const *reactions, size_t n_reactions) {
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        return send_tracked(s, xmpp_reactions_new(to, stanza_id, target_id, reactions, n_reactions), stanza_id, to);
 }
 
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {

@@ -191,18 +191,13 @@ size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppCha
  * (nothing sent) if it is larger than xmpp_stream_max_stanza_bytes(). */
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms);
-/* XEP-0424 retraction / XEP-0308 correction of our message target_id to to,
- * as stanza stanza_id (the same id when it goes again: see
- * xmpp_new_id()); kept for XEP-0198 like a chat message, whose
- * acknowledgement reports stanza_id. Returns the stanza's size in bytes;
- * -ENOTCONN if not ready, -EMSGSIZE (nothing sent) if larger than
- * xmpp_stream_max_stanza_bytes(). */
-int xmpp_stream_send_retract(XmppStream *s, const char *to, const char *stanza_id, const char *target_id);
-int xmpp_stream_send_correction(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
-                                const char *text);
-/* XEP-0444: our whole set of reactions to message target_id of to; as above. */
-int xmpp_stream_send_reactions(XmppStream *s, const char *to, const char *stanza_id, const char *target_id,
-                               const char *const *reactions, size_t n_reactions);
+/* An action on a message, built by actions.h (XEP-0424 retraction, XEP-0308
+ * correction, XEP-0444 reactions) as stanza stanza_id to to: sent (msg is
+ * taken) and kept for XEP-0198 like a chat message, whose acknowledgement
+ * reports stanza_id (so the same id goes when it is sent again). Returns
+ * the stanza's size in bytes; -ENOTCONN if not ready, -EMSGSIZE (nothing
+ * sent) if larger than xmpp_stream_max_stanza_bytes(). */
+int xmpp_stream_send_action(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to);
 /* XEP-0333 <displayed/> for message id of peer to. */
 int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
 
