@@ -89,6 +89,18 @@ static XmlNode *action_stanza(const StoreAction *a) {
         return NULL;
 }
 
+static const char *action_kind_name(StoreActionKind kind) {
+        switch (kind) {
+        case STORE_ACTION_RETRACT:
+                return "retraction";
+        case STORE_ACTION_CORRECT:
+                return "correction";
+        case STORE_ACTION_REACT:
+                return "reaction";
+        }
+        return "message action";
+}
+
 /* -EMSGSIZE if the server would not take the action's stanza. */
 static int check_action_size(Session *s, const StoreAction *a) {
         g_autoptr(XmlNode) stanza = action_stanza(a);
@@ -132,10 +144,11 @@ static void send_queued_actions(Session *s) {
                         continue;
                 r = send_action(s, a);
                 if (r == -EMSGSIZE) {
-                        /* a correction too large for the server this connection
-                         * reached (which says so): it would end every session */
-                        g_autofree char *why = g_strdup_printf("A correction to %s is larger than the %zu bytes "
-                                                               "the server takes; it is dropped",
+                        /* too large for the server this connection reached
+                         * (which says so; in practice a correction): it would
+                         * end every session */
+                        g_autofree char *why = g_strdup_printf("A %s to %s is larger than the %zu bytes the server "
+                                                               "takes; it is dropped", action_kind_name(a->kind),
                                                                a->conversation, s->max_stanza_bytes);
                         if (store_action_done(s->store, a->id) == 0)
                                 s->events.error(-EMSGSIZE, why, s->userdata);
@@ -448,9 +461,9 @@ static int own_message(Session *s, const char *conversation, const char *id, Sto
  * (r: how applying it went): queues the action with it, so that a crash
  * leaves both or neither, commits, and only then sends it: what the peer
  * gets is always recorded here. One the server would not take (TooLarge)
- * changes nothing; one not sent now (the connection just broke) waits in
- * the queue for the next session. action NULL: nothing goes out, only the
- * effect is committed. */
+ * changes nothing. (The callers made sure the session is ready, so the send
+ * does not fail; if it did, the action would wait in the queue for the next
+ * session.) action NULL: nothing goes out, only the effect is committed. */
 static int end_action(Session *s, const StoreAction *action, int r) {
         if (r >= 0 && action)
                 r = check_action_size(s, action);
