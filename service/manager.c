@@ -35,6 +35,7 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   reconnect_max=60     longest reconnect delay, seconds
  *   [messages]
  *   revoke_window=120    seconds after sending during which a message may be revoked
+ *   archive_wait=10      seconds GetMessages waits for the server archive before answering from the cache
  *   [media]
  *   max_download=104857600  bytes: the largest file FetchMedia takes
  *   [voice]
@@ -55,6 +56,7 @@ static void load_config(const char *path, SessionConfig *ret) {
                 { "connection", "reconnect_min", G_STRUCT_OFFSET(SessionConfig, reconnect_min_ms), 3600 },
                 { "connection", "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms), 3600 },
                 { "messages", "revoke_window", G_STRUCT_OFFSET(SessionConfig, revoke_window_ms), 7 * 86400 },
+                { "messages", "archive_wait", G_STRUCT_OFFSET(SessionConfig, archive_wait_ms), 60 },
                 { "voice", "min_duration", G_STRUCT_OFFSET(SessionConfig, voice_min_ms), 60 },
                 { "voice", "max_duration", G_STRUCT_OFFSET(SessionConfig, voice_max_ms), 3600 },
         };

@@ -113,6 +113,8 @@ static bool archive_done(Session *s, const char *conversation) {
 }
 
 static void back_request_free(BackRequest *req) {
+        if (req->deadline)
+                g_source_remove(req->deadline);
         g_free(req->conversation);
         g_free(req->before_id);
         g_free(req);
@@ -136,13 +138,35 @@ static int cache_page(Session *s, const BackRequest *req, GPtrArray **ret, bool 
 static void back_reply(Session *s, BackRequest *req, bool archive_known) {
         g_autoptr(GPtrArray) msgs = NULL;
         bool cache_complete = false;
-        int r = cache_page(s, req, &msgs, &cache_complete);
+        int r;
 
+        if (!req->callback)
+                return;                 /* answered when the wait ran out */
+        r = cache_page(s, req, &msgs, &cache_complete);
         if (r < 0)
                 req->callback(r, NULL, false, req->userdata);
         else
                 req->callback(0, msgs, cache_complete && (archive_known || archive_done(s, req->conversation)),
                               req->userdata);
+}
+
+/* A slow archive (or one that never answers; the query itself times out
+ * only after 60 s) must not hold GetMessages past the caller's D-Bus timeout:
+ * the caller gets what the cache has now, not complete. A query that is out
+ * still lands in the cache, for the next call; nothing more is asked for. */
+static gboolean on_back_deadline(gpointer userdata) {
+        BackRequest *req = userdata;
+        Session *s = req->session;
+
+        req->deadline = 0;
+        g_debug("session: the archive is slow; answering GetMessages for %s from the cache", req->conversation);
+        back_reply(s, req, false);
+        req->callback = NULL;
+        if (!(s->back_running && g_queue_peek_head(&s->back_requests) == req)) {
+                g_queue_remove(&s->back_requests, req);
+                back_request_free(req);
+        }
+        return G_SOURCE_REMOVE;
 }
 
 /* Asks the archive for the page before what the cache holds of the head request's conversation. */
@@ -204,7 +228,7 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                 /* the archive does not know our cursor (forgotten, or a
                  * stanza-id that is no archive id): go by time instead */
                 (void) store_set_meta(s->store, cursor_key, NULL);
-                if (!req->by_time && req->queries < BACK_QUERIES_MAX) {
+                if (!req->by_time && req->callback && req->queries < BACK_QUERIES_MAX) {
                         req->by_time = true;
                         back_run(s);
                         return;
@@ -233,7 +257,7 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                         }
                 }
         }
-        if (error == 0 && !done && req->queries < BACK_QUERIES_MAX &&
+        if (error == 0 && !done && req->callback && req->queries < BACK_QUERIES_MAX &&
             cache_page(s, req, &msgs, &cache_complete) >= 0 && msgs->len < req->limit) {
                 back_run(s);            /* still short: the next older page */
                 return;
@@ -255,7 +279,7 @@ void session_archive_fail_waiting(Session *s) {
         while ((req = g_queue_pop_head(&s->back_requests))) {
                 if (s->store)
                         back_reply(s, req, false);
-                else
+                else if (req->callback)
                         req->callback(-ENOTCONN, NULL, false, req->userdata);
                 back_request_free(req);
         }
@@ -272,6 +296,7 @@ int session_get_messages_async(Session *s, const char *conversation, const char 
                 return -ENOTCONN;
         session_flush(s);
         req = g_new0(BackRequest, 1);
+        req->session = s;
         req->conversation = g_strdup(conversation);
         req->before_id = g_strdup(before_id ? before_id : "");
         req->limit = limit;
@@ -288,6 +313,7 @@ int session_get_messages_async(Session *s, const char *conversation, const char 
                 back_request_free(req);
                 return 0;
         }
+        req->deadline = g_timeout_add(s->config.archive_wait_ms, on_back_deadline, req);
         g_queue_push_tail(&s->back_requests, req);
         back_run(s);
         return 0;

@@ -85,13 +85,15 @@ typedef struct VoiceSend VoiceSend;       /* session-voice.c */
 typedef struct AudioModule AudioModule;   /* audio/audio-module.h, loaded when first needed */
 
 typedef struct BackRequest {
+        Session *session;
         char *conversation;
         char *before_id;                /* "" for the newest */
         unsigned limit;
         unsigned queries;               /* archive pages asked for so far */
         bool by_time;                   /* the archive did not know the oldest message's id */
-        SessionMessagesCallback callback;
+        SessionMessagesCallback callback;       /* NULL once answered (the wait ran out) */
         void *userdata;
+        guint deadline;                 /* answers from the cache after config.archive_wait_ms */
 } BackRequest;
 
 struct Session {

@@ -667,6 +667,8 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->backoff.max_ms = config->reconnect_max_ms ? config->reconnect_max_ms : 60000;
         if (!s->config.revoke_window_ms)
                 s->config.revoke_window_ms = 120000;    /* TIM's default: two minutes */
+        if (!s->config.archive_wait_ms)
+                s->config.archive_wait_ms = 10000;      /* well inside D-Bus's 25 s default call timeout */
 
         /* The last account's history stays readable while logged out. */
         last = read_last_account(data_dir);

@@ -29,6 +29,7 @@ typedef struct SessionConfig {
         unsigned reconnect_min_ms;      /* first reconnect delay */
         unsigned reconnect_max_ms;      /* cap of the exponential backoff */
         unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
+        unsigned archive_wait_ms;       /* how long GetMessages waits for the archive; 0: 10 s */
         uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
         /* Voice messages; 0 / NULL: the defaults (1 s, 60 s, 24 kbit/s, PipeWire's default source). */
         unsigned voice_min_ms, voice_max_ms;

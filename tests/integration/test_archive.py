@@ -493,6 +493,54 @@ def test_paging_back_while_offline_answers_from_the_cache(client, imd, logged_in
     assert complete is True         # now known: nothing older anywhere
 
 
+def test_paging_back_does_not_wait_long_for_a_slow_archive(client, imd):
+    """The archive takes 4 s per query and imd's archive_wait is 1 s. With the
+    cache deleted, GetMessages answers within the wait from the cache (empty,
+    not complete) instead of holding the caller; the page still lands in the
+    cache, so a later call has every message, and then says complete."""
+    p = Prosody(extra_config="test_delay_mam = 4", test_modules=("test_delay_mam",))
+    p.start()
+    bob = None
+    try:
+        alice_jid, alice_pw = p.new_account("alice")
+        bob_jid, bob_pw = p.new_account("bob")
+        bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+        bob.start()
+        conf = os.path.join(imd.workdir, "xdg-config", "imd")
+        os.makedirs(conf, exist_ok=True)
+        with open(os.path.join(conf, "imd.conf"), "w") as f:
+            f.write("[messages]\narchive_wait=1\n")
+        imd.restart()
+        client.login(alice_jid, alice_pw, p.ws_url)
+        start = client.mark()
+        texts = ["slow archive %d" % i for i in range(3)]
+        for t in texts:
+            bob.send_message(alice_jid, t)
+        _wait_texts(client, texts, start)
+
+        imd.stop()
+        account_dir = os.path.join(imd.data_dir, alice_jid)
+        for name in os.listdir(account_dir):
+            os.unlink(os.path.join(account_dir, name))
+        imd.start()
+        client.login(alice_jid, alice_pw, p.ws_url)
+        t0 = time.monotonic()
+        msgs, complete = client.call("GetMessages", "ssu", (bob_jid, "", 50), timeout=60)
+        waited = time.monotonic() - t0
+        assert (msgs, complete) == ([], False)
+        assert 0.8 < waited < 3, "GetMessages took %.1f s" % waited
+
+        def all_back():
+            msgs, complete = client.call("GetMessages", "ssu", (bob_jid, "", 50), timeout=60)
+            return [m["text"] for m in msgs] == texts[::-1] and complete
+        _wait(all_back, 30, "the archive's page never reached the cache")
+        assert imd.running
+    finally:
+        if bob:
+            bob.stop()
+        p.cleanup()
+
+
 # -- search ------------------------------------------------------------------------------------
 
 def test_search_finds_a_word_among_thousands(client, logged_in, peer_factory, imctl):
