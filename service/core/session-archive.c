@@ -246,8 +246,7 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                         error = -EIO;
                 } else {
                         session_retry_actions(s);
-                        if (s->stream && !s->held)
-                                xmpp_stream_messages_committed(s->stream);
+                        session_settle_acks(s);
                         if (first)
                                 (void) store_set_meta(s->store, cursor_key, first);
                         if (complete || !first) {
@@ -267,6 +266,7 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
          * failure may pass, so the history is not called complete. */
         back_reply(s, req, error == -EOPNOTSUPP || done);
         back_request_free(req);
+        session_settle_acks(s);         /* a page that failed is not stored */
         back_run(s);
 }
 

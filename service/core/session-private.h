@@ -122,6 +122,13 @@ struct Session {
         guint reconnect_source;
         XmppSm *resumable;              /* XEP-0198 state of the lost connection */
         guint reap_source;              /* frees a closed stream outside its callback */
+        /* A batch could not be stored: this connection acknowledges nothing
+         * more (unstored) and is dropped from the main loop (drop_source),
+         * so that the server sends the batch again; store_trouble holds the
+         * reconnect backoff until a batch is stored again. */
+        bool unstored;
+        guint drop_source;
+        bool store_trouble;
         XmppStream *dead_stream;
 
         /* Incoming messages are stored in one transaction per batch and announced
@@ -226,6 +233,9 @@ void session_roster_apply(Session *s);
 /* Stores and announces the batch of incoming messages; negative errno if it
  * could not be stored (then nothing of it is announced or acknowledged). */
 int session_flush(Session *s);
+/* XEP-0198: once nothing waits to be stored, every message the stream counted
+ * is stored or deliberately dropped, and the count may move on. */
+void session_settle_acks(Session *s);
 /* The catch-up is over (or broke off): what was held goes into the history. */
 void session_release_held(Session *s);
 void session_announce_conversations(Session *s, GHashTable *ids);

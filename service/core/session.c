@@ -279,6 +279,21 @@ static gboolean on_index_step(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+/* Not from within the stream's callbacks: it calls us back, closed. */
+static gboolean on_drop_unstored(gpointer userdata) {
+        Session *s = userdata;
+
+        s->drop_source = 0;
+        if (s->stream)
+                xmpp_stream_abort(s->stream, -EIO, "imd could not store what the server sent");
+        return G_SOURCE_REMOVE;
+}
+
+void session_settle_acks(Session *s) {
+        if (s->stream && !s->held && !s->batch_messages && !s->back_running && !s->unstored)
+                xmpp_stream_messages_committed(s->stream);
+}
+
 /* Stores a batch and announces what was new in it. */
 static int store_and_announce(Session *s, GPtrArray *messages) {
         g_autoptr(GHashTable) conversations = NULL;
@@ -287,13 +302,22 @@ static int store_and_announce(Session *s, GPtrArray *messages) {
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
         if (r < 0) {
                 /* Nothing of the batch is on disk: neither announce nor
-                 * acknowledge it, so the server keeps it for us. */
+                 * acknowledge it. The next batch stored would acknowledge
+                 * this one too (XEP-0198 counts in arrival order), so the
+                 * connection goes instead, and the server sends it again. */
+                g_warning("Cannot write the message history: %s", g_strerror(-r));
                 s->events.error(r, "Cannot write the message history", s->userdata);
+                s->store_trouble = true;
+                if (s->stream && !s->unstored) {
+                        s->unstored = true;
+                        s->drop_source = g_idle_add(on_drop_unstored, s);
+                }
                 return r;
         }
+        s->store_trouble = false;
         /* Held messages are not stored yet: acknowledging now would
          * acknowledge them too (XEP-0198 counts in arrival order). */
-        if (s->stream && !s->held)
+        if (s->stream && !s->held && !s->unstored)
                 xmpp_stream_messages_committed(s->stream);
         conversations = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < messages->len;) {
@@ -328,8 +352,10 @@ int session_flush(Session *s) {
                 g_source_remove(s->batch_source);
                 s->batch_source = 0;
         }
-        if (!messages || messages->len == 0)
+        if (!messages || messages->len == 0) {
+                session_settle_acks(s);
                 return 0;
+        }
         /* busy: BATCH_BUSY_MESSAGES per BATCH_WINDOW_MS or more, whatever the window */
         window = MAX(s->batch_window_ms, BATCH_WINDOW_MS);
         busy = (uint64_t) messages->len * BATCH_WINDOW_MS >= (uint64_t) BATCH_BUSY_MESSAGES * window;
@@ -396,7 +422,8 @@ static void on_stream_ready(bool resumed, void *userdata) {
                 settle_remembered(s, previous);
         s->autologin = false;
         session_roster_apply(s);        /* the roster came before the history was open */
-        backoff_reset(&s->backoff);
+        if (!s->store_trouble)
+                backoff_reset(&s->backoff);
         s->max_stanza_bytes = xmpp_stream_max_stanza_bytes(s->stream);
         set_state(s, SESSION_NET_CONNECTED, true);
         if (!resumed)
@@ -442,6 +469,9 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
+        /* only now: until here, what could not be stored stays unacknowledged */
+        s->unstored = false;
+        g_clear_handle_id(&s->drop_source, g_source_remove);
         /* What the lost connection had in flight, to resume it (or resend). */
         if (s->stream) {
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
@@ -521,6 +551,7 @@ static void on_stream_chat_message(const XmppChatMessage *msg, void *userdata) {
                         g_debug("session: ignoring invalid custom data from %s", msg->peer);
                         if (!msg->body) {
                                 store_message_free(m);
+                                session_settle_acks(s);
                                 return;
                         }
                 }
@@ -694,6 +725,7 @@ void session_free(Session *s) {
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
+        g_clear_handle_id(&s->drop_source, g_source_remove);
         if (s->autologin_source)
                 g_source_remove(s->autologin_source);
         if (s->replay_source)
@@ -832,6 +864,8 @@ void session_logout(Session *s) {
                 s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
         }
         xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
+        s->unstored = false;
+        g_clear_handle_id(&s->drop_source, g_source_remove);
         set_state(s, SESSION_NET_DISCONNECTED, false);
 }
 

@@ -180,6 +180,12 @@ uint32_t xmpp_sm_handled(const XmppSm *sm) {
         return sm->have_deferred ? sm->first_deferred - 1 : sm->received;
 }
 
+uint32_t xmpp_sm_rewind_to_handled(XmppSm *sm) {
+        sm->received = xmpp_sm_handled(sm);
+        sm->have_deferred = false;
+        return sm->received;
+}
+
 bool xmpp_sm_has_uncommitted(const XmppSm *sm) {
         return sm->have_deferred;
 }

@@ -65,4 +65,8 @@ void xmpp_sm_clear_unacked(XmppSm *sm);
 void xmpp_sm_received(XmppSm *sm, bool deferred);
 void xmpp_sm_committed(XmppSm *sm);
 uint32_t xmpp_sm_handled(const XmppSm *sm);    /* the h we may report */
+/* We ask to resume with xmpp_sm_handled(), which it returns: the server sends
+ * again everything after that, so the inbound count goes back there (what was
+ * received but never stored comes again and is counted once). */
+uint32_t xmpp_sm_rewind_to_handled(XmppSm *sm);
 bool xmpp_sm_has_uncommitted(const XmppSm *sm);

@@ -30,7 +30,7 @@ void stream_sm_send_enable(XmppStream *s) {
 
 void stream_sm_send_resume(XmppStream *s) {
         g_autoptr(XmlNode) resume = xml_node_new("resume", NS_SM);
-        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_handled(s->sm));
+        g_autofree char *h = g_strdup_printf("%" G_GUINT32_FORMAT, xmpp_sm_rewind_to_handled(s->sm));
 
         xml_node_set_attr(resume, "h", h);
         xml_node_set_attr(resume, "previd", xmpp_sm_resume_id(s->sm));

@@ -648,17 +648,17 @@ static const XmppTransportCallbacks transport_callbacks = {
 };
 
 /* Ends the session with an error: report it once, then drop the connection. */
-void stream_fail(XmppStream *s, int error, const char *text) {
+static void stream_end(XmppStream *s, int error, const char *text, bool keep_session) {
         if (s->phase == PHASE_CLOSED)
                 return;
         g_debug("xmpp: session failed: %s", text);
         s->phase_before_fail = s->phase;
         s->phase = PHASE_CLOSED;
         stop_timers(s);
-        if (s->transport && error == -ETIMEDOUT && s->phase_before_fail == PHASE_READY) {
-                /* The link looks dead: just drop it. A <close/> would end the
-                 * session on the server too, and with it the XEP-0198
-                 * resumption that lets the next connection lose nothing. */
+        if (s->transport && keep_session && s->phase_before_fail == PHASE_READY) {
+                /* Just drop the link: a <close/> would end the session on
+                 * the server too, and with it the XEP-0198 resumption that
+                 * lets the next connection lose nothing. */
                 xmpp_transport_free(g_steal_pointer(&s->transport));
         } else if (s->transport) {
                 /* RFC 7395 §3.6: tell the server before going. */
@@ -668,6 +668,15 @@ void stream_fail(XmppStream *s, int error, const char *text) {
         }
         stream_iq_fail_all(s);
         s->cb.closed(error, text, s->userdata);
+}
+
+/* A link that looks dead (-ETIMEDOUT) is dropped, keeping the session. */
+void stream_fail(XmppStream *s, int error, const char *text) {
+        stream_end(s, error, text, error == -ETIMEDOUT);
+}
+
+void xmpp_stream_abort(XmppStream *s, int error, const char *text) {
+        stream_end(s, error, text, true);
 }
 
 static gboolean on_login_timeout(gpointer userdata) {

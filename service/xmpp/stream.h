@@ -157,6 +157,10 @@ int xmpp_stream_new(XmppTransportContext *ctx, const XmppStreamConfig *config, c
 ScramKeys *xmpp_stream_steal_scram_keys(XmppStream *s);
 /* Close cleanly (<close/>); closed(0, ...) follows. */
 void xmpp_stream_close(XmppStream *s);
+/* Drop the connection without <close/>, so that the server keeps the session
+ * for a resume (XEP-0198) and sends again what was not acknowledged;
+ * closed(error, text) follows at once. */
+void xmpp_stream_abort(XmppStream *s, int error, const char *text);
 /* Drop at once, no callbacks. NULL is fine. */
 void xmpp_stream_free(XmppStream *s);
 /* Close cleanly in the background and free the stream when done (or after a

@@ -14,7 +14,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 
 from harness.peer import Peer
 from test_messages import wait_in
-from test_reliability import _login, _net_states
+from test_reliability import _login, _net_states, _peer
 
 
 def _bound_resource(prosody, jid):
@@ -267,5 +267,83 @@ def test_stalled_server_session_is_resumed(fclient, fast_imd, private_prosody):
         assert [m["body"] for m in bob.messages if m["body"]].count("written during the stall") == 1
         texts = [m["text"] for m in client.messages_received(start)]
         assert texts.count("sent right after the stall") == 1
+    finally:
+        bob.stop()
+
+
+def test_a_batch_that_cannot_be_stored_comes_again(fclient, fast_imd, private_prosody):
+    """Another process holds the history's write lock longer than imd's 5 s
+    busy timeout, so the batch with bob's message cannot be stored: imd says
+    so (Error), acknowledges nothing more on that connection and drops it.
+    The resumed session (XEP-0198) brings the message again, and once the
+    lock is gone it is stored and signalled once, with what came after it."""
+    p = private_prosody
+    client = fclient
+    jid, _ = _login(client, p)
+    bob = _peer(p)
+    db = None
+    try:
+        start = client.mark()
+        bob.send_message(jid, "before the lock")
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "before the lock",
+                           start=start, timeout=15)
+        db = sqlite3.connect(_history_db(fast_imd, jid), timeout=0, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        bob.send_message(jid, "while the history is locked")
+        client.wait_signal("Error", lambda a: "history" in a[1], start=start, timeout=20)
+        db.execute("ROLLBACK")
+        db.close()
+        db = None
+        bob.send_message(jid, "after the lock")
+        for text in ("while the history is locked", "after the lock"):
+            client.wait_signal("MessageReceived", lambda a, t=text: a[0]["text"] == t,
+                               start=start, timeout=30)
+        client.pump(2)
+        texts = [m["text"] for m in client.messages_received(start)]
+        assert texts.count("while the history is locked") == 1, texts
+        assert texts.count("after the lock") == 1, texts
+        stored = [m["text"] for m in client.call("GetMessages", "ssu", (bob.jid, "", 50))[0]]
+        assert stored.count("while the history is locked") == 1, stored
+        assert "<resumed" in p.log_tail(1000000)
+    finally:
+        if db:
+            db.close()
+        bob.stop()
+
+
+def test_a_dropped_message_does_not_hold_acknowledgements_back(fclient, fast_imd, private_prosody):
+    """A message imd drops (invalid custom data, no body) is acknowledged like
+    any other (XEP-0198): after it the server's queue empties, and after a
+    resume its count is right, so the server keeps the session."""
+    p = private_prosody
+    client = fclient
+    jid, _ = _login(client, p)
+    bob = _peer(p)
+    try:
+        full = "%s/%s" % (jid, _bound_resource(p, jid))
+        bob.send_raw("<message type='chat' to='%s' id='bad-custom'>"
+                     "<json xmlns='urn:xmpp:json:0'>{not json</json></message>" % full)
+        for i in range(3):
+            bob.send_raw("<message type='chat' to='%s'><active xmlns='http://jabber.org/protocol/chatstates'/>"
+                         "</message>" % full)
+        time.sleep(1.5)
+        log = p.log_tail(1000000)
+        assert re.search(r"#queue = 0 \(acked: \d+\)", log.split("bad-custom")[-1]), \
+            "imd did not acknowledge what came after the dropped message"
+        start = client.mark()
+        p.pause()
+        client.wait_property("Ready", lambda v: v is False, start=start, timeout=8)
+        p.resume()
+        client.wait_property("Ready", lambda v: v is True, start=start, timeout=30)
+        bob.send_message(jid, "after the resume")
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "after the resume",
+                           start=start, timeout=15)
+        time.sleep(1.5)
+        log = p.log_tail(1000000)
+        assert "<resumed" in log
+        assert "The client says it handled" not in log
+        states = _net_states(client, start)
+        assert states.count("disconnected") <= 1 and states[-1] == "connected", \
+            "imd lost the connection again after the resume: %r" % states
     finally:
         bob.stop()

@@ -125,6 +125,27 @@ static void test_handled_waits_for_commit(void) {
         xmpp_sm_free(sm);
 }
 
+/* The connection broke with messages 3 and 4 received but not stored: we
+ * resume with h=2, the server sends 3 and 4 again, and they count once. */
+static void test_resume_rewinds_to_handled(void) {
+        XmppSm *sm = xmpp_sm_new();
+
+        xmpp_sm_start(sm);
+        xmpp_sm_enabled(sm, "id", 0);
+        xmpp_sm_received(sm, true);
+        xmpp_sm_received(sm, false);
+        xmpp_sm_committed(sm);                  /* 1 and 2 handled */
+        xmpp_sm_received(sm, true);             /* 3 */
+        xmpp_sm_received(sm, true);             /* 4 */
+        g_assert_cmpuint(xmpp_sm_rewind_to_handled(sm), ==, 2);
+        g_assert_false(xmpp_sm_has_uncommitted(sm));
+        xmpp_sm_received(sm, true);             /* 3 again */
+        xmpp_sm_received(sm, true);             /* 4 again */
+        xmpp_sm_committed(sm);
+        g_assert_cmpuint(xmpp_sm_handled(sm), ==, 4);
+        xmpp_sm_free(sm);
+}
+
 /* Without XEP-0198 the count is ours alone: the stream acknowledges what a
  * ping's answer covers, and there is nothing to resume. */
 static void test_local_count(void) {
@@ -185,6 +206,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/sm/resume", test_resend_after_resume);
         g_test_add_func("/sm/wrap", test_counter_wraps);
         g_test_add_func("/sm/handled", test_handled_waits_for_commit);
+        g_test_add_func("/sm/resume-rewinds", test_resume_rewinds_to_handled);
         g_test_add_func("/sm/local", test_local_count);
         g_test_add_func("/backoff", test_backoff);
         return g_test_run();
