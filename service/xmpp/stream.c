@@ -269,6 +269,20 @@ static bool from_server_itself(XmppStream *s, const XmlNode *stanza) {
         return bare && strcmp(bare, s->domain) == 0 && !strchr(from, '/');
 }
 
+/* RFC 6121 §2.1.6: a roster push comes without from, or from our bare JID;
+ * not from the domain, and not from another resource of the account. */
+static bool from_roster_pusher(XmppStream *s, const XmlNode *stanza) {
+        const char *from = xml_node_attr(stanza, "from");
+        g_autofree char *bare = NULL;
+
+        if (!from)
+                return true;
+        if (strchr(from, '/'))
+                return false;
+        bare = jid_normalize_bare(from);
+        return bare && strcmp(bare, s->jid) == 0;
+}
+
 /* XEP-0280, outside the linear setup: the answer is not waited for (a server
  * without carbons just answers with an error, which nobody reads). A resumed
  * session keeps its carbons. */
@@ -405,8 +419,7 @@ static void handle_iq(XmppStream *s, const XmlNode *iq) {
         if (strcmp(type, "set") == 0) {
                 const XmlNode *query = xml_node_child(iq, "query", NS_ROSTER);
                 if (query) {
-                        /* RFC 6121 §2.1.6: a roster push from anyone but our server is forged. */
-                        if (!from_server(s, iq)) {
+                        if (!from_roster_pusher(s, iq)) {
                                 g_debug("xmpp: refusing a roster push from %s", xml_node_attr(iq, "from"));
                                 return send_iq_reply(s, iq, false);
                         }

@@ -145,6 +145,25 @@ def test_forged_roster_push_is_refused(client, logged_in, peer, prosody):
     client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "still here", start=start)
 
 
+def test_roster_push_from_another_device_is_refused(client, logged_in, peer, prosody):
+    """RFC 6121 §2.1.6: only the server pushes roster changes; another
+    resource of the same account cannot rename a contact."""
+    full = "%s/%s" % (logged_in.jid, _bound_resource(prosody, logged_in.jid))
+    phone = Peer(logged_in.jid, logged_in.password, "127.0.0.1", prosody.c2s_port, resource="phone")
+    phone.start()
+    try:
+        answer = _iq_set(phone, full, "<query xmlns='jabber:iq:roster'>"
+                                      "<item jid='%s' name='Renamed'/></query>" % peer.jid)
+        assert answer == "error:service-unavailable"
+        start = client.mark()
+        peer.send_message(logged_in.jid, "named as before")
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "named as before", start=start)
+        conv = next(c for c in client.call("GetConversations") if c["id"] == peer.jid)
+        assert conv["name"] != "Renamed"
+    finally:
+        phone.stop()
+
+
 def _history_db(imd, account):
     return os.path.join(imd.data_dir, account, "history.sqlite")
 
