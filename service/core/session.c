@@ -30,15 +30,20 @@ const char *session_net_state_to_string(SessionNetState state) {
         return "disconnected";
 }
 
-void session_refresh_unread_total(Session *s) {
-        uint32_t total = 0;
-
-        if (s->store && store_unread_total(s->store, &total) < 0)
-                return;
+static void set_unread_total(Session *s, uint32_t total) {
         if (total == s->unread_total)
                 return;
         s->unread_total = total;
         s->events.unread_total_changed(s->userdata);
+}
+
+void session_refresh_unread_total(Session *s) {
+        uint32_t total = 0;
+
+        /* a read that failed leaves the count as it was, not 0 */
+        if (s->store && store_unread_total(s->store, &total) < 0)
+                return;
+        set_unread_total(s, total);
 }
 
 static void set_state(Session *s, SessionNetState net_state, bool ready) {
@@ -53,6 +58,7 @@ static void set_state(Session *s, SessionNetState net_state, bool ready) {
 static int open_account(Session *s, const char *account) {
         g_autofree char *dir = NULL;
         Store *store = NULL;
+        uint32_t total;
         int r;
 
         if (s->account && strcmp(s->account, account) == 0 && s->store)
@@ -76,8 +82,12 @@ static int open_account(Session *s, const char *account) {
         load_announced(s);
         session_schedule_indexing(s, INDEX_QUIET_MS);   /* whatever an earlier run left unindexed */
         session_clean_outbox(s);
-        s->unread_total = 0;
-        session_refresh_unread_total(s);
+        /* Compared with the previous account's count, so that a change
+         * (to 0 as well) is announced; one that cannot be read is 0 here,
+         * not the previous account's. */
+        if (store_unread_total(s->store, &total) < 0)
+                total = 0;
+        set_unread_total(s, total);
         s->events.state_changed(s->userdata);
         return 0;
 }

@@ -260,6 +260,50 @@ def test_unread_total_sums_conversations(client, logged_in, peer_factory):
     assert carol.wait_for_marker()["id"]
 
 
+def _unread_changes(client, start):
+    """The UnreadTotal values announced with PropertiesChanged since start."""
+    client.pump()
+    return [s.args[1]["UnreadTotal"] for s in client.signals[start:]
+            if s.member == "PropertiesChanged" and "UnreadTotal" in s.args[1]]
+
+
+def test_unread_total_follows_the_account(client, logged_in, peer, new_account):
+    """UnreadTotal is the count of Account's history: it stays as it was
+    after Logout (that history stays readable), and another account's
+    login announces that account's count, 0 included (a tray showing the
+    previous account's 3 would show it forever)."""
+    start = client.mark()
+    for i in range(3):
+        peer.send_message(logged_in.jid, "for alice %d" % i)
+    for i in range(3):
+        wait_in(client, "for alice %d" % i, start)
+    client.wait_property("UnreadTotal", lambda v: v == 3, start=start)
+
+    mark = client.mark()
+    client.call("Logout")
+    client.pump(0.5)
+    assert client.get_property("Account") == logged_in.jid
+    assert client.get_property("UnreadTotal") == 3
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 3
+    assert _unread_changes(client, mark) == []
+
+    other = new_account("carol")
+    mark = client.mark()
+    client.login_account(other)
+    assert client.get_property("Account") == other.jid
+    client.wait_property("UnreadTotal", lambda v: v == 0, start=mark, timeout=5)
+    assert client.get_property("UnreadTotal") == 0
+    assert client.call("GetConversations") == []
+
+    # and back: the first account's count comes back with it
+    client.call("Logout")
+    mark = client.mark()
+    client.login_account(logged_in)
+    client.wait_property("UnreadTotal", lambda v: v == 3, start=mark, timeout=5)
+    assert client.get_property("UnreadTotal") == 3
+    assert _unread_changes(client, mark) == [3]
+
+
 def test_own_messages_are_not_unread(client, logged_in, peer):
     client.call("SendText", "ss", (peer.jid, "mine"))
     conv = find_conversation(client.call("GetConversations"), peer.jid)
