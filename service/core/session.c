@@ -73,6 +73,8 @@ static int open_account(Session *s, const char *account) {
         session_flush(s);
         session_archive_fail_waiting(s);
         session_cancel_fetches(s);
+        /* the peer was chosen under the other account: not sent from this one */
+        session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);       /* another account's */
         store_close(s->store);
@@ -472,6 +474,17 @@ static gboolean on_reap(gpointer userdata) {
 
 static void schedule_reconnect(Session *s);
 
+/* The server ended the session for good (kicked out, the remembered login
+ * refused): it ends as Logout ends it. A recording left running would be
+ * sent, once stopped, by whichever account logs in next; it is cancelled
+ * before KickedOut goes out, so that a client hearing that finds Recording
+ * false. */
+static void end_for_good(Session *s) {
+        forget_credentials(s);
+        session_cancel_recording(s, "cancelled");
+        set_state(s, SESSION_NET_DISCONNECTED, false);
+}
+
 static void on_stream_closed(int error, const char *text, void *userdata) {
         Session *s = userdata;
 
@@ -514,8 +527,7 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
                                                        "log in again with the password", s->login_jid,
                                                        text ? text : "refused");
                 forget_remembered(s, s->login_jid);
-                forget_credentials(s);
-                set_state(s, SESSION_NET_DISCONNECTED, false);
+                end_for_good(s);
                 s->events.error(error, msg, s->userdata);
                 return;
         }
@@ -526,8 +538,7 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
                 /* Refused credentials are refused at the next start too. */
                 if (error == -EACCES)
                         forget_remembered(s, s->login_jid);
-                forget_credentials(s);
-                set_state(s, SESSION_NET_DISCONNECTED, false);
+                end_for_good(s);
                 s->events.error(error, text, s->userdata);
                 s->events.kicked_out(reason, text, s->userdata);
                 return;

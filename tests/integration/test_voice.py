@@ -23,6 +23,7 @@ from gi.repository import Gio, GLib
 from conftest import _failed
 from harness.asserts import raises_im_error
 from harness.bus import IM_ERROR
+from harness.peer import Peer
 from harness.pipewire import MIC
 
 QUIET = 2.0             # how long "nothing arrives" is watched for
@@ -327,6 +328,60 @@ def test_owner_leaving_the_bus_cancels(client, client_factory, imd, logged_in, p
     # a new recording may start (and is this client's)
     start_recording(client, peer.jid)
     client.call("CancelRecording")
+
+
+def imd_resource(prosody, jid):
+    """The resource imd's session of jid is bound to (Prosody's log)."""
+    found = None
+    with open(prosody.log_path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"Resource bound: %s/(\S+)" % re.escape(jid), line)
+            found = m.group(1) if m else found
+    assert found, "cannot find imd's resource for %s in the Prosody log" % jid
+    return found
+
+
+@pytest.mark.parametrize("end", ["kicked-out", "logout"])
+def test_session_ending_cancels_the_recording(end, client, imd, logged_in, peer, graph, prosody,
+                                              new_account):
+    """The session ends while a recording runs (another login takes imd's
+    resource, or Logout): the recording is cancelled at once, Recording
+    goes false, and nothing is sent, neither by that account nor by the
+    account that logs in next (which must not inherit it: its Stop finds
+    nothing)."""
+    graph.play_speech(SPEECH, seconds=8)
+    before = files(imd)
+    start = client.mark()
+    start_recording(client, peer.jid)
+    client.wait_property("Recording", lambda v: v is True, start=start, timeout=5)
+    time.sleep(1.3)                     # long enough to be sent
+    thief = None
+    try:
+        if end == "kicked-out":
+            thief = Peer(logged_in.jid, logged_in.password, "127.0.0.1", prosody.c2s_port,
+                         resource=imd_resource(prosody, logged_in.jid))
+            thief.start()
+            client.wait_signal("KickedOut", lambda a: a[0] == "conflict", start=start, timeout=10)
+        else:
+            client.call("Logout")
+        assert wait_stopped(client, start, timeout=5) == (peer.jid, "", "cancelled")
+        client.wait_property("Recording", lambda v: v is False, start=start, timeout=2)
+        assert recording(client) is False
+        graph.wait_capture_stream(present=False)        # the microphone is released
+        with raises_im_error("NotFound"):
+            client.call("StopRecording")
+    finally:
+        if thief:
+            thief.stop()
+    other = new_account("carol")
+    client.login_account(other)
+    assert recording(client) is False
+    with raises_im_error("NotFound"):
+        client.call("StopRecording")
+    no_message_for(peer, logged_in.jid, 1.5)
+    assert from_me(peer, other.jid) == []
+    assert files(imd) == before, "left behind: %r" % (files(imd) - before)
+    assert client.call("GetConversations") == []
 
 
 def test_kill_9_while_recording_leaves_nothing(client, imd, logged_in, peer, graph):
