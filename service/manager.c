@@ -194,7 +194,7 @@ void manager_free(Manager *m) {
         session_free(m->session);
         bus_voice_forget_owner(m);
         if (m->pending_login) {
-                bus_reply_errno(m->pending_login, -ECONNABORTED, "imd is shutting down");
+                bus_reply_errno(m->pending_login, -ECANCELED, "imd is shutting down");
                 sd_bus_message_unref(m->pending_login);
         }
         sd_bus_slot_unref(m->object_slot);

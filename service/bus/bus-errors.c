@@ -40,6 +40,7 @@ static const ErrnoMapping mappings[] = {
         { ENOTSUP,      IM_ERROR_PREFIX "NotSupported",    "Not supported" },
         { ETIMEDOUT,    IM_ERROR_PREFIX "Timeout",         "The server did not answer in time" },
         { ENODEV,       IM_ERROR_PREFIX "NotFound",        "No such device" },
+        { ECANCELED,    IM_ERROR_PREFIX "Cancelled",       "Cancelled" },
         { EIO,          IM_ERROR_PREFIX "Failed",          "Input/output error" },
 };
 

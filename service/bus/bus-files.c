@@ -96,7 +96,6 @@ static const char *send_file_error(int *error) {
         case -ENOTSUP:
                 return "The server has no upload service (XEP-0363)";
         case -ECANCELED:
-                *error = -ECONNABORTED;
                 return "Logged out before the file was taken";
         case -ESTALE:
                 *error = -EINVAL;
@@ -192,7 +191,7 @@ static void on_media_fetched(int error, int fd, const char *detail, void *userda
                 bus_reply_errno(call, error, "The file is gone from the server");
                 break;
         case -ECANCELED:
-                bus_reply_errno(call, -ECONNABORTED, "The download was stopped (logout)");
+                bus_reply_errno(call, error, "The download was stopped (logout)");
                 break;
         default:
                 if (detail) {

@@ -92,7 +92,7 @@ static void on_started(int error, void *userdata) {
                 bus_reply_errno(call, -ENOENT, "No audio source (microphone) delivered anything");
                 break;
         case -ECANCELED:
-                bus_reply_errno(call, -ECONNABORTED, "The recording was cancelled before it started");
+                bus_reply_errno(call, error, "The recording was cancelled before it started");
                 break;
         default:
                 bus_reply_errno(call, error, "The recording could not start");
@@ -151,7 +151,7 @@ static void on_stopped_sent(int error, const char *id, void *userdata) {
         if (error == 0)
                 (void) sd_bus_reply_method_return(call, "s", id);
         else if (error == -ECANCELED)
-                bus_reply_errno(call, -ECONNABORTED, "Logged out before the voice message was taken");
+                bus_reply_errno(call, error, "Logged out before the voice message was taken");
         else
                 bus_reply_errno(call, error, "The voice message could not be sent");
         sd_bus_message_unref(call);

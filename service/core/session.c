@@ -868,7 +868,7 @@ void session_logout(Session *s) {
                 session_cancel_discovery(s);
                 s->login_pending = false;
                 set_state(s, SESSION_NET_DISCONNECTED, false);
-                s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
+                s->events.login_finished(-ECANCELED, "Logged out before the login completed", s->userdata);
                 return;
         }
         if (!s->stream) {
@@ -882,7 +882,7 @@ void session_logout(Session *s) {
         session_cancel_fetches(s);
         if (s->login_pending) {
                 s->login_pending = false;
-                s->events.login_finished(-ECONNABORTED, "Logged out before the login completed", s->userdata);
+                s->events.login_finished(-ECANCELED, "Logged out before the login completed", s->userdata);
         }
         xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
         s->unstored = false;

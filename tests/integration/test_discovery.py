@@ -151,7 +151,7 @@ def test_logout_during_discovery(client, imd, web, tls_certs, tls_servers):  # n
         web.delay = 0.0
     with pytest.raises(DBusCallError) as ei:
         pending.result()
-    assert "Logged out" in ei.value.message, ei.value.message
+    assert ei.value.short == "Cancelled" and "Logged out" in ei.value.message, ei.value
     client.pump(0.5)
     assert client.get_property("NetState") == "disconnected"
     assert client.get_property("Ready") is False

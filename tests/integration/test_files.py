@@ -624,6 +624,51 @@ def test_file_that_grows_after_send_file_is_refused(client, client_factory, imd,
     received_file(peer, logged_in.jid, mid, b"unchanged")
 
 
+def test_logout_before_the_file_is_taken_is_cancelled(client, client_factory, imd, logged_in, peer,
+                                                      prosody, proxy, tmp_path):
+    """SendFile answers once the file is imd's, which waits for the upload
+    service (the server hangs here); Logout comes first: the call fails with
+    Cancelled, not as if the network had failed, and nothing of the file is
+    kept or sent, even once the account is back."""
+    path = write_file(tmp_path, os.urandom(64 * 1024), "late.bin")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    caller = client_factory()
+    result = {}
+
+    def call():
+        try:
+            result["id"] = send_fd(caller, peer.jid, fd, name="late.bin")
+        except Exception as e:          # noqa: BLE001 (checked below)
+            result["error"] = e
+
+    accepted = proxy.accepted
+    start = client.mark()
+    prosody.pause()
+    try:
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        imd_holds(imd, path)
+        time.sleep(0.3)
+        client.call("Logout")
+        thread.join(10)
+    finally:
+        prosody.resume()
+    os.close(fd)
+    assert not thread.is_alive(), "SendFile did not answer after Logout"
+    assert "id" not in result, "imd took the file as message %s" % result["id"]
+    err = result["error"]
+    assert getattr(err, "short", None) == "Cancelled" and "Logged out" in err.message, err
+    client.login_account(logged_in)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    client.pump()
+    assert [s for s in client.signals[start:]
+            if s.member in ("MessageReceived", "TransferProgress")] == []
+    assert outbox_files(imd) == []
+    assert proxy.accepted == accepted, "something was uploaded"
+    no_message_for(peer, logged_in.jid)
+
+
 class SlowUploadServer:
     """Where upload slots point: reads each PUT whole, waits `delay` seconds
     (a busy file server), then answers 201 Created. Serves no GET."""

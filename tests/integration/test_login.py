@@ -207,6 +207,29 @@ def test_logout(client, alice):
     assert client.get_property("Ready") is True
 
 
+def test_logout_during_login_cancels_it(client, imd, private_prosody):
+    """Logout while Login waits for the server: Login fails with Cancelled
+    (the user's doing, not a network failure) and imd stays logged out."""
+    jid, pw = private_prosody.new_account("alice")
+    private_prosody.pause()          # the server hangs: the Login stays pending
+    try:
+        pending = client.call_async("Login", "ssa{sv}",
+                                    (jid, pw, {"websocket_url": GLib.Variant("s", private_prosody.ws_url)}))
+        deadline = time.monotonic() + 10
+        while client.get_property("NetState") != "connecting":
+            assert not pending.poll(), "Login returned while the server was stopped"
+            assert time.monotonic() < deadline, "NetState never became connecting"
+            time.sleep(0.05)
+        assert client.call("Logout") is None
+        with raises_im_error("Cancelled") as ei:
+            pending.result(timeout=5)
+    finally:
+        private_prosody.resume()
+    assert "Logged out" in ei.value.message, ei.value.message
+    assert client.get_property("NetState") == "disconnected"
+    assert client.get_property("Ready") is False
+
+
 def test_logout_when_never_logged_in(client):
     assert client.call("Logout") is None
     assert client.get_property("Ready") is False

@@ -14,6 +14,7 @@ back (and nothing playing into it) before it starts.
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -481,6 +482,38 @@ def test_no_source_not_found(client, imd, logged_in, peer, graph):
     start_recording(client, peer.jid)
     client.call("CancelRecording")
     assert from_me(peer, logged_in.jid) == []
+
+
+@pytest.mark.parametrize("end", ["cancel", "logout"])
+def test_start_overtaken_is_cancelled(end, client, imd, logged_in, peer, graph):
+    """StartRecording waits for the microphone (which is there, but stopped:
+    pw-loopback gets SIGSTOP); the recording is cancelled meanwhile
+    (CancelRecording, or Logout): the start fails with Cancelled, not as if
+    the network had failed."""
+    start = client.mark()
+    os.kill(graph.loopback.pid, signal.SIGSTOP)
+    try:
+        pending = client.call_async("StartRecording", "s", (peer.jid,), timeout=15)
+        time.sleep(0.5)
+        assert not pending.poll(), "StartRecording answered while the microphone delivers nothing"
+        if end == "cancel":
+            assert client.call("CancelRecording") is None
+        else:
+            client.call("Logout")
+        with raises_im_error("Cancelled") as ei:
+            pending.result(2)
+    finally:
+        os.kill(graph.loopback.pid, signal.SIGCONT)
+    assert "cancelled" in ei.value.message, ei.value.message
+    assert wait_stopped(client, start) == (peer.jid, "", "cancelled")
+    assert recording(client) is False
+    graph.wait_capture_stream(present=False)
+    assert from_me(peer, logged_in.jid) == []
+    # the microphone delivers again: recording works
+    if end == "logout":
+        client.login_account(logged_in)
+    start_recording(client, peer.jid)
+    client.call("CancelRecording")
 
 
 @pytest.mark.parametrize("voice_conf", [{"source": "no-such-node"}], ids=["source"])
