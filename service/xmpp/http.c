@@ -68,7 +68,13 @@ static bool check_status(XmppHttp *h, struct lws *wsi) {
                 return false;
         }
         if (h->status == 401 || h->status == 403) {
-                report(h, -EPERM, "the server refused access to the file");
+                /* A refusal like any other status: -EPERM stays what it
+                 * means above this layer, a URL imd itself will not use,
+                 * which the caller must be able to tell from this. */
+                char text[64];
+                g_snprintf(text, sizeof text, "the server refused access to the %s (HTTP %d)",
+                           h->put ? "upload" : "file", h->status);
+                report(h, -EIO, text);
                 return false;
         }
         if (h->status >= 300 && h->status <= 399) {

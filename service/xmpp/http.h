@@ -19,8 +19,8 @@ typedef struct XmppHttp XmppHttp;
 
 /* error 0: done (GET: bytes written; PUT: the server took the file);
  * -EMSGSIZE larger than allowed (GET: more than max_bytes; PUT: status 413);
- * -ENOENT the server answered 404 / 410; -EPERM 401 / 403; -EIO another
- * status; -ECONNREFUSED / -EPROTO (TLS) / -ECONNRESET as for the transport;
+ * -ENOENT the server answered 404 / 410; -EIO another status (401 and 403
+ * included); -ECONNREFUSED / -EPROTO (TLS) / -ECONNRESET as for the transport;
  * or a read / write error of the file. detail: a text for people, may be
  * NULL. */
 typedef void (*XmppHttpDone)(int error, const char *detail, uint64_t bytes, void *userdata);

@@ -3,12 +3,16 @@ ways, from D-Bus and imctl; retractions and corrections are believed only from
 the message's sender. Real Prosody, real slixmpp peers, the real imd."""
 
 import hashlib
+import http.server
 import json
 import os
 import stat
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from harness.asserts import raises_im_error
 from test_messages import wait_in
@@ -550,6 +554,55 @@ def test_fetch_media_refusals(client, imd, logged_in, peer):
         client.call_fd("FetchMedia", "ss", (peer.jid, "no-such-id"))
     assert _media_files(imd) == [os.path.basename(path)]
     assert not any("escape" in f for _, _, files in os.walk(imd.workdir) for f in files)
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers GET /STATUS/... with that status (401, 403)."""
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        status = int(self.path.split("/")[1])
+        body = b"no"
+        self.send_response(status)
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="files"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server.hits = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_media_refused_by_the_server_is_failed(client, imd, logged_in, peer, refusing_server):
+    """The file server answers 401 or 403: Failed, as for any other status
+    (NotAllowed is for URLs imd itself refuses), and nothing is kept."""
+    me = logged_in.jid
+    ids = {}
+    for status in (401, 403):
+        url = "http://127.0.0.1:%d/%d/photo.jpg" % (refusing_server.server_port, status)
+        ids[status], raw = _media_raw(me, url)
+        peer.send_raw(raw)
+    start = client.mark()
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    for status, mid in ids.items():
+        with raises_im_error("Failed") as ei:
+            client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=30)
+        assert "refused" in ei.value.message and str(status) in ei.value.message, ei.value.message
+        assert "path" not in _stored(client, peer.jid, mid)
+    assert refusing_server.hits == ["/401/photo.jpg", "/403/photo.jpg"]
+    assert _media_files(imd) == []
 
 
 def test_fetch_media_is_size_bounded(client, imd, logged_in, peer):
