@@ -20,13 +20,22 @@
 #define MEDIA_DIR "media"
 #define DEFAULT_MAX_DOWNLOAD (100 * 1024 * 1024)
 
+/* A FetchMedia call waiting for a download. */
+typedef struct FetchWaiter {
+        SessionFetchCallback callback;
+        void *userdata;
+} FetchWaiter;
+
+/* The download of one message's file. Every caller asking for that message
+ * meanwhile waits for it (several frontends react to the same
+ * MessageReceived): one GET, one file, which the message keeps; a download
+ * each would leave all but the last file orphaned in the cache. */
 typedef struct Fetch {
         Session *session;
         char *conversation, *id, *path;
         int fd;                 /* the new file, being written */
         XmppHttp *get;
-        SessionFetchCallback callback;
-        void *userdata;
+        GArray *waiters;        /* of FetchWaiter, in the order they came */
 } Fetch;
 
 static void fetch_free(Fetch *f) {
@@ -35,7 +44,36 @@ static void fetch_free(Fetch *f) {
         g_free(f->conversation);
         g_free(f->id);
         g_free(f->path);
+        g_array_unref(f->waiters);
         g_free(f);
+}
+
+static void fetch_add_waiter(Fetch *f, SessionFetchCallback callback, void *userdata) {
+        FetchWaiter w = { .callback = callback, .userdata = userdata };
+
+        g_array_append_val(f->waiters, w);
+}
+
+static Fetch *find_fetch(Session *s, const char *conversation, const char *id) {
+        for (guint i = 0; s->fetches && i < s->fetches->len; i++) {
+                Fetch *f = g_ptr_array_index(s->fetches, i);
+                if (strcmp(f->id, id) == 0 && strcmp(f->conversation, conversation) == 0)
+                        return f;
+        }
+        return NULL;
+}
+
+/* A descriptor of its own for each caller: a shared one would share its
+ * offset, and one frontend reading would move another's. -errno, and the
+ * callback not called, if the file cannot be opened. */
+static int answer_from_file(const char *path, SessionFetchCallback callback, void *userdata) {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        callback(0, fd, NULL, userdata);
+        close(fd);
+        return 0;
 }
 
 /* An address of this machine, as written: 127.0.0.0/8, ::1 or localhost
@@ -102,28 +140,25 @@ int session_media_create_file(Session *s, const char *mime, char **ret_path) {
 static void on_fetched(int error, const char *detail, uint64_t bytes, void *userdata) {
         Fetch *f = userdata;
         Session *s = f->session;
-        int fd = -1;
 
         g_ptr_array_remove_fast(s->fetches, f);
         close(f->fd);
         f->fd = -1;
-        if (error == 0 && s->store) {
+        if (error == 0 && s->store)
                 error = store_set_media_path(s->store, f->conversation, f->id, f->path);
-                if (error == 0) {
-                        fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                        if (fd < 0)
-                                error = -errno;
-                }
-        }
         if (error < 0) {
                 g_debug("session: cannot fetch the file of %s: %s (%s)", f->id, g_strerror(-error),
                         detail ? detail : "");
                 (void) unlink(f->path);         /* nothing half-written stays */
         } else
-                g_debug("session: fetched %" G_GUINT64_FORMAT " bytes for %s", bytes, f->id);
-        f->callback(error, fd, error < 0 ? detail : NULL, f->userdata);
-        if (fd >= 0)
-                close(fd);
+                g_debug("session: fetched %" G_GUINT64_FORMAT " bytes for %s (%u callers)", bytes, f->id,
+                        f->waiters->len);
+        for (guint i = 0; i < f->waiters->len; i++) {
+                FetchWaiter *w = &g_array_index(f->waiters, FetchWaiter, i);
+                int r = error < 0 ? error : answer_from_file(f->path, w->callback, w->userdata);
+                if (r < 0)
+                        w->callback(r, -1, error < 0 ? detail : NULL, w->userdata);
+        }
         fetch_free(f);
 }
 
@@ -145,14 +180,14 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         r = session_media_url_allowed(m->url);
         if (r < 0)
                 return r;
-        if (m->path) {
-                int fd = open(m->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd >= 0) {
-                        callback(0, fd, NULL, userdata);
-                        close(fd);
-                        return 0;
-                }
-                /* the cache was cleaned: fetch it again */
+        /* fetched before (and, if the cache was cleaned since, fetched again) */
+        if (m->path && answer_from_file(m->path, callback, userdata) == 0)
+                return 0;
+        /* being fetched: its file will be this caller's too */
+        f = find_fetch(s, conversation, id);
+        if (f) {
+                fetch_add_waiter(f, callback, userdata);
+                return 0;
         }
         /* the sender's size, when it gave one, is a bound too */
         if (m->size >= 0 && (uint64_t) m->size < max)
@@ -162,8 +197,8 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         f->session = s;
         f->conversation = g_strdup(conversation);
         f->id = g_strdup(id);
-        f->callback = callback;
-        f->userdata = userdata;
+        f->waiters = g_array_new(false, false, sizeof(FetchWaiter));
+        fetch_add_waiter(f, callback, userdata);
         f->fd = session_media_create_file(s, m->mime, &f->path);
         if (f->fd < 0) {
                 r = f->fd;
@@ -187,7 +222,10 @@ void session_cancel_fetches(Session *s) {
                 Fetch *f = g_ptr_array_steal_index_fast(s->fetches, s->fetches->len - 1);
                 xmpp_http_cancel(f->get);
                 (void) unlink(f->path);
-                f->callback(-ECANCELED, -1, NULL, f->userdata);
+                for (guint i = 0; i < f->waiters->len; i++) {
+                        FetchWaiter *w = &g_array_index(f->waiters, FetchWaiter, i);
+                        w->callback(-ECANCELED, -1, NULL, w->userdata);
+                }
                 fetch_free(f);
         }
         g_clear_pointer(&s->fetches, g_ptr_array_unref);

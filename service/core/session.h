@@ -168,8 +168,9 @@ typedef void (*SessionFetchCallback)(int error, int fd, const char *detail, void
 /* The file of a media message: from the cache directory if it was fetched
  * before, else downloaded there first (https, or http to this machine only)
  * under a name imd makes up, at most config.max_download_bytes and at most
- * the size the sender gave. callback runs once, possibly before this
- * returns. Immediate errors (callback not called): -ENOTCONN no history
+ * the size the sender gave. A call while that message's download runs
+ * waits for it and gets its outcome (one download, one file, the same
+ * error). callback runs once, possibly before this returns. Immediate errors (callback not called): -ENOTCONN no history
  * open, -ENOENT no such message, -ENOMEDIUM it carries no file, -EPERM a URL
  * imd does not fetch from, -EINVAL an unusable URL. Later, through the
  * callback: -EMSGSIZE too large, -ENOENT gone from the server, -EIO refused,

@@ -630,3 +630,112 @@ def test_fetch_media_is_size_bounded(client, imd, logged_in, peer):
     with raises_im_error("TooLarge"):       # more than the size its sender gave
         client.call_fd("FetchMedia", "ss", (peer.jid, ids["liar"]), timeout=30)
     assert len(_media_files(imd)) == 1
+
+
+class _GatedFiles(http.server.BaseHTTPRequestHandler):
+    """Serves server.files[path] (404 for anything else), but only once the
+    test opens server.gate: a download stays under way as long as a test
+    needs. Every request is counted in server.hits."""
+
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        self.server.gate.wait(30)
+        data = self.server.files.get(self.path)
+        self.send_response(200 if data is not None else 404)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data or b"")))
+        self.end_headers()
+        self.wfile.write(data or b"")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def gated_files():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatedFiles)
+    server.hits, server.files, server.gate = [], {}, threading.Event()
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+def _fetch_in_thread(client_factory, conv, mid):
+    """FetchMedia from a frontend of its own, in a thread (the call blocks
+    until the download is done): returns (thread, outcome), outcome filled
+    with "bytes" and "inode", or "error", when the reply came."""
+    client = client_factory()
+    outcome = {}
+
+    def run():
+        try:
+            fd = client.call_fd("FetchMedia", "ss", (conv, mid), timeout=40)
+            outcome["inode"] = os.fstat(fd).st_ino
+            outcome["bytes"] = _read_fd(fd)
+        except Exception as e:      # noqa: BLE001 (checked by the test)
+            outcome["error"] = e
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_hits(server, n, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while len(server.hits) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(server.hits)
+
+
+def test_concurrent_fetches_share_one_download(client, client_factory, imd, logged_in, peer, gated_files):
+    """imctl, im-tray and im-notify all asking for a new photo at once: one
+    GET, one file in the cache, the same bytes for each; later calls answer
+    from that file."""
+    data = os.urandom(200 * 1024)
+    gated_files.files["/up/photo.jpg"] = data
+    mid, raw = _media_raw(logged_in.jid, "http://127.0.0.1:%d/up/photo.jpg" % gated_files.server_port)
+    start = client.mark()
+    peer.send_raw(raw)
+    client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+    calls = [_fetch_in_thread(client_factory, peer.jid, mid)]
+    assert _wait_hits(gated_files, 1) == 1
+    calls += [_fetch_in_thread(client_factory, peer.jid, mid) for _ in range(2)]
+    # a second download would have started by now
+    _wait_hits(gated_files, 2, timeout=2.0)
+    assert all(t.is_alive() for t, _ in calls), "answered before the download ended"
+    gated_files.gate.set()
+    for t, _ in calls:
+        t.join(45)
+    outcomes = [o for _, o in calls]
+    assert all("error" not in o for o in outcomes), outcomes
+    assert gated_files.hits == ["/up/photo.jpg"], "imd downloaded the file %d times" % len(gated_files.hits)
+    assert [o["bytes"] for o in outcomes] == [data] * 3
+    path = _stored(client, peer.jid, mid)["path"]
+    assert _media_files(imd) == [os.path.basename(path)]
+    assert {o["inode"] for o in outcomes} == {os.stat(path).st_ino}
+    # later: from that file, nothing downloaded
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid))) == data
+    assert len(gated_files.hits) == 1
+
+
+def test_concurrent_fetches_share_one_failure(client, client_factory, imd, logged_in, peer, gated_files):
+    """The shared download fails: every caller gets the same error, once, and
+    nothing is left in the cache."""
+    mid, raw = _media_raw(logged_in.jid, "http://127.0.0.1:%d/up/gone.jpg" % gated_files.server_port)
+    start = client.mark()
+    peer.send_raw(raw)
+    client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+    calls = [_fetch_in_thread(client_factory, peer.jid, mid)]
+    assert _wait_hits(gated_files, 1) == 1
+    calls.append(_fetch_in_thread(client_factory, peer.jid, mid))
+    _wait_hits(gated_files, 2, timeout=2.0)
+    gated_files.gate.set()
+    for t, _ in calls:
+        t.join(45)
+    errors = [o.get("error") for _, o in calls]
+    assert all(e is not None and e.short == "NotFound" for e in errors), errors
+    assert len(gated_files.hits) == 1
+    assert _media_files(imd) == []
