@@ -108,9 +108,20 @@ int session_media_url_allowed(const char *url) {
         return host_is_loopback(host) ? 0 : -EPERM;
 }
 
-/* cache/media/<random>.<subtype of the media type>, created here and now:
- * O_EXCL and O_NOFOLLOW, so nothing already there (a symlink, say) is used. */
-int session_media_create_file(Session *s, const char *mime, char **ret_path) {
+/* A new name: a new file (from NULL: its fd), or a second name of the file
+ * from (0). Exclusive either way (O_EXCL, link()): nothing already there, a
+ * symlink say, is used or followed. */
+static int take_name(const char *path, const char *from) {
+        int fd;
+
+        if (from)
+                return link(from, path) < 0 ? -errno : 0;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        return fd < 0 ? -errno : fd;
+}
+
+/* cache/media/<random>.<subtype of the media type>, taken here and now. */
+static int media_new_name(Session *s, const char *mime, const char *from, char **ret_path) {
         g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
         const char *sub = mime ? strchr(mime, '/') : NULL;
         char ext[9] = "bin";
@@ -126,15 +137,37 @@ int session_media_create_file(Session *s, const char *mime, char **ret_path) {
         for (int attempt = 0; attempt < 8; attempt++) {
                 g_autofree char *name = g_strdup_printf("%08x%08x.%s", g_random_int(), g_random_int(), ext);
                 g_autofree char *path = g_build_filename(dir, name, NULL);
-                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (fd >= 0) {
+                int r = take_name(path, from);
+                if (r >= 0) {
                         *ret_path = g_steal_pointer(&path);
-                        return fd;
+                        return r;
                 }
-                if (errno != EEXIST)
-                        return -errno;
+                if (r != -EEXIST)
+                        return r;
         }
         return -EEXIST;
+}
+
+int session_media_create_file(Session *s, const char *mime, char **ret_path) {
+        return media_new_name(s, mime, NULL, ret_path);
+}
+
+int session_media_link_file(Session *s, const char *mime, const char *from, char **ret_path) {
+        return media_new_name(s, mime, from, ret_path);
+}
+
+char *session_media_find_link(Session *s, const struct stat *st) {
+        g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                struct stat other;
+                if (lstat(path, &other) == 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino)
+                        return g_steal_pointer(&path);
+        }
+        return NULL;
 }
 
 static void on_fetched(int error, const char *detail, uint64_t bytes, void *userdata) {

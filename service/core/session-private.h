@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <glib.h>
 
 #include "backoff.h"
@@ -301,6 +302,12 @@ int session_media_url_allowed(const char *url);
 /* A new file cache/media/<random>.<from mime>, created exclusively (no link
  * followed), mode 0600: its fd, or negative errno. */
 int session_media_create_file(Session *s, const char *mime, char **ret_path);
+/* The file from gets a second name cache/media/<random>.<from mime>
+ * (link(): -EXDEV if the cache is on another file system): 0, or negative
+ * errno. */
+int session_media_link_file(Session *s, const char *mime, const char *from, char **ret_path);
+/* A name in cache/media of the file st (the same inode), or NULL. */
+char *session_media_find_link(Session *s, const struct stat *st);
 
 /* session-upload.c */
 /* m is our file message whose upload has not finished (no URL yet). */
@@ -318,7 +325,9 @@ void session_pump_uploads(Session *s);
 void session_lookup_upload_service(Session *s);
 /* A new connection or account: the service is asked for again. */
 void session_forget_upload_service(Session *s);
-/* Removes what copies a crash cut off from the account's outbox directory. */
+/* Removes what a crash left half-done in the account's outbox directory:
+ * copies cut off, and the name the history does not hold of a copy caught
+ * moving to the cache. */
 void session_clean_outbox(Session *s);
 /* Logout, another account, the end: SendFile calls hear -ECANCELED, uploads
  * stop (their messages stay "pending" and go on at the next login). */

@@ -116,19 +116,55 @@ static char *outbox_dir(Session *s) {
         return g_build_filename(s->data_dir, s->account, OUTBOX_DIR, NULL);
 }
 
+/* Whether a message of the outbox names path as its file: -errno if the
+ * history cannot say. (A move is cut short only while its message is
+ * pending, and so in the outbox.) */
+static int outbox_names(Session *s, const char *path) {
+        g_autoptr(GPtrArray) unsent = NULL;
+        int r = store_list_unsent(s->store, &unsent);
+
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < unsent->len; i++)
+                if (g_strcmp0(((StoreMessage *) g_ptr_array_index(unsent, i))->path, path) == 0)
+                        return 1;
+        return 0;
+}
+
+/* A copy with a second name in the cache: a crash cut its move there
+ * short (nothing else links it). The history names one of the two, and
+ * the other goes; if the history cannot say, both stay. */
+static void finish_move_to_cache(Session *s, const char *path, const struct stat *st) {
+        g_autofree char *other = session_media_find_link(s, st);
+        int named;
+
+        if (!other)
+                return;
+        named = outbox_names(s, path);
+        if (named < 0)
+                return;
+        g_debug("session: %s was moving to %s; the history names the %s one", path, other,
+                named ? "old" : "new");
+        (void) unlink(named ? other : path);
+}
+
 void session_clean_outbox(Session *s) {
         g_autofree char *dir = outbox_dir(s);
         g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
         int64_t now = g_get_real_time() / G_USEC_PER_SEC;
         const char *name;
 
-        /* a copy cut off by a crash: its SendFile was never answered */
         while (d && (name = g_dir_read_name(d))) {
                 g_autofree char *path = g_build_filename(dir, name, NULL);
                 struct stat st;
-                if (g_str_has_suffix(name, ".part") && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-                    now - st.st_mtime > STALE_PART_S)
-                        (void) unlink(path);
+                if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                /* a copy cut off by a crash: its SendFile was never answered */
+                if (g_str_has_suffix(name, ".part")) {
+                        if (now - st.st_mtime > STALE_PART_S)
+                                (void) unlink(path);
+                } else if (st.st_nlink > 1)
+                        finish_move_to_cache(s, path, &st);
         }
 }
 
@@ -592,18 +628,21 @@ static void on_put_progress(uint64_t sent, uint64_t total, void *userdata) {
 }
 
 /* Our copy moves to the cache directory, where received files are too (a
- * frontend shows it from there); it stays where it is if it cannot. */
-static char *move_to_cache(Session *s, Upload *u) {
+ * frontend shows it from there), in three steps that a crash may cut
+ * anywhere: a second name in the cache (link_into_cache()), the history
+ * naming it (store_set_uploaded()), the outbox name gone (unlink). Whatever
+ * the history names exists at every moment; a rename before the commit
+ * left it naming an outbox file that was gone, and the message "failed" at
+ * the next login. A file with both names is sorted out by
+ * session_clean_outbox(). NULL: the copy stays where it is (the cache is on
+ * another file system). */
+static char *link_into_cache(Session *s, Upload *u) {
         g_autofree char *path = NULL;
-        int fd = session_media_create_file(s, u->mime, &path);
+        int r = session_media_link_file(s, u->mime, u->path, &path);
 
-        if (fd < 0)
-                return g_strdup(u->path);
-        close(fd);
-        /* over the empty file just made: the name was ours, nobody else's */
-        if (rename(u->path, path) < 0) {
-                (void) unlink(path);
-                return g_strdup(u->path);
+        if (r < 0) {
+                g_debug("session: %s stays in the outbox: %s", u->id, g_strerror(-r));
+                return NULL;
         }
         return g_steal_pointer(&path);
 }
@@ -662,14 +701,16 @@ static void on_put_done(int error, const char *detail, uint64_t bytes, void *use
                 return;
         }
         s->events.transfer_progress(u->conversation, u->id, u->size, u->size, s->userdata);
-        path = move_to_cache(s, u);
-        r = store_set_uploaded(s->store, u->conversation, u->id, u->get_url, path);
+        path = link_into_cache(s, u);
+        r = store_set_uploaded(s->store, u->conversation, u->id, u->get_url, path ? path : u->path);
         if (r < 0) {
-                if (strcmp(path, u->path) != 0)
-                        (void) rename(path, u->path);   /* where the history says it is */
+                if (path)
+                        (void) unlink(path);    /* the history still names the outbox's */
                 upload_fail(s, u, r, "cannot write the message history");
                 return;
         }
+        if (path)
+                (void) unlink(u->path);
         g_debug("session: uploaded %s for %s", u->get_url, u->id);
         /* (revoked meanwhile: it never goes out) */
         if (s->ready && s->stream && store_get_message(s->store, u->conversation, u->id, &m) >= 0 &&

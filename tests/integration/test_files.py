@@ -12,8 +12,10 @@ throttle them while the XMPP connection goes on untouched.
 import hashlib
 import os
 import random
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 import uuid
@@ -482,6 +484,82 @@ def test_upload_cut_by_kill_9_starts_again(client, imd, logged_in, peer, proxy, 
     assert [x["origin_id"] for x in from_me(peer, logged_in.jid)] == [mid]
     got = stored(client, peer.jid, mid)
     assert got["status"] in ("sent", "delivered") and got["size"] == len(data)
+
+
+def media_files(imd):
+    d = os.path.join(imd.workdir, "cache", "media")
+    return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_uploaded_copy_is_where_the_history_says(client, logged_in, peer, imd, tmp_path):
+    """Once a file went up, the message's path is imd's copy in the cache,
+    whole, and nothing of it is left in the outbox."""
+    data = os.urandom(200 * 1024)
+    start = client.mark()
+    mid = send_path(client, peer.jid, write_file(tmp_path, data, "a.bin"), name="a.bin")
+    wait_status(client, mid, "sent", start)
+    path = stored(client, peer.jid, mid)["path"]
+    assert media_files(imd) == [path]
+    with open(path, "rb") as fh:
+        assert sha(fh.read()) == sha(data)
+    assert os.stat(path).st_nlink == 1
+    assert outbox_files(imd) == []
+
+
+def kill_at(pid, function, finish=False):
+    """gdb attached to imd, which it kills (SIGKILL) the moment imd calls
+    function (finish: once that call has returned). Returns gdb's Popen once
+    the breakpoint is set; imd runs on meanwhile."""
+    commands = ["set breakpoint pending off", "break " + function, "continue"]
+    commands += ["finish"] if finish else []
+    commands += ["kill"]
+    gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-p", str(pid)]
+                           + [a for c in commands for a in ("-ex", c)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in gdb.stdout:
+        seen.append(line)
+        if line.startswith("Breakpoint 1 at"):
+            return gdb
+    gdb.wait()
+    pytest.skip("gdb cannot stop imd here: " + "".join(seen[-5:]))
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
+@pytest.mark.parametrize("moment", ["before-commit", "after-commit"])
+def test_kill_9_while_the_copy_moves_to_the_cache(client, imd, logged_in, peer, tmp_path, moment):
+    """imd is killed right as the upload is done: while its copy moves from
+    the outbox to the cache, just before the history names the new place
+    and just after. Either way the message goes out after the restart (the
+    history never names a file that is gone, which made it "failed"), the
+    peer gets the file once, and one copy is left: where the history says."""
+    data = os.urandom(300 * 1024)
+    path = write_file(tmp_path, data, "moving.bin")
+    gdb = kill_at(imd.pid, "store_set_uploaded", finish=moment == "after-commit")
+    try:
+        start = client.mark()
+        mid = send_path(client, peer.jid, path, name="moving.bin")
+        out, _ = gdb.communicate(timeout=60)
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+            gdb.wait()
+    assert imd.proc.wait(10) == -9, out
+    imd.kill()
+
+    imd.start()
+    start = client.mark()
+    client.login_account(logged_in)
+    wait_status(client, mid, "sent", start, timeout=40)
+    received_file(peer, logged_in.jid, mid, data)
+    time.sleep(1.0)
+    assert [x["origin_id"] for x in from_me(peer, logged_in.jid)] == [mid]
+    got = stored(client, peer.jid, mid)
+    assert media_files(imd) == [got["path"]]
+    with open(got["path"], "rb") as fh:
+        assert sha(fh.read()) == sha(data), "imd's copy differs"
+    assert os.stat(got["path"]).st_nlink == 1
+    assert outbox_files(imd) == []
 
 
 # -- imctl ---------------------------------------------------------------------------------------
