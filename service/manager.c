@@ -114,6 +114,11 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
         if (r < 0)
                 return r;
         load_config(config_path, &config);
+        /* Not in imd.conf: nobody should turn it on but a test suite, whose
+         * file servers speak plain http on 127.0.0.1. */
+        config.loopback_http = g_strcmp0(g_getenv("IMD_TEST_LOOPBACK_HTTP"), "1") == 0;
+        if (config.loopback_http)
+                g_message("IMD_TEST_LOOPBACK_HTTP=1: files also over plain http to this machine (for tests only)");
         r = session_new(data_dir, cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
         g_free(config.voice_source);
         if (r < 0)

@@ -226,7 +226,7 @@ int bus_method_fetch_media(sd_bus_message *m, void *userdata, sd_bus_error *erro
         case -ENOMEDIUM:
                 return bus_set_errno(error, -ENOENT, "Message %s carries no file", id);
         case -EPERM:
-                return bus_set_errno(error, r, "imd only downloads over https (or http from this machine)");
+                return bus_set_errno(error, r, "imd only downloads over https");
         case -EINVAL:
                 return bus_set_errno(error, r, "The message's URL is not usable");
         default:

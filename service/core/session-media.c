@@ -2,7 +2,7 @@
 /*
  * Files of media messages for the Session: FetchMedia downloads one into the
  * cache directory, under a name imd makes up (the sender's name is for
- * showing only), bounded in size, over https (or http to this machine only).
+ * showing only), bounded in size, over https.
  */
 
 #include <arpa/inet.h>
@@ -89,9 +89,14 @@ static bool host_is_loopback(const char *host) {
         return g_ascii_strcasecmp(host, "localhost") == 0;
 }
 
-/* https anywhere; http only to this machine (a test server, a local proxy):
- * elsewhere it would hand the file, and its URL's secret, to the network. */
-int session_media_url_allowed(const char *url) {
+/* https only. Plain http elsewhere would hand the file, and its URL's
+ * secret, to the network; and plain http to this machine, whatever a peer
+ * or a server names, would be a request to any service listening here (a
+ * printer, a router's admin page through a tunnel, a debugger), sent when
+ * the user asks for a file. A test suite's servers speak plain http on
+ * 127.0.0.1: config.loopback_http lets imd use them. (https to such a
+ * service fails at the handshake: no certificate for it verifies.) */
+int session_media_url_allowed(const Session *s, const char *url) {
         g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
         const char *scheme, *host;
 
@@ -103,7 +108,7 @@ int session_media_url_allowed(const char *url) {
                 return -EINVAL;
         if (g_ascii_strcasecmp(scheme, "https") == 0)
                 return 0;
-        if (g_ascii_strcasecmp(scheme, "http") != 0)
+        if (g_ascii_strcasecmp(scheme, "http") != 0 || !s->config.loopback_http)
                 return -EPERM;
         return host_is_loopback(host) ? 0 : -EPERM;
 }
@@ -210,7 +215,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
                 return r;
         if (!m->url)
                 return -ENOMEDIUM;
-        r = session_media_url_allowed(m->url);
+        r = session_media_url_allowed(s, m->url);
         if (r < 0)
                 return r;
         /* fetched before (and, if the cache was cleaned since, fetched again) */

@@ -297,8 +297,9 @@ void session_cancel_discovery(Session *s);
 /* Stops the downloads; their callers hear -ECANCELED. */
 void session_cancel_fetches(Session *s);
 
-/* https anywhere, http to this machine only: 0, or -EPERM / -EINVAL. */
-int session_media_url_allowed(const char *url);
+/* https anywhere (and, with config.loopback_http, http to this machine): 0,
+ * or -EPERM / -EINVAL. */
+int session_media_url_allowed(const Session *s, const char *url);
 /* A new file cache/media/<random>.<from mime>, created exclusively (no link
  * followed), mode 0600: its fd, or negative errno. */
 int session_media_create_file(Session *s, const char *mime, char **ret_path);

@@ -719,8 +719,8 @@ static void on_put_done(int error, const char *detail, uint64_t bytes, void *use
         upload_remove(s, u);
 }
 
-static bool url_allowed(const char *url) {
-        return session_media_url_allowed(url) == 0;
+static bool url_allowed(const Session *s, const char *url) {
+        return session_media_url_allowed(s, url) == 0;
 }
 
 static void on_slot(int error, const XmlNode *reply, void *userdata) {
@@ -753,7 +753,7 @@ static void on_slot(int error, const XmlNode *reply, void *userdata) {
         }
         /* the same rule as for downloads: nothing goes over plain http to
          * another machine, where anyone on the way could read it */
-        if (!url_allowed(slot.put_url) || !url_allowed(slot.get_url)) {
+        if (!url_allowed(s, slot.put_url) || !url_allowed(s, slot.get_url)) {
                 xmpp_upload_slot_clear(&slot);
                 upload_fail(s, u, -EPERM, "the server's upload URL is not https");
                 return;

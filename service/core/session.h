@@ -31,6 +31,9 @@ typedef struct SessionConfig {
         unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
         unsigned archive_wait_ms;       /* how long GetMessages waits for the archive; 0: 10 s */
         uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
+        /* Plain http to this machine too, for files (IMD_TEST_LOOPBACK_HTTP=1,
+         * test suites only): else https only. */
+        bool loopback_http;
         /* Voice messages; 0 / NULL: the defaults (1 s, 60 s, 24 kbit/s, PipeWire's default source). */
         unsigned voice_min_ms, voice_max_ms;
         unsigned voice_bitrate;
@@ -166,7 +169,7 @@ size_t session_max_stanza_bytes(const Session *s);
  * (for people; else NULL). */
 typedef void (*SessionFetchCallback)(int error, int fd, const char *detail, void *userdata);
 /* The file of a media message: from the cache directory if it was fetched
- * before, else downloaded there first (https, or http to this machine only)
+ * before, else downloaded there first (https only; see config.loopback_http)
  * under a name imd makes up, at most config.max_download_bytes and at most
  * the size the sender gave. A call while that message's download runs
  * waits for it and gets its outcome (one download, one file, the same

@@ -562,6 +562,22 @@ def test_kill_9_while_the_copy_moves_to_the_cache(client, imd, logged_in, peer, 
     assert outbox_files(imd) == []
 
 
+@pytest.mark.parametrize("imd_env", [{"IMD_TEST_LOOPBACK_HTTP": None}])
+def test_upload_slot_over_plain_http_is_not_used(client, logged_in, peer, proxy, tmp_path):
+    """The slots of this Prosody are plain http on 127.0.0.1, which only a
+    test suite lets imd use (the harness sets IMD_TEST_LOOPBACK_HTTP=1,
+    unset here): nothing goes up, nothing goes out, the message is "failed"
+    and an Error says why."""
+    accepted = proxy.accepted
+    start = client.mark()
+    mid = send_path(client, peer.jid, write_file(tmp_path, b"secret" * 1000, "s.bin"), name="s.bin")
+    wait_status(client, mid, "failed", start)
+    assert any("https" in text for _, text in errors(client, start)), errors(client, start)
+    assert proxy.accepted == accepted
+    no_message_for(peer, logged_in.jid)
+    assert "url" not in stored(client, peer.jid, mid)
+
+
 # -- imctl ---------------------------------------------------------------------------------------
 
 def test_imctl_send_file(imctl, client, logged_in, peer, tmp_path):

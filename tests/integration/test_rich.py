@@ -739,3 +739,30 @@ def test_concurrent_fetches_share_one_failure(client, client_factory, imd, logge
     assert all(e is not None and e.short == "NotFound" for e in errors), errors
     assert len(gated_files.hits) == 1
     assert _media_files(imd) == []
+
+
+@pytest.mark.parametrize("imd_env", [{"IMD_TEST_LOOPBACK_HTTP": None}])
+def test_fetch_media_sends_nothing_to_this_machine_over_plain_http(client, imd, logged_in, peer, gated_files):
+    """A peer's http://127.0.0.1:PORT/... URL names whatever listens on this
+    machine: imd sends it no request, it answers NotAllowed. (Only a test
+    suite lets imd use plain http, to its own servers: the harness sets
+    IMD_TEST_LOOPBACK_HTTP=1, unset here.)"""
+    gated_files.gate.set()
+    gated_files.files["/admin/reset"] = b"done"
+    me = logged_in.jid
+    ids = []
+    for url in ("http://127.0.0.1:%d/admin/reset", "http://localhost:%d/admin/reset",
+                "http://[::1]:%d/admin/reset", "HTTP://127.1.2.3:%d/admin/reset"):
+        mid, raw = _media_raw(me, url % gated_files.server_port)
+        ids.append(mid)
+        peer.send_raw(raw)
+    start = client.mark()
+    peer.send_message(me, "sync")
+    wait_in(client, "sync", start)
+    for mid in ids:
+        with raises_im_error("NotAllowed") as ei:
+            client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=30)
+        assert "https" in ei.value.message, ei.value.message
+    time.sleep(SETTLE)
+    assert gated_files.hits == []
+    assert _media_files(imd) == []

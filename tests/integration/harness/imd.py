@@ -92,6 +92,10 @@ class Imd:
         env["XDG_RUNTIME_DIR"] = os.path.join(self.workdir, "xdg-runtime")
         os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
         env.setdefault("G_MESSAGES_DEBUG", "")
+        # Prosody's upload service and the tests' own file servers speak
+        # plain http on 127.0.0.1, which imd refuses otherwise (a test
+        # unsets it through extra_env / imd_env to see that)
+        env["IMD_TEST_LOOPBACK_HTTP"] = "1"
         for k, v in self.extra_env.items():
             if v is None:
                 env.pop(k, None)
