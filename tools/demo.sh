@@ -144,7 +144,9 @@ for _ in $(seq 150); do [ -s "$DEMO/echo-peer.ready" ] && break; sleep 0.1; done
 [ -s "$DEMO/echo-peer.ready" ] || { say "echo peer did not log in:"; cat "$DEMO/echo-peer.log" >&2; exit 1; }
 
 # -- imd, logged in as alice -------------------------------------------------------------------
-"$IMD" --data-dir "$DEMO/data" --cache-dir "$DEMO/cache" </dev/null 2>"$DEMO/imd.log" >&2 &
+# The demo's Prosody takes uploads over plain http on 127.0.0.1, which imd
+# refuses unless told (see README, FetchMedia): this local playground says so.
+IMD_TEST_LOOPBACK_HTTP=1 "$IMD" --data-dir "$DEMO/data" --cache-dir "$DEMO/cache" </dev/null 2>"$DEMO/imd.log" >&2 &
 IMD_PID=$!
 for _ in $(seq 100); do
   "$IMCTL" status >/dev/null 2>&1 && break
