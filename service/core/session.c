@@ -614,6 +614,17 @@ static void on_stream_roster(const XmppRosterItem *items, size_t n_items, bool f
         session_roster_update(s, items, n_items, full);
 }
 
+/* Someone's words that never reach the history: the user is told. */
+static void on_stream_message_dropped(const char *from, size_t bytes, void *userdata) {
+        Session *s = userdata;
+        g_autofree char *sender = from ? jid_normalize_bare(from) : NULL;
+        g_autofree char *text = g_strdup_printf("A message from %s (%zu bytes) was over imd's limits and was dropped",
+                                                sender ? sender : "an unknown sender", bytes);
+
+        g_message("%s", text);
+        s->events.error(-EMSGSIZE, text, s->userdata);
+}
+
 static const XmppStreamCallbacks stream_callbacks = {
         .ready = on_stream_ready,
         .closed = on_stream_closed,
@@ -625,6 +636,7 @@ static const XmppStreamCallbacks stream_callbacks = {
         .typing = on_stream_typing,
         .action = on_stream_action,
         .mam_finished = on_stream_mam_finished,
+        .message_dropped = on_stream_message_dropped,
 };
 
 /* --- public API --- */

@@ -8,23 +8,30 @@
 #include "jid.h"
 #include "stream-private.h"
 
+/* What the server relays is larger than what it took: Prosody, for one,
+ * writes every ' " > of a text as an entity, so a message of 256 KiB (its
+ * default c2s_stanza_size_limit) written with plain quotes reaches us as up
+ * to 1.5 MiB. Its tree is no larger than that of the 256 KiB it was, so the
+ * tree keeps the bound of a 256 KiB stanza. Larger ones are dropped (see
+ * drop_input()). */
+#define TRANSPORT_MAX_MESSAGE (2 * 1024 * 1024)
 static const XmlLimits stanza_limits = {
-        .max_bytes = 256 * 1024,
+        .max_bytes = TRANSPORT_MAX_MESSAGE,
         .max_depth = 16,
         .max_attrs = 32,
         .max_children = 4096,
+        .max_tree_bytes = 4 * 1024 * 1024,
 };
-/* A WebSocket message larger than this ends the connection. */
-#define TRANSPORT_MAX_MESSAGE (1024 * 1024)
 /* The roster is the one answer that grows with the account rather than with
- * what a peer sends: about 100 bytes and one child per contact, so 3,000
- * contacts are over stanza_limits. Its result is parsed again with these
- * (see answer_dropped_iq()). */
+ * what a peer sends: about 100 bytes and one child per contact, so 5,000
+ * contacts are over stanza_limits (4,096 children). Its result is parsed
+ * again with these (see answer_dropped_iq()). */
 static const XmlLimits roster_limits = {
         .max_bytes = TRANSPORT_MAX_MESSAGE,
         .max_depth = 16,
         .max_attrs = 32,
         .max_children = 65536,
+        .max_tree_bytes = 16 * 1024 * 1024,
 };
 /* What is read of a dropped stanza: its start tag. */
 static const XmlLimits head_limits = {
@@ -551,10 +558,12 @@ static void answer_dropped_iq(XmppStream *s, const char *data, size_t len) {
  * attribute limits of its own) cut us off, again after every reconnect while
  * the stanza waits in the archive or the XEP-0198 queue. It still counts as
  * received for XEP-0198 if it was a stanza: the refused tree is gone, so
- * its name as written decides (servers write stanzas unprefixed). */
-static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
+ * its name as written decides (servers write stanzas unprefixed). data may
+ * be the start of it only (TRANSPORT_DROPPED_HEAD_BYTES); len is its size.
+ * The user hears of a dropped message: it was someone's words. */
+static void drop_input(XmppStream *s, int error, const char *data, size_t data_len, size_t len) {
         static const char *const stanzas[] = { "message", "presence", "iq" };
-        const char *p = data, *end = data + len;
+        const char *p = data, *end = data + data_len;
         size_t n = 0;
 
         while (p < end && g_ascii_isspace(*p))
@@ -564,9 +573,16 @@ static void drop_input(XmppStream *s, int error, const char *data, size_t len) {
                         ;
         g_debug("xmpp: dropping a %zu-byte element over the limits: %s", len, g_strerror(-error));
         if (n == 2 && memcmp(p, "iq", 2) == 0 && s->phase >= PHASE_BINDING)
-                answer_dropped_iq(s, data, len);
+                answer_dropped_iq(s, data, data_len);
         if (s->phase == PHASE_CLOSED)
                 return;
+        if (n == 7 && memcmp(p, "message", 7) == 0 && s->phase == PHASE_READY && s->cb.message_dropped) {
+                g_autoptr(XmlNode) head = NULL;
+                const char *from = NULL;
+                if (xml_parse_head(data, data_len, &head_limits, &head) == 0)
+                        from = xml_node_attr(head, "from");
+                s->cb.message_dropped(from, len, s->userdata);
+        }
         for (size_t i = 0; i < G_N_ELEMENTS(stanzas); i++)
                 if (n == strlen(stanzas[i]) && memcmp(p, stanzas[i], n) == 0)
                         return xmpp_sm_received(s->sm, false);
@@ -606,6 +622,24 @@ static void refuse_input(XmppStream *s, int error, const char *data, size_t len)
         stream_fail(s, error, text);
 }
 
+/* Anything at all proves the link is alive. */
+static void heard_from_server(XmppStream *s) {
+        s->last_rx_us = g_get_monotonic_time();
+        if (s->ping_deadline) {
+                g_source_remove(s->ping_deadline);
+                s->ping_deadline = 0;
+        }
+}
+
+static void on_transport_message_dropped(const char *head, size_t head_len, size_t len, void *userdata) {
+        XmppStream *s = userdata;
+
+        if (s->phase == PHASE_CLOSED || s->orphan)
+                return;
+        heard_from_server(s);
+        drop_input(s, -EMSGSIZE, head, head_len, len);
+}
+
 static void on_transport_message(const char *data, size_t len, void *userdata) {
         XmppStream *s = userdata;
         g_autoptr(XmlNode) node = NULL;
@@ -613,15 +647,10 @@ static void on_transport_message(const char *data, size_t len, void *userdata) {
 
         if (s->phase == PHASE_CLOSED || s->orphan)
                 return;
-        s->last_rx_us = g_get_monotonic_time();
-        if (s->ping_deadline) {
-                /* Anything at all proves the link is alive. */
-                g_source_remove(s->ping_deadline);
-                s->ping_deadline = 0;
-        }
+        heard_from_server(s);
         r = xml_parser_feed(s->parser, data, len, &node);
         if (r == -EMSGSIZE || r == -ELOOP || r == -E2BIG)
-                return drop_input(s, r, data, len);
+                return drop_input(s, r, data, len, len);
         if (r < 0)
                 return refuse_input(s, r, data, len);
         dispatch(s, node);
@@ -657,6 +686,7 @@ static void on_transport_closed(int error, const char *reason, void *userdata) {
 static const XmppTransportCallbacks transport_callbacks = {
         .connected = on_transport_connected,
         .message = on_transport_message,
+        .message_dropped = on_transport_message_dropped,
         .closed = on_transport_closed,
 };
 

@@ -31,6 +31,8 @@ struct XmppTransport {
         void *userdata;
         GString *rx;
         size_t max_message_bytes;
+        bool rx_oversized;          /* the message being read is over max_message_bytes */
+        size_t rx_oversized_len;    /* ... and this long so far; rx keeps its head */
         GQueue out;                 /* of OutMessage* */
         bool tls;
         bool established;
@@ -229,20 +231,41 @@ static int handle_receive(XmppTransport *t, struct lws *wsi, const char *in, siz
                 report_closed(t, -EPROTO, "binary WebSocket frame");
                 return -1;
         }
-        /* The frame's announced length counts at once: a frame that cannot
-         * fit is refused before any of it is kept. */
-        if (t->rx->len + len > t->max_message_bytes ||
-            lws_remaining_packet_payload(wsi) > t->max_message_bytes - t->rx->len - len) {
+        /* The frame's announced length counts at once: a message that cannot
+         * fit is not kept from its first byte on. Nor is it a reason to hang
+         * up: the server would send it again after every reconnect. Unless
+         * no server relays anything that large: then it is only a way to
+         * keep us reading. */
+        size_t so_far = t->rx_oversized ? t->rx_oversized_len : t->rx->len;
+        if (so_far + len + lws_remaining_packet_payload(wsi) > TRANSPORT_MAX_DROPPED_BYTES) {
                 report_closed(t, -EMSGSIZE, "the server sent a WebSocket message over imd's limit");
                 return -1;
         }
-        g_string_append_len(t->rx, in, (gssize) len);
+        if (!t->rx_oversized &&
+            (t->rx->len + len > t->max_message_bytes ||
+             lws_remaining_packet_payload(wsi) > t->max_message_bytes - t->rx->len - len)) {
+                t->rx_oversized = true;
+                t->rx_oversized_len = t->rx->len;
+                if (t->rx->len > TRANSPORT_DROPPED_HEAD_BYTES)
+                        g_string_truncate(t->rx, TRANSPORT_DROPPED_HEAD_BYTES);
+        }
+        if (t->rx_oversized) {
+                t->rx_oversized_len += len;
+                if (t->rx->len < TRANSPORT_DROPPED_HEAD_BYTES)
+                        g_string_append_len(t->rx, in, (gssize) MIN(len, TRANSPORT_DROPPED_HEAD_BYTES - t->rx->len));
+        } else {
+                g_string_append_len(t->rx, in, (gssize) len);
+        }
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
                 return 0;
 
         t->dispatching = true;
-        t->cb.message(t->rx->str, t->rx->len, t->userdata);
+        if (t->rx_oversized)
+                t->cb.message_dropped(t->rx->str, t->rx->len, t->rx_oversized_len, t->userdata);
+        else
+                t->cb.message(t->rx->str, t->rx->len, t->userdata);
         t->dispatching = false;
+        t->rx_oversized = false;
         g_string_truncate(t->rx, 0);
         return 0;
 }

@@ -7,12 +7,19 @@
  *
  * It moves whole WebSocket text messages: each one is exactly one XML element
  * under RFC 7395, so the layer above parses each message on its own. Fragments
- * are reassembled here, bounded by max_message_bytes.
+ * are reassembled here, bounded by max_message_bytes; a larger message is
+ * read past and reported, not kept.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <glib.h>
+
+/* What is kept of a message too big to keep: enough for its start tag. */
+#define TRANSPORT_DROPPED_HEAD_BYTES 4096
+/* A message larger still ends the connection (-EMSGSIZE): read past, it
+ * would only keep us busy. */
+#define TRANSPORT_MAX_DROPPED_BYTES (64 * 1024 * 1024)
 
 typedef struct XmppTransportContext XmppTransportContext;
 typedef struct XmppTransport XmppTransport;
@@ -21,10 +28,15 @@ typedef struct XmppTransportCallbacks {
         void (*connected)(void *userdata);
         /* One complete message. data is valid only during the call. */
         void (*message)(const char *data, size_t len, void *userdata);
+        /* A message over max_message_bytes, dropped: only its first bytes
+         * (head, up to TRANSPORT_DROPPED_HEAD_BYTES) were kept, len is its
+         * whole length. The connection goes on. */
+        void (*message_dropped)(const char *head, size_t head_len, size_t len, void *userdata);
         /* The connection is gone: error 0 after a close we asked for, else
          * -ECONNREFUSED (could not connect: DNS, TCP, HTTP upgrade refused),
          * -EPROTO (TLS verification or handshake failure),
-         * -ECONNRESET (the connection broke), -EMSGSIZE (peer message too big).
+         * -ECONNRESET (the connection broke), -EMSGSIZE (a message over
+         * TRANSPORT_MAX_DROPPED_BYTES).
          * reason is a human-readable text (may be NULL). The transport must not
          * be used afterwards except for xmpp_transport_free(). */
         void (*closed)(int error, const char *reason, void *userdata);

@@ -74,8 +74,9 @@ static void parse_fail(ParseCtx *ctx, int error) {
 /* Counts bytes against the tree's memory bound; false (and expat stopped)
  * once it is spent. */
 static bool tree_charge(ParseCtx *ctx, size_t bytes) {
-        size_t max = ctx->limits->max_bytes > SIZE_MAX / TREE_BYTES_FACTOR ? SIZE_MAX
-                                                                           : ctx->limits->max_bytes * TREE_BYTES_FACTOR;
+        size_t max = ctx->limits->max_tree_bytes                         ? ctx->limits->max_tree_bytes
+                     : ctx->limits->max_bytes > SIZE_MAX / TREE_BYTES_FACTOR ? SIZE_MAX
+                                                                             : ctx->limits->max_bytes * TREE_BYTES_FACTOR;
 
         if (bytes > max - ctx->tree_bytes) {
                 parse_fail(ctx, -EMSGSIZE);

@@ -20,6 +20,7 @@ typedef struct XmlLimits {
         unsigned max_depth;    /* nesting depth; the top element is depth 1 */
         unsigned max_attrs;    /* attributes on one element */
         unsigned max_children; /* direct children of one element */
+        size_t max_tree_bytes; /* memory its tree may take; 0: 16 times max_bytes */
 } XmlLimits;
 
 /* Defaults matching Prosody's own stanza limit (256 KiB). */

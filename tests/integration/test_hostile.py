@@ -174,8 +174,6 @@ CLOSING = {
     "comment": ([text(chat("x", "<!-- hi -->"))], "restricted-xml", "Network", "restricted"),
     "processing-instruction": ([text(chat("x", "<?php echo 1; ?>"))], "restricted-xml", "Network",
                                "restricted"),
-    "stanza-10mb": ([text(ten_mb())], None, "TooLarge", "limit"),
-    "stanza-10mb-fragmented": ([fragmented(ten_mb(), 65536)], None, "TooLarge", "limit"),
     "frame-length-2^62": ([raw(frame(OP_TEXT, b"<message" + b" " * 65536, length=1 << 62))], None,
                           "TooLarge", "limit"),
     "invalid-utf8": ([raw(frame(OP_TEXT, chat("caf\xe9").encode("latin-1")))], "unsupported-encoding",
@@ -188,11 +186,14 @@ CLOSING = {
     "rsv1-frame": ([raw(frame(OP_TEXT, chat("compressed?"), rsv=4))], None, "Network", ""),
 }
 
-# Well-formed but over the parser's limits: dropped alone, the stream goes on
-# (a server relays such stanzas from any peer; ending the stream would end it
-# again after every reconnect while the stanza waits in the archive).
+# Over imd's limits (2 MiB, or the parser's): dropped alone, the stream goes
+# on (a server relays such stanzas from any peer; ending the stream would end
+# it again after every reconnect while the stanza waits in the archive), and
+# the user hears of it: an Error (TooLarge) naming the sender.
 DROPPED = {
-    "stanza-over-256k": [fragmented(chat("B" * (256 * 1024)), 1000)],
+    "stanza-over-2m": [fragmented(chat("B" * (2 * 1024 * 1024)), 1000)],
+    "stanza-10mb": [text(ten_mb())],
+    "stanza-10mb-fragmented": [fragmented(ten_mb(), 65536)],
     "nesting-100k": [text(deep(100000))],
     # 150 KB of start tags (with their end tags it would not fit)
     "nesting-50k": [text(deep(50000, closed=False))],
@@ -264,7 +265,11 @@ def test_hostile_server_dropped(session, case):
     check_memory(session, case, rss_before)
     assert not conn.closed.is_set() and conn.stream_errors() == []
     assert [m["text"] for m in client.messages_received(mark)] == ["after " + case]
-    assert [s for s in client.signals[mark:] if s.member == "Error"] == []
+    errors = [s.args for s in client.signals[mark:] if s.member == "Error"]
+    assert len(errors) == 1 and errors[0][0] == IM + "TooLarge", errors
+    # the sender, read off its start tag, unless that is what is too large
+    sender = "an unknown sender" if case.startswith("attributes") else PEER
+    assert sender in errors[0][1] and "dropped" in errors[0][1], errors
     assert client.get_property("NetState") == "connected"
 
 
@@ -428,9 +433,9 @@ def test_peer_delay_stamps_via_prosody(fclient, new_account, peer_factory):
 
 def test_peer_over_limits_via_prosody(fclient, fast_imd, new_account, peer_factory):
     """Stanzas over imd's limits that Prosody relays from a peer (it has no
-    depth or attribute limit; its own size limit is the same 256 KiB): imd
-    refuses each, stays up with bounded memory, and the session goes on —
-    the peer's next message arrives."""
+    depth or attribute limit): imd drops each, says so once (an Error naming
+    the peer), stays up with bounded memory, and the session goes on — the
+    peer's next message arrives."""
     alice = new_account("alice")
     fclient.login_account(alice)
     peer = peer_factory("bob")
@@ -454,11 +459,33 @@ def test_peer_over_limits_via_prosody(fclient, fast_imd, new_account, peer_facto
             assert vm(fast_imd.pid, "VmHWM") < MEMORY_LIMIT_KIB
         texts = [m["text"] for m in fclient.messages_received(mark)]
         assert not any(t.startswith("bomb") for t in texts), texts
+        errors = [s.args for s in fclient.signals[mark:] if s.member == "Error"]
+        assert len(errors) == 1 and errors[0][0] == IM + "TooLarge" and peer.jid in errors[0][1], errors
     # no reconnect loop over a message that stays in the archive
     mark = fclient.mark()
     fclient.pump(3)
     errors = [s for s in fclient.signals[mark:] if s.member == "Error"]
     assert len(errors) == 0, errors
+    assert fclient.get_property("Ready")
+
+
+def test_a_message_the_server_writes_larger_arrives(fclient, fast_imd, new_account, peer_factory):
+    """Prosody writes every ' of a text as &apos;: 200 KiB of plain quotes,
+    under its 256 KiB limit, reach imd as 1.2 MiB. That is someone's
+    message, not an attack: it arrives whole, and the connection stays."""
+    alice = new_account("alice")
+    fclient.login_account(alice)
+    peer = peer_factory("bob")
+    quotes = "'" * (200 * 1024) + " \"end\" >"
+    mark = fclient.mark()
+    peer.send_raw(_peer_message(alice.jid, quotes))
+    got = fclient.wait_signal("MessageReceived", lambda a: a[0]["text"].endswith("end\" >"),
+                              start=mark, timeout=30)
+    assert got.args[0]["text"] == quotes
+    fclient.pump(2)
+    assert [s for s in fclient.signals[mark:] if s.member == "Error"] == []
+    assert [s.args[1]["NetState"] for s in fclient.signals[mark:]
+            if s.member == "PropertiesChanged" and "NetState" in s.args[1]] == []
     assert fclient.get_property("Ready")
 
 
@@ -471,9 +498,10 @@ def roster(n, extra="", attrs=" subscription='both'"):
 
 # name -> (the roster result's items, a contact, the name its conversation gets)
 ROSTERS = {
-    # 3,000 named contacts: 330 KB, over the 256 KiB a stanza may take; one
-    # name mentions "xmlns:", which sends a stanza through the prefix check
-    "over-256k": (roster(2999, " " + "x" * 60) + "<item jid='z@localhost' name='says xmlns:'/>",
+    # 3,000 named contacts: 330 KB (over the 256 KiB a stanza could take
+    # before imd allowed 2 MiB); one name mentions "xmlns:", which sends a
+    # stanza through the prefix check
+    "3000-named": (roster(2999, " " + "x" * 60) + "<item jid='z@localhost' name='says xmlns:'/>",
                   "c2998@localhost", "Contact 2998 " + "x" * 60),
     # 4,500 with short names: 190 KB, but over the 4,096 children a stanza may have
     "over-4096-children": (roster(4500, attrs=""), "c4499@localhost", "Contact 4499"),
