@@ -298,30 +298,7 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
         return true;
 }
 
-void on_stream_action(const XmppMessageAction *a, void *userdata) {
-        Session *s = userdata;
-
-        if (a->archived && s->back_running) {
-                session_defer_action(s, a);
-                return;
-        }
-        session_flush(s);       /* the message may still be in the batch */
-        if (!apply_action(s, a, true))
-                g_debug("session: ignoring an action on %s in %s: no such message", a->target_id, a->peer);
-}
-
-/* At most this many deferred actions; beyond, the oldest are dropped. */
-#define PENDING_ACTIONS_MAX 1024
-
-void pending_action_free(PendingAction *p) {
-        g_free(p->peer);
-        g_free(p->target_id);
-        g_free(p->text);
-        g_strfreev(p->reactions);
-        g_free(p);
-}
-
-void session_defer_action(Session *s, const XmppMessageAction *a) {
+static PendingAction *pending_action_new(const XmppMessageAction *a) {
         PendingAction *p = g_new0(PendingAction, 1);
 
         p->kind = a->kind;
@@ -332,13 +309,76 @@ void session_defer_action(Session *s, const XmppMessageAction *a) {
         p->reactions = g_new0(char *, a->n_reactions + 1);
         for (size_t i = 0; i < a->n_reactions; i++)
                 p->reactions[i] = g_strdup(a->reactions[i]);
+        return p;
+}
+
+static XmppMessageAction pending_action_view(const PendingAction *p, bool archived) {
+        return (XmppMessageAction) {
+                .kind = p->kind, .peer = p->peer, .outgoing = p->outgoing, .archived = archived,
+                .target_id = p->target_id, .text = p->text,
+                .reactions = (const char *const *) p->reactions,
+                .n_reactions = g_strv_length(p->reactions),
+        };
+}
+
+/* At most this many deferred or held actions; beyond, the newest are dropped. */
+#define PENDING_ACTIONS_MAX 1024
+
+static void hold_action(Session *s, const XmppMessageAction *a) {
+        if (!s->held_actions)
+                s->held_actions = g_ptr_array_new_with_free_func((GDestroyNotify) pending_action_free);
+        if (s->held_actions->len >= PENDING_ACTIONS_MAX) {
+                g_debug("session: too many actions waiting for held messages; dropping one");
+                return;
+        }
+        g_ptr_array_add(s->held_actions, pending_action_new(a));
+}
+
+void session_apply_held_actions(Session *s) {
+        g_autoptr(GPtrArray) actions = g_steal_pointer(&s->held_actions);
+
+        for (guint i = 0; actions && i < actions->len; i++) {
+                XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i), false);
+                if (!apply_action(s, &a, true))
+                        g_debug("session: ignoring an action on %s in %s: no such message", a.target_id, a.peer);
+        }
+}
+
+void on_stream_action(const XmppMessageAction *a, void *userdata) {
+        Session *s = userdata;
+
+        if (a->archived && s->back_running) {
+                session_defer_action(s, a);
+                return;
+        }
+        session_flush(s);       /* the message may still be in the batch */
+        if (apply_action(s, a, true))
+                return;
+        if (!a->archived && s->held) {
+                hold_action(s, a);
+                return;
+        }
+        g_debug("session: ignoring an action on %s in %s: no such message", a->target_id, a->peer);
+}
+
+void pending_action_free(PendingAction *p) {
+        g_free(p->peer);
+        g_free(p->target_id);
+        g_free(p->text);
+        g_strfreev(p->reactions);
+        g_free(p);
+}
+
+void session_defer_action(Session *s, const XmppMessageAction *a) {
+        PendingAction *p;
+
         if (!s->pending_actions)
                 s->pending_actions = g_ptr_array_new_with_free_func((GDestroyNotify) pending_action_free);
         if (s->pending_actions->len >= PENDING_ACTIONS_MAX) {
                 g_debug("session: too many archived actions waiting for their messages; dropping one");
-                pending_action_free(p);
                 return;
         }
+        p = pending_action_new(a);
         /* pages come newest first, each oldest first: a page's actions go
          * before those of the (newer) pages fetched earlier */
         g_ptr_array_insert(s->pending_actions, (gint) s->pending_insert_at++, p);
@@ -349,13 +389,7 @@ void session_retry_actions(Session *s) {
                 return;
         /* oldest first: a later correction wins over an earlier one */
         for (guint i = 0; i < s->pending_actions->len;) {
-                PendingAction *p = g_ptr_array_index(s->pending_actions, i);
-                XmppMessageAction a = {
-                        .kind = p->kind, .peer = p->peer, .outgoing = p->outgoing, .archived = true,
-                        .target_id = p->target_id, .text = p->text,
-                        .reactions = (const char *const *) p->reactions,
-                        .n_reactions = g_strv_length(p->reactions),
-                };
+                XmppMessageAction a = pending_action_view(g_ptr_array_index(s->pending_actions, i), true);
                 if (apply_action(s, &a, false))
                         g_ptr_array_remove_index(s->pending_actions, i);
                 else

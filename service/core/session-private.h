@@ -169,6 +169,10 @@ struct Session {
         bool mam_running;               /* a query is out */
         bool mam_done;                  /* caught up; a resumed session need not again */
         GPtrArray *held;                /* StoreMessage*, in arrival order; NULL if none */
+        /* Live retractions, corrections and reactions that came meanwhile
+         * for a message not in the history: it may be among the held ones.
+         * Applied, and announced, once they are stored. */
+        GPtrArray *held_actions;        /* PendingAction*, in arrival order; NULL if none */
 
         /* GetMessages calls that ran out of cache and wait for older pages of
          * the archive, one query at a time, after any catch-up. */
@@ -275,6 +279,8 @@ void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without
  * announcing them (they change history the caller is about to be given). */
 void session_retry_actions(Session *s);
+/* Applies the actions that waited for the held messages (just stored). */
+void session_apply_held_actions(Session *s);
 void pending_action_free(PendingAction *p);
 void on_stream_delivered(const char *from, const char *id, void *userdata);
 void on_stream_displayed(const char *from, const char *id, void *userdata);

@@ -392,6 +392,7 @@ void session_release_held(Session *s) {
         for (guint i = 0; i < held->len; i++)
                 batch_add(s, g_ptr_array_index(held, i));
         session_flush(s);
+        session_apply_held_actions(s);
 }
 
 static void batch_add(Session *s, StoreMessage *m) {
@@ -768,6 +769,7 @@ void session_free(Session *s) {
         xmpp_stream_free(s->dead_stream);
         xmpp_stream_free(s->stream);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
+        g_clear_pointer(&s->held_actions, g_ptr_array_unref);
         g_clear_pointer(&s->roster_names, g_hash_table_unref);
         store_close(s->store);
         g_free(s->account);

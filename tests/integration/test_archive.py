@@ -339,6 +339,32 @@ def test_forged_answers_to_a_pending_archive_query_are_ignored(client, imd, slow
         mallory.stop()
 
 
+def test_a_retraction_during_the_catch_up_is_applied(client, slow_archive_prosody):
+    """The archive answers 2 s late, so live messages wait for it (held, to
+    keep the archive's order). A retraction of one of them that comes
+    meanwhile too is applied, and announced, once they are stored."""
+    p = slow_archive_prosody
+    alice_jid, alice_pw = p.new_account("alice")
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        start = client.mark()
+        client.login(alice_jid, alice_pw, p.ws_url)
+        _wait(lambda: len(_held_queries(p)) >= 1, 15, "imd sent no archive query")
+        mid = "held-" + uuid.uuid4().hex
+        bob.send_raw("<message to='%s' type='chat' id='%s'><body>take this back</body></message>"
+                     % (alice_jid, mid))
+        bob.send_raw("<message to='%s' type='chat' id='%s'><retract xmlns='urn:xmpp:message-retract:1' "
+                     "id='%s'/><body>fallback</body></message>" % (alice_jid, uuid.uuid4().hex, mid))
+        client.wait_signal("MessageRevoked", lambda a: a[1] == mid, start=start, timeout=15)
+        assert [(m["id"], m["text"], m.get("revoked")) for m in _history(client, bob_jid)] == \
+            [(mid, "", True)]
+        assert "fallback" not in _signalled(client, start)
+    finally:
+        bob.stop()
+
+
 # -- restart -------------------------------------------------------------------------------------
 
 def test_restart_brings_no_duplicates(client, imd, logged_in, peer, prosody):
