@@ -113,7 +113,9 @@ static bool is_ip_literal(const char *d, size_t len) {
         if (len < 3 || d[0] != '[' || d[len - 1] != ']')
                 return false;
         inner = g_strndup(d + 1, len - 2);
-        return strchr(inner, ':') && g_hostname_is_ip_address(inner);
+        /* RFC 3986's IP-literal has no zone id ("%eth0"), which GLib would
+         * take with anything after it, '@' and '[' included. */
+        return strchr(inner, ':') && !strchr(inner, '%') && g_hostname_is_ip_address(inner);
 }
 
 static bool looks_like_ipv4(const char *d) {

@@ -85,6 +85,8 @@ static const char *const invalid[] = {
         "user@[::1",
         "user@[127.0.0.1]",
         "user@[not-an-ip]",
+        "user@[fe80::1%eth0]",                  /* no zone ids */
+        "a%@[::a%@[::gg]",                      /* ... which would let '@' and '[' in (fuzz-jid) */
         "user@1.2.3.999",
         "user@1.2.3",
         "user@12345",
