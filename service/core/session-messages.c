@@ -262,12 +262,24 @@ static int apply_reactions(Session *s, const StoreMessage *m, const char *sender
         return MIN(r, 0);
 }
 
+/* The peer took back a message not read yet: its conversation's unread
+ * count and the total dropped. Announced even when the retraction itself is
+ * not (from an archive page): the count the frontends show was announced. */
+static void announce_unread_dropped(Session *s, const char *conversation) {
+        g_autoptr(GHashTable) changed = g_hash_table_new(g_str_hash, g_str_equal);
+
+        g_hash_table_add(changed, (char *) conversation);
+        session_announce_conversations(s, changed);
+        session_refresh_unread_total(s);
+}
+
 /* A retraction or correction counts only from the message's own sender: the
  * peer for its messages, our account (another device) for ours. Reactions
  * count from either. False if the message is not in the history (yet). */
 static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) {
         g_autoptr(StoreMessage) m = NULL;
         StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
+        int r;
 
         if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0)
                 return false;
@@ -284,10 +296,12 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                 return true;
         }
         if (a->kind == XMPP_ACTION_RETRACT) {
-                if (m->revoked || store_revoke_message(s->store, a->peer, a->target_id) < 0)
+                if (m->revoked || (r = store_revoke_message(s->store, a->peer, a->target_id)) < 0)
                         return true;
                 if (announce)
                         s->events.message_revoked(a->peer, a->target_id, s->userdata);
+                if (r > 0)
+                        announce_unread_dropped(s, a->peer);
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)

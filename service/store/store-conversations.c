@@ -136,6 +136,15 @@ int store_mark_read(Store *store, const char *conversation, char **ret_last_inco
         return 0;
 }
 
+int store_forget_unread(Store *store, const char *conversation, int64_t seq) {
+        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_FORGET_UNREAD);
+
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || sqlite3_bind_int64(st, 2, seq) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+                return store_fail(store, STMT_FORGET_UNREAD);
+        return sqlite3_changes(store->db) > 0 ? 1 : 0;
+}
+
 int store_unread_total(Store *store, uint32_t *ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
 

@@ -94,16 +94,20 @@ int store_set_message_status(Store *store, const char *conversation, const char 
 }
 
 /* The text of a message changes to text (NULL: gone): statement id does it,
- * with the search index kept true, in one transaction. */
+ * with the search index and, for a retraction, the unread count kept true,
+ * in one transaction. 1 if the unread count dropped, else 0. */
 static int change_text(Store *store, StoreStatement id, const char *conversation, const char *msg_id,
                        const char *text) {
         int64_t seq = 0;
-        int r;
+        int r, unread_dropped = 0;
 
         r = store_begin(store);
         if (r < 0)
                 return r;
         r = store_fts_before_change(store, conversation, msg_id, &seq);
+        /* while the message is not revoked yet: see STMT_FORGET_UNREAD */
+        if (r >= 0 && id == STMT_REVOKE)
+                r = unread_dropped = store_forget_unread(store, conversation, seq);
         if (r >= 0) {
                 sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, id);
                 if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, msg_id) != SQLITE_OK ||
@@ -122,7 +126,10 @@ static int change_text(Store *store, StoreStatement id, const char *conversation
                 (void) store_rollback(store);
                 return r;
         }
-        return store_commit(store);
+        r = store_commit(store);
+        if (r < 0)
+                return r;
+        return unread_dropped;
 }
 
 int store_revoke_message(Store *store, const char *conversation, const char *id) {

@@ -40,6 +40,7 @@ typedef enum StoreStatement {
         STMT_GET_MESSAGES,
         STMT_SET_STATUS,
         STMT_REVOKE,
+        STMT_FORGET_UNREAD,
         STMT_EDIT,
         STMT_SET_REACTIONS,
         STMT_INSERT_MESSAGE_AT,
@@ -127,6 +128,11 @@ int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret);
 /* Steps statement id (bound by the caller) and collects its rows, each
  * MESSAGE_COLUMNS from column 0; resets it. */
 int store_collect_messages(Store *store, StoreStatement id, GPtrArray **ret);
+
+/* store-conversations.c */
+/* Before message seq of conversation is marked revoked: if it counted as
+ * unread, the count drops. 1 if it did, 0 if not. */
+int store_forget_unread(Store *store, const char *conversation, int64_t seq);
 
 /* store-actions.c */
 /* Drops the queued actions on message target that an action of kind makes

@@ -196,6 +196,21 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_REVOKE]              =
                 "UPDATE messages SET revoked = 1, text = NULL, data = NULL, extension = NULL "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        /* The retracted message ?2 (a seq), if it still counted as unread,
+         * counts no more. unread counts the incoming messages appended since
+         * the last MarkRead (prepended history, seq < 0, never counts) less
+         * those retracted since: so the unread ones are the newest `unread`
+         * appended incoming messages not revoked, and ?2 is one of them when
+         * there is no `unread`-th such message after it. Looking for that
+         * one (not counting them all) bounds the walk when an old message is
+         * retracted. Run before ?2 is marked revoked. */
+        [STMT_FORGET_UNREAD]       =
+                "UPDATE conversations SET unread = unread - 1 "
+                "WHERE id = ?1 AND unread > 0 AND ?2 > 0 "
+                "AND EXISTS (SELECT 1 FROM messages WHERE seq = ?2 AND direction = 0 AND revoked = 0) "
+                "AND (SELECT seq FROM messages WHERE conversation = " CONVERSATION_KEY " AND seq > ?2 "
+                "AND direction = 0 AND revoked = 0 "
+                "ORDER BY seq LIMIT 1 OFFSET (SELECT unread FROM conversations WHERE id = ?1) - 1) IS NULL",
         [STMT_EDIT]                =
                 "UPDATE messages SET text = ?3, edited = 1 "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2 AND revoked = 0",

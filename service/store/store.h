@@ -54,7 +54,8 @@ typedef struct StoreConversation {
         char *id;               /* bare JID */
         char *kind;             /* "chat" or "group" */
         char *name;             /* display name, "" if unknown */
-        uint32_t unread;
+        uint32_t unread;        /* incoming messages since the last store_mark_read(),
+                                 * less those their sender retracted since */
         int64_t time_ms;        /* time of the last message */
         StoreMessage *last;     /* NULL if the conversation has no messages */
 } StoreConversation;
@@ -117,8 +118,10 @@ int store_set_message_status(Store *store, const char *conversation, const char 
 
 /* XEP-0424: marks the message revoked and drops its text, data and extension
  * (the row stays: the conversation keeps its order and later copies are still
- * duplicates), and the actions queued on it (store_queue_action()). -ENOENT if
- * there is no such message. Idempotent. */
+ * duplicates), and the actions queued on it (store_queue_action()). An
+ * incoming message not read yet no longer counts as unread: 1 if the
+ * conversation's unread count dropped so, else 0. -ENOENT if there is no
+ * such message. Idempotent. */
 int store_revoke_message(Store *store, const char *conversation, const char *id);
 /* XEP-0308: replaces the text and marks the message edited. -ENOENT if there is
  * no such message or it was revoked. */

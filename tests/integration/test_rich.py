@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.asserts import raises_im_error
+from harness.asserts import raises_im_error, find_conversation
 from test_messages import wait_in
 
 NS_CLIENT = "jabber:client"
@@ -195,6 +195,53 @@ def test_incoming_retraction_only_from_the_sender(client, logged_in, peer_factor
     # the fallback bodies never became messages
     assert "fallback" not in [m["text"] for m in client.messages_received(start)]
     assert [c["id"] for c in client.call("GetConversations")] == [bob.jid]
+
+
+def test_retracted_before_read_is_not_unread(client, logged_in, peer):
+    """A message its sender took back before it was read no longer counts as
+    unread (GetConversations, ConversationsChanged, UnreadTotal); a correction
+    changes nothing; MarkRead still resets; taking back a read one changes
+    nothing."""
+    me = logged_in.jid
+    retract = ("<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/>"
+               "<body>fallback</body></message>")
+    correct = ("<message to='%s' type='chat' id='%s'><body>%s</body>"
+               "<replace xmlns='%s' id='%s'/></message>")
+    start = client.mark()
+    peer.send_message(me, "kept")
+    peer.send_message(me, "taken back")
+    kept = wait_in(client, "kept", start)["id"]
+    gone = wait_in(client, "taken back", start)["id"]
+    client.wait_property("UnreadTotal", lambda v: v == 2, start=start)
+
+    mark = client.mark()
+    peer.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, gone))
+    client.wait_signal("MessageRevoked", start=mark)
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == peer.jid and c["unread"] == 1 for c in a[0]),
+                       start=mark)
+    client.wait_property("UnreadTotal", lambda v: v == 1, start=mark)
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 1
+    assert client.get_property("UnreadTotal") == 1
+
+    mark = client.mark()
+    peer.send_raw(correct % (me, uuid.uuid4().hex, "kept, corrected", NS_CORRECT, kept))
+    client.wait_signal("MessageEdited", start=mark)
+    client.pump(SETTLE)
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 1
+    assert client.get_property("UnreadTotal") == 1
+
+    client.call("MarkRead", "s", (peer.jid,))
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 0
+    assert client.get_property("UnreadTotal") == 0
+    mark = client.mark()
+    peer.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, kept))
+    client.wait_signal("MessageRevoked", start=mark)
+    client.pump(SETTLE)
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 0
+    assert client.get_property("UnreadTotal") == 0
+    assert not [s for s in client.signals[mark:] if s.member == "PropertiesChanged"
+                and "UnreadTotal" in s.args[1]]
 
 
 # -- edit -------------------------------------------------------------------------

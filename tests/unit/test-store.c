@@ -936,7 +936,7 @@ static void test_search(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_search(f->store, "  \t ", NULL, 10, &hits), ==, -EINVAL);
         /* corrections and retractions keep the index true */
         g_assert_cmpint(store_edit_message(f->store, ALICE, "s0", "see you at the library"), ==, 0);
-        g_assert_cmpint(store_revoke_message(f->store, BOB, "s1"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, BOB, "s1"), >=, 0);
         fixture_reopen(f);
         g_assert_cmpint(store_search(f->store, "cafe", NULL, 10, &hits), ==, 0);
         g_assert_cmpuint(hits->len, ==, 1);
@@ -1268,7 +1268,8 @@ static void test_revoke_and_edit(Fixture *f, gconstpointer data) {
         g_assert_true(m->edited);
         g_clear_pointer(&m, store_message_free);
 
-        g_assert_cmpint(store_revoke_message(f->store, ALICE, "c1"), ==, 0);
+        /* c1 was unread: it counts no more (see test_revoke_unread) */
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "c1"), ==, 1);
         g_assert_cmpint(store_revoke_message(f->store, ALICE, "c1"), ==, 0);     /* idempotent */
         g_assert_cmpint(store_revoke_message(f->store, ALICE, "o1"), ==, 0);
         fixture_reopen(f);
@@ -1288,6 +1289,57 @@ static void test_revoke_and_edit(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_edit_message(f->store, ALICE, "o1", ""), ==, -EINVAL);
         /* a later copy (say from the archive) is still a duplicate */
         g_assert_cmpint(store_append_message(f->store, &custom, NULL), ==, -EEXIST);
+}
+
+/* A message its sender took back before it was read no longer counts as
+ * unread; one taken back after MarkRead changes nothing; a correction
+ * never does. */
+static void test_revoke_unread(Fixture *f, gconstpointer data) {
+        StoreMessage old = make_message(ALICE, "h1", STORE_DIRECTION_IN, 5, "history");
+        StoreMessage *page[] = { &old };
+        int r;
+
+        append(f->store, ALICE, "a1", STORE_DIRECTION_IN, 10);
+        g_assert_cmpint(store_mark_read(f->store, ALICE, NULL), ==, 0);
+        append(f->store, ALICE, "a2", STORE_DIRECTION_IN, 20);
+        append(f->store, ALICE, "a3", STORE_DIRECTION_IN, 30);
+        append(f->store, ALICE, "o1", STORE_DIRECTION_OUT, 40);
+        append(f->store, ALICE, "a4", STORE_DIRECTION_IN, 50);
+        append(f->store, BOB, "b1", STORE_DIRECTION_IN, 60);
+        g_assert_cmpint(store_prepend_messages(f->store, page, 1), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 3);
+        g_assert_cmpuint(unread_total(f->store), ==, 4);
+
+        g_assert_cmpint(store_edit_message(f->store, ALICE, "a3", "fixed"), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 3);
+
+        /* read before, or history: not counted, nothing to take back */
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "a1"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "h1"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "o1"), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 3);
+
+        /* an unread one in the middle, then the newest */
+        r = store_revoke_message(f->store, ALICE, "a3");
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 2);
+        g_assert_cmpint(r, ==, 1);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "a3"), ==, 0);     /* idempotent */
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 2);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "a4"), ==, 1);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+        g_assert_cmpuint(unread_of(f->store, BOB), ==, 1);
+        g_assert_cmpuint(unread_total(f->store), ==, 2);
+
+        fixture_reopen(f);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+        g_assert_cmpint(store_mark_read(f->store, ALICE, NULL), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 0);
+        /* read now: taking a2 back leaves the count alone */
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "a2"), ==, 0);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 0);
+        append(f->store, ALICE, "a5", STORE_DIRECTION_IN, 70);
+        g_assert_cmpuint(unread_of(f->store, ALICE), ==, 1);
+        g_assert_cmpuint(unread_total(f->store), ==, 2);
 }
 
 static void assert_actions(Store *store, const char *expected) {
@@ -1458,6 +1510,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/migration/from-newer", test_migration_from_newer);
         g_test_add_func("/store/migration/from-v1", test_migration_from_v1);
         ADD("/store/message/revoke-and-edit", test_revoke_and_edit);
+        ADD("/store/message/revoke-unread", test_revoke_unread);
         ADD("/store/actions", test_actions);
         ADD("/store/perf/append", test_perf_append);
 #undef ADD
