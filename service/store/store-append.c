@@ -17,8 +17,8 @@ typedef struct ConversationDelta {
         int64_t key;
         uint32_t unread;        /* incoming messages added */
         bool changed;           /* at least one message added */
-        int64_t time_ms;        /* of the newest message added */
-        int64_t last_seq;
+        int64_t time_ms;        /* of the newest message added, by time */
+        int64_t last_seq;       /* and its seq (see STMT_UPDATE_CONVERSATION) */
 } ConversationDelta;
 
 /* The key of conversation D->id, creating the conversation if new. It is
@@ -200,10 +200,12 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
                         continue;
                 store->seq_floor_pending = false;
                 added++;
-                d->changed = true;
                 d->unread += m->direction == STORE_DIRECTION_IN ? 1 : 0;
-                d->time_ms = m->time_ms;
-                d->last_seq = seq;
+                if (!d->changed || m->time_ms >= d->time_ms) {
+                        d->time_ms = m->time_ms;
+                        d->last_seq = seq;
+                }
+                d->changed = true;
         }
 
         for (size_t j = 0; j < n_deltas; j++) {

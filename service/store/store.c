@@ -181,8 +181,21 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_CONVERSATION_KEY]    = "SELECT key FROM conversations WHERE id = ?1",
         [STMT_INSERT_CONVERSATION] =
                 "INSERT INTO conversations (id, kind, name, unread, time_ms) VALUES (?1, 'chat', '', 0, ?2)",
+        /* ?3, ?4: the time and seq of the batch's newest message (by time).
+         * The conversation's time is that of its newest message and its last
+         * message is that one, so the two always agree: a message with an
+         * older stamp stored later (offline storage, archive catch-up) must
+         * neither sink the conversation below less recent ones nor show as
+         * its latest news. Of equal times the one stored later wins, as in
+         * STMT_LIST_CONVERSATIONS. Server stamps are often whole seconds, so
+         * a delayed message from the same second as a live one stored before
+         * it may stay behind it; to the second, the time is right. (The
+         * history itself, GetMessages, stays in the order of storing: seq.) */
         [STMT_UPDATE_CONVERSATION] =
-                "UPDATE conversations SET unread = unread + ?2, time_ms = ?3, last_seq = ?4 WHERE key = ?1",
+                "UPDATE conversations SET unread = unread + ?2, "
+                "time_ms = CASE WHEN ?3 >= time_ms OR last_seq IS NULL THEN ?3 ELSE time_ms END, "
+                "last_seq = CASE WHEN ?3 >= time_ms OR last_seq IS NULL THEN ?4 ELSE last_seq END "
+                "WHERE key = ?1",
         [STMT_GET_MESSAGE]         =
                 "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",

@@ -57,7 +57,9 @@ typedef struct StoreConversation {
         uint32_t unread;        /* incoming messages since the last store_mark_read(),
                                  * less those their sender retracted since */
         int64_t time_ms;        /* time of the last message */
-        StoreMessage *last;     /* NULL if the conversation has no messages */
+        /* The newest message by time (of equal times, the one stored later),
+         * not the one stored last; NULL if the conversation has no messages. */
+        StoreMessage *last;
 } StoreConversation;
 
 /* Opens (creating if needed) DIR/history.sqlite, mode 0600, migrating the schema
@@ -77,7 +79,8 @@ int store_commit(Store *store);
 int store_rollback(Store *store);
 
 /* Appends a message, creating its conversation (kind "chat") if new and
- * updating its last message, time and, for incoming messages, the unread
+ * updating its last message and time unless it is older than the last one
+ * (see StoreConversation.last) and, for incoming messages, the unread
  * count. -EEXIST if the conversation already has a message with this id or
  * this non-NULL stanza_id (XEP-0359 stanza-ids are unique per archive, i.e. per
  * conversation). *ret_seq (optional) gets the new seq. conversation and id must be

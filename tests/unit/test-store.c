@@ -732,15 +732,16 @@ static void test_mark_read(Fixture *f, gconstpointer data) {
 
 static void test_conversation_order(Fixture *f, gconstpointer data) {
         g_autoptr(GPtrArray) list = NULL;
-        const char *order[] = { CAROL, BOB, ALICE, "dave@example.org" };
+        const char *order[] = { CAROL, "dave@example.org", BOB, ALICE };
 
         append(f->store, ALICE, "a1", STORE_DIRECTION_IN, 300);
         append(f->store, BOB, "b1", STORE_DIRECTION_IN, 100);
-        append(f->store, "dave@example.org", "d1", STORE_DIRECTION_IN, 200);
+        append(f->store, "dave@example.org", "d1", STORE_DIRECTION_IN, 350);
         append(f->store, CAROL, "c1", STORE_DIRECTION_OUT, 50);
         /* Same time as Alice's but appended later: wins the tie. */
         append(f->store, BOB, "b2", STORE_DIRECTION_OUT, 300);
-        /* The latest message counts, even with an older time. */
+        /* An older message appended later (offline storage, archive
+         * catch-up) moves neither the time nor the last message back. */
         append(f->store, "dave@example.org", "d2", STORE_DIRECTION_IN, 10);
         append(f->store, CAROL, "c2", STORE_DIRECTION_IN, 400);
 
@@ -755,8 +756,48 @@ static void test_conversation_order(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(c->last->time_ms, ==, c->time_ms);
         }
         g_assert_cmpstr(((StoreConversation *) list->pdata[0])->last->id, ==, "c2");
-        g_assert_cmpstr(((StoreConversation *) list->pdata[1])->last->id, ==, "b2");
-        g_assert_cmpstr(((StoreConversation *) list->pdata[3])->last->id, ==, "d2");
+        g_assert_cmpstr(((StoreConversation *) list->pdata[1])->last->id, ==, "d1");
+        g_assert_cmpuint(((StoreConversation *) list->pdata[1])->unread, ==, 2);
+        g_assert_cmpstr(((StoreConversation *) list->pdata[2])->last->id, ==, "b2");
+}
+
+/* The same within a batch, across batches, and for a conversation the
+ * archive created: the conversation's time is its newest message's, and its
+ * last message is that one (of equal times, the one appended later). */
+static void test_conversation_time_never_goes_back(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreConversation) c = NULL;
+        StoreMessage live = make_message(ALICE, "live", STORE_DIRECTION_IN, 500, "now");
+        StoreMessage late = make_message(ALICE, "late", STORE_DIRECTION_IN, 100, "from offline storage");
+        StoreMessage later = make_message(ALICE, "later", STORE_DIRECTION_IN, 200, "caught up");
+        StoreMessage same = make_message(ALICE, "same", STORE_DIRECTION_OUT, 500, "as old as live");
+        StoreMessage old = make_message(BOB, "old", STORE_DIRECTION_IN, 300, "archive");
+        StoreMessage older = make_message(BOB, "older", STORE_DIRECTION_IN, 250, "delayed");
+        StoreMessage *batch[] = { &live, &late }, *catch_up[] = { &later }, *page[] = { &old };
+
+        g_assert_cmpint(store_append_messages(f->store, batch, G_N_ELEMENTS(batch), NULL), ==, 0);
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &c), ==, 0);
+        g_assert_cmpint(c->time_ms, ==, 500);
+        g_assert_cmpstr(c->last->id, ==, "live");
+        g_clear_pointer(&c, store_conversation_free);
+
+        g_assert_cmpint(store_append_messages(f->store, catch_up, 1, NULL), ==, 0);
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &c), ==, 0);
+        g_assert_cmpint(c->time_ms, ==, 500);
+        g_assert_cmpstr(c->last->id, ==, "live");
+        g_assert_cmpuint(c->unread, ==, 3);     /* still unread, however old */
+        g_clear_pointer(&c, store_conversation_free);
+
+        g_assert_cmpint(store_append_message(f->store, &same, NULL), ==, 0);
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &c), ==, 0);
+        g_assert_cmpint(c->time_ms, ==, 500);
+        g_assert_cmpstr(c->last->id, ==, "same");
+        g_clear_pointer(&c, store_conversation_free);
+
+        g_assert_cmpint(store_prepend_messages(f->store, page, 1), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &older, NULL), ==, 0);
+        g_assert_cmpint(store_get_conversation(f->store, BOB, &c), ==, 0);
+        g_assert_cmpint(c->time_ms, ==, 300);
+        g_assert_cmpstr(c->last->id, ==, "old");
 }
 
 static void test_message_status(Fixture *f, gconstpointer data) {
@@ -1499,6 +1540,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/conversations/unread", test_unread);
         ADD("/store/conversations/mark-read", test_mark_read);
         ADD("/store/conversations/order", test_conversation_order);
+        ADD("/store/conversations/time-never-goes-back", test_conversation_time_never_goes_back);
         ADD("/store/meta", test_meta);
         ADD("/store/messages-after", test_messages_after);
         ADD("/store/prepend", test_prepend);
