@@ -142,6 +142,7 @@ int store_refresh_seq_floor(Store *store) {
         if (r < 0)
                 return r;
         store->seq_floor_pending = last < 1;
+        store->seq_floor_stale = false;
         return 0;
 }
 
@@ -156,6 +157,10 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
         ConversationDelta *deltas = local;
         size_t n_deltas = 0, capacity = G_N_ELEMENTS(local), added = 0, hint = 0;
         int r;
+
+        /* inside the transaction: sees what it holds so far */
+        if (store->seq_floor_stale && (r = store_refresh_seq_floor(store)) < 0)
+                return r;
 
         for (size_t i = 0; i < n_msgs; i++) {
                 const StoreMessage *m = msgs[i];
@@ -236,7 +241,6 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
         r = append_batch(store, &msg, 1, &seq, NULL);
         if (r < 0) {
                 (void) store_rollback(store);
-                (void) store_refresh_seq_floor(store);
                 return r;
         }
         r = store_commit(store);
@@ -272,7 +276,6 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
         r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, seqs, &added);
         if (r < 0) {
                 (void) store_rollback(store);
-                (void) store_refresh_seq_floor(store);
                 goto fail;
         }
         r = store_commit(store);

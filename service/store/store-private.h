@@ -88,6 +88,10 @@ struct Store {
          * from the archive): SQLite would give the next append max + 1, which
          * may be 0 or negative, so the next append is placed at 1 explicitly. */
         bool seq_floor_pending;
+        /* seq_floor_pending may be wrong: a transaction was undone (rolled
+         * back, or its COMMIT failed) after an append in it cleared it. The
+         * next append looks again (store_refresh_seq_floor()). */
+        bool seq_floor_stale;
 };
 
 /* A cached statement handed out by this is reset when it goes out of scope, so an
@@ -119,7 +123,8 @@ bool store_direction_valid(StoreDirection d);
 int store_check_transaction(Store *store);
 
 /* store-append.c */
-/* Sets store->seq_floor_pending from the messages stored now. */
+/* Sets store->seq_floor_pending from the messages stored now; clears
+ * seq_floor_stale. */
 int store_refresh_seq_floor(Store *store);
 
 /* store-messages.c */

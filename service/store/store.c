@@ -621,6 +621,12 @@ int store_begin(Store *store) {
         return 0;
 }
 
+/* What the Store keeps of the history's state may describe writes that were
+ * just undone: it is looked at again before it is used. */
+static void store_undone(Store *store) {
+        store->seq_floor_stale = true;
+}
+
 int store_commit(Store *store) {
         int r;
 
@@ -631,17 +637,24 @@ int store_commit(Store *store) {
 
         if (sqlite3_get_autocommit(store->db)) {
                 g_debug("store: commit of a transaction SQLite already rolled back");
+                store_undone(store);
                 return -EIO;
         }
 
         if (store->nesting > 0)
-                return stmt_run(store, STMT_RELEASE_NEST);
-
-        r = stmt_run(store, STMT_COMMIT);
-        /* A failed COMMIT may leave the transaction open; the next write would
-         * then silently join it instead of being committed. */
-        if (r < 0 && !sqlite3_get_autocommit(store->db))
-                (void) stmt_run(store, STMT_ROLLBACK);
+                r = stmt_run(store, STMT_RELEASE_NEST);
+        else {
+                r = stmt_run(store, STMT_COMMIT);
+                /* A failed COMMIT may leave the transaction open; the next
+                 * write would then silently join it instead of being
+                 * committed. */
+                if (r < 0 && !sqlite3_get_autocommit(store->db))
+                        (void) stmt_run(store, STMT_ROLLBACK);
+        }
+        /* A failed RELEASE or COMMIT may or may not have undone the writes:
+         * assume it did, as after a failed step and its rollback. */
+        if (r < 0)
+                store_undone(store);
         return r;
 }
 
@@ -652,6 +665,7 @@ int store_rollback(Store *store) {
                 return -EINVAL;
 
         store->nesting--;
+        store_undone(store);
 
         /* Already rolled back by SQLite after an error: nothing left to undo. */
         if (sqlite3_get_autocommit(store->db))

@@ -1087,6 +1087,167 @@ static void test_prepend_into_empty(Fixture *f, gconstpointer data) {
         }
 }
 
+/*
+ * A VFS that passes everything to the default one, but fails writes to the
+ * WAL while fail_wal_writes is set. In WAL mode a small transaction's pages
+ * reach the WAL only when it commits, so this makes a COMMIT fail (as a full
+ * disk would) while every statement before it succeeds.
+ */
+typedef struct FaultFile {
+        sqlite3_file base;
+        bool wal;
+        sqlite3_file *real;     /* follows this struct, szOsFile of the real VFS */
+} FaultFile;
+
+static sqlite3_vfs *fault_real_vfs;
+static bool fail_wal_writes;
+
+#define REAL(f) (((FaultFile *) (f))->real)
+
+static int fault_close(sqlite3_file *f) {
+        return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int fault_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
+        return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+static int fault_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
+        if (((FaultFile *) f)->wal && fail_wal_writes)
+                return SQLITE_IOERR_WRITE;
+        return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+static int fault_truncate(sqlite3_file *f, sqlite3_int64 size) {
+        return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int fault_sync(sqlite3_file *f, int flags) {
+        return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int fault_file_size(sqlite3_file *f, sqlite3_int64 *size) {
+        return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int fault_lock(sqlite3_file *f, int lock) {
+        return REAL(f)->pMethods->xLock(REAL(f), lock);
+}
+static int fault_unlock(sqlite3_file *f, int lock) {
+        return REAL(f)->pMethods->xUnlock(REAL(f), lock);
+}
+static int fault_check_reserved_lock(sqlite3_file *f, int *out) {
+        return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int fault_file_control(sqlite3_file *f, int op, void *arg) {
+        return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int fault_sector_size(sqlite3_file *f) {
+        return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int fault_device_characteristics(sqlite3_file *f) {
+        return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int fault_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **p) {
+        return REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, p);
+}
+static int fault_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
+        return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+static void fault_shm_barrier(sqlite3_file *f) {
+        REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int fault_shm_unmap(sqlite3_file *f, int delete_flag) {
+        return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+static int fault_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p) {
+        return REAL(f)->pMethods->xFetch(REAL(f), off, n, p);
+}
+static int fault_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p) {
+        return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods fault_io = {
+        .iVersion = 3,
+        .xClose = fault_close, .xRead = fault_read, .xWrite = fault_write, .xTruncate = fault_truncate,
+        .xSync = fault_sync, .xFileSize = fault_file_size, .xLock = fault_lock, .xUnlock = fault_unlock,
+        .xCheckReservedLock = fault_check_reserved_lock, .xFileControl = fault_file_control,
+        .xSectorSize = fault_sector_size, .xDeviceCharacteristics = fault_device_characteristics,
+        .xShmMap = fault_shm_map, .xShmLock = fault_shm_lock, .xShmBarrier = fault_shm_barrier,
+        .xShmUnmap = fault_shm_unmap, .xFetch = fault_fetch, .xUnfetch = fault_unfetch,
+};
+
+static int fault_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags, int *out_flags) {
+        FaultFile *f = (FaultFile *) file;
+        int r;
+
+        f->real = (sqlite3_file *) (f + 1);
+        f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+        r = fault_real_vfs->xOpen(fault_real_vfs, name, f->real, flags, out_flags);
+        /* SQLite calls xClose only when pMethods is set */
+        f->base.pMethods = f->real->pMethods ? &fault_io : NULL;
+        return r;
+}
+
+/* Everything else goes to the default VFS as it is. */
+static sqlite3_vfs fault_vfs;
+
+static void fault_vfs_install(void) {
+        g_assert_cmpint(sqlite3_initialize(), ==, SQLITE_OK);
+        fault_real_vfs = sqlite3_vfs_find(NULL);
+        g_assert_nonnull(fault_real_vfs);
+        fault_vfs = *fault_real_vfs;
+        fault_vfs.zName = "imd-test-fault";
+        fault_vfs.szOsFile = (int) sizeof(FaultFile) + fault_real_vfs->szOsFile;
+        fault_vfs.xOpen = fault_open;
+        fault_vfs.pAppData = NULL;
+        g_assert_cmpint(sqlite3_vfs_register(&fault_vfs, 1), ==, SQLITE_OK);
+}
+
+static void fault_vfs_remove(void) {
+        g_assert_cmpint(sqlite3_vfs_unregister(&fault_vfs), ==, SQLITE_OK);
+        g_assert_cmpint(sqlite3_vfs_register(fault_real_vfs, 1), ==, SQLITE_OK);
+}
+
+/* History that holds only archive pages (seq < 0) when the append that would
+ * have stored its first positive seq is undone, by a failed COMMIT or by the
+ * caller's rollback: the next append still gets seq 1, not 0 (which would
+ * read as a duplicate, stored and never announced). */
+static void test_append_after_failed_commit(void) {
+        g_autofree char *dir = make_tmp_dir();
+        g_autoptr(Store) store = NULL;
+        g_autoptr(StoreMessage) got = NULL;
+        StoreMessage old = make_message(ALICE, "h1", STORE_DIRECTION_IN, 10, "history");
+        StoreMessage lost = make_message(ALICE, "l1", STORE_DIRECTION_IN, 20, "lost");
+        StoreMessage undone = make_message(ALICE, "u1", STORE_DIRECTION_IN, 25, "undone");
+        StoreMessage live = make_message(ALICE, "l2", STORE_DIRECTION_IN, 30, "live");
+        StoreMessage next = make_message(ALICE, "l3", STORE_DIRECTION_IN, 40, "next");
+        StoreMessage *page[] = { &old }, *batch[] = { &lost };
+        int64_t seq = 0;
+
+        fault_vfs_install();
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpint(store_prepend_messages(store, page, 1), ==, 0);
+        g_assert_cmpint(old.seq, ==, -1);
+
+        fail_wal_writes = true;
+        g_assert_cmpint(store_append_message(store, &lost, &seq), ==, -EIO);
+        g_assert_cmpint(store_append_messages(store, batch, 1, NULL), ==, -EIO);
+        fail_wal_writes = false;
+        g_assert_cmpint(store_get_message(store, ALICE, "l1", &got), ==, -ENOENT);
+
+        /* the caller's own transaction, rolled back */
+        g_assert_cmpint(store_begin(store), ==, 0);
+        g_assert_cmpint(store_append_message(store, &undone, &seq), ==, 0);
+        g_assert_cmpint(seq, ==, 1);
+        g_assert_cmpint(store_rollback(store), ==, 0);
+
+        seq = 0;
+        g_assert_cmpint(store_append_message(store, &live, &seq), ==, 0);
+        g_assert_cmpint(seq, ==, 1);
+        g_assert_cmpint(store_append_message(store, &next, &seq), ==, 0);
+        g_assert_cmpint(seq, ==, 2);
+        g_assert_cmpuint(unread_of(store, ALICE), ==, 2);
+
+        g_clear_pointer(&store, store_close);
+        fault_vfs_remove();
+        remove_dir(dir);
+}
+
 static void test_list_unsent(Fixture *f, gconstpointer data) {
         g_autoptr(GPtrArray) unsent = NULL;
         StoreMessage a = make_message(ALICE, "o1", STORE_DIRECTION_OUT, 100, "one");
@@ -1545,6 +1706,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/messages-after", test_messages_after);
         ADD("/store/prepend", test_prepend);
         ADD("/store/prepend-into-empty", test_prepend_into_empty);
+        g_test_add_func("/store/append/after-failed-commit", test_append_after_failed_commit);
         ADD("/store/search", test_search);
         ADD("/store/read-by-peer", test_read_by_peer);
         ADD("/store/query-plan", test_query_plan);
