@@ -68,9 +68,14 @@ int bus_append_reactions(sd_bus_message *m, const char *reactions) {
         return sd_bus_message_close_container(m);
 }
 
+static size_t message_full_weight(const StoreMessage *msg);
+
 int bus_append_message(sd_bus_message *m, const StoreMessage *msg) {
         int r;
 
+        /* Sent whole it could take the D-Bus message over dbus-daemon's limit. */
+        if (message_full_weight(msg) > BUS_ENTRY_MAX_BYTES)
+                return bus_append_message_ref(m, msg);
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -139,13 +144,115 @@ int bus_append_message_ref(sd_bus_message *m, const StoreMessage *msg) {
         return sd_bus_message_close_container(m);
 }
 
-int bus_append_conversation_refs(sd_bus_message *m, GPtrArray *convs) {
+/* --- weights: upper bounds of the bytes on the wire --- */
+
+/* The most an a{sv} entry takes besides its value's own bytes: up to 7 of
+ * padding to its 8-byte boundary, the key as a string (4 + at most 12 for
+ * "conversation" + 1), the variant's signature (3 for one letter, 8 for
+ * "a{sas}"), up to 7 of padding to the value, a string's length and NUL (5). */
+#define ENTRY_WEIGHT 48U
+/* An a{sv} in an array: padding to it, its length, padding to its first entry. */
+#define DICT_WEIGHT 16U
+/* XEP-0444 reactions are kept as JSON, sent as a{sas}: each string costs at
+ * most 8 bytes besides its own there (a sender 19), and at least 2 in the JSON
+ * (its quotes; a sender also its ":[]"), whose strings are never empty. */
+#define REACTIONS_JSON_FACTOR 4U
+
+static size_t str_entry_weight(const char *s) {
+        return ENTRY_WEIGHT + (s ? strlen(s) : 0);
+}
+
+/* What bus_append_message() would take with every field, the same fields in
+ * the same cases. */
+static size_t message_full_weight(const StoreMessage *msg) {
+        size_t w = DICT_WEIGHT +
+                   str_entry_weight(msg->id) + str_entry_weight(msg->conversation) +
+                   str_entry_weight(msg->sender) + str_entry_weight("out") + ENTRY_WEIGHT /* time */ +
+                   str_entry_weight(msg->type) + str_entry_weight(msg->text) + str_entry_weight(msg->status);
+
+        if (msg->data)
+                w += str_entry_weight(msg->data) + str_entry_weight(msg->text) + str_entry_weight(msg->extension);
+        if (msg->mime)
+                w += str_entry_weight(msg->url) + str_entry_weight(msg->mime) + str_entry_weight(msg->name) +
+                     4 * ENTRY_WEIGHT /* size, width, height, duration_ms */ + str_entry_weight(msg->path);
+        w += (msg->revoked ? ENTRY_WEIGHT : 0) + (msg->edited ? ENTRY_WEIGHT : 0);
+        if (msg->reactions)
+                w += ENTRY_WEIGHT + REACTIONS_JSON_FACTOR * strlen(msg->reactions);
+        return w;
+}
+
+static size_t message_ref_weight(const StoreMessage *msg) {
+        return DICT_WEIGHT + str_entry_weight(msg->id) + str_entry_weight(msg->conversation) +
+               str_entry_weight("out") + ENTRY_WEIGHT + str_entry_weight(msg->type);
+}
+
+size_t bus_message_weight(const StoreMessage *msg) {
+        size_t w = message_full_weight(msg);
+        return w > BUS_ENTRY_MAX_BYTES ? message_ref_weight(msg) : w;
+}
+
+static size_t message_item_weight(const void *item) {
+        return bus_message_weight(item);
+}
+
+/* A conversation without its last message. */
+static size_t conversation_item_weight(const void *item) {
+        const StoreConversation *c = item;
+        return DICT_WEIGHT + str_entry_weight(c->id) + str_entry_weight(c->kind) + str_entry_weight(c->name) +
+               2 * ENTRY_WEIGHT;
+}
+
+static size_t last_weight(const StoreConversation *c) {
+        return c->last ? ENTRY_WEIGHT + bus_message_weight(c->last) : 0;
+}
+
+static size_t conversation_ref_item_weight(const void *item) {
+        const StoreConversation *c = item;
+        return DICT_WEIGHT + str_entry_weight(c->id) + 2 * ENTRY_WEIGHT;
+}
+
+size_t bus_conversations_weight(GPtrArray *convs, guint start, guint n) {
+        size_t weight = 0;
+
+        for (guint i = start; i < start + n && i < convs->len; i++)
+                weight += conversation_item_weight(g_ptr_array_index(convs, i)) +
+                          last_weight(g_ptr_array_index(convs, i));
+        return weight;
+}
+
+/* What a list may weigh: the rest of the bound is for the D-Bus header, the
+ * list's own array and what follows it (GetMessages' complete). */
+#define LIST_MAX_WEIGHT (BUS_LIST_MAX_BYTES - 4096U)
+
+/* How many of ITEMS from START on fit in LIST_MAX_WEIGHT by their WEIGHT, in
+ * order: at least one, however large, or a caller paging by the last one it
+ * got could never get past it. *ret_bytes (optional): their weight. */
+static guint count_fitting(GPtrArray *items, guint start, size_t (*weight)(const void *item), size_t *ret_bytes) {
+        size_t bytes = 0;
+        guint n = 0;
+
+        for (guint i = start; i < items->len; i++) {
+                size_t w = weight(g_ptr_array_index(items, i));
+                if (n > 0 && bytes + w > LIST_MAX_WEIGHT)
+                        break;
+                bytes += w;
+                n++;
+        }
+        if (ret_bytes)
+                *ret_bytes = bytes;
+        return n;
+}
+
+/* --- lists --- */
+
+int bus_append_conversation_refs(sd_bus_message *m, GPtrArray *convs, guint start) {
+        guint n = count_fitting(convs, start, conversation_ref_item_weight, NULL);
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "a{sv}");
         if (r < 0)
                 return r;
-        for (guint i = 0; i < convs->len; i++) {
+        for (guint i = start; i < start + n; i++) {
                 const StoreConversation *conv = g_ptr_array_index(convs, i);
 
                 if ((r = sd_bus_message_open_container(m, 'a', "{sv}")) < 0 ||
@@ -155,10 +262,11 @@ int bus_append_conversation_refs(sd_bus_message *m, GPtrArray *convs) {
                     (r = sd_bus_message_close_container(m)) < 0)
                         return r;
         }
-        return sd_bus_message_close_container(m);
+        r = sd_bus_message_close_container(m);
+        return r < 0 ? r : (int) n;
 }
 
-int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv) {
+static int append_conversation(sd_bus_message *m, const StoreConversation *conv, bool with_last) {
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "{sv}");
@@ -170,7 +278,7 @@ int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv) {
             (r = append_entry(m, "unread", 'u', &conv->unread)) < 0 ||
             (r = append_entry(m, "time", 'x', &conv->time_ms)) < 0)
                 return r;
-        if (conv->last) {
+        if (conv->last && with_last) {
                 if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
                     (r = sd_bus_message_append(m, "s", "last")) < 0 ||
                     (r = sd_bus_message_open_container(m, 'v', "a{sv}")) < 0 ||
@@ -182,55 +290,48 @@ int bus_append_conversation(sd_bus_message *m, const StoreConversation *conv) {
         return sd_bus_message_close_container(m);
 }
 
-int bus_append_conversations(sd_bus_message *m, GPtrArray *convs) {
+int bus_append_conversations(sd_bus_message *m, GPtrArray *convs, guint start) {
+        size_t bytes;
+        guint n = count_fitting(convs, start, conversation_item_weight, &bytes);
+        /* What the entries leave for last messages: a list of every
+         * conversation is worth more than the text of a few of them. */
+        size_t room = bytes < LIST_MAX_WEIGHT ? LIST_MAX_WEIGHT - bytes : 0;
+        bool with_last = true;
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "a{sv}");
         if (r < 0)
                 return r;
-        for (guint i = 0; i < convs->len; i++) {
-                r = bus_append_conversation(m, g_ptr_array_index(convs, i));
+        for (guint i = start; i < start + n; i++) {
+                const StoreConversation *conv = g_ptr_array_index(convs, i);
+                size_t w = last_weight(conv);
+
+                /* The most recent carry it while it fits, none after the first
+                 * that goes without; the first always does, as a page always
+                 * has its first message. */
+                with_last = with_last && (i == start || w <= room);
+                if (with_last)
+                        room -= MIN(room, w);
+                r = append_conversation(m, conv, with_last);
                 if (r < 0)
                         return r;
         }
-        return sd_bus_message_close_container(m);
+        r = sd_bus_message_close_container(m);
+        return r < 0 ? r : (int) n;
 }
 
 int bus_append_messages(sd_bus_message *m, GPtrArray *msgs) {
+        guint n = count_fitting(msgs, 0, message_item_weight, NULL);
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "a{sv}");
         if (r < 0)
                 return r;
-        for (guint i = 0; i < msgs->len; i++) {
+        for (guint i = 0; i < n; i++) {
                 r = bus_append_message(m, g_ptr_array_index(msgs, i));
                 if (r < 0)
                         return r;
         }
-        return sd_bus_message_close_container(m);
-}
-
-#define FIELD_WEIGHT 24U        /* key, signature, alignment of one a{sv} entry */
-
-static size_t str_weight(const char *s) {
-        return s ? strlen(s) + FIELD_WEIGHT : 0;
-}
-
-size_t bus_message_weight(const StoreMessage *msg) {
-        return 8 * FIELD_WEIGHT +
-               str_weight(msg->id) + str_weight(msg->conversation) + str_weight(msg->sender) +
-               str_weight(msg->type) + str_weight(msg->text) + str_weight(msg->status) +
-               str_weight(msg->data) + str_weight(msg->extension) + str_weight(msg->reactions) +
-               str_weight(msg->url) + str_weight(msg->mime) + str_weight(msg->name) + str_weight(msg->path);
-}
-
-size_t bus_conversations_weight(GPtrArray *convs) {
-        size_t weight = 0;
-
-        for (guint i = 0; i < convs->len; i++) {
-                const StoreConversation *c = g_ptr_array_index(convs, i);
-                weight += 5 * FIELD_WEIGHT + str_weight(c->id) + str_weight(c->kind) + str_weight(c->name) +
-                          (c->last ? bus_message_weight(c->last) : 0);
-        }
-        return weight;
+        r = sd_bus_message_close_container(m);
+        return r < 0 ? r : (int) n;
 }

@@ -362,7 +362,7 @@ static int method_get_conversations(sd_bus_message *m, void *userdata, sd_bus_er
                 return bus_set_errno(error, r, "Cannot read the conversations");
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
-                r = bus_append_conversations(reply, convs);
+                r = bus_append_conversations(reply, convs, 0);
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         sd_bus_message_unref(reply);
@@ -373,7 +373,7 @@ static int method_get_conversations(sd_bus_message *m, void *userdata, sd_bus_er
 static void on_messages_page(int error, GPtrArray *msgs, bool complete, void *userdata) {
         sd_bus_message *call = userdata;
         sd_bus_message *reply = NULL;
-        int r;
+        int r, n = 0;
 
         if (error < 0) {
                 bus_reply_errno(call, error, "Cannot read the history");
@@ -382,9 +382,10 @@ static void on_messages_page(int error, GPtrArray *msgs, bool complete, void *us
         }
         r = sd_bus_message_new_method_return(call, &reply);
         if (r >= 0)
-                r = bus_append_messages(reply, msgs);
+                r = n = bus_append_messages(reply, msgs);
+        /* Cut at the byte bound: older messages follow on the next page. */
         if (r >= 0)
-                r = sd_bus_message_append(reply, "b", complete);
+                r = sd_bus_message_append(reply, "b", complete && (guint) n == msgs->len);
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
@@ -763,18 +764,27 @@ static void on_messages_added(GPtrArray *messages, void *userdata) {
         confirm_announced(mgr, ((StoreMessage *) g_ptr_array_index(messages, messages->len - 1))->seq);
 }
 
+/* One signal per BUS_LIST_MAX_BYTES of conversations (a roster naming them
+ * all at login changes every one): a signal over dbus-daemon's limit would
+ * cost imd its bus, and a cut one would lose the rest. */
 static void on_conversations_changed(GPtrArray *conversations, void *userdata) {
         Manager *mgr = userdata;
-        sd_bus_message *sig = NULL;
-        int r;
 
         if (!mgr->bus)
                 return;
-        r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE, "ConversationsChanged");
-        if (r >= 0)
-                r = mgr->system_bus ? bus_append_conversation_refs(sig, conversations)
-                                    : bus_append_conversations(sig, conversations);
-        emit_signal_logged(mgr, sig, r, true, bus_conversations_weight(conversations));
+        for (guint start = 0; start < conversations->len;) {
+                sd_bus_message *sig = NULL;
+                int r = sd_bus_message_new_signal(mgr->bus, &sig, IM_OBJECT_PATH, IM_INTERFACE,
+                                                  "ConversationsChanged");
+                if (r >= 0)
+                        r = mgr->system_bus ? bus_append_conversation_refs(sig, conversations, start)
+                                            : bus_append_conversations(sig, conversations, start);
+                emit_signal_logged(mgr, sig, r, true,
+                                   r > 0 ? bus_conversations_weight(conversations, start, (guint) r) : 0);
+                if (r <= 0)
+                        return;
+                start += (guint) r;
+        }
 }
 
 static void on_error(int error, const char *text, void *userdata) {
