@@ -560,7 +560,11 @@ static void answer_dropped_iq(XmppStream *s, const char *data, size_t len) {
  * received for XEP-0198 if it was a stanza: the refused tree is gone, so
  * its name as written decides (servers write stanzas unprefixed). data may
  * be the start of it only (TRANSPORT_DROPPED_HEAD_BYTES); len is its size.
- * The user hears of a dropped message: it was someone's words. */
+ * The user hears of a message dropped for its length: someone's words. Not
+ * of one dropped for its shape (depth, attributes, children, a tree out of
+ * proportion), which no client writes: any contact could send thousands,
+ * through any server, and bury the user's events under errors; a long one
+ * only comes from a server that took it. */
 static void drop_input(XmppStream *s, int error, const char *data, size_t data_len, size_t len) {
         static const char *const stanzas[] = { "message", "presence", "iq" };
         const char *p = data, *end = data + data_len;
@@ -576,7 +580,8 @@ static void drop_input(XmppStream *s, int error, const char *data, size_t data_l
                 answer_dropped_iq(s, data, data_len);
         if (s->phase == PHASE_CLOSED)
                 return;
-        if (n == 7 && memcmp(p, "message", 7) == 0 && s->phase == PHASE_READY && s->cb.message_dropped) {
+        if (n == 7 && memcmp(p, "message", 7) == 0 && len > stanza_limits.max_bytes && s->phase == PHASE_READY &&
+            s->cb.message_dropped) {
                 g_autoptr(XmlNode) head = NULL;
                 const char *from = NULL;
                 if (xml_parse_head(data, data_len, &head_limits, &head) == 0)
@@ -629,6 +634,13 @@ static void heard_from_server(XmppStream *s) {
                 g_source_remove(s->ping_deadline);
                 s->ping_deadline = 0;
         }
+}
+
+static void on_transport_receiving(void *userdata) {
+        XmppStream *s = userdata;
+
+        if (s->phase != PHASE_CLOSED && !s->orphan)
+                heard_from_server(s);
 }
 
 static void on_transport_message_dropped(const char *head, size_t head_len, size_t len, void *userdata) {
@@ -687,6 +699,7 @@ static const XmppTransportCallbacks transport_callbacks = {
         .connected = on_transport_connected,
         .message = on_transport_message,
         .message_dropped = on_transport_message_dropped,
+        .receiving = on_transport_receiving,
         .closed = on_transport_closed,
 };
 

@@ -147,9 +147,10 @@ typedef struct XmppStreamCallbacks {
          * direction. first, last: archive ids of the page's first and last
          * (for XMPP_MAM_NEWEST: the newest) message; NULL if the page was empty. */
         void (*mam_finished)(int error, bool complete, const char *first, const char *last, void *userdata);
-        /* A message over imd's limits (size, depth, attributes, children)
-         * was dropped; the stream goes on. from: as written (NULL if not
-         * known), bytes: its size as received. */
+        /* A message over imd's size limit was dropped; the stream goes on.
+         * from: as written (NULL if not known), bytes: its size as received.
+         * (Those dropped for their shape, depth, attributes and the like, are
+         * not reported: see drop_input().) */
         void (*message_dropped)(const char *from, size_t bytes, void *userdata);
 } XmppStreamCallbacks;
 

@@ -225,6 +225,19 @@ int transport_classify_connect_error(const char *reason) {
         return -ECONNREFUSED;
 }
 
+/* Receive buffers up to this size are kept from one message to the next. */
+#define RX_KEEP_BYTES (64 * 1024)
+#define RX_INITIAL_BYTES 4096
+
+/* The head of a dropped message is cut at a byte count: not inside a
+ * character, which would make it invalid UTF-8, and unreadable. */
+static void trim_partial_utf8(GString *s) {
+        const char *last = g_utf8_find_prev_char(s->str, s->str + s->len);
+
+        if (last && last + g_utf8_skip[*(const guchar *) last] > s->str + s->len)
+                g_string_truncate(s, (gsize) (last - s->str));
+}
+
 static int handle_receive(XmppTransport *t, struct lws *wsi, const char *in, size_t len) {
         if (lws_frame_is_binary(wsi)) {
                 /* RFC 7395 §3.2: XMPP frames are text frames. */
@@ -256,17 +269,29 @@ static int handle_receive(XmppTransport *t, struct lws *wsi, const char *in, siz
         } else {
                 g_string_append_len(t->rx, in, (gssize) len);
         }
-        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0) {
+                t->dispatching = true;
+                t->cb.receiving(t->userdata);
+                t->dispatching = false;
                 return 0;
+        }
 
         t->dispatching = true;
-        if (t->rx_oversized)
+        if (t->rx_oversized) {
+                trim_partial_utf8(t->rx);
                 t->cb.message_dropped(t->rx->str, t->rx->len, t->rx_oversized_len, t->userdata);
-        else
+        } else {
                 t->cb.message(t->rx->str, t->rx->len, t->userdata);
+        }
         t->dispatching = false;
         t->rx_oversized = false;
-        g_string_truncate(t->rx, 0);
+        if (t->rx->allocated_len > RX_KEEP_BYTES) {
+                /* a large message is rare: its buffer is not kept for the next */
+                g_string_free(t->rx, TRUE);
+                t->rx = g_string_sized_new(RX_INITIAL_BYTES);
+        } else {
+                g_string_truncate(t->rx, 0);
+        }
         return 0;
 }
 
@@ -383,7 +408,7 @@ int xmpp_transport_connect(XmppTransportContext *ctx, const char *url, const cha
         t->ctx = ctx;
         t->cb = *cb;
         t->userdata = userdata;
-        t->rx = g_string_sized_new(4096);
+        t->rx = g_string_sized_new(RX_INITIAL_BYTES);
         t->max_message_bytes = max_message_bytes;
         g_queue_init(&t->out);
 

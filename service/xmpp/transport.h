@@ -32,6 +32,9 @@ typedef struct XmppTransportCallbacks {
          * (head, up to TRANSPORT_DROPPED_HEAD_BYTES) were kept, len is its
          * whole length. The connection goes on. */
         void (*message_dropped)(const char *head, size_t head_len, size_t len, void *userdata);
+        /* Part of a message that is not complete yet arrived: the link is
+         * alive, however long a large message takes. */
+        void (*receiving)(void *userdata);
         /* The connection is gone: error 0 after a close we asked for, else
          * -ECONNREFUSED (could not connect: DNS, TCP, HTTP upgrade refused),
          * -EPROTO (TLS verification or handshake failure),

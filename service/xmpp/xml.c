@@ -35,8 +35,9 @@ const XmlLimits xml_default_limits = {
  * document (and the pool blocks behind them) until the document ends, so
  * one document per connection would grow by every new name a peer invents
  * (95 MiB after 5 MB of stanzas with unique names). A fresh document after
- * this many times max_bytes of input bounds that. */
-#define STREAM_ROTATE_FACTOR 4
+ * this much input bounds that; not a multiple of max_bytes, which may be
+ * large for the few stanzas that need it (2 MiB for a stream). */
+#define STREAM_ROTATE_BYTES (1024 * 1024)
 
 typedef struct ParseCtx {
         XML_Parser expat;
@@ -468,7 +469,7 @@ int xml_parser_feed(XmlParser *p, const char *data, size_t len, XmlNode **ret) {
         r = precheck_prefixes(&p->limits, data, len, false);
         if (r < 0)
                 return r;       /* expat has not seen it: the parser goes on */
-        if (p->fed / STREAM_ROTATE_FACTOR > p->limits.max_bytes) {
+        if (p->fed > STREAM_ROTATE_BYTES) {
                 r = stream_begin(p);
                 if (r < 0)
                         return r;
