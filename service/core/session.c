@@ -291,6 +291,13 @@ static gboolean on_index_step(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+/* The connection a failed write had condemned is gone (or never to be used
+ * again): the next one starts clean. */
+static void forget_unstored(Session *s) {
+        s->unstored = false;
+        g_clear_handle_id(&s->drop_source, g_source_remove);
+}
+
 /* Not from within the stream's callbacks: it calls us back, closed. */
 static gboolean on_drop_unstored(gpointer userdata) {
         Session *s = userdata;
@@ -329,8 +336,7 @@ static int store_and_announce(Session *s, GPtrArray *messages) {
         s->store_trouble = false;
         /* Held messages are not stored yet: acknowledging now would
          * acknowledge them too (XEP-0198 counts in arrival order). */
-        if (s->stream && !s->held && !s->unstored)
-                xmpp_stream_messages_committed(s->stream);
+        session_settle_acks(s);
         conversations = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < messages->len;) {
                 StoreMessage *m = g_ptr_array_index(messages, i);
@@ -423,6 +429,7 @@ static void on_stream_ready(bool resumed, void *userdata) {
         if (r < 0) {
                 /* Orphaned, not dropped: it must not call us again. */
                 xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
+                forget_unstored(s);
                 /* not logged in: the next Login may try again (not Busy) */
                 forget_credentials(s);
                 set_state(s, SESSION_NET_DISCONNECTED, false);
@@ -494,8 +501,7 @@ static void on_stream_closed(int error, const char *text, void *userdata) {
         session_release_held(s);
         session_archive_fail_waiting(s);
         /* only now: until here, what could not be stored stays unacknowledged */
-        s->unstored = false;
-        g_clear_handle_id(&s->drop_source, g_source_remove);
+        forget_unstored(s);
         /* What the lost connection had in flight, to resume it (or resend). */
         if (s->stream) {
                 XmppSm *sm = xmpp_stream_steal_sm(s->stream);
@@ -622,7 +628,6 @@ static void on_stream_message_dropped(const char *from, size_t bytes, void *user
         g_autofree char *text = g_strdup_printf("A message from %s (%zu bytes) was over imd's limits and was dropped",
                                                 sender ? sender : "an unknown sender", bytes);
 
-        g_message("%s", text);
         s->events.error(-EMSGSIZE, text, s->userdata);
 }
 
@@ -759,7 +764,7 @@ void session_free(Session *s) {
         forget_credentials(s);
         if (s->reap_source)
                 g_source_remove(s->reap_source);
-        g_clear_handle_id(&s->drop_source, g_source_remove);
+        forget_unstored(s);
         if (s->autologin_source)
                 g_source_remove(s->autologin_source);
         if (s->replay_source)
@@ -899,8 +904,7 @@ void session_logout(Session *s) {
                 s->events.login_finished(-ECANCELED, "Logged out before the login completed", s->userdata);
         }
         xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
-        s->unstored = false;
-        g_clear_handle_id(&s->drop_source, g_source_remove);
+        forget_unstored(s);
         set_state(s, SESSION_NET_DISCONNECTED, false);
 }
 
