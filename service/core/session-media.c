@@ -215,12 +215,13 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
                 return r;
         if (!m->url)
                 return -ENOMEDIUM;
+        /* fetched before (and, if the cache was cleaned since, fetched again);
+         * nothing is asked of the URL then */
+        if (m->path && answer_from_file(m->path, callback, userdata) == 0)
+                return 0;
         r = session_media_url_allowed(s, m->url);
         if (r < 0)
                 return r;
-        /* fetched before (and, if the cache was cleaned since, fetched again) */
-        if (m->path && answer_from_file(m->path, callback, userdata) == 0)
-                return 0;
         /* being fetched: its file will be this caller's too */
         f = find_fetch(s, conversation, id);
         if (f) {

@@ -788,6 +788,25 @@ def test_concurrent_fetches_share_one_failure(client, client_factory, imd, logge
     assert _media_files(imd) == []
 
 
+def test_a_file_in_the_cache_is_answered_whatever_its_url(client, imd, logged_in, peer, gated_files):
+    """A file fetched before is answered from the cache without a look at
+    its URL: here one over plain http, fetched while that was allowed, still
+    opens once imd no longer takes plain http, and nothing is downloaded."""
+    gated_files.gate.set()
+    data = os.urandom(10 * 1024)
+    gated_files.files["/up/kept.jpg"] = data
+    mid, raw = _media_raw(logged_in.jid, "http://127.0.0.1:%d/up/kept.jpg" % gated_files.server_port)
+    start = client.mark()
+    peer.send_raw(raw)
+    client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid))) == data
+    imd.extra_env["IMD_TEST_LOOPBACK_HTTP"] = None
+    imd.restart()
+    client.login_account(logged_in)
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid))) == data
+    assert gated_files.hits == ["/up/kept.jpg"]
+
+
 @pytest.mark.parametrize("imd_env", [{"IMD_TEST_LOOPBACK_HTTP": None}])
 def test_fetch_media_sends_nothing_to_this_machine_over_plain_http(client, imd, logged_in, peer, gated_files):
     """A peer's http://127.0.0.1:PORT/... URL names whatever listens on this
