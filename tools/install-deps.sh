@@ -30,6 +30,7 @@ RUN_PKGS=(
   python3-dbusmock          # a notification server with inline-reply (im-notify's tests)
   ayatana-indicator-application libdbusmenu-tools   # a real tray watcher/host (im-tray's tests)
   groff-base man-db         # the man pages are checked with groff
+  gdb                       # kills imd at an exact point (test_files' crash-window tests)
 )
 
 check_only=0
