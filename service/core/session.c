@@ -878,6 +878,7 @@ void session_login_connect(Session *s) {
 void session_logout(Session *s) {
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
+        session_cancel_fetches(s);      /* downloads need no connection to the server */
         /* The user logged out: not in again by itself at the next start. */
         forget_remembered(s, s->account);
         if (s->login_jid && (!s->account || strcmp(s->login_jid, s->account) != 0))
@@ -898,7 +899,6 @@ void session_logout(Session *s) {
         session_flush(s);
         session_release_held(s);
         session_archive_fail_waiting(s);
-        session_cancel_fetches(s);
         if (s->login_pending) {
                 s->login_pending = false;
                 s->events.login_finished(-ECANCELED, "Logged out before the login completed", s->userdata);

@@ -476,6 +476,7 @@ def test_peer_over_limits_via_prosody(fclient, fast_imd, new_account, peer_facto
             assert vm(fast_imd.pid, "VmHWM") < MEMORY_LIMIT_KIB
         texts = [m["text"] for m in fclient.messages_received(mark)]
         assert not any(t.startswith("bomb") for t in texts), texts
+        assert [s for s in fclient.signals[mark:] if s.member == "Error"] == []
     # no reconnect loop over a message that stays in the archive
     mark = fclient.mark()
     fclient.pump(3)

@@ -788,6 +788,28 @@ def test_concurrent_fetches_share_one_failure(client, client_factory, imd, logge
     assert _media_files(imd) == []
 
 
+def test_logout_while_reconnecting_cancels_a_download(client, client_factory, imd, logged_in, peer,
+                                                       gated_files, prosody):
+    """The server is down and imd waits to reconnect; a download, which
+    needs no connection to the server, is still stopped by Logout:
+    Cancelled, and nothing is left in the cache."""
+    gated_files.files["/up/slow.jpg"] = os.urandom(1024)
+    mid, raw = _media_raw(logged_in.jid, "http://127.0.0.1:%d/up/slow.jpg" % gated_files.server_port)
+    start = client.mark()
+    peer.send_raw(raw)
+    client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+    thread, outcome = _fetch_in_thread(client_factory, peer.jid, mid)
+    assert _wait_hits(gated_files, 1) == 1
+    mark = client.mark()
+    prosody.stop()
+    client.wait_property("Ready", lambda v: v is False, start=mark, timeout=15)
+    client.call("Logout")
+    thread.join(15)
+    assert not thread.is_alive(), "FetchMedia still waits after Logout"
+    assert getattr(outcome.get("error"), "short", None) == "Cancelled", outcome
+    assert _media_files(imd) == []
+
+
 def test_a_file_in_the_cache_is_answered_whatever_its_url(client, imd, logged_in, peer, gated_files):
     """A file fetched before is answered from the cache without a look at
     its URL: here one over plain http, fetched while that was allowed, still
