@@ -660,6 +660,18 @@ def imd_holds(imd, path, timeout=10):
     raise AssertionError("imd never got the file %s" % path)
 
 
+def _send_call(caller, conv, fd, name):
+    """A SendFile for a thread: (the function, its outcome: "id" or "error")."""
+    result = {}
+
+    def call():
+        try:
+            result["id"] = send_fd(caller, conv, fd, name=name)
+        except Exception as e:          # noqa: BLE001 (the test checks it)
+            result["error"] = e
+    return call, result
+
+
 def outbox_files(imd):
     return [os.path.join(b, n) for b, _, names in os.walk(imd.data_dir) for n in names
             if os.path.basename(b) == "outbox"]
@@ -674,15 +686,7 @@ def test_file_that_grows_after_send_file_is_refused(client, client_factory, imd,
     nothing stored or sent, no big copy in imd's directories."""
     path = write_file(tmp_path, b"x" * 10, "grows.bin")
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    caller = client_factory()
-    result = {}
-
-    def call():
-        try:
-            result["id"] = send_fd(caller, peer.jid, fd, name="grows.bin")
-        except Exception as e:          # noqa: BLE001 (checked below)
-            result["error"] = e
-
+    call, result = _send_call(client_factory(), peer.jid, fd, "grows.bin")
     accepted = proxy.accepted
     start = client.mark()
     prosody.pause()
@@ -726,15 +730,7 @@ def test_logout_before_the_file_is_taken_is_cancelled(client, client_factory, im
     kept or sent, even once the account is back."""
     path = write_file(tmp_path, os.urandom(64 * 1024), "late.bin")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    caller = client_factory()
-    result = {}
-
-    def call():
-        try:
-            result["id"] = send_fd(caller, peer.jid, fd, name="late.bin")
-        except Exception as e:          # noqa: BLE001 (checked below)
-            result["error"] = e
-
+    call, result = _send_call(client_factory(), peer.jid, fd, "late.bin")
     accepted = proxy.accepted
     start = client.mark()
     prosody.pause()
