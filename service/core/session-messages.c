@@ -265,12 +265,22 @@ static int apply_reactions(Session *s, const StoreMessage *m, const char *sender
 /* The peer took back a message not read yet: its conversation's unread
  * count and the total dropped. Announced even when the retraction itself is
  * not (from an archive page): the count the frontends show was announced. */
-static void announce_unread_dropped(Session *s, const char *conversation) {
-        g_autoptr(GHashTable) changed = g_hash_table_new(g_str_hash, g_str_equal);
+/* A retraction or correction changed message id: the conversation changed
+ * for a list too when its unread count dropped, or when id is its last
+ * message (the preview). */
+static void announce_conversation_of(Session *s, const char *conversation, const char *id, bool unread_dropped) {
+        g_autoptr(StoreConversation) c = NULL;
+        g_autoptr(GPtrArray) convs = NULL;
 
-        g_hash_table_add(changed, (char *) conversation);
-        session_announce_conversations(s, changed);
-        session_refresh_unread_total(s);
+        if (store_get_conversation(s->store, conversation, &c) < 0)
+                return;
+        if (!unread_dropped && !(c->last && strcmp(c->last->id, id) == 0))
+                return;
+        convs = g_ptr_array_new_with_free_func((GDestroyNotify) store_conversation_free);
+        g_ptr_array_add(convs, g_steal_pointer(&c));
+        s->events.conversations_changed(convs, s->userdata);
+        if (unread_dropped)
+                session_refresh_unread_total(s);
 }
 
 /* A retraction or correction counts only from the message's own sender: the
@@ -300,14 +310,16 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                         return true;
                 if (announce)
                         s->events.message_revoked(a->peer, a->target_id, s->userdata);
-                if (r > 0)
-                        announce_unread_dropped(s, a->peer);
+                if (announce || r > 0)
+                        announce_conversation_of(s, a->peer, a->target_id, r > 0);
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
                         return true;
-                if (announce)
+                if (announce) {
                         s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
+                        announce_conversation_of(s, a->peer, a->target_id, false);
+                }
         }
         return true;
 }
@@ -552,6 +564,7 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
                 if (r < 0)
                         return r;
                 s->events.message_revoked(conversation, id, s->userdata);
+                announce_conversation_of(s, conversation, id, false);
                 return 0;
         }
         if (!s->ready || !s->stream)
@@ -569,6 +582,7 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
         if (r < 0)
                 return r;
         s->events.message_revoked(conversation, id, s->userdata);
+        announce_conversation_of(s, conversation, id, false);
         return 0;
 }
 
@@ -638,6 +652,7 @@ int session_edit_message(Session *s, const char *conversation, const char *id, c
         if (r < 0)
                 return r;
         s->events.message_edited(conversation, id, text, s->userdata);
+        announce_conversation_of(s, conversation, id, false);
         return 0;
 }
 

@@ -197,6 +197,52 @@ def test_incoming_retraction_only_from_the_sender(client, logged_in, peer_factor
     assert [c["id"] for c in client.call("GetConversations")] == [bob.jid]
 
 
+def test_the_list_preview_follows_its_message(client, logged_in, peer):
+    """A conversation list shows each conversation's last message: when that
+    one is corrected or retracted (by the peer, or by us), the conversation
+    is announced again with it; a change to an older, read message is not."""
+    me = logged_in.jid
+    retract = ("<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/>"
+               "<body>fallback</body></message>")
+    correct = ("<message to='%s' type='chat' id='%s'><body>%s</body>"
+               "<replace xmlns='%s' id='%s'/></message>")
+
+    def announced(mark, pred):
+        return client.wait_signal("ConversationsChanged",
+                                  lambda a: any(c["id"] == peer.jid and pred(c.get("last", {})) for c in a[0]),
+                                  start=mark)
+
+    start = client.mark()
+    peer.send_message(me, "older words")
+    peer.send_message(me, "last words")
+    older = wait_in(client, "older words", start)["id"]
+    last = wait_in(client, "last words", start)["id"]
+    client.call("MarkRead", "s", (peer.jid,))
+
+    mark = client.mark()
+    peer.send_raw(correct % (me, uuid.uuid4().hex, "last words, corrected", NS_CORRECT, last))
+    announced(mark, lambda m: m.get("id") == last and m.get("text") == "last words, corrected")
+
+    mark = client.mark()
+    peer.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, older))
+    client.wait_signal("MessageRevoked", start=mark)
+    client.pump(SETTLE)
+    assert _signals(client, mark, "ConversationsChanged") == []
+
+    mark = client.mark()
+    peer.send_raw(retract % (me, uuid.uuid4().hex, NS_RETRACT, last))
+    announced(mark, lambda m: m.get("id") == last and m.get("revoked") is True and m.get("text") == "")
+
+    mark = client.mark()
+    mine = client.call("SendText", "ss", (peer.jid, "my last word"))
+    peer.wait_for_body("my last word")
+    client.call("EditMessage", "sss", (peer.jid, mine, "my last word, edited"))
+    announced(mark, lambda m: m.get("id") == mine and m.get("text") == "my last word, edited")
+    mark = client.mark()
+    client.call("RevokeMessage", "ss", (peer.jid, mine))
+    announced(mark, lambda m: m.get("id") == mine and m.get("revoked") is True)
+
+
 def test_retracted_before_read_is_not_unread(client, logged_in, peer):
     """A message its sender took back before it was read no longer counts as
     unread (GetConversations, ConversationsChanged, UnreadTotal); a correction
