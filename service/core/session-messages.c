@@ -262,12 +262,11 @@ static int apply_reactions(Session *s, const StoreMessage *m, const char *sender
         return MIN(r, 0);
 }
 
-/* The peer took back a message not read yet: its conversation's unread
- * count and the total dropped. Announced even when the retraction itself is
- * not (from an archive page): the count the frontends show was announced. */
 /* A retraction or correction changed message id: the conversation changed
- * for a list too when its unread count dropped, or when id is its last
- * message (the preview). */
+ * for a list too when its unread count dropped (the peer took back a
+ * message not read yet; announced even when the retraction itself is not,
+ * from an archive page: the count the frontends show was announced), or
+ * when id is its last message (the preview). */
 static void announce_conversation_of(Session *s, const char *conversation, const char *id, bool unread_dropped) {
         g_autoptr(StoreConversation) c = NULL;
         g_autoptr(GPtrArray) convs = NULL;
