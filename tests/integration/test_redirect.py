@@ -9,11 +9,11 @@ reason, and imd stays up. The redirecting server is Python's http.server on
 """
 
 import http.server
-import threading
 
 import pytest
 
 from harness.asserts import raises_im_error
+from harness.util import http_server
 from test_rich import _media_raw, wait_in
 
 
@@ -31,13 +31,8 @@ class _Redirect(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def redirector():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
-    server.hits = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_server(_Redirect) as server:
+        yield server
 
 
 def test_download_redirected(client, imd, logged_in, peer, redirector):

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness.asserts import raises_im_error, find_conversation
+from harness.util import http_server
 from test_messages import wait_in
 
 NS_CLIENT = "jabber:client"
@@ -668,13 +669,8 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    server.hits = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_server(_Refusing) as server:
+        yield server
 
 
 def test_fetch_media_refused_by_the_server_is_failed(client, imd, logged_in, peer, refusing_server):
@@ -746,15 +742,12 @@ class _GatedFiles(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gated_files():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatedFiles)
-    server.hits, server.files, server.gate = [], {}, threading.Event()
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.gate.set()
-    server.shutdown()
-    server.server_close()
+    with http_server(_GatedFiles) as server:
+        server.files, server.gate = {}, threading.Event()
+        try:
+            yield server
+        finally:
+            server.gate.set()       # a request still held must not hold the shutdown
 
 
 def _fetch_in_thread(client_factory, conv, mid):

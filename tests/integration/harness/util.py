@@ -1,13 +1,31 @@
 """Small helpers shared by the harness modules."""
 
+import contextlib
 import ctypes
+import http.server
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A throwaway HTTP server on 127.0.0.1 (server.server_port), serving
+    handler from a thread; server.hits starts empty, for the handler to fill."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.hits = []
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_port():
