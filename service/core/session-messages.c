@@ -196,7 +196,7 @@ static int status_rank(const char *status) {
 static void advance_status(Session *s, const char *from, const char *id, const char *status) {
         g_autoptr(StoreMessage) m = NULL;
 
-        session_flush(s);
+        session_flush_if_batched(s, from, id);
         if (store_get_message(s->store, from, id, &m) < 0 || m->direction != STORE_DIRECTION_OUT) {
                 g_debug("session: ignoring a %s report from %s for %s", status, from, id);
                 return;
@@ -376,7 +376,7 @@ void on_stream_action(const XmppMessageAction *a, void *userdata) {
                 session_defer_action(s, a);
                 return;
         }
-        session_flush(s);       /* the message may still be in the batch */
+        session_flush_if_batched(s, a->peer, a->target_id);
         if (apply_action(s, a, true))
                 return;
         if (!a->archived && s->held) {

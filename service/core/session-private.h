@@ -238,6 +238,10 @@ void session_roster_apply(Session *s);
 /* Stores and announces the batch of incoming messages; negative errno if it
  * could not be stored (then nothing of it is announced or acknowledged). */
 int session_flush(Session *s);
+/* Stores the batch first only if it holds conversation's message id (a carbon
+ * of our own message, say), so that a report or an action on a message finds
+ * it; any other leaves the batch to its timer. */
+void session_flush_if_batched(Session *s, const char *conversation, const char *id);
 /* XEP-0198: once nothing waits to be stored, every message the stream counted
  * is stored or deliberately dropped, and the count may move on. */
 void session_settle_acks(Session *s);

@@ -385,6 +385,16 @@ int session_flush(Session *s) {
         return r;
 }
 
+void session_flush_if_batched(Session *s, const char *conversation, const char *id) {
+        for (guint i = 0; s->batch_messages && i < s->batch_messages->len; i++) {
+                const StoreMessage *m = g_ptr_array_index(s->batch_messages, i);
+                if (g_strcmp0(m->id, id) == 0 && g_strcmp0(m->conversation, conversation) == 0) {
+                        session_flush(s);
+                        return;
+                }
+        }
+}
+
 static void batch_add(Session *s, StoreMessage *m);
 
 /* The catch-up is over (or broke off): what was held goes into the history,

@@ -103,11 +103,15 @@ def make_roster(prosody, jid, password, contacts):
     run_client(prosody, jid, password, job)
 
 
-def flood(prosody, jid, password, to, count):
+def flood(prosody, jid, password, to, count, receipt_for=None, receipt_every=0):
     async def job(c):
         c.send_presence()
         for i in range(count):
             c.send_message(mto=to, mbody="flood %d" % i, mtype="chat")
+            if receipt_every and i % receipt_every == receipt_every - 1:
+                # mixed traffic: a delivery receipt for a message imd sent
+                c.send_raw("<message to='%s' type='chat' id='r%d'><received "
+                           "xmlns='urn:xmpp:receipts' id='%s'/></message>" % (to, i, receipt_for))
             if i % 50 == 49:
                 # Hand Prosody moderate chunks: one huge write makes its stream
                 # parser (not imd) the bottleneck.
@@ -149,19 +153,21 @@ class SignalCounter:
         self.loop.run()
 
 
-def flood_main(port, count):
+def flood_main(port, count, receipt_for=None, receipt_every=0):
     class P:
         c2s_port = port
-    flood(P, "bob@localhost", "bob-pw", "alice@localhost", count)
+    flood(P, "bob@localhost", "bob-pw", "alice@localhost", count, receipt_for, receipt_every)
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--flood":
-        flood_main(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) in (4, 6) and sys.argv[1] == "--flood":
+        flood_main(int(sys.argv[2]), int(sys.argv[3]), *(sys.argv[4:5] + [int(a) for a in sys.argv[5:]]))
         return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--contacts", type=int, default=200)
+    ap.add_argument("--receipts-every", type=int, default=0, metavar="K",
+                    help="mixed traffic: the peer also sends a delivery receipt after every K messages")
     args = ap.parse_args()
     n = args.messages
 
@@ -191,12 +197,17 @@ def main():
 
         # Count signals on a connection of our own, in this process's main loop;
         # the flooding peer runs in another process so they don't share a GIL.
+        receipt_args = []
+        if args.receipts_every > 0:
+            mid = client.call("SendText", "ss", ("bob@localhost", "before the flood"))
+            receipt_args = [mid, str(args.receipts_every)]
+            time.sleep(1.0)
         counter = SignalCounter(bus.address, n)
         times0 = cpu_times(imd.pid)
         cpu0 = sum(times0)
         wakeups0 = status_number(imd.pid, "voluntary_ctxt_switches")
         sender = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--flood",
-                                   str(prosody.c2s_port), str(n)],
+                                   str(prosody.c2s_port), str(n)] + receipt_args,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         perf = None
         if os.environ.get("BENCH_PERF"):
@@ -229,7 +240,9 @@ def main():
 
         cpu_us = (cpu1 - cpu0) * 1e6 / max(received, 1)
         rate = received / max(counter.last - counter.first, 1e-9)
-        print("imd receive benchmark (%d messages, %d roster contacts)" % (n, args.contacts))
+        print("imd receive benchmark (%d messages, %d roster contacts%s)"
+              % (n, args.contacts, ", a receipt after every %d" % args.receipts_every
+                 if args.receipts_every > 0 else ""))
         print("  signalled:        %d" % received)
         print("  stored (unread):  %d" % unread)
         print("  messages/s:       %.0f" % rate)

@@ -323,6 +323,24 @@ def test_edit_both_ways(client, logged_in, peer_factory):
     assert "hello" not in texts and "mallory's version" not in texts   # corrections are not messages
 
 
+def test_actions_right_behind_their_message(client, logged_in, peer):
+    """A correction and a reaction that arrive in the same write as their
+    message (so within one batch, not yet stored) are applied to it."""
+    me = logged_in.jid
+    start = client.mark()
+    mid = uuid.uuid4().hex
+    peer.send_raw(("<message to='%s' type='chat' id='%s'><body>frist</body>"
+                   "<origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>" % (me, mid, mid))
+                  + ("<message to='%s' type='chat' id='%s'><body>first</body>"
+                     "<replace xmlns='%s' id='%s'/></message>" % (me, uuid.uuid4().hex, NS_CORRECT, mid))
+                  + _reactions_raw(me, mid, ["👍"]))
+    client.wait_signal("MessageEdited", start=start)
+    client.wait_signal("ReactionsChanged", start=start)
+    got = _stored(client, peer.jid, mid)
+    assert (got["text"], got["edited"]) == ("first", True)
+    assert got["reactions"] == {peer.jid: ["👍"]}
+
+
 def test_edit_refusals(client, logged_in, peer):
     start = client.mark()
     peer.send_message(logged_in.jid, "not yours")
