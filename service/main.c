@@ -30,6 +30,9 @@ int main(int argc, char **argv) {
                   "Downloaded media (default: $XDG_CACHE_HOME/imd; system mode: /var/cache/imd)", "DIR" },
                 { "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
                   "Serve on the system bus, for the members of one group", NULL },
+                { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_path,
+                  "Settings (default: $XDG_CONFIG_HOME/imd/imd.conf; system mode: " SYSCONFDIR "/imd/imd.conf)",
+                  "FILE" },
                 { "group", 0, 0, G_OPTION_ARG_STRING, &group,
                   "System mode: the group whose members may use imd (default: imd)", "GROUP" },
                 { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
@@ -71,21 +74,23 @@ int main(int argc, char **argv) {
                         data_dir = system_dir("STATE_DIRECTORY", "/var/lib/imd");
                 if (!cache_dir)
                         cache_dir = system_dir("CACHE_DIRECTORY", "/var/cache/imd");
-                config_path = g_build_filename(SYSCONFDIR, "imd", "imd.conf", NULL);
+                if (!config_path)
+                        config_path = g_build_filename(SYSCONFDIR, "imd", "imd.conf", NULL);
         } else {
                 if (!data_dir)
                         data_dir = g_build_filename(g_get_user_data_dir(), "imd", NULL);
                 if (!cache_dir)
                         cache_dir = g_build_filename(g_get_user_cache_dir(), "imd", NULL);
-                config_path = g_build_filename(g_get_user_config_dir(), "imd", "imd.conf", NULL);
+                if (!config_path)
+                        config_path = g_build_filename(g_get_user_config_dir(), "imd", "imd.conf", NULL);
         }
 
-        r = manager_new(data_dir, cache_dir, config_path, &m);
+        r = manager_new(data_dir, cache_dir, config_path, system_bus, &m);
         if (r < 0) {
                 fprintf(stderr, "imd: cannot set up in %s: %s\n", data_dir, strerror(-r));
                 return 1;
         }
-        r = manager_start(m, system_bus, allowed_gid);
+        r = manager_start(m, allowed_gid);
         if (r == -EEXIST) {
                 fprintf(stderr, "imd: another instance already owns %s on this bus\n", IM_BUS_NAME);
                 return 1;

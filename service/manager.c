@@ -29,6 +29,8 @@ static gboolean on_bus_disconnected(gpointer userdata) {
 
 /* $XDG_CONFIG_HOME/imd/imd.conf (system mode: /etc/imd/imd.conf), all optional:
  *   [connection]
+ *   websocket_url=       the server when a Login names none (system mode: the
+ *                        only one taken; default: XEP-0156 discovery)
  *   ping_interval=30     seconds of silence before imd pings the server
  *   ping_timeout=10      seconds the answer may take before imd reconnects
  *   reconnect_min=1      first reconnect delay, seconds (then doubling)
@@ -67,6 +69,11 @@ static void load_config(const char *path, SessionConfig *ret) {
                         g_warning("Ignoring %s: %s", path, error->message);
                 return;
         }
+        ret->websocket_url = g_key_file_get_string(kf, "connection", "websocket_url", NULL);
+        if (ret->websocket_url && !xmpp_websocket_url_valid(ret->websocket_url)) {
+                g_warning("%s: websocket_url is not a ws:// or wss:// URL with a host; ignored", path);
+                g_clear_pointer(&ret->websocket_url, g_free);
+        }
         {
                 g_autoptr(GError) e = NULL;
                 guint64 bytes = g_key_file_get_uint64(kf, "media", "max_download", &e);
@@ -99,12 +106,14 @@ static void load_config(const char *path, SessionConfig *ret) {
         }
 }
 
-int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, Manager **ret) {
+int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, bool system_bus,
+                Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
         SessionConfig config;
         int r;
 
         m->loop = g_main_loop_new(NULL, FALSE);
+        m->system_bus = system_bus;
         m->data_dir = g_strdup(data_dir);
         m->cache_dir = g_strdup(cache_dir);
         m->events = event_log_new();
@@ -114,6 +123,7 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
         if (r < 0)
                 return r;
         load_config(config_path, &config);
+        config.private_history = system_bus;
         /* Not in imd.conf: nobody should turn it on but a test suite, whose
          * file servers speak plain http on 127.0.0.1. */
         config.loopback_http = g_strcmp0(g_getenv("IMD_TEST_LOOPBACK_HTTP"), "1") == 0;
@@ -121,6 +131,7 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
                 g_message("IMD_TEST_LOOPBACK_HTTP=1: files also over plain http to this machine (for tests only)");
         r = session_new(data_dir, cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
         g_free(config.voice_source);
+        g_free(config.websocket_url);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);
@@ -142,10 +153,10 @@ static void start_watchdog(Manager *m) {
         m->watchdog_source = g_timeout_add(MAX(usec / 2000, 1), on_watchdog, m);
 }
 
-int manager_start(Manager *m, bool system_bus, gid_t allowed_gid) {
+int manager_start(Manager *m, gid_t allowed_gid) {
+        bool system_bus = m->system_bus;
         int r;
 
-        m->system_bus = system_bus;
         if (system_bus)
                 r = sd_bus_open_system_with_description(&m->bus, "imd");
         else

@@ -43,12 +43,15 @@ typedef struct Manager {
         guint watchdog_source;
 } Manager;
 
-/* CONFIG_PATH: the GKeyFile read at start (see manager.c); it need not exist. */
-int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, Manager **ret);
-/* Connects to the session bus (or with SYSTEM_BUS to the system bus, letting
+/* CONFIG_PATH: the GKeyFile read at start (see manager.c); it need not exist.
+ * SYSTEM_BUS: system mode (the system bus, the histories private to their
+ * logins). */
+int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, bool system_bus,
+                Manager **ret);
+/* Connects to the session bus (in system mode to the system bus, letting
  * only root, imd's own user and members of ALLOWED_GID in), exports the
  * object and takes the bus name. -EEXIST if another instance owns the name. */
-int manager_start(Manager *m, bool system_bus, gid_t allowed_gid);
+int manager_start(Manager *m, gid_t allowed_gid);
 void manager_run(Manager *m);
 void manager_free(Manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)

@@ -162,7 +162,7 @@ int bus_method_resend_message(sd_bus_message *m, void *userdata, sd_bus_error *e
         case 0:
                 return sd_bus_reply_method_return(m, NULL);
         case -ENOTCONN:
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+                return bus_set_errno(error, r, "No account's history is open: call Login first");
         case -ENOENT:
                 return bus_set_errno(error, r, "No message %s in the conversation with %s (or its file is gone)",
                                      id, conversation);
@@ -220,7 +220,7 @@ int bus_method_fetch_media(sd_bus_message *m, void *userdata, sd_bus_error *erro
         case 0:
                 return 1;       /* answered by on_media_fetched(), now or later */
         case -ENOTCONN:
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+                return bus_set_errno(error, r, "No account's history is open: call Login first");
         case -ENOENT:
                 return bus_set_errno(error, r, "No message %s in the conversation with %s", id, conversation);
         case -ENOMEDIUM:

@@ -28,7 +28,6 @@
 #include "jid.h"
 
 #define PASSWORD_MAX_BYTES  1024
-#define URL_MAX_BYTES       2048
 #define MESSAGES_MAX_LIMIT  500
 #define SEARCH_QUERY_MAX_BYTES 1024
 
@@ -57,25 +56,6 @@ static int read_login_options(sd_bus_message *m, LoginOptions *o, sd_bus_error *
         return bus_read_options(m, keys, G_N_ELEMENTS(keys), o, "option", error);
 }
 
-/* A ws:// or wss:// URL with a host; no whitespace or control characters,
- * which would end up in the HTTP upgrade request. */
-static bool websocket_url_valid(const char *url) {
-        g_autoptr(GUri) uri = NULL;
-        const char *scheme;
-
-        if (strlen(url) > URL_MAX_BYTES)
-                return false;
-        for (const char *p = url; *p; p++)
-                if ((unsigned char) *p <= 0x20 || *p == 0x7f)
-                        return false;
-        uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
-        if (!uri)
-                return false;
-        scheme = g_uri_get_scheme(uri);
-        return (strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0) &&
-               g_uri_get_host(uri) && *g_uri_get_host(uri);
-}
-
 /* A regular file: opened without blocking (a FIFO would hang the main loop
  * until someone wrote to it) and checked through the fd it was opened as. */
 static bool readable_regular_file(const char *path) {
@@ -90,8 +70,16 @@ static bool readable_regular_file(const char *path) {
 
 static int check_login_options(Manager *mgr, LoginOptions *o, sd_bus_error *error) {
         /* none: the session finds it (XEP-0156) */
-        if (o->websocket_url && !websocket_url_valid(o->websocket_url))
+        if (o->websocket_url && !xmpp_websocket_url_valid(o->websocket_url))
                 return bus_set_errno(error, -EINVAL, "websocket_url must be a ws:// or wss:// URL with a host");
+        if (o->websocket_url && mgr->system_bus)
+                /* A server of the caller's choosing would accept any
+                 * password for any account: the member would get that
+                 * account's history and its outbox. The endpoint must speak
+                 * for the account's domain: the administrator's, or the one
+                 * the domain names over verified https (XEP-0156). */
+                return bus_set_errno(error, -EPERM, "websocket_url is not taken on the system bus: imd uses "
+                                     "the administrator's (imd.conf) or the one the account's domain names");
         if (o->ca_file && mgr->system_bus)
                 /* imd would open a path of the caller's choosing with its own
                  * rights (files only as fds); the system's trust store it is. */
@@ -417,7 +405,7 @@ static int method_get_messages(sd_bus_message *m, void *userdata, sd_bus_error *
         if (r < 0)
                 sd_bus_message_unref(m);
         if (r == -ENOTCONN)
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+                return bus_set_errno(error, r, "No account's history is open: call Login first");
         if (r == -ENOENT)
                 return bus_set_errno(error, r, "No message '%.100s' in %s", before_id, conversation);
         if (r < 0)
@@ -447,7 +435,7 @@ static int method_search_messages(sd_bus_message *m, void *userdata, sd_bus_erro
 
         r = session_search(mgr->session, query, conversation, limit, &msgs);
         if (r == -ENOTCONN)
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+                return bus_set_errno(error, r, "No account's history is open: call Login first");
         if (r == -EINVAL)
                 return bus_set_errno(error, r, "The query has no word to search for");
         if (r < 0)
@@ -476,7 +464,7 @@ static int method_mark_read(sd_bus_message *m, void *userdata, sd_bus_error *err
 
         r = session_mark_read(mgr->session, conversation);
         if (r == -ENOTCONN)
-                return bus_set_errno(error, r, "No account has logged in yet: call Login first");
+                return bus_set_errno(error, r, "No account's history is open: call Login first");
         if (r == -ENOENT)
                 return bus_set_errno(error, r, "No conversation with %s", conversation);
         if (r < 0)
@@ -696,13 +684,14 @@ static void on_state_changed(void *userdata) {
         /* no session yet while session_new() opens the last account */
         const char *account = mgr->session ? session_account(mgr->session) : "";
 
-        /* Another account's history is open (logged out in between or not):
-         * what was said before is not this account's to replay. */
-        if (*account && g_strcmp0(account, mgr->events_account) != 0) {
+        /* Another account's history is open (logged out in between or not),
+         * or none (system mode, logged out): what was said before is not
+         * this account's, or anyone's, to replay. */
+        if (g_strcmp0(*account ? account : NULL, mgr->events_account) != 0) {
                 if (mgr->events_account)
                         event_log_forget(mgr->events);
                 g_free(mgr->events_account);
-                mgr->events_account = g_strdup(account);
+                mgr->events_account = *account ? g_strdup(account) : NULL;
         }
         if (mgr->bus)
                 sd_bus_emit_properties_changed(mgr->bus, IM_OBJECT_PATH, IM_INTERFACE,

@@ -94,6 +94,33 @@ static int open_account(Session *s, const char *account) {
         return 0;
 }
 
+/* private_history: the history goes with the login. What waits on it is
+ * cancelled as for another account, and its events are no one's now. */
+static void close_account(Session *s) {
+        if (!s->store)
+                return;
+        session_flush(s);
+        session_archive_fail_waiting(s);
+        session_cancel_fetches(s);
+        session_cancel_recording(s, "cancelled");
+        session_cancel_uploads(s);
+        g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
+        g_clear_pointer(&s->roster_names, g_hash_table_unref);
+        if (s->replay_source) {
+                g_source_remove(s->replay_source);
+                s->replay_source = 0;
+        }
+        if (s->index_source) {
+                g_source_remove(s->index_source);
+                s->index_source = 0;
+        }
+        g_debug("session: closing the history of %s", s->account);
+        g_clear_pointer(&s->store, store_close);
+        g_clear_pointer(&s->account, g_free);
+        set_unread_total(s, 0);
+        s->events.state_changed(s->userdata);
+}
+
 static int64_t parse_seq(const char *text) {
         gint64 v;
         return text && g_ascii_string_to_signed(text, 10, 0, G_MAXINT64, &v, NULL) ? v : -1;
@@ -501,6 +528,8 @@ static void end_for_good(Session *s) {
         forget_credentials(s);
         session_cancel_recording(s, "cancelled");
         set_state(s, SESSION_NET_DISCONNECTED, false);
+        if (s->config.private_history)
+                close_account(s);
 }
 
 static void on_stream_closed(int error, const char *text, void *userdata) {
@@ -684,8 +713,11 @@ static gboolean on_autologin(gpointer userdata) {
         account = g_strdup(s->account);
         dir = g_build_filename(s->data_dir, account, NULL);
         r = credentials_load(dir, &c);
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
+                if (s->config.private_history)
+                        close_account(s);
                 return G_SOURCE_REMOVE;
+        }
         if (r < 0) {
                 /* Keys others could read may be theirs now; keys others could
                  * plant would log us in as them. Either way: not used, and
@@ -698,6 +730,8 @@ static gboolean on_autologin(gpointer userdata) {
                 g_warning("%s", msg);
                 (void) credentials_remove(dir);
                 s->events.error(unsafe ? -EPERM : -EIO, msg, s->userdata);
+                if (s->config.private_history)
+                        close_account(s);
                 return G_SOURCE_REMOVE;
         }
 
@@ -713,6 +747,8 @@ static gboolean on_autologin(gpointer userdata) {
                 msg = g_strdup_printf("Cannot log in as %s by itself: %s", s->login_jid, g_strerror(-r));
                 forget_credentials(s);
                 s->events.error(r, msg, s->userdata);
+                if (s->config.private_history)
+                        close_account(s);
                 return G_SOURCE_REMOVE;
         }
         g_debug("session: logging in as %s with the remembered login", s->login_jid);
@@ -743,6 +779,7 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->discovery_fd = -1;
         s->config = *config;
         s->config.voice_source = g_strdup(config->voice_source);
+        s->config.websocket_url = g_strdup(config->websocket_url);
         s->backoff.min_ms = config->reconnect_min_ms ? config->reconnect_min_ms : 1000;
         s->backoff.max_ms = config->reconnect_max_ms ? config->reconnect_max_ms : 60000;
         if (!s->config.revoke_window_ms)
@@ -750,7 +787,9 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         if (!s->config.archive_wait_ms)
                 s->config.archive_wait_ms = 10000;      /* well inside D-Bus's 25 s default call timeout */
 
-        /* The last account's history stays readable while logged out. */
+        /* The last account's history stays readable while logged out (with
+         * private_history, only until on_autologin() finds no remembered
+         * login). */
         last = read_last_account(data_dir);
         if (last && open_account(s, last) < 0)
                 g_warning("Cannot open the history of %s", last);
@@ -792,6 +831,7 @@ void session_free(Session *s) {
         g_free(s->data_dir);
         g_free(s->cache_dir);
         g_free(s->config.voice_source);
+        g_free(s->config.websocket_url);
         g_free(s->voice_auto_owner);
         g_free(s->voice_auto_id);
         g_clear_pointer(&s->upload_lookups, g_array_unref);
@@ -853,6 +893,8 @@ int session_login(Session *s, const char *jid, const char *password, const char 
         g_free(s->login_jid);
         s->login_jid = g_strdup(jid);
         s->password = g_strdup(password);
+        if (!url)
+                url = s->config.websocket_url;
         s->url = g_strdup(url);
         s->ca_file = g_strdup(ca_file);
         s->remember = remember;
@@ -885,7 +927,9 @@ void session_login_connect(Session *s) {
         s->events.login_finished(r, text, s->userdata);
 }
 
-void session_logout(Session *s) {
+/* Logout but for the history: the login ends, and nothing logs in again by
+ * itself at the next start. */
+static void end_login(Session *s) {
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
         session_cancel_fetches(s);      /* downloads need no connection to the server */
@@ -916,6 +960,12 @@ void session_logout(Session *s) {
         xmpp_stream_close_and_free(g_steal_pointer(&s->stream));
         forget_unstored(s);
         set_state(s, SESSION_NET_DISCONNECTED, false);
+}
+
+void session_logout(Session *s) {
+        end_login(s);
+        if (s->config.private_history)
+                close_account(s);
 }
 
 SessionNetState session_net_state(const Session *s) {

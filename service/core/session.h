@@ -38,6 +38,13 @@ typedef struct SessionConfig {
         unsigned voice_min_ms, voice_max_ms;
         unsigned voice_bitrate;
         char *voice_source;             /* a PipeWire node name */
+        /* The endpoint when a Login names none (before discovery); NULL: none. */
+        char *websocket_url;
+        /* System mode, a machine shared by several people: an account's
+         * history is open only while it is logged in (or logging in by
+         * itself with its remembered login), not after Logout, a kick-out
+         * or a restart, so that the next user cannot read it. */
+        bool private_history;
 } SessionConfig;
 
 typedef struct SessionEvents {

@@ -147,6 +147,23 @@ static struct lws_vhost *vhost_for(XmppTransportContext *ctx, bool tls, const ch
         return vh;
 }
 
+bool xmpp_websocket_url_valid(const char *url) {
+        g_autoptr(GUri) uri = NULL;
+        const char *scheme;
+
+        if (!url || strlen(url) > XMPP_WEBSOCKET_URL_MAX_BYTES)
+                return false;
+        for (const char *p = url; *p; p++)
+                if ((unsigned char) *p <= 0x20 || *p == 0x7f)
+                        return false;
+        uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+        if (!uri)
+                return false;
+        scheme = g_uri_get_scheme(uri);
+        return (strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0) &&
+               g_uri_get_host(uri) && *g_uri_get_host(uri);
+}
+
 int xmpp_transport_check_ca_file(XmppTransportContext *ctx, const char *ca_file) {
         if (vhost_for(ctx, true, ca_file))
                 return 0;

@@ -49,6 +49,14 @@ typedef struct XmppTransportCallbacks {
 int xmpp_transport_context_new(GMainLoop *loop, XmppTransportContext **ret);
 void xmpp_transport_context_free(XmppTransportContext *ctx);
 
+/* The longest websocket_url taken. */
+#define XMPP_WEBSOCKET_URL_MAX_BYTES 2048
+
+/* A ws:// or wss:// URL with a host, at most XMPP_WEBSOCKET_URL_MAX_BYTES,
+ * without whitespace or control characters (they would end up in the HTTP
+ * upgrade request). */
+bool xmpp_websocket_url_valid(const char *url);
+
 /* url: ws://host[:port]/path or wss://... ca_file: PEM CAs to trust for wss
  * (NULL: the system store). Certificates and host names are always verified.
  * -EINVAL for a bad URL, -EIO if ca_file cannot be loaded, -ENOSPC after too

@@ -147,6 +147,7 @@ def test_system_unit_verifies_and_is_hardened(installed, tmp_path):
     text, copy = _system_unit_copy(installed, tmp_path)
     for line in ("ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes",
                  "CapabilityBoundingSet=", "SystemCallFilter=@system-service", "StateDirectory=imd",
+                 "StateDirectoryMode=0700", "CacheDirectoryMode=0700",
                  "UMask=0077", "Restart=on-failure", "User=imd", "Type=dbus", "BusName=org.example.IM"):
         assert line in text.splitlines(), line
     assert any(l.startswith("RestrictAddressFamilies=") for l in text.splitlines())

@@ -7,9 +7,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
+from gi.repository import GLib
 
+from harness.asserts import raises_im_error
 from harness.imd import Imd
 from harness.peer import Peer
 from harness.sysbus import SystemLikeBus
@@ -25,29 +28,47 @@ GROUP_ID = 100
 IM = ["org.example.IM", "/org/example/IM", "org.example.IM"]
 
 
-def start_system(tmp_path, permissive=False):
+def start_system(tmp_path, permissive=False, ws_url=None):
+    """imd --system on a system-like bus; WS_URL: the server its administrator
+    set in its configuration (members cannot choose one)."""
     bus = SystemLikeBus(str(tmp_path), user="root", group=GROUP, permissive=permissive).start()
-    imd = Imd(bus, str(tmp_path / "imd"), extra_args=["--system", "--group", GROUP])
+    config = tmp_path / "imd.conf"
+    config.write_text("[connection]\nwebsocket_url=%s\n" % ws_url if ws_url else "")
+    imd = Imd(bus, str(tmp_path / "imd"), extra_args=["--system", "--group", GROUP, "--config", str(config)])
     imd.start()
     return bus, imd
 
 
 @pytest.fixture
-def system(tmp_path):
-    bus, imd = start_system(tmp_path)
-    yield bus, imd
-    imd.stop()
-    bus.stop()
-    assert not imd.problems, imd.problems
+def system_factory(tmp_path):
+    """Factory: starts imd --system (start_system's arguments); stopped after the test."""
+    started = []
+
+    def make(**kwargs):
+        bus, imd = start_system(tmp_path, **kwargs)
+        started.append((bus, imd))
+        return bus, imd
+    yield make
+    for bus, imd in started:
+        imd.stop()
+        bus.stop()
+        assert not imd.problems, imd.problems
 
 
 @pytest.fixture
-def permissive_system(tmp_path):
-    bus, imd = start_system(tmp_path, permissive=True)
-    yield bus, imd
-    imd.stop()
-    bus.stop()
-    assert not imd.problems, imd.problems
+def system(system_factory, prosody):
+    return system_factory(ws_url=prosody.ws_url)
+
+
+@pytest.fixture
+def permissive_system(system_factory, prosody):
+    return system_factory(permissive=True, ws_url=prosody.ws_url)
+
+
+def login(client, account, remember=False):
+    """Login as a member does it on the system bus: without a websocket_url."""
+    opts = {"remember": GLib.Variant("b", True)} if remember else {}
+    return client.call("Login", "ssa{sv}", (account.jid, account.password, opts), timeout=40)
 
 
 def call_as(bus, groups, method, *args):
@@ -126,18 +147,18 @@ def start_listener(bus, seconds):
     return p
 
 
-def test_broadcasts_carry_no_content(permissive_system, upload_prosody, tmp_path):
+def test_broadcasts_carry_no_content(system_factory, upload_prosody, tmp_path):
     """Under a careless policy a non-member may subscribe to imd's signals:
     it learns that a message came, never what it says, nor the names in an
     error; a member reads the content with GetMessages."""
-    bus, _imd = permissive_system
     p = upload_prosody
+    bus, _imd = system_factory(permissive=True, ws_url=p.ws_url)
     jid, pw = p.new_account("alice")
     peer_jid, peer_pw = p.new_account("bob")
     peer = Peer(peer_jid, peer_pw, "127.0.0.1", p.c2s_port).start()
     root = bus.client()
     try:
-        root.login(jid, pw, p.ws_url)
+        root.call("Login", "ssa{sv}", (jid, pw, {}), timeout=40)
         listener = start_listener(bus, 6)
         try:
             start = root.mark()
@@ -181,12 +202,87 @@ def test_non_members_hear_nothing_under_the_policy(system, prosody, new_account,
     peer = peer_factory("bob")
     root = bus.client()
     try:
-        root.login_account(alice)
+        login(root, alice)
         listener = start_listener(bus, 3)
         start = root.mark()
         peer.send_message(alice.jid, "hello")
         root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer.jid, start=start)
         out, err = listener.communicate(timeout=20)
         assert out.strip() == "", out + err
+    finally:
+        root.close()
+
+
+def test_a_member_cannot_choose_the_server(system, new_account):
+    """A server of a member's choosing would take any password for any
+    account: logging in as someone else there would open that account's
+    history and send its outbox to it. Only the administrator's server (or
+    the one the account's domain names) is used."""
+    bus, _imd = system
+    alice = new_account("alice")
+    root = bus.client()
+    try:
+        with raises_im_error("NotAllowed"):
+            root.call("Login", "ssa{sv}", (alice.jid, alice.password,
+                                           {"websocket_url": GLib.Variant("s", alice.ws_url)}))
+        assert root.get_property("NetState") == "disconnected"
+        r = call_as(bus, [GROUP_ID], "Login", "ssa{sv}", alice.jid, "anything", "1",
+                    "websocket_url", "s", "ws://127.0.0.1:9/xmpp-websocket")
+        assert r.returncode != 0 and "websocket_url is not taken" in r.stderr, r.stderr
+        # the administrator's server it is
+        login(root, alice)
+        assert root.get_property("Account") == alice.jid
+    finally:
+        root.close()
+
+
+def test_logout_closes_the_history(system, new_account, peer_factory):
+    """On a shared machine the next member must not read what the last one
+    received: after Logout, and after a restart without a remembered login,
+    the history is closed (NotLoggedIn) and its events are gone; a
+    remembered login opens it again by itself."""
+    bus, imd = system
+    alice = new_account("alice")
+    peer = peer_factory("bob")
+    root = bus.client()
+    login(root, alice)
+    start = root.mark()
+    peer.send_message(alice.jid, "for alice only")
+    root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer.jid, start=start)
+    assert root.call("GetMessages", "ssu", (peer.jid, "", 10))[0][0]["text"] == "for alice only"
+    assert root.call("GetEventsSince", "t", (0,))[0]
+
+    def assert_closed(client):
+        assert client.get_property("Account") == ""
+        assert client.get_property("UnreadTotal") == 0
+        with raises_im_error("NotLoggedIn"):
+            client.call("GetMessages", "ssu", (peer.jid, "", 10))
+        with raises_im_error("NotLoggedIn"):
+            client.call("SearchMessages", "ssu", ("alice", "", 10))
+        assert client.call("GetConversations") == []
+        r = call_as(bus, [GROUP_ID], "GetMessages", "ssu", peer.jid, "", "10")
+        assert r.returncode != 0 and "call Login first" in r.stderr, r.stderr
+
+    root.call("Logout")
+    assert_closed(root)
+    events, _last = root.call("GetEventsSince", "t", (0,))
+    assert not [e for e in events if e[1] in ("MessageReceived", "ConversationsChanged")], events
+    root.close()
+
+    imd.restart()
+    root = bus.client()
+    try:
+        assert_closed(root)
+        # remembered: in again by itself at the next start, history and all
+        login(root, alice, remember=True)
+        root.close()
+        imd.restart()
+        root = bus.client()
+        deadline = time.monotonic() + 30
+        while not root.get_property("Ready") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert root.get_property("Ready") is True
+        assert root.get_property("Account") == alice.jid
+        assert root.call("GetMessages", "ssu", (peer.jid, "", 10))[0][0]["text"] == "for alice only"
     finally:
         root.close()
