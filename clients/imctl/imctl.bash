@@ -37,6 +37,21 @@ _imctl_conversations() {
     done
 }
 
+# Adds the conversation ids that start with $2 to COMPREPLY, quoted for the
+# command line. Never through `compgen -W`, which expands its word list: a
+# peer picks its own JID ("$(cmd)@x" and "{a,b}@x" are valid), and that would
+# run as a command. Quoted with %q rather than by -o filenames, which leaves
+# "$" and ")" as they are; what was typed may be either form.
+_imctl_complete_conversations() {
+    local id quoted
+    while IFS= read -r id; do
+        printf -v quoted '%q' "$id"
+        if [[ $id == "$2"* || $quoted == "$2"* ]]; then
+            COMPREPLY+=("$quoted")
+        fi
+    done < <(_imctl_conversations "$1")
+}
+
 _imctl() {
     local cur=${COMP_WORDS[COMP_CWORD]}
     local prev=${COMP_WORDS[COMP_CWORD-1]}
@@ -85,7 +100,7 @@ _imctl() {
             COMPREPLY=($(compgen -f -- "$cur"))
             return 0 ;;
         --conversation)
-            COMPREPLY=($(compgen -W "$(_imctl_conversations "$imctl")" -- "$cur"))
+            _imctl_complete_conversations "$imctl" "$cur"
             return 0 ;;
         --type)
             COMPREPLY=($(compgen -W "image video audio file" -- "$cur"))
@@ -110,7 +125,7 @@ _imctl() {
 
     case $command:$npos in
         history:0|send:0|send-custom:0|send-file:0|record:0|resend:0|fetch:0|react:0|revoke:0|edit:0|read:0|typing:0|chat:0)
-            COMPREPLY=($(compgen -W "$(_imctl_conversations "$imctl")" -- "$cur")) ;;
+            _imctl_complete_conversations "$imctl" "$cur" ;;
         send-file:1)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur")) ;;

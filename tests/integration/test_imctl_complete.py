@@ -13,6 +13,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from harness.bus import IM_IFACE, IM_NAME, IM_PATH
 from harness.imd import build_dir, imd_path
 from harness.notify import FakeImd, Rogue, unique_name_of
 from harness.proc import LineReader
-from harness.util import REPO, sanitizer_report
+from harness.util import REPO, die_with_parent, sanitizer_report, stop_process
 from test_imctl import stop_child, wait_in
 
 MAN_IMCTL = os.path.join(REPO, "clients", "imctl", "imctl.1")
@@ -459,13 +460,13 @@ def test_monitor_text_filters_what_imd_sends(bus, client_factory):
 
 # -- bash completion -----------------------------------------------------------------------------
 
-def complete(imctl, *words, env=None):
+def complete(imctl, *words, env=None, cwd=None):
     """COMPREPLY of _imctl for the command line `words` (the last one is being typed)."""
     script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
               '_imctl; printf "%s\\n" "${COMPREPLY[@]}"')
     r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", COMPLETION,
                         imctl.path, *words], capture_output=True, text=True, timeout=20,
-                       env=dict(imctl.env(), **(env or {})))
+                       env=dict(imctl.env(), **(env or {})), cwd=cwd)
     assert r.returncode == 0 and r.stderr == "", (words, r.returncode, r.stderr)
     return [w for w in r.stdout.splitlines() if w]
 
@@ -491,6 +492,84 @@ def test_bash_completion(imctl, logged_in, peer, client, bus):
     t0 = time.monotonic()
     assert complete(imctl, "send", "", env={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"}) == []
     assert time.monotonic() - t0 < 10
+
+
+def _dequote(words):
+    """What the shell makes of each completion once it is on the command line."""
+    return [shlex.split(w) for w in words]
+
+
+def test_bash_completion_takes_conversation_ids_literally(imctl, logged_in, tmp_path):
+    """A peer picks its own JID, and $ ` ( ) { } , are valid in a localpart:
+    the ids imd lists are offered quoted, as the words they are, and never
+    run as shell code (compgen -W expands its word list, so an id
+    "$({touch,FILE})@x" ran touch)."""
+    marker = "pwned-" + uuid.uuid4().hex[:8]
+    # lower case: imd's ids are
+    hostile = ["$({touch,%s-a})@localhost" % marker,
+               "`{touch,%s-b}`@localhost" % marker,
+               "{x,%s-c}@localhost" % marker,
+               "$home@localhost"]
+    for jid in hostile:
+        imctl.run("send", jid, "so that a conversation exists", check=0)
+    assert {c["id"] for c in jrun(imctl, "list")} == set(hostile)
+
+    offered = complete(imctl, "send", "", cwd=tmp_path)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(marker)], os.listdir(tmp_path)
+    assert sorted(_dequote(offered)) == sorted([jid] for jid in hostile), offered
+    # what was typed may be the id itself or its quoted form
+    assert _dequote(complete(imctl, "history", "$(", cwd=tmp_path)) == [[hostile[0]]]
+    assert _dequote(complete(imctl, "history", "\\$\\(", cwd=tmp_path)) == [[hostile[0]]]
+    assert _dequote(complete(imctl, "chat", "`", cwd=tmp_path)) == [[hostile[1]]]
+    assert _dequote(complete(imctl, "search", "x", "--conversation", "{", cwd=tmp_path)) == [[hostile[2]]]
+    assert _dequote(complete(imctl, "read", "$h", cwd=tmp_path)) == [[hostile[3]]]
+    assert complete(imctl, "typing", "nobody", cwd=tmp_path) == []
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(marker)], os.listdir(tmp_path)
+
+
+def test_bash_completion_on_a_terminal_inserts_the_id_quoted(imctl, logged_in, tmp_path):
+    """Interactive bash on a pty, as a user has it: Tab puts the one
+    conversation id on the command line, and Enter then hands imctl that id,
+    unexpanded: `imctl read` finds the conversation, and nothing ran."""
+    marker = "pwned-" + uuid.uuid4().hex[:8]
+    jid = "$({touch,%s})@localhost" % marker
+    imctl.run("send", jid, "so that a conversation exists", check=0)
+
+    master, slave = os.openpty()
+    env = dict(imctl.env(), PS1="prompt> ", TERM="dumb", INPUTRC="/dev/null", HISTFILE="/dev/null",
+               PATH=os.path.dirname(imctl.path) + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+    p = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                         env=env, cwd=tmp_path, start_new_session=True, preexec_fn=die_with_parent)
+    os.close(slave)
+    seen = b""
+
+    def until(text, timeout=20):
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text.encode() not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and p.poll() is None, "no %r on the terminal: %r" % (text, seen)
+            if select.select([master], [], [], min(left, 0.2))[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    pass
+
+    try:
+        until("prompt> ")
+        os.write(master, ('source "%s"; echo sourced\n' % COMPLETION).encode())
+        until("sourced")
+        os.write(master, b"imctl --json read \t")
+        until("@localhost ")
+        os.write(master, b"\n")
+        until('{"ok":true}')
+        os.write(master, b"exit\n")
+        p.wait(10)
+    finally:
+        stop_process(p, signal.SIGKILL)     # an interactive bash ignores SIGTERM
+        os.close(master)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(marker)], seen
+    assert sanitizer_report(seen.decode(errors="replace")) is None
 
 
 # -- man pages and installation ------------------------------------------------------------------
