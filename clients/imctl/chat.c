@@ -32,6 +32,7 @@ struct chat {
         GHashTable *printed;    /* ids already shown */
         GHashTable *awaiting;   /* ids we sent whose echo has not been shown */
         GString *line;
+        bool skipping;          /* a line grew past MAX_LINE: input is dropped up to its newline */
         sd_event_source *input;
         sd_event_source *linger;
         unsigned pending_sends;
@@ -154,25 +155,48 @@ static void chat_take_line(struct chat *chat, size_t len) {
                 chat_send(chat, text);
 }
 
-static void chat_input(struct chat *chat, const char *buf, size_t n) {
-        char *nl;
+/* A line too long to send is dropped whole: sending its tail, as what
+ * follows the cut, would be a message the user never typed. */
+static void chat_discard_line(struct chat *chat) {
+        fprintf(stderr, "imctl: not sent: the line is longer than 64 KiB\n");
+        if (!chat->failed)
+                chat->failed = IMCTL_EXIT_BUS;
+        g_string_truncate(chat->line, 0);
+        chat->skipping = true;
+}
 
-        g_string_append_len(chat->line, buf, (gssize) n);
-        while ((nl = memchr(chat->line->str, '\n', chat->line->len))) {
-                size_t len = (size_t) (nl - chat->line->str);
-
-                chat_take_line(chat, len);
-                g_string_erase(chat->line, 0, (gssize) len + 1);
+/* One piece of input up to a newline (@complete) or the end of the chunk. */
+static void chat_input_piece(struct chat *chat, const char *piece, size_t len, bool complete) {
+        if (!chat->skipping) {
+                if (chat->line->len + len > MAX_LINE)
+                        chat_discard_line(chat);
+                else
+                        g_string_append_len(chat->line, piece, (gssize) len);
         }
-        if (chat->line->len > MAX_LINE) {
-                fprintf(stderr, "imctl: line too long, discarded\n");
-                g_string_truncate(chat->line, 0);
+        if (!complete)
+                return;
+        if (!chat->skipping)
+                chat_take_line(chat, chat->line->len);
+        g_string_truncate(chat->line, 0);
+        chat->skipping = false;
+}
+
+static void chat_input(struct chat *chat, const char *buf, size_t n) {
+        while (n > 0) {
+                const char *nl = memchr(buf, '\n', n);
+                size_t len = nl ? (size_t) (nl - buf) : n;
+
+                chat_input_piece(chat, buf, len, nl != NULL);
+                if (nl)
+                        len++;
+                buf += len;
+                n -= len;
         }
 }
 
 static void chat_end_input(struct chat *chat) {
         /* a last line without a newline is still a line */
-        if (chat->line->len > 0)
+        if (chat->line->len > 0 && !chat->skipping)
                 chat_take_line(chat, chat->line->len);
         g_string_truncate(chat->line, 0);
         chat->eof = true;

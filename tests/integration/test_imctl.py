@@ -329,3 +329,31 @@ def test_chat_not_logged_in(imctl, peer):
         assert sanitizer_report(err) is None, err
     finally:
         stop_child(p)
+
+
+def test_chat_drops_an_over_long_line_whole(imctl, alice, peer, client):
+    """A line over 64 KiB is not sent, and neither is its tail: chat reads
+    on to the next newline and sends what follows. Exit status 1, as for
+    any line that could not be sent."""
+    login(imctl, alice)
+    r = imctl.run("chat", peer.jid, input="x" * 70000 + "\nhello\n")
+    peer.wait_for_body("hello")
+    assert peer.bodies() == ["hello"], [b[:40] for b in peer.bodies()]
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 50))
+    assert [m["text"] for m in msgs if m["direction"] == "out"] == ["hello"]
+    assert r.returncode == 1 and "longer than 64 KiB" in r.stderr, (r.returncode, r.stderr)
+    # the same in pieces: the cut falls inside a read, the newline in a later one
+    p = imctl.popen("chat", peer.jid)
+    try:
+        for piece in ("y" * 40000, "y" * 40000 + "\nsecond", " half\n"):
+            p.stdin.write(piece)
+            p.stdin.flush()
+            time.sleep(0.2)
+        p.stdin.close()
+        assert p.wait(15) == 1
+        err = p.stderr.read()
+    finally:
+        stop_child(p)
+    assert sanitizer_report(err) is None, err
+    peer.wait_for_body("second half")
+    assert peer.bodies() == ["hello", "second half"], [b[:40] for b in peer.bodies()]
