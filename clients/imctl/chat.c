@@ -12,12 +12,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include "emoji.h"
+#include "jid.h"
 #include "loop.h"
 
 #define STDIN_CHUNK 4096
@@ -28,7 +28,7 @@
 struct chat {
         struct imctl *ctx;
         sd_event *event;
-        const char *conversation;
+        char *conversation;     /* as imd names it (jid_normalize_bare()), else as typed */
         GHashTable *printed;    /* ids already shown */
         GHashTable *awaiting;   /* ids we sent whose echo has not been shown */
         GString *line;
@@ -45,8 +45,17 @@ static void chat_check_done(struct chat *chat);
 static bool is_this_conversation(struct chat *chat, struct json_object *message) {
         const char *conv = json_get_string(message, "conversation", NULL);
 
-        /* imd lower-cases JIDs; the user may not have */
-        return conv && strcasecmp(conv, chat->conversation) == 0;
+        return conv && strcmp(conv, chat->conversation) == 0;
+}
+
+/* The id imd gives the conversation with @typed: Unicode lower case and NFC,
+ * by imd's own code (strcasecmp() knew only ASCII, so "Ünal@x" matched none
+ * of the messages of "ünal@x"). A JID imd would refuse stays as typed, for
+ * imd to say why. */
+static char *conversation_id(const char *typed) {
+        char *id = jid_normalize_bare(typed);
+
+        return id ? id : g_strdup(typed);
 }
 
 /* Shows a message unless it was shown already; false if stdout is gone. */
@@ -302,7 +311,7 @@ static int chat_watch_stdin(struct chat *chat) {
 int cmd_chat(struct imctl *ctx, char **args, char **opts) {
         struct chat chat = {
                 .ctx = ctx,
-                .conversation = args[0],
+                .conversation = conversation_id(args[0]),
                 .printed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
                 .awaiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
                 .line = g_string_new(NULL),
@@ -339,5 +348,6 @@ out:
         g_hash_table_destroy(chat.printed);
         g_hash_table_destroy(chat.awaiting);
         g_string_free(chat.line, TRUE);
+        g_free(chat.conversation);
         return r;
 }

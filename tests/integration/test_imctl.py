@@ -357,3 +357,39 @@ def test_chat_drops_an_over_long_line_whole(imctl, alice, peer, client):
     assert sanitizer_report(err) is None, err
     peer.wait_for_body("second half")
     assert peer.bodies() == ["hello", "second half"], [b[:40] for b in peer.bodies()]
+
+
+def test_chat_with_a_jid_typed_in_capitals_shows_live_messages(imctl, alice, peer_factory):
+    """imd names a conversation by the normalised JID (Unicode lower case,
+    NFC): chat knows the live messages of "ÜNAL…@LOCALHOST" as those of
+    "ünal…@localhost", not only when the capitals are ASCII."""
+    login(imctl, alice)
+    unal = peer_factory("ünal")
+    typed = unal.jid.upper()
+    assert typed.startswith("ÜNAL") and unal.jid.startswith("ünal")
+    p = imctl.popen("chat", typed)
+    out = LineReader(p.stdout, "imctl chat")
+    err = LineReader(p.stderr, "imctl chat stderr")
+    try:
+        for i in range(15):
+            text = "live-%d für dich" % i
+            unal.send_message(alice.jid, text)
+            try:
+                out.wait_contains(text, timeout=1.0)
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("chat shows no incoming message\n%s\n%s" % (out.text(), err.text()))
+        # and our own lines come back as imd echoes them
+        p.stdin.write("zurück\n")
+        p.stdin.flush()
+        unal.wait_for_body("zurück")
+        out.wait_contains("zurück", timeout=10)
+        p.stdin.close()
+        assert p.wait(15) == 0, err.text()
+    finally:
+        stop_child(p)
+        out.join()
+        err.join()
+    assert sanitizer_report(err.text()) is None, err.text()
