@@ -9,6 +9,7 @@
  * again (list, history) and go on from `--since 0`.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,8 +51,8 @@ static int read_event(sd_bus_message *reply, struct imctl_event *ev, struct json
         return 1;
 }
 
-int events_fetch(struct imctl *ctx, uint64_t after, imctl_event_handler each, void *userdata,
-                 uint64_t *ret_last) {
+static int fetch_once(struct imctl *ctx, uint64_t after, imctl_event_handler each, void *userdata,
+                      uint64_t *ret_last) {
         _cleanup_message_ sd_bus_message *reply = NULL;
         uint64_t last;
         int r;
@@ -79,9 +80,27 @@ int events_fetch(struct imctl *ctx, uint64_t after, imctl_event_handler each, vo
                 fprintf(stderr, "imctl: unexpected reply to GetEventsSince: %s\n", strerror(-r));
                 return IMCTL_EXIT_BUS;
         }
-        if (ret_last)
-                *ret_last = last;
+        *ret_last = last;
         return IMCTL_EXIT_OK;
+}
+
+int events_fetch(struct imctl *ctx, uint64_t after, imctl_event_handler each, void *userdata,
+                 uint64_t *ret_last) {
+        uint64_t last;
+        int r;
+
+        r = fetch_once(ctx, after, each, userdata, &last);
+        /* Numbers belong to imd's bus connection: a restarted imd counts
+         * afresh, and @after, from the one before, is past all it has.
+         * Everything it keeps is news then (as im-notify takes it). */
+        if (r == IMCTL_EXIT_OK && last < after) {
+                fprintf(stderr, "imctl: event %" PRIu64 " is newer than imd's newest (%" PRIu64 "): imd "
+                        "restarted since; showing every event it keeps\n", after, last);
+                r = fetch_once(ctx, 0, each, userdata, &last);
+        }
+        if (r == IMCTL_EXIT_OK && ret_last)
+                *ret_last = last;
+        return r;
 }
 
 static int print_event(struct imctl *ctx, const struct imctl_event *ev, void *userdata) {

@@ -179,7 +179,8 @@ bool event_is_momentary(const char *member);
 
 /* cmd-events.c: GetEventsSince(@after), @each called for every event in order
  * (a negative errno from it stops, as a write error); *ret_last gets the
- * reply's last. An exit code. */
+ * reply's last. An @after newer than imd's last (imd restarted: numbers
+ * start again) fetches from 0, with a warning on stderr. An exit code. */
 typedef int (*imctl_event_handler)(struct imctl *ctx, const struct imctl_event *ev, void *userdata);
 int events_fetch(struct imctl *ctx, uint64_t after, imctl_event_handler each, void *userdata,
                  uint64_t *ret_last);

@@ -393,3 +393,48 @@ def test_chat_with_a_jid_typed_in_capitals_shows_live_messages(imctl, alice, pee
         out.join()
         err.join()
     assert sanitizer_report(err.text()) is None, err.text()
+
+
+# -- events after a restart of imd --------------------------------------------------------------
+
+def test_since_a_number_from_before_imd_restarted(imctl, imd, alice, peer, client):
+    """Event numbers start again with a new imd: `--since N` with N from the
+    one before is past everything the new one has. events and monitor say
+    so on stderr and show all it keeps, rather than nothing."""
+    login(imctl, alice)
+    start = client.mark()
+    for i in range(20):          # numbers the next imd will not reach soon
+        peer.send_message(alice.jid, "before %d" % i)
+    wait_in(client, "before 19", start)
+    stale = client.get_property("LastEvent")
+
+    imd.restart()
+    login(imctl, alice)
+    start = client.mark()
+    peer.send_message(alice.jid, "after the restart")
+    incoming = wait_in(client, "after the restart", start)
+    assert client.get_property("LastEvent") < stale
+
+    r = imctl.run("--json", "events", "--since", str(stale), check=0)
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert any(e["signal"] == "MessageReceived" and e["args"][0]["id"] == incoming["id"] for e in events), \
+        r.stdout
+    assert "imd restarted" in r.stderr, r.stderr
+
+    p = imctl.popen("--json", "monitor", "--since", str(stale))
+    out = LineReader(p.stdout, "imctl monitor")
+    err = LineReader(p.stderr, "imctl monitor stderr")
+    try:
+        out.wait_contains(incoming["id"], timeout=10)
+        err.wait_contains("imd restarted", timeout=10)
+        n = len(out.lines)
+        peer.send_message(alice.jid, "live after the replay")
+        out.wait_contains("live after the replay", start=n)
+    finally:
+        stop_child(p, signal.SIGINT)
+        out.join()
+        err.join()
+    assert sanitizer_report(err.text()) is None, err.text()
+    received = [json.loads(line) for line in out.lines]
+    received = [e for e in received if e["event"] == "MessageReceived" and e["message"]["id"] == incoming["id"]]
+    assert len(received) == 1, out.lines
