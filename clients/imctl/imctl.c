@@ -32,6 +32,10 @@ struct command {
         const char *name;
         const char *args;               /* usage text after the name */
         unsigned n_args;                /* exact number of positional arguments */
+        /* the position (from 1) of an argument of free text, taken as written
+         * even when it starts with "--" (only "--" itself ends the options):
+         * `imctl send "$conv" "$text"` must send any text; 0: none */
+        unsigned text_arg;
         /* the command gets the options' values in this order, NULL when not given */
         struct command_option options[MAX_COMMAND_OPTIONS];
         int (*run)(struct imctl *ctx, char **args, char **opts);
@@ -59,9 +63,10 @@ static const struct command commands[] = {
         { .name = "history", .args = "CONV [--limit N] [--before ID]", .n_args = 1,
           .options = { { "--limit", OPTION_COUNT }, { "--before", OPTION_STRING } },
           .run = cmd_history, .summary = "Show messages of a conversation (default 20)" },
-        { .name = "send", .args = "CONV TEXT", .n_args = 2,
+        { .name = "send", .args = "CONV TEXT", .n_args = 2, .text_arg = 2,
           .run = cmd_send, .summary = "Send a text message" },
         { .name = "send-custom", .args = "CONV JSON [--description TEXT] [--extension TEXT]", .n_args = 2,
+          .text_arg = 2,
           .options = { { "--description", OPTION_STRING }, { "--extension", OPTION_STRING } },
           .run = cmd_send_custom, .summary = "Send a custom message (JSON data)" },
         { .name = "send-file", .args = "CONV PATH [--name NAME] [--mime TYPE] [--type TYPE] [--no-wait]",
@@ -82,14 +87,14 @@ static const struct command commands[] = {
           .local = true },
         { .name = "fetch", .args = "CONV ID", .n_args = 2,
           .run = cmd_fetch, .summary = "Download a received file; prints where it is" },
-        { .name = "search", .args = "WORDS [--conversation CONV] [--limit N]", .n_args = 1,
+        { .name = "search", .args = "WORDS [--conversation CONV] [--limit N]", .n_args = 1, .text_arg = 1,
           .options = { { "--conversation", OPTION_STRING }, { "--limit", OPTION_COUNT } },
           .run = cmd_search, .summary = "Find messages holding every word (newest first)" },
-        { .name = "react", .args = "CONV ID 'EMOJI ...'", .n_args = 3,
+        { .name = "react", .args = "CONV ID 'EMOJI ...'", .n_args = 3, .text_arg = 3,
           .run = cmd_react, .summary = "Set your reactions to a message ('' takes them back)" },
         { .name = "revoke", .args = "CONV ID", .n_args = 2,
           .run = cmd_revoke, .summary = "Revoke one of your messages (within the revoke window)" },
-        { .name = "edit", .args = "CONV ID TEXT", .n_args = 3,
+        { .name = "edit", .args = "CONV ID TEXT", .n_args = 3, .text_arg = 3,
           .run = cmd_edit, .summary = "Correct the text of one of your messages" },
         { .name = "read", .args = "CONV", .n_args = 1,
           .run = cmd_read, .summary = "Mark a conversation read" },
@@ -321,6 +326,27 @@ static int parse_global_option(struct imctl *ctx, int argc, char **argv, int *i,
         return 0;
 }
 
+/* Whether @a, the next word of @c's command line, is an option: @n
+ * positional arguments came before it. */
+static bool is_option(const struct command *c, const char *a, unsigned n, bool dashdash) {
+        if (dashdash || a[0] != '-' || a[1] != '-')
+                return false;
+        return a[2] == '\0' || n + 1 != c->text_arg;
+}
+
+static int too_many_arguments(const struct command *c, char **args) {
+        const char *text = c->text_arg ? args[c->text_arg - 1] : NULL;
+        g_autofree char *m = NULL;
+
+        /* most likely an option meant before the text */
+        if (text && text[0] == '-' && text[1] == '-')
+                m = g_strdup_printf("too many arguments for '%s' ('%s' is taken as text: options go after it)",
+                                    c->name, text);
+        else
+                m = g_strdup_printf("too many arguments for '%s'", c->name);
+        return command_usage_error(c, m);
+}
+
 static int run_command(struct imctl *ctx, const struct command *c, int argc, char **argv) {
         char *args[3] = { NULL };
         char *opts[MAX_COMMAND_OPTIONS] = { NULL };
@@ -334,7 +360,7 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
                 if (!g_utf8_validate(a, -1, NULL))
                         return command_usage_error(c, "argument is not valid UTF-8");
 
-                if (!dashdash && a[0] == '-' && a[1] == '-') {
+                if (is_option(c, a, n, dashdash)) {
                         bool handled = false, missing = false;
 
                         if (a[2] == '\0') {
@@ -385,10 +411,8 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
                         continue;
                 }
 
-                if (n >= c->n_args) {
-                        g_autofree char *m = g_strdup_printf("too many arguments for '%s'", c->name);
-                        return command_usage_error(c, m);
-                }
+                if (n >= c->n_args)
+                        return too_many_arguments(c, args);
                 args[n++] = (char *) a;
         }
 

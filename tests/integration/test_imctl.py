@@ -133,6 +133,33 @@ def test_send(imctl, alice, peer):
     assert peer.wait_for_body("plain mode")
 
 
+def test_text_that_looks_like_an_option_is_sent(imctl, alice, peer, client):
+    """The text of send and edit, the words of search: taken as written,
+    even when they start with "--" (a script's `imctl send "$conv" "$text"`
+    printed help and sent nothing for "--help", exit 0; "--json" was a usage
+    error). Options still come after the text; "--" still ends them."""
+    login(imctl, alice)
+    ids = {}
+    for text in ("--help", "--json", "--limit=3", "--no-such-option"):
+        ids[text] = mid = imctl.run("send", peer.jid, text, check=0).stdout.strip()
+        assert peer.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == text
+    assert jrun(imctl, "send", peer.jid, "--timeout", "--json")["id"]     # options after the text
+    peer.wait_for_body("--timeout")
+    mid = imctl.run("send", peer.jid, "--", "--", check=0).stdout.strip()
+    assert peer.wait_for_message(lambda m: m["origin_id"] == mid)["body"] == "--"
+    imctl.run("send", "--", peer.jid, "--help", check=0)
+    imctl.run("edit", peer.jid, mid, "--help", check=0)
+    client.wait_signal("MessageEdited", lambda a: a[1] == mid and a[2] == "--help")
+    assert ids["--no-such-option"] in [m["id"] for m in jrun(imctl, "search", "--no-such-option")]
+    # an option before the text is the text; what follows is one argument too many
+    r = imctl.run("search", "--limit", "5", "x", check=2)
+    assert "'--limit' is taken as text" in r.stderr, r.stderr
+    imctl.run("send", peer.jid, "--json", "more", check=2)
+    imctl.run("send", peer.jid, "last", check=0)
+    peer.wait_for_body("last")
+    assert "more" not in peer.bodies()
+
+
 def test_history_list_read(imctl, alice, peer, client):
     login(imctl, alice)
     start = client.mark()
