@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -430,24 +431,22 @@ static int run_command(struct imctl *ctx, const struct command *c, int argc, cha
         return c->run(ctx, args, opts);
 }
 
-int main(int argc, char **argv) {
-        struct imctl ctx = { 0 };
+/* The global options, then the command. An exit code. */
+static int run(struct imctl *ctx, int argc, char **argv) {
         int i, r;
 
-        /* before anything is printed; --color may change it */
-        color_init(IMCTL_COLOR_AUTO);
         for (i = 1; i < argc; i++) {
                 bool handled;
 
                 if (argv[i][0] != '-')
                         break;
                 if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-                        return cmd_help(&ctx, NULL, NULL);
+                        return cmd_help(ctx, NULL, NULL);
                 if (strcmp(argv[i], "--") == 0) {
                         i++;
                         break;
                 }
-                r = parse_global_option(&ctx, argc, argv, &i, &handled);
+                r = parse_global_option(ctx, argc, argv, &i, &handled);
                 if (r != 0)
                         return r;
                 if (!handled)
@@ -457,19 +456,42 @@ int main(int argc, char **argv) {
         if (i >= argc)
                 return imctl_usage_error("missing command");
 
-        for (size_t c = 0; c < G_N_ELEMENTS(commands); c++) {
-                if (strcmp(commands[c].name, argv[i]) != 0)
-                        continue;
-                r = run_command(&ctx, &commands[c], argc - i - 1, argv + i + 1);
-                /* flush queued calls (async MarkRead etc.) before leaving */
-                ctx.bus = sd_bus_flush_close_unref(ctx.bus);
-                free(ctx.daemon_owner);
-                if (fflush(stdout) != 0 && r == IMCTL_EXIT_OK)
-                        r = imctl_print_errno("cannot write output", -errno);
-                return r;
-        }
+        for (size_t c = 0; c < G_N_ELEMENTS(commands); c++)
+                if (strcmp(commands[c].name, argv[i]) == 0)
+                        return run_command(ctx, &commands[c], argc - i - 1, argv + i + 1);
 
         return imctl_usage_error("unknown command '%s'", argv[i]);
+}
+
+/* Whatever stdout still buffers goes out; a write that failed on the way
+ * (stdio only keeps the error flag) fails the command too. */
+static int finish_output(int r) {
+        int e = 0;
+
+        if (fflush(stdout) != 0)
+                e = -errno;
+        else if (ferror(stdout))
+                e = -EIO;
+        if (e == 0 || r != IMCTL_EXIT_OK)
+                return r;
+        return imctl_print_errno("cannot write output", e);
+}
+
+int main(int argc, char **argv) {
+        struct imctl ctx = { 0 };
+        int r;
+
+        /* A reader that went away (`imctl help | head -1`) makes our writes
+         * fail with EPIPE: exit status 1, as imctl(1) says, rather than
+         * death by SIGPIPE. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        /* before anything is printed; --color may change it */
+        color_init(IMCTL_COLOR_AUTO);
+        r = run(&ctx, argc, argv);
+        /* flush queued calls (async MarkRead etc.) before leaving */
+        ctx.bus = sd_bus_flush_close_unref(ctx.bus);
+        free(ctx.daemon_owner);
+        return finish_output(r);
 }
 
 int imctl_open_bus(struct imctl *ctx) {

@@ -8,6 +8,7 @@ read CONV, monitor, chat CONV. Exit 0 ok, 1 D-Bus error (message on stderr),
 """
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -80,6 +81,28 @@ def test_usage_errors_exit_2(imctl, args):
 def test_no_daemon_exit_3(bus):
     r = Imctl(bus).run("status", check=3)
     assert r.stderr.strip()
+
+
+def test_output_nobody_reads_is_exit_1(imctl, alice, peer, client):
+    """stdout a pipe whose reader has gone (`imctl help | head -c1` once
+    head is done): every write fails with EPIPE, and imctl exits 1 with a
+    message, as imctl(1) promises, instead of dying of SIGPIPE."""
+    login(imctl, alice)
+    start = client.mark()
+    peer.send_message(alice.jid, "so that there is an event to print")
+    wait_in(client, "so that there is an event to print", start)
+    for args in (["help"], ["--help"], ["--json", "help"], ["emoji"], ["status"], ["--json", "list"],
+                 ["events"], ["history", peer.jid], ["monitor", "--since", "0"]):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            # subprocess gives the child SIGPIPE's default action back, as a shell would
+            p = subprocess.run([imctl.path, *args], stdin=subprocess.DEVNULL, stdout=w,
+                               stderr=subprocess.PIPE, text=True, env=imctl.env(), timeout=30)
+        finally:
+            os.close(w)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert "cannot write output" in p.stderr and sanitizer_report(p.stderr) is None, (args, p.stderr)
 
 
 # -- login / status / logout ---------------------------------------------------------------
