@@ -3,11 +3,18 @@
  * The login password: the first line of stdin for scripts, or a prompt with
  * echo off when stdin is a terminal. Never taken from the command line,
  * where other users could see it in the process list.
+ *
+ * While echo is off, the signals that end imctl are blocked and read from a
+ * signalfd next to the terminal: the terminal is restored before one takes
+ * effect, with no handler and no global state.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -37,34 +44,130 @@ static int read_line(FILE *f, char **ret) {
         return 0;
 }
 
-static int prompt_tty(char **ret) {
-        struct termios old, noecho;
-        FILE *tty;
-        int r;
+/* A line on the terminal is at most this long in canonical mode (Linux's
+ * N_TTY_BUF_SIZE less the newline); more cannot be typed. */
+#define TTY_LINE_MAX 4096
 
-        tty = fopen("/dev/tty", "r+e");
-        if (!tty)
+/* Signals that end imctl at the prompt: each must give the terminal its
+ * echo back first (Ctrl-C left it off for the shell). */
+static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* One line from the terminal @fd, unless a signal of @sfd (a signalfd of
+ * prompt_signals, blocked) comes first: then *ret_signal is its number. */
+static int read_tty_line(int fd, int sfd, char **ret, int *ret_signal) {
+        _cleanup_free_ char *line = malloc(TTY_LINE_MAX + 1);
+        size_t len = 0;
+
+        if (!line)
+                return -ENOMEM;
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+                struct signalfd_siginfo si;
+                ssize_t n;
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[1].revents) {
+                        explicit_bzero(line, len);
+                        if (read(sfd, &si, sizeof si) != (ssize_t) sizeof si)
+                                return -EIO;
+                        *ret_signal = (int) si.ssi_signo;
+                        return -EINTR;
+                }
+                n = read(fd, line + len, TTY_LINE_MAX - len);
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n < 0) {
+                        explicit_bzero(line, len);
+                        return -errno;
+                }
+                len += (size_t) n;
+                /* canonical mode: a read ends at the newline, or at EOF (n == 0, or Ctrl-D) */
+                if (n == 0 || len == TTY_LINE_MAX || memchr(line + len - n, '\n', (size_t) n))
+                        break;
+        }
+        if (len == 0)
+                return -ENODATA;
+        line[len] = '\0';
+        strip_newline(line);
+        *ret = TAKE_PTR(line);
+        return 0;
+}
+
+/* Blocks prompt_signals and returns a signalfd for them; @old gets the mask before. */
+static int block_prompt_signals(sigset_t *old) {
+        sigset_t mask;
+        int sfd;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < sizeof prompt_signals / sizeof prompt_signals[0]; i++)
+                sigaddset(&mask, prompt_signals[i]);
+        if (sigprocmask(SIG_BLOCK, &mask, old) < 0)
                 return -errno;
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (sfd < 0) {
+                int r = -errno;
 
-        if (tcgetattr(fileno(tty), &old) < 0) {
-                r = -errno;
-                fclose(tty);
+                (void) sigprocmask(SIG_SETMASK, old, NULL);
                 return r;
         }
+        return sfd;
+}
+
+/* The signal, once the terminal is restored, as if it had come unblocked:
+ * its default action (or the disposition imctl was started with) applies. */
+static void deliver_again(int sig, const sigset_t *old) {
+        (void) sigprocmask(SIG_SETMASK, old, NULL);
+        (void) raise(sig);
+}
+
+static int prompt_with_echo_off(FILE *tty, int sfd, char **ret, int *ret_signal) {
+        struct termios old, noecho;
+        int r;
+
+        if (tcgetattr(fileno(tty), &old) < 0)
+                return -errno;
         noecho = old;
         noecho.c_lflag &= ~(tcflag_t) ECHO;
         noecho.c_lflag |= ECHONL;
 
         fputs("Password: ", tty);
         fflush(tty);
-        if (tcsetattr(fileno(tty), TCSAFLUSH, &noecho) < 0) {
-                r = -errno;
-                fclose(tty);
-                return r;
-        }
-        r = read_line(tty, ret);
+        if (tcsetattr(fileno(tty), TCSAFLUSH, &noecho) < 0)
+                return -errno;
+        r = read_tty_line(fileno(tty), sfd, ret, ret_signal);
         (void) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+        /* ECHONL did not get to end the line */
+        if (*ret_signal) {
+                fputc('\n', tty);
+                fflush(tty);
+        }
+        return r;
+}
+
+static int prompt_tty(char **ret) {
+        sigset_t old_mask;
+        int sfd, sig = 0, r;
+        FILE *tty;
+
+        tty = fopen("/dev/tty", "r+e");
+        if (!tty)
+                return -errno;
+        sfd = block_prompt_signals(&old_mask);
+        if (sfd < 0) {
+                fclose(tty);
+                return sfd;
+        }
+        r = prompt_with_echo_off(tty, sfd, ret, &sig);
         fclose(tty);
+        close(sfd);
+        if (sig)
+                deliver_again(sig, &old_mask);
+        else
+                (void) sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return r;
 }
 

@@ -7,10 +7,13 @@ read CONV, monitor, chat CONV. Exit 0 ok, 1 D-Bus error (message on stderr),
 (test_imctl_complete.py covers every code and every --json).
 """
 
+import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
+import termios
 import time
 
 import pytest
@@ -18,7 +21,7 @@ import pytest
 from conftest import Imctl
 from harness.asserts import find_conversation
 from harness.proc import LineReader
-from harness.util import sanitizer_report
+from harness.util import die_with_parent, sanitizer_report
 
 
 def jrun(imctl, *args, **kw):
@@ -123,6 +126,93 @@ def test_login_status_logout(imctl, alice, client):
     assert st["ready"] is False
     assert st["net_state"] == "disconnected"
     assert isinstance(st["unread_total"], int)
+
+
+class PtyLogin:
+    """`imctl login JID` as from a shell: stdin and stderr on a pty that is
+    its controlling terminal (the prompt goes to /dev/tty), stdout a pipe."""
+
+    def __init__(self, imctl, acc):
+        self.master, self.slave = os.openpty()
+        self.before = termios.tcgetattr(self.slave)
+        self.seen = b""
+
+        def child_setup():
+            die_with_parent()
+            # start_new_session made us a session leader: take the pty as our terminal
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen([imctl.path, "login", acc.jid, "--url", acc.ws_url], env=imctl.env(),
+                                     stdin=self.slave, stdout=subprocess.PIPE, stderr=self.slave,
+                                     start_new_session=True, preexec_fn=child_setup)
+
+    def read(self, timeout=0.2):
+        if select.select([self.master], [], [], timeout)[0]:
+            try:
+                self.seen += os.read(self.master, 4096)
+            except OSError:         # EIO: nothing has the slave open any more
+                pass
+
+    def wait_prompt(self, timeout=15):
+        """Until the prompt is out and echo is off."""
+        deadline = time.monotonic() + timeout
+        while b"Password: " not in self.seen or self.echo():
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.seen
+            self.read()
+
+    def echo(self):
+        return bool(termios.tcgetattr(self.slave)[3] & termios.ECHO)
+
+    def wait(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, "imctl login still runs: %r" % self.seen
+            self.read(0.05)
+        self.read(0.2)
+        assert sanitizer_report(self.seen.decode(errors="replace")) is None, self.seen
+        return self.proc.returncode
+
+    def close(self):
+        stop_child(self.proc, signal.SIGKILL)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+def test_password_prompt_interrupted_gives_the_terminal_its_echo_back(imctl, alice, how):
+    """Ctrl-C (or SIGTERM, SIGHUP) at the password prompt ends imctl as the
+    signal does, but not before echo is back on: the shell's terminal is as
+    it was, not left blind. Nothing reaches imd."""
+    t = PtyLogin(imctl, alice)
+    try:
+        t.wait_prompt()
+        if how == "ctrl-c":
+            os.write(t.master, b"\x03")      # the line discipline sends SIGINT
+            sig = signal.SIGINT
+        else:
+            t.proc.send_signal(how)
+            sig = how
+        assert t.wait() == -sig, t.seen
+        assert t.echo(), "echo still off after %s" % how
+        assert termios.tcgetattr(t.slave) == t.before
+        assert t.proc.stdout.read() == b""
+    finally:
+        t.close()
+
+
+def test_password_prompt_on_a_terminal(imctl, alice):
+    """Typed at the prompt, the password is not echoed and logs in."""
+    t = PtyLogin(imctl, alice)
+    try:
+        t.wait_prompt()
+        os.write(t.master, alice.password.encode() + b"\n")
+        assert t.wait(60) == 0, t.seen
+        assert alice.password.encode() not in t.seen, t.seen
+        assert t.echo() and termios.tcgetattr(t.slave) == t.before
+        assert t.proc.stdout.read() == b""
+    finally:
+        t.close()
+    assert jrun(imctl, "status")["ready"] is True
 
 
 def test_login_wrong_password_exit_1(imctl, alice):
