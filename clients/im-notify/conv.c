@@ -16,6 +16,10 @@
  * While the catch-up runs (App.replaying), messages only mark their
  * conversation; conv_replay_flush() then shows each one's newest unread
  * message once, however many arrived meanwhile.
+ *
+ * Until the notification server's capabilities are known (at start, and
+ * whenever another server takes over or none runs) a Notify is held, and
+ * sent with what is newest then (notifier_wait_ready(), on_ready()).
  */
 #include <string.h>
 
@@ -92,7 +96,7 @@ static Conv *conv_by_notification(App *app, uint32_t id) {
 }
 
 static void close_now(Conv *c) {
-        c->inherited = c->taking_over = false;
+        c->inherited = c->taking_over = c->held = false;
         if (c->notify_slot) {
                 c->close_after = true;
                 c->show_again = false;
@@ -138,6 +142,13 @@ static void send_notify(Conv *c) {
                 c->show_again = true;
                 return;
         }
+        if (!notifier_ready(c->app->notifier)) {
+                /* the body is written for the server: markup or not */
+                c->held = true;
+                notifier_wait_ready(c->app->notifier);
+                return;
+        }
+        c->held = false;
         ret = notifier_show(c->app->notifier, c->notification_id, summary, r->label, on_notify_reply, c,
                             &c->notify_slot);
         if (ret < 0) {
@@ -304,6 +315,9 @@ void conv_replay_flush(App *app) {
         }
 }
 
+/* Only a Notify to a server that has gone is in flight here: with none
+ * running, Notify waits (held) for the capabilities of the one that starts,
+ * whose NameOwnerChanged comes before them. A held one goes to the new server. */
 void conv_forget_notifications(App *app) {
         GHashTableIter i;
         void *value;
@@ -408,6 +422,23 @@ static void on_closed(uint32_t id, void *userdata) {
         }
 }
 
+static void on_ready(bool ok, void *userdata) {
+        GHashTableIter i;
+        void *value;
+
+        g_hash_table_iter_init(&i, ((App *) userdata)->convs);
+        while (g_hash_table_iter_next(&i, NULL, &value)) {
+                Conv *c = value;
+
+                if (!c->held)
+                        continue;
+                c->held = false;
+                /* without a server: given up, as a Notify that failed (notifier.c said why) */
+                if (ok)
+                        send_notify(c);
+        }
+}
+
 static void on_server(const char *key, void *userdata) {
         App *app = userdata;
 
@@ -427,4 +458,5 @@ const NotifierCallbacks conv_notifier_callbacks = {
         .replied = on_replied,
         .closed = on_closed,
         .server = on_server,
+        .ready = on_ready,
 };

@@ -121,13 +121,22 @@ typedef struct {
         /* The server is known for the first time, or another one replaced
          * it (@key NULL: none runs). Ids of any other server mean nothing. */
         void (*server)(const char *key, void *userdata);
+        /* After notifier_wait_ready(): the server's capabilities are known
+         * (@ok: notifier_show() works), or no server runs nor could be started. */
+        void (*ready)(bool ok, void *userdata);
 } NotifierCallbacks;
 
 int notifier_new(sd_bus *bus, const NotifierCallbacks *cb, void *userdata, Notifier **ret);
 Notifier *notifier_free(Notifier *n);
 /* the server's identity (bus id and unique name), NULL when unknown */
 const char *notifier_server_key(const Notifier *n);
-/* Sends Notify; @callback gets the reply, notifier_reply_id() reads it. */
+/* Whether the server's capabilities are known, which notifier_show() needs. */
+bool notifier_ready(const Notifier *n);
+/* Asks for them (starting a server by D-Bus activation if none runs);
+ * NotifierCallbacks.ready says when they are known. */
+void notifier_wait_ready(Notifier *n);
+/* Sends Notify (-EAGAIN unless notifier_ready()); @callback gets the reply,
+ * notifier_reply_id() reads it. */
 int notifier_show(Notifier *n, uint32_t replaces_id, const char *summary, const char *body,
                   sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot);
 /* the id in a Notify reply, 0 (and a warning) for an error */
@@ -178,6 +187,7 @@ struct Conv {
         GQueue recent;                  /* Recent*: unread messages shown, oldest first */
         uint32_t notification_id;       /* 0: none open */
         sd_bus_slot *notify_slot;       /* Notify in flight */
+        bool held;                      /* Notify waits for the server's capabilities */
         bool show_again;                /* content changed while Notify was in flight */
         bool close_after;               /* read while Notify was in flight */
         bool replay_pending;            /* show once the catch-up is done */

@@ -7,6 +7,12 @@
  * Servers send ActionInvoked and NotificationClosed to the connection that
  * called Notify only (dunst), or to everyone (others): the matches take both,
  * and only signals of the server that runs now count, since ids belong to it.
+ *
+ * Notify waits until the server's capabilities are known: the body is
+ * markup for a server with body-markup (text must be escaped) and literal
+ * for one without (escaped text would show "&amp;"). With no server
+ * running, GetCapabilities to the well-known name is what starts one by
+ * D-Bus activation, rather than the first Notify.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,12 +27,29 @@ struct Notifier {
         char *unique;           /* the server's unique name, NULL when none runs */
         char *key;              /* bus id + unique name */
         bool known;             /* GetNameOwner answered or the name changed hands */
+        bool caps_known;        /* the server that runs answered GetCapabilities */
+        bool wanted;            /* a notification waits for caps_known */
         bool inline_reply;      /* "inline-reply": NotificationReplied (KDE) */
         bool markup;            /* "body-markup": the body must be escaped */
         sd_bus_slot *owner_slot;
         sd_bus_slot *caps_slot;
         sd_bus_slot *matches[4];
 };
+
+/* An error the server itself sent, not the bus (no server, none could be
+ * started, it left) nor sd-bus (timeout). */
+static bool answered_by_server(sd_bus_message *reply) {
+        const char *sender = sd_bus_message_get_sender(reply);
+
+        return sender && strcmp(sender, "org.freedesktop.DBus") != 0;
+}
+
+static void capabilities_done(Notifier *n, bool ok) {
+        n->caps_known = ok;
+        n->wanted = false;
+        if (n->cb.ready)
+                n->cb.ready(ok, n->userdata);
+}
 
 static int on_capabilities(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Notifier *n = userdata;
@@ -36,8 +59,16 @@ static int on_capabilities(sd_bus_message *reply, void *userdata, sd_bus_error *
         n->caps_slot = sd_bus_slot_unref(n->caps_slot);
         n->inline_reply = n->markup = false;
         if (sd_bus_message_is_method_error(reply, NULL)) {
-                log_warning("notification server: GetCapabilities failed: %s",
-                            sd_bus_message_get_error(reply)->message);
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                if (!answered_by_server(reply)) {
+                        log_warning("no notification server: %s (%s)", e->message ? e->message : "", e->name);
+                        capabilities_done(n, false);
+                        return 0;
+                }
+                /* it runs but cannot tell: plain text, the spec's baseline */
+                log_warning("notification server: GetCapabilities failed: %s", e->message ? e->message : "");
+                capabilities_done(n, true);
                 return 0;
         }
         r = sd_bus_message_enter_container(reply, 'a', "s");
@@ -49,21 +80,31 @@ static int on_capabilities(sd_bus_message *reply, void *userdata, sd_bus_error *
         }
         if (r < 0)
                 log_warning("notification server: bad GetCapabilities reply: %s", strerror(-r));
+        capabilities_done(n, true);
         return 0;
 }
 
 static void query_capabilities(Notifier *n) {
+        /* to the unique name: a reply from a server that has gone since says nothing */
+        const char *destination = n->unique;
         int r;
 
         n->caps_slot = sd_bus_slot_unref(n->caps_slot);
-        n->inline_reply = n->markup = false;
-        if (!n->unique)
-                return;
-        /* to the unique name: a reply from a server that has gone since says nothing */
-        r = sd_bus_call_method_async(n->bus, &n->caps_slot, n->unique, NOTIFY_PATH, NOTIFY_INTERFACE,
+        n->caps_known = n->inline_reply = n->markup = false;
+        if (!destination) {
+                if (!n->wanted)
+                        return;
+                /* none runs: this call starts one if D-Bus can; its
+                 * NameOwnerChanged then asks the new one by its name */
+                destination = NOTIFY_SERVICE;
+        }
+        r = sd_bus_call_method_async(n->bus, &n->caps_slot, destination, NOTIFY_PATH, NOTIFY_INTERFACE,
                                      "GetCapabilities", on_capabilities, n, NULL);
-        if (r < 0)
+        if (r < 0) {
                 log_warning("notification server: cannot ask for its capabilities: %s", strerror(-r));
+                if (n->wanted)
+                        capabilities_done(n, false);
+        }
 }
 
 static void set_server(Notifier *n, const char *unique) {
@@ -199,12 +240,27 @@ const char *notifier_server_key(const Notifier *n) {
         return n->key;
 }
 
+bool notifier_ready(const Notifier *n) {
+        return n->caps_known;
+}
+
+void notifier_wait_ready(Notifier *n) {
+        if (n->caps_known || n->wanted)
+                return;
+        n->wanted = true;
+        /* before GetNameOwner's answer, set_server() asks */
+        if (n->known && !n->caps_slot)
+                query_capabilities(n);
+}
+
 int notifier_show(Notifier *n, uint32_t replaces_id, const char *summary, const char *body,
                   sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot) {
         _cleanup_message_ sd_bus_message *m = NULL;
         _cleanup_free_ char *escaped = NULL;
         int r;
 
+        if (!n->caps_known)
+                return -EAGAIN;
         /* the spec: with body-markup the body is markup, so text must be escaped */
         if (n->markup)
                 body = escaped = g_markup_escape_text(body, -1);

@@ -18,8 +18,8 @@ from conftest import Imctl, _failed
 from harness.asserts import find_conversation
 from harness.bus import IM_IFACE, IM_NAME, IM_PATH, DBusCallError
 from harness.imd import Imd, build_dir
-from harness.notify import (NOTIFY_NAME, Dunst, FakeImd, ImNotify, NotifyMock, NotifyMonitor, Rogue, Xvfb,
-                            im_notify_path, incoming, unique_name_of)
+from harness.notify import (NOTIFY_NAME, ActivatableNotifyMock, Dunst, FakeImd, ImNotify, NotifyMock,
+                            NotifyMonitor, Rogue, Xvfb, im_notify_path, incoming, unique_name_of)
 from harness.peer import Peer
 from harness.util import REPO, wait_until
 from test_messages import wait_in
@@ -327,6 +327,57 @@ def test_inline_reply(client, logged_in, peer, mock_server, monitor, im_notify):
     assert unread(client, peer.jid) == 0
 
 
+# -- 6b. a server that D-Bus starts for the first notification -------------------------------
+
+@pytest.fixture
+def activatable_server(bus, tmp_path, monitor):
+    """No server runs; D-Bus starts dbusmock's (with body-markup) on the
+    first call to org.freedesktop.Notifications."""
+    m = ActivatableNotifyMock(bus, str(tmp_path), ["actions", "body", "body-markup"]).install()
+    yield m
+    m.stop()
+
+
+def test_server_started_by_activation_gets_escaped_text(client, logged_in, peer, activatable_server, monitor,
+                                                        im_notify):
+    """The first notification starts the server. Its capabilities are not
+    known before it runs, and this one takes body markup: the text goes out
+    escaped all the same (it was sent as it is, so a peer's <b>, <a href>
+    or <img> was rendered)."""
+    start_caught_up(im_notify)
+    assert not activatable_server.running()       # im-notify starts no server by itself
+    tricky = "<b>not bold</b> & <i>not italic</i> <img src=x>"
+    peer.send_message(logged_in.jid, tricky)
+    _, call = monitor.wait_notify(lambda c: "not bold" in c["body"])
+    activatable_server.wait_started()
+    assert call["body"] == "&lt;b&gt;not bold&lt;/b&gt; &amp; &lt;i&gt;not italic&lt;/i&gt; &lt;img src=x&gt;"
+    assert [c["body"] for c in monitor.notify_calls()] == [call["body"]]
+
+
+def test_server_started_by_activation_keeps_the_first_id(client, logged_in, peer, activatable_server, monitor,
+                                                         im_notify):
+    """The server's NameOwnerChanged comes before the answer to the Notify
+    that started it; the notification's id is kept all the same: the next
+    message replaces it, a click on it marks the conversation read, and
+    reading closes it (none of which happened: the id was dropped)."""
+    start_caught_up(im_notify)
+    start = client.mark()
+    peer.send_message(logged_in.jid, "first, starting the server")
+    i, first = monitor.wait_notify(lambda c: c["body"] == "first, starting the server")
+    activatable_server.wait_started()
+    assert first["replaces_id"] == 0
+    peer.send_message(logged_in.jid, "second")
+    _, second = monitor.wait_notify(lambda c: c["body"] == "second", start=i + 1)
+    assert second["replaces_id"] == 1, second        # the mock numbers from 1
+    assert len(activatable_server.calls("Notify")) == 2
+    wait_until(lambda: unread(client, peer.jid) == 2, what="2 unread")
+    activatable_server.emit("ActionInvoked", "us", (1, "default"))
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == peer.jid and c["unread"] == 0 for c in a[0]), start=start)
+    wait_until(monitor.close_calls, what="CloseNotification from im-notify")
+    assert monitor.close_calls() == [1]
+
+
 # -- 7. catching up after a restart ---------------------------------------------------------
 
 def test_catch_up_after_restart(client, logged_in, peer, dunst, monitor, running):
@@ -491,9 +542,11 @@ def test_notification_server_restart(client, logged_in, peer, dunst, monitor, ru
     monitor.wait_notify(lambda c: c["body"] == "to the first dunst")
     dunst.stop()
     # no server at all for a while: the notification cannot be shown, and
-    # that is all
+    # that is all (GetCapabilities, which would have started one, says so:
+    # no Notify follows)
     peer.send_message(logged_in.jid, "to nobody")
-    monitor.wait_notify(lambda c: c["body"] == "to nobody")
+    wait_until(lambda: "no notification server" in running.stderr_text(), what="im-notify's warning")
+    assert not [c for c in monitor.notify_calls() if c["body"] == "to nobody"]
     dunst.start()
     peer.send_message(logged_in.jid, "to the second dunst")
     _, call = monitor.wait_notify(lambda c: c["body"] == "to the second dunst")

@@ -17,6 +17,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -232,6 +233,49 @@ class NotifyMock:
         """Emit a signal of org.freedesktop.Notifications as the server would."""
         variants = [GLib.Variant(t, a) for t, a in zip(_split_signature(signature), args)]
         self._mock("EmitSignal", "sssav", (NOTIFY_IFACE, member, signature, variants))
+
+
+class ActivatableNotifyMock(NotifyMock):
+    """The same dbusmock server, not started by the test: a .service file in
+    the bus's servicedir has dbus-daemon start it when something first calls
+    org.freedesktop.Notifications (D-Bus activation, as on a desktop where
+    no server runs until a notification comes). Its output goes to the bus's
+    log; stop() ends it by pid."""
+
+    def install(self):
+        params = json.dumps({"capabilities": " ".join(self.capabilities)})
+        path = os.path.join(self.bus.servicedir, NOTIFY_NAME + ".service")
+        with open(path, "w") as f:
+            f.write("[D-BUS Service]\nName=%s\nExec=/usr/bin/python3 -m dbusmock --template notification_daemon "
+                    "-p %s\n" % (NOTIFY_NAME, shlex.quote(params)))
+        # NO_AUTO_START: this client never starts it
+        self.client = DBusClient(self.bus.address, NOTIFY_NAME, NOTIFY_PATH, NOTIFY_IFACE)
+        self.client.call_bus("ReloadConfig")
+        self.pid = None
+        return self
+
+    def running(self):
+        return bool(self.client.name_owner(NOTIFY_NAME))
+
+    def wait_started(self, timeout=20.0):
+        wait_until(self.running, timeout, what="D-Bus to start the notification server")
+        owner = self.client.name_owner(NOTIFY_NAME)
+        self.pid = self.client.call_bus("GetConnectionUnixProcessID", "s", (owner,))
+        return self
+
+    def stop(self):
+        if self.client is not None and self.pid is None and self.running():
+            self.wait_started()
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                wait_until(lambda: not self.running(), 10, what="the notification server to stop")
+            except ProcessLookupError:
+                pass
+            self.pid = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 def _split_signature(sig):
