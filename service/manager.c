@@ -40,6 +40,7 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   archive_wait=10      seconds GetMessages waits for the server archive before answering from the cache
  *   [media]
  *   max_download=104857600  bytes: the largest file FetchMedia takes
+ *   stall_timeout=60     seconds a download may receive nothing before it fails
  *   [voice]
  *   source=              PipeWire node name of the microphone (default: the default source)
  *   min_duration=1       seconds: shorter recordings are not sent
@@ -59,6 +60,7 @@ static void load_config(const char *path, SessionConfig *ret) {
                 { "connection", "reconnect_max", G_STRUCT_OFFSET(SessionConfig, reconnect_max_ms), 3600 },
                 { "messages", "revoke_window", G_STRUCT_OFFSET(SessionConfig, revoke_window_ms), 7 * 86400 },
                 { "messages", "archive_wait", G_STRUCT_OFFSET(SessionConfig, archive_wait_ms), 60 },
+                { "media", "stall_timeout", G_STRUCT_OFFSET(SessionConfig, stall_timeout_ms), 3600 },
                 { "voice", "min_duration", G_STRUCT_OFFSET(SessionConfig, voice_min_ms), 60 },
                 { "voice", "max_duration", G_STRUCT_OFFSET(SessionConfig, voice_max_ms), 3600 },
         };

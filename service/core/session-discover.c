@@ -84,7 +84,7 @@ void session_discover_endpoint(Session *s) {
         s->discovery_fd = memfd_create("imd-host-meta", MFD_CLOEXEC);
         r = s->discovery_fd < 0 ? -errno
                                 : xmpp_http_get(s->transport_ctx, url, s->ca_file, s->discovery_fd,
-                                                XMPP_HOST_META_MAX_BYTES, on_host_meta, s, &s->discovery);
+                                                XMPP_HOST_META_MAX_BYTES, 0, on_host_meta, s, &s->discovery);
         if (r < 0) {
                 g_debug("session: cannot ask for %s: %s", url, g_strerror(-r));
                 /* later, not from inside Login */

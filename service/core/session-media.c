@@ -244,7 +244,8 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
                 fetch_free(f);
                 return r;
         }
-        r = xmpp_http_get(s->transport_ctx, m->url, NULL, f->fd, max, on_fetched, f, &f->get);
+        r = xmpp_http_get(s->transport_ctx, m->url, NULL, f->fd, max, s->config.stall_timeout_ms, on_fetched, f,
+                          &f->get);
         if (r < 0) {
                 (void) unlink(f->path);
                 fetch_free(f);

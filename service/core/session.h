@@ -31,6 +31,7 @@ typedef struct SessionConfig {
         unsigned revoke_window_ms;      /* how long after sending a message may be revoked */
         unsigned archive_wait_ms;       /* how long GetMessages waits for the archive; 0: 10 s */
         uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
+        unsigned stall_timeout_ms;      /* the longest silence of a download; 0: 60 s */
         /* Plain http to this machine too, for files (IMD_TEST_LOOPBACK_HTTP=1,
          * test suites only): else https only. */
         bool loopback_http;
@@ -180,11 +181,13 @@ typedef void (*SessionFetchCallback)(int error, int fd, const char *detail, void
  * under a name imd makes up, at most config.max_download_bytes and at most
  * the size the sender gave. A call while that message's download runs
  * waits for it and gets its outcome (one download, one file, the same
- * error). callback runs once, possibly before this returns. Immediate errors (callback not called): -ENOTCONN no history
- * open, -ENOENT no such message, -ENOMEDIUM it carries no file, -EPERM a URL
- * imd does not fetch from, -EINVAL an unusable URL. Later, through the
- * callback: -EMSGSIZE too large, -ENOENT gone from the server, -EIO refused,
- * -ECONNREFUSED / -EPROTO / -ECONNRESET network, -ECANCELED logout. */
+ * error). callback runs once, possibly before this returns. Immediate
+ * errors (callback not called): -ENOTCONN no history open, -ENOENT no such
+ * message, -ENOMEDIUM it carries no file, -EPERM a URL imd does not fetch
+ * from, -EINVAL an unusable URL. Later, through the callback: -EMSGSIZE too
+ * large, -ENOENT gone from the server, -EIO refused, -ECONNREFUSED /
+ * -EPROTO / -ECONNRESET network, -ETIMEDOUT no byte of the body for
+ * config.stall_timeout_ms, -ECANCELED logout. */
 int session_fetch_media(Session *s, const char *conversation, const char *id, SessionFetchCallback callback,
                         void *userdata);
 /* Our reactions to a message of conversation become reactions[0..n) (XEP-0444;

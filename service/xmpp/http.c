@@ -19,6 +19,9 @@ struct XmppHttp {
         int fd;
         uint64_t max_bytes, bytes;      /* GET: the bound, and bytes written */
         uint64_t size;                  /* PUT: bytes to send; bytes: sent so far */
+        unsigned stall_ms;              /* GET: the longest silence of the body */
+        gint64 last_read_us;            /* GET: when its last bytes came */
+        guint stall_timer;
         char *mime;
         char **header_names, **header_values;
         unsigned char *chunk;           /* PUT: LWS_PRE + PUT_CHUNK */
@@ -31,6 +34,7 @@ struct XmppHttp {
 };
 
 static void http_free(XmppHttp *h) {
+        g_clear_handle_id(&h->stall_timer, g_source_remove);
         transport_dial_clear(&h->dial);
         g_free(h->mime);
         g_strfreev(h->header_names);
@@ -158,6 +162,36 @@ static int write_put_chunk(XmppHttp *h, struct lws *wsi) {
         return 0;
 }
 
+/* The body went silent for stall_ms: the server or the path to it is stuck,
+ * and nothing else would ever end the download (lws's timeouts end at the
+ * answer's headers). Checked once per stall_ms, not re-armed per read. */
+static gboolean on_stall_check(gpointer userdata) {
+        XmppHttp *h = userdata;
+        gint64 silent_ms = (g_get_monotonic_time() - h->last_read_us) / 1000;
+        g_autofree char *text = NULL;
+
+        h->stall_timer = 0;
+        if (h->reported || !h->wsi)
+                return G_SOURCE_REMOVE;
+        if (silent_ms < (gint64) h->stall_ms) {
+                h->stall_timer = g_timeout_add(h->stall_ms - (guint) silent_ms, on_stall_check, h);
+                return G_SOURCE_REMOVE;
+        }
+        text = g_strdup_printf("the server sent nothing for %g s", h->stall_ms / 1000.0);
+        report(h, -ETIMEDOUT, text);
+        /* now, from the loop and outside lws: an asynchronous kill would wait
+         * for the socket's next event, which a stuck server never makes.
+         * CLOSED_CLIENT_HTTP frees h. */
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_SYNC);
+        return G_SOURCE_REMOVE;
+}
+
+static void start_stall_timer(XmppHttp *h) {
+        h->last_read_us = g_get_monotonic_time();
+        if (!h->stall_timer)
+                h->stall_timer = g_timeout_add(h->stall_ms, on_stall_check, h);
+}
+
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
         XmppHttp *h = lws_get_opaque_user_data(wsi);
         int r;
@@ -200,6 +234,8 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 transport_dial_established(&h->dial);
                 if (!check_status(h, wsi))
                         return -1;
+                if (!h->put)
+                        start_stall_timer(h);
                 break;
         case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
                 if (h->reported)
@@ -217,6 +253,7 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                         return -1;
                 }
                 h->bytes += len;
+                h->last_read_us = g_get_monotonic_time();
                 return 0;
         case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
                 char buffer[4096 + LWS_PRE];
@@ -283,11 +320,12 @@ static int start(XmppTransportContext *ctx, const char *url, const char *ca_file
 }
 
 int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t max_bytes,
-                  XmppHttpDone done, void *userdata, XmppHttp **ret) {
+                  unsigned stall_ms, XmppHttpDone done, void *userdata, XmppHttp **ret) {
         XmppHttp *h = g_new0(XmppHttp, 1);
 
         h->fd = fd;
         h->max_bytes = max_bytes;
+        h->stall_ms = stall_ms ? stall_ms : XMPP_HTTP_DEFAULT_STALL_MS;
         h->done = done;
         h->userdata = userdata;
         return start(ctx, url, ca_file, h, ret);

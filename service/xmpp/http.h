@@ -21,8 +21,8 @@ typedef struct XmppHttp XmppHttp;
  * -EMSGSIZE larger than allowed (GET: more than max_bytes; PUT: status 413);
  * -ENOENT the server answered 404 / 410; -EIO another status (401 and 403
  * included); -ECONNREFUSED / -EPROTO (TLS) / -ECONNRESET as for the transport;
- * or a read / write error of the file. detail: a text for people, may be
- * NULL. */
+ * -ETIMEDOUT (GET) no byte of the body for stall_ms; or a read / write error
+ * of the file. detail: a text for people, may be NULL. */
 typedef void (*XmppHttpDone)(int error, const char *detail, uint64_t bytes, void *userdata);
 /* PUT: sent bytes of total handed to the connection so far. */
 typedef void (*XmppHttpProgress)(uint64_t sent, uint64_t total, void *userdata);
@@ -31,10 +31,16 @@ typedef struct XmppHttpHeader {
         const char *name, *value;
 } XmppHttpHeader;
 
-/* GET url (http:// or https://) into fd. -EINVAL for another URL. done() runs
- * exactly once, later, unless xmpp_http_cancel() came first. */
+/* How long a GET's body may go without a byte before it fails: lws bounds
+ * the connection and the wait for the answer's headers, not the body. */
+#define XMPP_HTTP_DEFAULT_STALL_MS 60000
+
+/* GET url (http:// or https://) into fd; stall_ms bounds a silence of the
+ * body (0: XMPP_HTTP_DEFAULT_STALL_MS), not its whole length. -EINVAL for
+ * another URL. done() runs exactly once, later, unless xmpp_http_cancel()
+ * came first. */
 int xmpp_http_get(XmppTransportContext *ctx, const char *url, const char *ca_file, int fd, uint64_t max_bytes,
-                  XmppHttpDone done, void *userdata, XmppHttp **ret);
+                  unsigned stall_ms, XmppHttpDone done, void *userdata, XmppHttp **ret);
 
 /* PUT the size bytes of fd from offset 0 (pread: the fd's offset does not
  * matter) to url, with Content-Type mime and the given extra headers (the

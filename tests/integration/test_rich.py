@@ -911,3 +911,127 @@ def test_fetch_media_sends_nothing_to_this_machine_over_plain_http(client, imd, 
     time.sleep(SETTLE)
     assert gated_files.hits == []
     assert _media_files(imd) == []
+
+
+class _ScriptedFiles(http.server.BaseHTTPRequestHandler):
+    """Serves server.files[path] = (how, data), as a file server that breaks
+    would: "length" (Content-Length), "chunked" (ending in the final chunk)
+    and "close" (neither: the body ends with the connection) are whole;
+    "chunked-cut" (no final chunk) and "length-cut" (fewer bytes than
+    announced) send the first half of data and close; "stall" announces
+    len(data), sends its first server.stall_bytes and then sends nothing
+    until server.gate opens (and closes without the rest); "trickle" sends
+    data 500 bytes at a time, 0.4 s apart. Every request is counted in
+    server.hits."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        how, data = self.server.files.get(self.path, ("length", None))
+        self.close_connection = True
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        half = data[:len(data) // 2]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        if how in ("length", "length-cut", "stall", "trickle"):
+            self.send_header("Content-Length", str(len(data)))
+        elif how.startswith("chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if how == "length" or how == "close":
+            self.wfile.write(data)
+        elif how == "length-cut":
+            self.wfile.write(half)
+        elif how.startswith("chunked"):
+            body = data if how == "chunked" else half
+            for i in range(0, len(body), 300):
+                part = body[i:i + 300]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            if how == "chunked":
+                self.wfile.write(b"0\r\n\r\n")
+        elif how == "trickle":
+            for i in range(0, len(data), 500):          # 0.4 s apart
+                self.wfile.write(data[i:i + 500])
+                self.wfile.flush()
+                time.sleep(0.4)
+        elif how == "stall":
+            self.wfile.write(data[:self.server.stall_bytes])
+            self.wfile.flush()
+            self.server.gate.wait(60)
+        self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_files():
+    with http_server(_ScriptedFiles) as server:
+        server.files, server.gate, server.stall_bytes = {}, threading.Event(), 1000
+        try:
+            yield server
+        finally:
+            server.gate.set()       # a stalled answer must not hold the shutdown
+
+
+def _send_media(client, peer, me, url, metadata=None):
+    """The peer sends a media message with url; its id once imd announced it."""
+    mid, raw = _media_raw(me, url, metadata=metadata)
+    start = client.mark()
+    peer.send_raw(raw)
+    client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+    return mid
+
+
+def _with_config(imd, client, account, text):
+    """imd restarted with text as its imd.conf, logged in again as account."""
+    conf = os.path.join(imd.workdir, "xdg-config", "imd")
+    os.makedirs(conf, exist_ok=True)
+    with open(os.path.join(conf, "imd.conf"), "w") as f:
+        f.write(text)
+    imd.restart()
+    client.login_account(account)
+
+
+def test_a_stalled_download_times_out(client, imd, logged_in, peer, scripted_files):
+    """The file server sends its headers and 1000 of the 100000 bytes it
+    announced, then nothing: FetchMedia fails with Timeout once no byte came
+    for [media] stall_timeout, leaves no file, and the next FetchMedia of
+    that message starts a new download instead of joining the stalled one."""
+    _with_config(imd, client, logged_in, "[media]\nstall_timeout=2\n")
+    data = os.urandom(100000)
+    scripted_files.files["/up/stalled.bin"] = ("stall", data)
+    url = "http://127.0.0.1:%d/up/stalled.bin" % scripted_files.server_port
+    mid = _send_media(client, peer, logged_in.jid, url)
+    t0 = time.monotonic()
+    with raises_im_error("Timeout") as ei:
+        client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)
+    elapsed = time.monotonic() - t0
+    assert 1.5 < elapsed < 10, "answered after %.1fs" % elapsed
+    assert "2 s" in ei.value.message, ei.value.message
+    assert "path" not in _stored(client, peer.jid, mid)
+    assert _media_files(imd) == []
+    # the server is fixed: a new download, not the old one joined
+    scripted_files.files["/up/stalled.bin"] = ("length", data)
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
+    assert scripted_files.hits == ["/up/stalled.bin"] * 2
+    assert _media_files(imd) == [os.path.basename(_stored(client, peer.jid, mid)["path"])]
+
+
+def test_a_download_that_keeps_coming_is_not_cut(client, imd, logged_in, peer, scripted_files):
+    """stall_timeout bounds a silence, not the whole download: a body whose
+    bytes trickle in for longer than that, each well within it, is taken."""
+    _with_config(imd, client, logged_in, "[media]\nstall_timeout=1\n")
+    data = os.urandom(4000)
+    scripted_files.files["/up/slow.bin"] = ("trickle", data)
+    url = "http://127.0.0.1:%d/up/slow.bin" % scripted_files.server_port
+    mid = _send_media(client, peer, logged_in.jid, url)
+    t0 = time.monotonic()
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
+    assert time.monotonic() - t0 > 2.5
+
