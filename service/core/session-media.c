@@ -33,6 +33,7 @@ typedef struct FetchWaiter {
 typedef struct Fetch {
         Session *session;
         char *conversation, *id, *path;
+        int64_t size;           /* the sender's, or -1 */
         int fd;                 /* the new file, being written */
         XmppHttp *get;
         GArray *waiters;        /* of FetchWaiter, in the order they came */
@@ -175,15 +176,30 @@ char *session_media_find_link(Session *s, const struct stat *st) {
         return NULL;
 }
 
+/* A whole file is the size its sender gave, when it gave one: a body that
+ * HTTP calls whole (one ended by the connection, say) may still be cut. */
+static int check_size(const Fetch *f, uint64_t bytes, char **ret_detail) {
+        if (f->size < 0 || bytes == (uint64_t) f->size)
+                return 0;
+        *ret_detail = g_strdup_printf("the server sent %" G_GUINT64_FORMAT " bytes of the %" G_GINT64_FORMAT
+                                      " its sender gave", bytes, f->size);
+        return -EIO;
+}
+
 static void on_fetched(int error, const char *detail, uint64_t bytes, void *userdata) {
         Fetch *f = userdata;
         Session *s = f->session;
+        g_autofree char *why = NULL;
 
         g_ptr_array_remove_fast(s->fetches, f);
         close(f->fd);
         f->fd = -1;
+        if (error == 0)
+                error = check_size(f, bytes, &why);
         if (error == 0 && s->store)
                 error = store_set_media_path(s->store, f->conversation, f->id, f->path);
+        if (why)
+                detail = why;
         if (error < 0) {
                 g_debug("session: cannot fetch the file of %s: %s (%s)", f->id, g_strerror(-error),
                         detail ? detail : "");
@@ -236,6 +252,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         f->session = s;
         f->conversation = g_strdup(conversation);
         f->id = g_strdup(id);
+        f->size = m->size;
         f->waiters = g_array_new(false, false, sizeof(FetchWaiter));
         fetch_add_waiter(f, callback, userdata);
         f->fd = session_media_create_file(s, m->mime, &f->path);

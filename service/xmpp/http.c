@@ -19,6 +19,9 @@ struct XmppHttp {
         int fd;
         uint64_t max_bytes, bytes;      /* GET: the bound, and bytes written */
         uint64_t size;                  /* PUT: bytes to send; bytes: sent so far */
+        bool chunked;                   /* GET: the body comes in chunks */
+        bool reading;                   /* GET: inside lws_http_client_read() */
+        bool body_ended;                /* GET: lws said the body ended (COMPLETED) */
         unsigned stall_ms;              /* GET: the longest silence of the body */
         gint64 last_read_us;            /* GET: when its last bytes came */
         guint stall_timer;
@@ -64,6 +67,22 @@ static int write_all(int fd, const char *buf, size_t len) {
         return 0;
 }
 
+/* lws takes a body apart only in chunked coding, and only so named: with
+ * another coding ("gzip, chunked") what it hands on is not the file. */
+static bool check_transfer_coding(XmppHttp *h, struct lws *wsi) {
+        char coding[32];
+
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
+                return true;
+        if (lws_hdr_copy(wsi, coding, sizeof coding, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0 ||
+            strcmp(coding, "chunked") != 0) {
+                report(h, -EIO, "the server sent the file in a transfer coding imd does not take");
+                return false;
+        }
+        h->chunked = true;
+        return true;
+}
+
 /* The status line of the answer; false if it ends the request. */
 static bool check_status(XmppHttp *h, struct lws *wsi) {
         h->status = (int) lws_http_client_http_response(wsi);
@@ -97,6 +116,8 @@ static bool check_status(XmppHttp *h, struct lws *wsi) {
         }
         if (h->put)
                 return true;
+        if (!check_transfer_coding(h, wsi))
+                return false;
         /* a length over the limit is refused before any byte is written */
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
                 char text[24];
@@ -192,6 +213,30 @@ static void start_stall_timer(XmppHttp *h) {
                 h->stall_timer = g_timeout_add(h->stall_ms, on_stall_check, h);
 }
 
+/* The answer's bytes that came (to RECEIVE_CLIENT_HTTP_READ). lws ends a
+ * chunked body with COMPLETED both at its final chunk and when the
+ * connection ends before it (as it must for a body with neither length nor
+ * chunks); only in the first case does lws_http_client_read() succeed. A
+ * body with a Content-Length cut short ends without COMPLETED
+ * (CLOSED_CLIENT_HTTP: -ECONNRESET). */
+static int read_body(XmppHttp *h, struct lws *wsi) {
+        char buffer[4096 + LWS_PRE];
+        char *px = buffer + LWS_PRE;
+        int lenx = (int) sizeof buffer - LWS_PRE;
+        int r;
+
+        h->reading = true;
+        r = lws_http_client_read(wsi, &px, &lenx);
+        h->reading = false;
+        if (h->body_ended) {
+                if (r < 0)
+                        report(h, -ECONNRESET, "the connection broke before the end of the file");
+                report(h, 0, NULL);
+                return -1;      /* one file per connection: close, and free h in CLOSED */
+        }
+        return r < 0 ? -1 : 0;
+}
+
 int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
         XmppHttp *h = lws_get_opaque_user_data(wsi);
         int r;
@@ -255,15 +300,13 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 h->bytes += len;
                 h->last_read_us = g_get_monotonic_time();
                 return 0;
-        case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
-                char buffer[4096 + LWS_PRE];
-                char *px = buffer + LWS_PRE;
-                int lenx = (int) sizeof buffer - LWS_PRE;
-                if (lws_http_client_read(wsi, &px, &lenx) < 0)
-                        return -1;
-                return 0;
-        }
+        case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+                return read_body(h, wsi);
         case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+                if (!h->put && h->chunked && h->reading) {
+                        h->body_ended = true;   /* whole or cut: read_body() tells */
+                        return 0;
+                }
                 if (h->put && h->bytes < h->size)
                         report(h, -EIO, "the server answered before the upload was complete");
                 report(h, 0, NULL);

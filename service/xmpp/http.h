@@ -17,12 +17,15 @@
 
 typedef struct XmppHttp XmppHttp;
 
-/* error 0: done (GET: bytes written; PUT: the server took the file);
+/* error 0: done (GET: the whole body written, bytes of it: all its
+ * Content-Length, or a chunked body up to its final chunk, or a body with
+ * neither up to the end of the connection; PUT: the server took the file);
  * -EMSGSIZE larger than allowed (GET: more than max_bytes; PUT: status 413);
  * -ENOENT the server answered 404 / 410; -EIO another status (401 and 403
- * included); -ECONNREFUSED / -EPROTO (TLS) / -ECONNRESET as for the transport;
- * -ETIMEDOUT (GET) no byte of the body for stall_ms; or a read / write error
- * of the file. detail: a text for people, may be NULL. */
+ * included), or a transfer coding other than chunked; -ECONNREFUSED /
+ * -EPROTO (TLS) / -ECONNRESET as for the transport (GET: also a body cut
+ * before its end); -ETIMEDOUT (GET) no byte of the body for stall_ms; or a
+ * read / write error of the file. detail: a text for people, may be NULL. */
 typedef void (*XmppHttpDone)(int error, const char *detail, uint64_t bytes, void *userdata);
 /* PUT: sent bytes of total handed to the connection so far. */
 typedef void (*XmppHttpProgress)(uint64_t sent, uint64_t total, void *userdata);

@@ -918,7 +918,8 @@ class _ScriptedFiles(http.server.BaseHTTPRequestHandler):
     would: "length" (Content-Length), "chunked" (ending in the final chunk)
     and "close" (neither: the body ends with the connection) are whole;
     "chunked-cut" (no final chunk) and "length-cut" (fewer bytes than
-    announced) send the first half of data and close; "stall" announces
+    announced) send the first half of data and close; "gzip-chunked" is
+    chunked but names a coding it does not apply; "stall" announces
     len(data), sends its first server.stall_bytes and then sends nothing
     until server.gate opens (and closes without the rest); "trickle" sends
     data 500 bytes at a time, 0.4 s apart. Every request is counted in
@@ -938,21 +939,22 @@ class _ScriptedFiles(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Connection", "close")
+        chunked = how in ("chunked", "chunked-cut", "gzip-chunked")
         if how in ("length", "length-cut", "stall", "trickle"):
             self.send_header("Content-Length", str(len(data)))
-        elif how.startswith("chunked"):
-            self.send_header("Transfer-Encoding", "chunked")
+        elif chunked:
+            self.send_header("Transfer-Encoding", "gzip, chunked" if how == "gzip-chunked" else "chunked")
         self.end_headers()
         if how == "length" or how == "close":
             self.wfile.write(data)
         elif how == "length-cut":
             self.wfile.write(half)
-        elif how.startswith("chunked"):
-            body = data if how == "chunked" else half
+        elif chunked:
+            body = half if how == "chunked-cut" else data
             for i in range(0, len(body), 300):
                 part = body[i:i + 300]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-            if how == "chunked":
+            if how != "chunked-cut":
                 self.wfile.write(b"0\r\n\r\n")
         elif how == "trickle":
             for i in range(0, len(data), 500):          # 0.4 s apart
@@ -1034,4 +1036,45 @@ def test_a_download_that_keeps_coming_is_not_cut(client, imd, logged_in, peer, s
     t0 = time.monotonic()
     assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
     assert time.monotonic() - t0 > 2.5
+
+
+def test_a_truncated_download_is_not_kept(client, imd, logged_in, peer, scripted_files):
+    """A body that ends short is an error, never a file: cut before its
+    final chunk, or cut short of its Content-Length (the connection broke:
+    Network), or whole by HTTP's rules (close-delimited, chunked) but
+    shorter than the size its sender gave (Failed), or in a transfer coding
+    that lws does not undo (Failed). The message gets no path, nothing
+    stays in the cache, and FetchMedia works once the server sends the
+    whole file."""
+    me = logged_in.jid
+    data = os.urandom(1000)
+    size = {"media-type": "application/octet-stream", "size": len(data)}
+    cases = {   # name: (how the server sends it, the sender's metadata, error, words of its message)
+        "chunked-cut": ("chunked-cut", size, "Network", "before the end of the file"),
+        "chunked-cut, no size": ("chunked-cut", None, "Network", "before the end of the file"),
+        "length-cut": ("length-cut", None, "Network", "broke"),
+        "close, short": ("close", size, "Failed", "500 bytes of the 1000"),
+        "chunked, short": ("chunked", size, "Failed", "500 bytes of the 1000"),
+        "gzip, chunked": ("gzip-chunked", None, "Failed", "transfer coding"),
+    }
+    ids = {}
+    for n, (name, (how, meta, _, _)) in enumerate(cases.items()):
+        path = "/up/%d.bin" % n
+        # the short ones: whole for HTTP, half of what the sender said
+        scripted_files.files[path] = (how, data if how.endswith("-cut") else data[:500])
+        ids[name] = (path, _send_media(client, peer, me, "http://127.0.0.1:%d%s"
+                                       % (scripted_files.server_port, path), metadata=meta))
+    for name, (path, mid) in ids.items():
+        with raises_im_error(cases[name][2]) as ei:
+            client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)
+        assert "path" not in _stored(client, peer.jid, mid), name
+        assert cases[name][3] in ei.value.message, (name, ei.value.message)
+    assert _media_files(imd) == []
+    # fixed: each whole, in each way the server may send it
+    for n, (name, (path, mid)) in enumerate(ids.items()):
+        scripted_files.files[path] = (("length", "chunked", "close")[n % 3], data)
+        assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data, name
+        assert "path" in _stored(client, peer.jid, mid)
+    assert len(_media_files(imd)) == len(ids)
+    assert len(scripted_files.hits) == 2 * len(ids)
 
