@@ -2,7 +2,10 @@
 /*
  * Files of media messages for the Session: FetchMedia downloads one into the
  * cache directory, under a name imd makes up (the sender's name is for
- * showing only), bounded in size, over https.
+ * showing only), bounded in size, over https. A download is written under a
+ * partial name (PARTIAL_PREFIX) and takes its final one only once it is
+ * whole: what a crash leaves half-written is recognisable, and removed at
+ * the next start.
  */
 
 #include <arpa/inet.h>
@@ -19,6 +22,8 @@
 
 #define MEDIA_DIR "media"
 #define DEFAULT_MAX_DOWNLOAD (100 * 1024 * 1024)
+/* Final names start with a hex digit, so nothing else ever has this prefix. */
+#define PARTIAL_PREFIX ".part-"
 
 /* A FetchMedia call waiting for a download. */
 typedef struct FetchWaiter {
@@ -32,8 +37,10 @@ typedef struct FetchWaiter {
  * each would leave all but the last file orphaned in the cache. */
 typedef struct Fetch {
         Session *session;
-        char *conversation, *id, *path;
+        char *conversation, *id, *mime;
         int64_t size;           /* the sender's, or -1 */
+        char *partial;          /* the file being written, under its partial name */
+        char *path;             /* its final name, once whole */
         int fd;                 /* the new file, being written */
         XmppHttp *get;
         GArray *waiters;        /* of FetchWaiter, in the order they came */
@@ -44,6 +51,8 @@ static void fetch_free(Fetch *f) {
                 close(f->fd);
         g_free(f->conversation);
         g_free(f->id);
+        g_free(f->mime);
+        g_free(f->partial);
         g_free(f->path);
         g_array_unref(f->waiters);
         g_free(f);
@@ -126,8 +135,9 @@ static int take_name(const char *path, const char *from) {
         return fd < 0 ? -errno : fd;
 }
 
-/* cache/media/<random>.<subtype of the media type>, taken here and now. */
-static int media_new_name(Session *s, const char *mime, const char *from, char **ret_path) {
+/* cache/media/<random>.<subtype of the media type> (partial:
+ * PARTIAL_PREFIX<random>), taken here and now. */
+static int media_new_name(Session *s, const char *mime, bool partial, const char *from, char **ret_path) {
         g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
         const char *sub = mime ? strchr(mime, '/') : NULL;
         char ext[9] = "bin";
@@ -141,7 +151,9 @@ static int media_new_name(Session *s, const char *mime, const char *from, char *
         if (g_mkdir_with_parents(dir, 0700) < 0)
                 return -errno;
         for (int attempt = 0; attempt < 8; attempt++) {
-                g_autofree char *name = g_strdup_printf("%08x%08x.%s", g_random_int(), g_random_int(), ext);
+                g_autofree char *name = partial ? g_strdup_printf(PARTIAL_PREFIX "%08x%08x", g_random_int(),
+                                                                  g_random_int())
+                                                : g_strdup_printf("%08x%08x.%s", g_random_int(), g_random_int(), ext);
                 g_autofree char *path = g_build_filename(dir, name, NULL);
                 int r = take_name(path, from);
                 if (r >= 0) {
@@ -155,11 +167,26 @@ static int media_new_name(Session *s, const char *mime, const char *from, char *
 }
 
 int session_media_create_file(Session *s, const char *mime, char **ret_path) {
-        return media_new_name(s, mime, NULL, ret_path);
+        return media_new_name(s, mime, false, NULL, ret_path);
 }
 
 int session_media_link_file(Session *s, const char *mime, const char *from, char **ret_path) {
-        return media_new_name(s, mime, from, ret_path);
+        return media_new_name(s, mime, false, from, ret_path);
+}
+
+void session_media_remove_partial(Session *s) {
+        g_autofree char *dir = g_build_filename(s->cache_dir, MEDIA_DIR, NULL);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+        unsigned n = 0;
+
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                if (g_str_has_prefix(name, PARTIAL_PREFIX) && unlink(path) == 0)
+                        n++;
+        }
+        if (n > 0)
+                g_debug("session: removed %u unfinished downloads from %s", n, dir);
 }
 
 char *session_media_find_link(Session *s, const struct stat *st) {
@@ -186,6 +213,23 @@ static int check_size(const Fetch *f, uint64_t bytes, char **ret_detail) {
         return -EIO;
 }
 
+/* The whole file takes its final name, and the message names it: link,
+ * commit, then (in on_fetched()) the partial name goes, so the history
+ * never names a missing file. */
+static int keep_file(Fetch *f) {
+        Session *s = f->session;
+        int r = session_media_link_file(s, f->mime, f->partial, &f->path);
+
+        if (r < 0)
+                return r;
+        r = s->store ? store_set_media_path(s->store, f->conversation, f->id, f->path) : 0;
+        if (r < 0) {
+                (void) unlink(f->path);
+                g_clear_pointer(&f->path, g_free);
+        }
+        return r;
+}
+
 static void on_fetched(int error, const char *detail, uint64_t bytes, void *userdata) {
         Fetch *f = userdata;
         Session *s = f->session;
@@ -196,15 +240,15 @@ static void on_fetched(int error, const char *detail, uint64_t bytes, void *user
         f->fd = -1;
         if (error == 0)
                 error = check_size(f, bytes, &why);
-        if (error == 0 && s->store)
-                error = store_set_media_path(s->store, f->conversation, f->id, f->path);
+        if (error == 0)
+                error = keep_file(f);
+        (void) unlink(f->partial);      /* nothing half-written stays */
         if (why)
                 detail = why;
-        if (error < 0) {
+        if (error < 0)
                 g_debug("session: cannot fetch the file of %s: %s (%s)", f->id, g_strerror(-error),
                         detail ? detail : "");
-                (void) unlink(f->path);         /* nothing half-written stays */
-        } else
+        else
                 g_debug("session: fetched %" G_GUINT64_FORMAT " bytes for %s (%u callers)", bytes, f->id,
                         f->waiters->len);
         for (guint i = 0; i < f->waiters->len; i++) {
@@ -252,10 +296,11 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         f->session = s;
         f->conversation = g_strdup(conversation);
         f->id = g_strdup(id);
+        f->mime = g_strdup(m->mime);
         f->size = m->size;
         f->waiters = g_array_new(false, false, sizeof(FetchWaiter));
         fetch_add_waiter(f, callback, userdata);
-        f->fd = session_media_create_file(s, m->mime, &f->path);
+        f->fd = media_new_name(s, NULL, true, NULL, &f->partial);
         if (f->fd < 0) {
                 r = f->fd;
                 fetch_free(f);
@@ -264,7 +309,7 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
         r = xmpp_http_get(s->transport_ctx, m->url, NULL, f->fd, max, s->config.stall_timeout_ms, on_fetched, f,
                           &f->get);
         if (r < 0) {
-                (void) unlink(f->path);
+                (void) unlink(f->partial);
                 fetch_free(f);
                 return r;
         }
@@ -278,7 +323,7 @@ void session_cancel_fetches(Session *s) {
         while (s->fetches && s->fetches->len > 0) {
                 Fetch *f = g_ptr_array_steal_index_fast(s->fetches, s->fetches->len - 1);
                 xmpp_http_cancel(f->get);
-                (void) unlink(f->path);
+                (void) unlink(f->partial);
                 for (guint i = 0; i < f->waiters->len; i++) {
                         FetchWaiter *w = &g_array_index(f->waiters, FetchWaiter, i);
                         w->callback(-ECANCELED, -1, NULL, w->userdata);

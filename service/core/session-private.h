@@ -317,6 +317,9 @@ int session_media_create_file(Session *s, const char *mime, char **ret_path);
  * (link(): -EXDEV if the cache is on another file system): 0, or negative
  * errno. */
 int session_media_link_file(Session *s, const char *mime, const char *from, char **ret_path);
+/* Removes what downloads cut short by a crash left in cache/media (their
+ * partial names): at the start, before any download. */
+void session_media_remove_partial(Session *s);
 /* A name in cache/media of the file st (the same inode), or NULL. */
 char *session_media_find_link(Session *s, const struct stat *st);
 

@@ -773,6 +773,7 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->userdata = userdata;
         s->data_dir = g_strdup(data_dir);
         s->cache_dir = g_strdup(cache_dir);
+        session_media_remove_partial(s);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
         s->max_stanza_bytes = XMPP_DEFAULT_MAX_STANZA_BYTES;

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness.asserts import raises_im_error, find_conversation
-from harness.util import http_server
+from harness.util import http_server, wait_until
 from test_messages import wait_in
 
 NS_CLIENT = "jabber:client"
@@ -1078,3 +1078,29 @@ def test_a_truncated_download_is_not_kept(client, imd, logged_in, peer, scripted
     assert len(_media_files(imd)) == len(ids)
     assert len(scripted_files.hits) == 2 * len(ids)
 
+
+def test_a_download_cut_by_a_crash_leaves_nothing(client, client_factory, imd, logged_in, peer,
+                                                   scripted_files):
+    """imd is killed (SIGKILL) half-way through a download, half the file
+    written: after the restart nothing of it is in the cache, the message
+    has no path, and FetchMedia downloads it whole."""
+    data = os.urandom(100000)
+    scripted_files.files["/up/crash.bin"] = ("stall", data)
+    scripted_files.stall_bytes = 50000
+    url = "http://127.0.0.1:%d/up/crash.bin" % scripted_files.server_port
+    mid = _send_media(client, peer, logged_in.jid, url)
+    media = os.path.join(imd.workdir, "cache", "media")
+    thread, _ = _fetch_in_thread(client_factory, peer.jid, mid)
+
+    def written():
+        return sum(os.path.getsize(os.path.join(media, n)) for n in _media_files(imd))
+    wait_until(lambda: written() == 50000, timeout=15, what="half the file on disk")
+    imd.kill()
+    thread.join(15)
+    imd.start()
+    assert _media_files(imd) == []
+    client.login_account(logged_in)
+    assert "path" not in _stored(client, peer.jid, mid)
+    scripted_files.files["/up/crash.bin"] = ("length", data)
+    assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
+    assert _media_files(imd) == [os.path.basename(_stored(client, peer.jid, mid)["path"])]
