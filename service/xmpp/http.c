@@ -33,6 +33,7 @@ struct XmppHttp {
         XmppHttpDone done;
         void *userdata;
         bool reported;          /* done() ran, or was cancelled */
+        char *tls_error;        /* why the server's certificate was refused */
         TransportDial dial;
 };
 
@@ -43,6 +44,7 @@ static void http_free(XmppHttp *h) {
         g_strfreev(h->header_names);
         g_strfreev(h->header_values);
         g_free(h->chunk);
+        g_free(h->tls_error);
         g_free(h);
 }
 
@@ -252,16 +254,23 @@ int xmpp_http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reaso
                 /* this address refused us before any answer or byte of an
                  * upload: the host may have another (localhost is ::1 and
                  * 127.0.0.1) */
-                if (!h->dial.in_connect && !h->reported && h->status == 0 && h->bytes == 0 &&
+                if (!h->dial.in_connect && !h->reported && h->status == 0 && h->bytes == 0 && !h->tls_error &&
                     transport_classify_connect_error(in) != -EPROTO && transport_dial_next(&h->dial)) {
                         g_debug("cannot connect to %s: %s; trying the next address", h->dial.info.host,
                                 in ? (const char *) in : "connection failed");
                         h->wsi = NULL;
                         return 0;
                 }
-                report(h, transport_classify_connect_error(in), in ? in : "connection failed");
+                if (h->tls_error)
+                        report(h, -EPROTO, h->tls_error);
+                else
+                        report(h, transport_classify_connect_error(in), in ? in : "connection failed");
                 if (!h->dial.in_connect)
                         http_free(h);
+                return 0;
+        case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+                if (!len && !h->tls_error)
+                        h->tls_error = transport_certificate_refusal(user);
                 return 0;
         case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
                 unsigned char **p = in, *end = *p + len;

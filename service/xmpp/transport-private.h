@@ -41,6 +41,9 @@ int transport_target_for(XmppTransportContext *ctx, const char *url, const char 
 /* lws's reason for a failed connection, as an errno: -EPROTO when it is
  * about TLS (a certificate, the handshake), else -ECONNREFUSED. */
 int transport_classify_connect_error(const char *reason);
+/* At LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION with a refused
+ * certificate (its user: an X509_STORE_CTX): why, for people (g_free()). */
+char *transport_certificate_refusal(void *x509_store_ctx);
 
 /* A client connection being dialled: its host's addresses, found off the main
  * loop (resolve.h), tried in turn until one takes the connection. Both kinds

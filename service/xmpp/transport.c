@@ -336,6 +336,14 @@ static int handle_writeable(XmppTransport *t, struct lws *wsi) {
         return 0;
 }
 
+/* OpenSSL decides; we only keep its reason, because lws reports a refused
+ * certificate as an opaque "SSL err 1". */
+char *transport_certificate_refusal(void *x509_store_ctx) {
+        int err = X509_STORE_CTX_get_error(x509_store_ctx);
+
+        return g_strdup_printf("the server's TLS certificate was refused: %s", X509_verify_cert_error_string(err));
+}
+
 static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
         XmppTransport *t = lws_get_opaque_user_data(wsi);
         int r = 0;
@@ -364,13 +372,8 @@ static int protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, 
                 r = handle_writeable(t, wsi);
                 break;
         case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
-                /* OpenSSL decides; we only keep its reason, because lws reports a
-                 * refused certificate as an opaque "SSL err 1". */
-                if (!len && !t->tls_error) {
-                        int err = X509_STORE_CTX_get_error(user);
-                        t->tls_error = g_strdup_printf("the server's TLS certificate was refused: %s",
-                                                       X509_verify_cert_error_string(err));
-                }
+                if (!len && !t->tls_error)
+                        t->tls_error = transport_certificate_refusal(user);
                 break;
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
                 lws_set_opaque_user_data(wsi, NULL);

@@ -7,6 +7,7 @@ over in the `ca_file` Login option, and must refuse a certificate for another
 host name or one that has expired (org.example.IM.Error.Network).
 """
 
+import http.server
 import os
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pytest
 from harness.asserts import raises_im_error
 from harness.peer import Peer
 from harness.prosody import Prosody
+from harness.util import http_server
 
 OPENSSL_CNF = """\
 [ req ]
@@ -306,3 +308,49 @@ def test_plain_is_used_inside_tls(client, imd, plain_only_server, tls_certs):
     assert client.login(jid, pw, p.wss_url, ca_file=tls_certs.ca) is None
     assert client.get_property("Ready") is True
     assert "mechanism='PLAIN'" in p.log_tail(100000)
+
+
+# -- files over https ----------------------------------------------------------------------
+
+class _OneFile(http.server.BaseHTTPRequestHandler):
+    """Serves server.data at any path (over https: see http_server's tls)."""
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(self.server.data)))
+        self.end_headers()
+        self.wfile.write(self.server.data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_fetch_media_names_a_refused_certificate(client, imd, tls_servers, tls_certs, dump_logs):
+    """A file on https whose certificate imd does not trust: Network, and
+    the error says that the certificate was refused and why (OpenSSL's
+    words), not lws's "SSL err 1"; no request reaches the server."""
+    p = tls_servers("good")
+    dump_logs.append(p)
+    alice_jid, alice_pw = p.new_account("alice")
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    data = os.urandom(20000)
+    try:
+        with http_server(_OneFile, tls=(tls_certs.good, tls_certs.key)) as files:
+            files.data = data
+            url = "https://localhost:%d/up/photo.jpg" % files.server_port
+            client.login(alice_jid, alice_pw, p.ws_url)
+            mid = uuid.uuid4().hex
+            start = client.mark()
+            bob.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body><x xmlns='jabber:x:oob'>"
+                         "<url>%s</url></x><origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>"
+                         % (alice_jid, mid, url, url, mid))
+            client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start)
+            with raises_im_error("Network") as ei:
+                client.call_fd("FetchMedia", "ss", (bob_jid, mid), timeout=30)
+            assert "unable to get local issuer certificate" in ei.value.message, ei.value.message
+            assert files.hits == []
+    finally:
+        bob.stop()

@@ -6,6 +6,7 @@ import http.server
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -14,10 +15,15 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 
 
 @contextlib.contextmanager
-def http_server(handler):
+def http_server(handler, tls=None):
     """A throwaway HTTP server on 127.0.0.1 (server.server_port), serving
-    handler from a thread; server.hits starts empty, for the handler to fill."""
+    handler from a thread; server.hits starts empty, for the handler to fill.
+    tls=(certificate file, key file): https."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.hits = []
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
