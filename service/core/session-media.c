@@ -306,8 +306,9 @@ int session_fetch_media(Session *s, const char *conversation, const char *id, Se
                 fetch_free(f);
                 return r;
         }
-        r = xmpp_http_get(s->transport_ctx, m->url, NULL, f->fd, max, s->config.stall_timeout_ms, on_fetched, f,
-                          &f->get);
+        /* the login's CAs: a server with a private CA serves its files too */
+        r = xmpp_http_get(s->transport_ctx, m->url, s->ca_file, f->fd, max, s->config.stall_timeout_ms, on_fetched,
+                          f, &f->get);
         if (r < 0) {
                 (void) unlink(f->partial);
                 fetch_free(f);

@@ -177,19 +177,19 @@ size_t session_max_stanza_bytes(const Session *s);
  * (for people; else NULL). */
 typedef void (*SessionFetchCallback)(int error, int fd, const char *detail, void *userdata);
 /* The file of a media message: from the cache directory if it was fetched
- * before, else downloaded there first (https only; see config.loopback_http)
- * under a name imd makes up, at most config.max_download_bytes and at most the
- * size the sender gave, and kept only whole (as HTTP frames it, and of the
- * size the sender gave, if it gave one). A call while that message's download
- * runs waits for it and gets its outcome (one download, one file, the same
- * error). callback runs once, possibly before this returns. Immediate errors
- * (callback not called): -ENOTCONN no history open, -ENOENT no such message,
- * -ENOMEDIUM it carries no file, -EPERM a URL imd does not fetch from, -EINVAL
- * an unusable URL. Later, through the callback: -EMSGSIZE too large, -ENOENT
- * gone from the server, -EIO refused or of another size than the sender gave,
- * -ECONNREFUSED / -EPROTO / -ECONNRESET network (a body cut short included),
- * -ETIMEDOUT no byte of the body for config.stall_timeout_ms, -ECANCELED
- * logout. */
+ * before, else downloaded there first (https only, trusting the login's
+ * ca_file; see config.loopback_http) under a name imd makes up, at most
+ * config.max_download_bytes and at most the size the sender gave, and kept
+ * only whole (as HTTP frames it, and of the size the sender gave, if it gave
+ * one). A call while that message's download runs waits for it and gets its
+ * outcome (one download, one file, the same error). callback runs once,
+ * possibly before this returns. Immediate errors (callback not called):
+ * -ENOTCONN no history open, -ENOENT no such message, -ENOMEDIUM it carries no
+ * file, -EPERM a URL imd does not fetch from, -EINVAL an unusable URL. Later,
+ * through the callback: -EMSGSIZE too large, -ENOENT gone from the server,
+ * -EIO refused or of another size than the sender gave, -ECONNREFUSED /
+ * -EPROTO / -ECONNRESET network (a body cut short included), -ETIMEDOUT no
+ * byte of the body for config.stall_timeout_ms, -ECANCELED logout. */
 int session_fetch_media(Session *s, const char *conversation, const char *id, SessionFetchCallback callback,
                         void *userdata);
 /* Our reactions to a message of conversation become reactions[0..n) (XEP-0444;
