@@ -119,6 +119,7 @@ struct Session {
         bool remember;                  /* Login's remember: store the keys once logged in */
         bool autologin;                 /* logging in by itself with remembered keys, not ready yet */
         guint autologin_source;         /* at start: the remembered login is tried */
+        char *autologin_account;        /* ... of this account, the last one */
         Backoff backoff;
         guint reconnect_source;
         XmppSm *resumable;              /* XEP-0198 state of the lost connection */

@@ -707,17 +707,14 @@ static gboolean on_autologin(gpointer userdata) {
         int r;
 
         s->autologin_source = 0;
+        account = g_steal_pointer(&s->autologin_account);
         /* A Login that came first (D-Bus activation) wins. */
-        if (!s->account || s->stream || s->online_wanted || s->login_pending)
+        if (!account || s->stream || s->online_wanted || s->login_pending)
                 return G_SOURCE_REMOVE;
-        account = g_strdup(s->account);
         dir = g_build_filename(s->data_dir, account, NULL);
         r = credentials_load(dir, &c);
-        if (r == -ENOENT) {
-                if (s->config.private_history)
-                        close_account(s);
+        if (r == -ENOENT)
                 return G_SOURCE_REMOVE;
-        }
         if (r < 0) {
                 /* Keys others could read may be theirs now; keys others could
                  * plant would log us in as them. Either way: not used, and
@@ -730,8 +727,12 @@ static gboolean on_autologin(gpointer userdata) {
                 g_warning("%s", msg);
                 (void) credentials_remove(dir);
                 s->events.error(unsafe ? -EPERM : -EIO, msg, s->userdata);
-                if (s->config.private_history)
-                        close_account(s);
+                return G_SOURCE_REMOVE;
+        }
+        /* private_history: only now, with a login to go with it */
+        if (!s->account && open_account(s, account) < 0) {
+                g_warning("Cannot open the history of %s", account);
+                credentials_free(c);
                 return G_SOURCE_REMOVE;
         }
 
@@ -741,7 +742,15 @@ static gboolean on_autologin(gpointer userdata) {
         s->url = g_steal_pointer(&c->url);
         s->ca_file = g_steal_pointer(&c->ca_file);
         credentials_free(c);
-        r = start_stream(s);
+        if (s->config.private_history) {
+                /* Not the endpoint stored with the keys: an older imd let
+                 * the caller choose it (see bus-object.c's Login). */
+                g_free(s->url);
+                s->url = g_strdup(s->config.websocket_url);
+        }
+        r = s->url ? start_stream(s) : 0;
+        if (r >= 0 && !s->url)
+                session_discover_endpoint(s);
         if (r < 0) {
                 /* A CA file gone, say: the file stays for the next start. */
                 msg = g_strdup_printf("Cannot log in as %s by itself: %s", s->login_jid, g_strerror(-r));
@@ -788,14 +797,16 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         if (!s->config.archive_wait_ms)
                 s->config.archive_wait_ms = 10000;      /* well inside D-Bus's 25 s default call timeout */
 
-        /* The last account's history stays readable while logged out (with
-         * private_history, only until on_autologin() finds no remembered
-         * login). */
+        /* The last account's history stays readable while logged out; with
+         * private_history it opens only for its remembered login (in
+         * on_autologin(), which calls waiting on the bus precede). */
         last = read_last_account(data_dir);
-        if (last && open_account(s, last) < 0)
+        if (last && !s->config.private_history && open_account(s, last) < 0)
                 g_warning("Cannot open the history of %s", last);
-        if (s->account)
+        if (last && (s->account || s->config.private_history)) {
+                s->autologin_account = g_steal_pointer(&last);
                 s->autologin_source = g_idle_add(on_autologin, s);
+        }
         *ret = s;
         return 0;
 }
@@ -833,6 +844,7 @@ void session_free(Session *s) {
         g_free(s->cache_dir);
         g_free(s->config.voice_source);
         g_free(s->config.websocket_url);
+        g_free(s->autologin_account);
         g_free(s->voice_auto_owner);
         g_free(s->voice_auto_id);
         g_clear_pointer(&s->upload_lookups, g_array_unref);
@@ -922,6 +934,15 @@ void session_login_connect(Session *s) {
         if (r >= 0)
                 return;
         text = g_strdup_printf("Cannot connect to %s: %s", s->url, g_strerror(-r));
+        if (s->autologin) {
+                /* no Login call to answer */
+                forget_credentials(s);
+                set_state(s, SESSION_NET_DISCONNECTED, false);
+                s->events.error(r, text, s->userdata);
+                if (s->config.private_history)
+                        close_account(s);
+                return;
+        }
         s->login_pending = false;
         forget_credentials(s);
         set_state(s, SESSION_NET_DISCONNECTED, false);

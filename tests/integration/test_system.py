@@ -276,7 +276,16 @@ def test_logout_closes_the_history(system, new_account, peer_factory):
         # remembered: in again by itself at the next start, history and all
         login(root, alice, remember=True)
         root.close()
-        imd.restart()
+        imd.stop()
+        # keys an older imd stored with a server a member chose: not that
+        # server, the administrator's
+        creds = os.path.join(imd.data_dir, alice.jid, "credentials")
+        with open(creds) as f:
+            text = f.read()
+        assert "websocket_url=" + alice.ws_url in text
+        with open(creds, "w") as f:
+            f.write(text.replace("websocket_url=" + alice.ws_url, "websocket_url=ws://127.0.0.1:9/rogue"))
+        imd.start()
         root = bus.client()
         deadline = time.monotonic() + 30
         while not root.get_property("Ready") and time.monotonic() < deadline:
@@ -286,3 +295,49 @@ def test_logout_closes_the_history(system, new_account, peer_factory):
         assert root.call("GetMessages", "ssu", (peer.jid, "", 10))[0][0]["text"] == "for alice only"
     finally:
         root.close()
+
+
+def test_a_call_that_starts_imd_finds_no_history(system, new_account, peer_factory):
+    """A member's call that starts imd by D-Bus activation is the first thing
+    imd handles, before anything it does by itself at start: after the last
+    account logged out, even that call must find no history open."""
+    bus, imd = system
+    alice = new_account("alice")
+    peer = peer_factory("bob")
+    root = bus.client()
+    try:
+        login(root, alice)
+        start = root.mark()
+        peer.send_message(alice.jid, "for alice only")
+        root.wait_signal("MessageReceived", lambda a: a[0].get("conversation") == peer.jid, start=start)
+        root.call("Logout")
+    finally:
+        root.close()
+    imd.stop()
+
+    # the same imd, started by the bus for the member's call
+    env = imd.env()
+    env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+    with open(os.path.join(bus.servicedir, "org.example.IM.service"), "w") as f:
+        f.write("[D-BUS Service]\nName=org.example.IM\nUser=root\nExec=/usr/bin/env %s %s\n"
+                % (" ".join("%s=%s" % (k, v) for k, v in env.items()
+                            if k.startswith(("DBUS_", "XDG_", "ASAN_", "UBSAN_", "LSAN_"))),
+                   " ".join(imd.argv())))
+    subprocess.run(["dbus-send", "--address=" + bus.address, "--type=method_call",
+                    "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.ReloadConfig"], check=True, timeout=10)
+    r = call_as(bus, [GROUP_ID], "GetMessages", "ssu", peer.jid, "", "10")
+    owner = bus.client()
+    try:
+        pid = owner.call_bus("GetConnectionUnixProcessID", "s", (owner.name_owner(),))
+    finally:
+        owner.close()
+    try:
+        assert "for alice only" not in r.stdout
+        assert r.returncode != 0 and "call Login first" in r.stderr, r.stdout + r.stderr
+    finally:
+        os.kill(pid, 15)
+        for _ in range(100):
+            if not os.path.exists("/proc/%d" % pid):
+                break
+            time.sleep(0.1)
