@@ -305,6 +305,14 @@ int store_list_unsent(Store *store, GPtrArray **ret) {
         return store_collect_messages(store, STMT_LIST_UNSENT, ret);
 }
 
+int store_list_own_files(Store *store, const char *id, GPtrArray **ret) {
+        if (!store || !id || !ret)
+                return -EINVAL;
+        if (store_bind_text(store_stmt(store, STMT_LIST_OWN_FILES), 1, id) != SQLITE_OK)
+                return store_fail(store, STMT_LIST_OWN_FILES);
+        return store_collect_messages(store, STMT_LIST_OWN_FILES, ret);
+}
+
 int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit, GPtrArray **ret) {
         sqlite3_stmt *st;
 

@@ -66,6 +66,7 @@ typedef enum StoreStatement {
         STMT_SET_META,
         STMT_DELETE_META,
         STMT_LIST_UNSENT,
+        STMT_LIST_OWN_FILES,
         STMT_MESSAGES_AFTER,
         STMT_LAST_SEQ,
         STMT_QUEUE_ACTION,

@@ -140,6 +140,11 @@ static const char *const migrations[] = {
         "        target TEXT NOT NULL,"
         "        kind TEXT NOT NULL,"
         "        payload TEXT);",
+        /* Version 8: our messages with a file, by id: imd's copy of a file
+         * it sends is outbox/<id>, and the outbox is checked against the
+         * history at every opening (store_list_own_files()). Only our file
+         * messages enter it: a text message's append does not pay for it. */
+        "CREATE INDEX messages_own_files ON messages (id) WHERE direction = 1 AND path IS NOT NULL;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
@@ -282,6 +287,10 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "JOIN conversations AS c ON c.key = messages.conversation "
                 "WHERE messages.direction = 1 AND messages.status = 'pending' AND messages.revoked = 0 "
                 "ORDER BY messages.seq",
+        [STMT_LIST_OWN_FILES]      =
+                "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages INDEXED BY messages_own_files "
+                "JOIN conversations AS c ON c.key = messages.conversation "
+                "WHERE messages.id = ?1 AND messages.direction = 1 AND messages.path IS NOT NULL",
         [STMT_MESSAGES_AFTER]      =
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages "
                 "JOIN conversations AS c ON c.key = messages.conversation "

@@ -158,6 +158,11 @@ int store_get_messages(Store *store, const char *conversation, const char *befor
  * index, so it costs nothing when the outbox is empty. */
 int store_list_unsent(Store *store, GPtrArray **ret /* of StoreMessage* */);
 
+/* Our messages (any status, revoked ones too) with this id that name a file
+ * (path), in no particular order: what the history says of outbox/<id>.
+ * Uses a partial index of our file messages. */
+int store_list_own_files(Store *store, const char *id, GPtrArray **ret /* of StoreMessage* */);
+
 /* Every message (all conversations) with seq > after_seq, oldest first, at
  * most limit of them; a range of the rowid, so it costs what it returns. */
 int store_list_messages_after(Store *store, int64_t after_seq, unsigned limit,

@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 7
+#define STORE_TEST_SCHEMA_VERSION 8
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
@@ -1325,6 +1325,50 @@ static void test_outgoing_file(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(unsent->len, ==, 0);
 }
 
+/* What the history says of outbox/<id>: our file messages with that id,
+ * whatever their status (the outbox is cleaned by it at every opening). */
+static void test_own_files(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) got = NULL;
+        StoreMessage file = make_message(ALICE, "f1", STORE_DIRECTION_OUT, 100, NULL);
+        StoreMessage other = make_message(BOB, "f1", STORE_DIRECTION_OUT, 110, NULL);
+        StoreMessage text = make_message(ALICE, "t1", STORE_DIRECTION_OUT, 120, "no file");
+        StoreMessage in = make_message(ALICE, "i1", STORE_DIRECTION_IN, 130, NULL);
+
+        file.type = other.type = in.type = (char *) "file";
+        file.mime = other.mime = in.mime = (char *) "application/octet-stream";
+        other.url = in.url = (char *) "https://up.example/x.bin";
+        file.status = (char *) "pending";
+        file.path = (char *) "/data/outbox/f1";
+        other.path = (char *) "/cache/media/x.bin";
+        in.path = (char *) "/cache/media/i1.bin";
+        g_assert_cmpint(store_append_message(f->store, &file, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &other, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &text, NULL), ==, 0);
+        g_assert_cmpint(store_append_message(f->store, &in, NULL), ==, 0);
+
+        g_assert_cmpint(store_list_own_files(f->store, "f1", &got), ==, 0);
+        g_assert_cmpuint(got->len, ==, 2);
+        for (guint i = 0; i < got->len; i++) {
+                StoreMessage *m = g_ptr_array_index(got, i);
+                g_assert_cmpstr(m->path, ==, strcmp(m->conversation, ALICE) == 0 ? "/data/outbox/f1"
+                                                                                  : "/cache/media/x.bin");
+        }
+        g_clear_pointer(&got, g_ptr_array_unref);
+        /* failed and revoked: still named, the caller decides */
+        g_assert_cmpint(store_set_message_status(f->store, ALICE, "f1", "failed"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "f1"), ==, 0);
+        fixture_reopen(f);
+        g_assert_cmpint(store_list_own_files(f->store, "f1", &got), ==, 0);
+        g_assert_cmpuint(got->len, ==, 2);
+        g_clear_pointer(&got, g_ptr_array_unref);
+        /* no file, someone else's file, nothing */
+        for (const char *const *id = (const char *const[]) { "t1", "i1", "none", NULL }; *id; id++) {
+                g_assert_cmpint(store_list_own_files(f->store, *id, &got), ==, 0);
+                g_assert_cmpuint(got->len, ==, 0);
+                g_clear_pointer(&got, g_ptr_array_unref);
+        }
+}
+
 static void test_query_plan(Fixture *f, gconstpointer data) {
         g_autofree char *plan = NULL;
         g_auto(GStrv) lines = NULL;
@@ -1687,6 +1731,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/append/batch", test_append_batch);
         ADD("/store/outbox", test_list_unsent);
         ADD("/store/outbox/file", test_outgoing_file);
+        ADD("/store/outbox/own-files", test_own_files);
         g_test_add_func("/store/open/creates-private-file", test_open_creates_private_file);
         ADD("/store/message/round-trip", test_round_trip);
         ADD("/store/message/invalid-arguments", test_invalid_arguments);
