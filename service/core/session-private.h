@@ -202,6 +202,7 @@ struct Session {
         GArray *upload_lookups;         /* unsigned: handles of the discovery IQs out */
         bool upload_lookup_unsure;      /* an item did not answer: "none" is not sure */
         GPtrArray *file_requests;       /* FileRequest* */
+        GPtrArray *abandoned_copies;    /* FileRequest*: cancelled while a thread copies */
         GPtrArray *uploads;             /* Upload* */
 
         Recording *recording;           /* the voice message being recorded, or NULL */
@@ -340,13 +341,20 @@ void session_pump_uploads(Session *s);
 void session_lookup_upload_service(Session *s);
 /* A new connection or account: the service is asked for again. */
 void session_forget_upload_service(Session *s);
-/* Removes what a crash left half-done in the account's outbox directory:
- * copies cut off, and the name the history does not hold of a copy caught
- * moving to the cache. */
+/* Removes what a crash, a kill or a stop left in the account's outbox
+ * directory (when the account is opened): copies cut off (*.part), whole
+ * copies no message names (killed before the history did), copies of
+ * messages revoked before they went out, and the name the history does
+ * not hold of a copy caught moving to the cache. Copies this process is
+ * still writing stay. If the history cannot say, everything stays. */
 void session_clean_outbox(Session *s);
 /* Logout, another account, the end: SendFile calls hear -ECANCELED, uploads
  * stop (their messages stay "pending" and go on at the next login). */
 void session_cancel_uploads(Session *s);
+/* The session goes (imd stops): copies still running, abandoned by
+ * session_cancel_uploads(), no longer report to it. What they leave is
+ * session_clean_outbox()'s at the next start. */
+void session_disown_copies(Session *s);
 
 /* session-archive.c */
 void session_archive_catch_up(Session *s);

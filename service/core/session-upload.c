@@ -28,9 +28,7 @@
 #include "upload.h"
 
 #define OUTBOX_DIR "outbox"
-/* A copy still named *.part this long after its last write was cut off by a
- * crash: the next login removes it. */
-#define STALE_PART_S 60
+#define PART_SUFFIX ".part"
 /* Image dimensions are read from this much of the start of the file. */
 #define SNIFF_BYTES (64 * 1024)
 #define COPY_BUFFER (128 * 1024)
@@ -48,7 +46,8 @@
  * its own: only the fields marked so are its, until it hands the request
  * back to the loop. */
 typedef struct FileRequest {
-        Session *session;               /* NULL: abandoned (logout); the copy is thrown away */
+        Session *session;               /* NULL: the session is gone (imd stops) */
+        bool abandoned;                 /* logout: the copy is thrown away (s->abandoned_copies) */
         char *conversation, *id, *name, *mime, *type;
         uint32_t width, height, duration_ms;
         uint64_t size;                  /* from fstat(): the copy must have just this many bytes */
@@ -116,6 +115,46 @@ static char *outbox_dir(Session *s) {
         return g_build_filename(s->data_dir, s->account, OUTBOX_DIR, NULL);
 }
 
+/* Whether a copy of this process is being written to outbox/<name> (or
+ * its .part): a SendFile's, or one a logout abandoned, which removes its
+ * own file once done. */
+static bool copy_in_flight(Session *s, const char *dir, const char *name) {
+        GPtrArray *lists[] = { s->file_requests, s->abandoned_copies };
+
+        for (size_t l = 0; l < G_N_ELEMENTS(lists); l++)
+                for (guint i = 0; lists[l] && i < lists[l]->len; i++) {
+                        const FileRequest *req = g_ptr_array_index(lists[l], i);
+                        size_t n = strlen(req->id);
+                        if (req->copying && g_strcmp0(req->dir, dir) == 0 && strncmp(name, req->id, n) == 0 &&
+                            (name[n] == '\0' || strcmp(name + n, PART_SUFFIX) == 0))
+                                return true;
+                }
+        return false;
+}
+
+/* Whether the history keeps outbox/<name>: one of our file messages with
+ * that id names it (under whatever spelling of the data directory) and
+ * was not revoked before it went out, whose copy was on its way out
+ * (session_upload_drop()). Pending, failed (for ResendMessage), or sent
+ * with the copy left here (the cache is on another file system). -errno
+ * if the history cannot say. */
+static int history_keeps(Session *s, const char *name) {
+        g_autoptr(GPtrArray) named = NULL;
+        int r = store_list_own_files(s->store, name, &named);
+
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < named->len; i++) {
+                const StoreMessage *m = g_ptr_array_index(named, i);
+                g_autofree char *base = g_path_get_basename(m->path);
+                g_autofree char *parent = g_path_get_dirname(m->path);
+                g_autofree char *parent_base = g_path_get_basename(parent);
+                if ((!m->revoked || m->url) && strcmp(base, name) == 0 && strcmp(parent_base, OUTBOX_DIR) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
 /* Whether a message of the outbox names path as its file: -errno if the
  * history cannot say. (A move is cut short only while its message is
  * pending, and so in the outbox.) */
@@ -148,23 +187,30 @@ static void finish_move_to_cache(Session *s, const char *path, const struct stat
         (void) unlink(named ? other : path);
 }
 
+/* What a kill or a stop left behind is found here, not by its age: no copy
+ * of this process writes it, so nobody ever will. */
 void session_clean_outbox(Session *s) {
         g_autofree char *dir = outbox_dir(s);
         g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        int64_t now = g_get_real_time() / G_USEC_PER_SEC;
         const char *name;
 
         while (d && (name = g_dir_read_name(d))) {
                 g_autofree char *path = g_build_filename(dir, name, NULL);
                 struct stat st;
-                if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || copy_in_flight(s, dir, name))
                         continue;
-                /* a copy cut off by a crash: its SendFile was never answered */
-                if (g_str_has_suffix(name, ".part")) {
-                        if (now - st.st_mtime > STALE_PART_S)
-                                (void) unlink(path);
+                if (g_str_has_suffix(name, PART_SUFFIX)) {
+                        /* cut off: its SendFile was never answered */
+                        g_debug("session: removing %s, a copy cut off", path);
+                        (void) unlink(path);
                 } else if (st.st_nlink > 1)
                         finish_move_to_cache(s, path, &st);
+                else if (history_keeps(s, name) == 0) {
+                        /* whole, but killed or stopped before the history
+                         * named it (up to 4 GiB no one would ever remove) */
+                        g_debug("session: removing %s, which no message names", path);
+                        (void) unlink(path);
+                }
         }
 }
 
@@ -230,7 +276,7 @@ static int copy_into_outbox(FileRequest *req) {
 
         if (g_mkdir_with_parents(req->dir, 0700) < 0)
                 return -errno;
-        part = g_strdup_printf("%s/%s.part", req->dir, req->id);
+        part = g_strdup_printf("%s/%s" PART_SUFFIX, req->dir, req->id);
         req->path = g_build_filename(req->dir, req->id, NULL);
         fd = open(part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -341,8 +387,10 @@ static gboolean on_copied(gpointer userdata) {
         int r;
 
         req->copying = false;
-        if (!s) {
+        if (!s || req->abandoned) {
                 /* logged out meanwhile: the caller heard so already */
+                if (s)
+                        g_ptr_array_remove_fast(s->abandoned_copies, req);
                 if (req->error == 0)
                         (void) unlink(req->path);
                 file_request_free(req);
@@ -852,15 +900,25 @@ void session_cancel_uploads(Session *s) {
         while (s->file_requests && s->file_requests->len > 0) {
                 FileRequest *req = g_ptr_array_steal_index_fast(s->file_requests, s->file_requests->len - 1);
                 req->callback(-ECANCELED, NULL, req->userdata);
-                if (req->copying)
-                        req->session = NULL;    /* on_copied() throws the copy away */
-                else
+                if (req->copying) {
+                        /* on_copied() throws the copy away */
+                        req->abandoned = true;
+                        if (!s->abandoned_copies)
+                                s->abandoned_copies = g_ptr_array_new();
+                        g_ptr_array_add(s->abandoned_copies, req);
+                } else
                         file_request_free(req);
         }
         while (s->uploads && s->uploads->len > 0)
                 /* the messages stay "pending": the next login uploads them */
                 upload_free(g_ptr_array_steal_index_fast(s->uploads, s->uploads->len - 1));
         session_forget_upload_service(s);
+}
+
+void session_disown_copies(Session *s) {
+        for (guint i = 0; s->abandoned_copies && i < s->abandoned_copies->len; i++)
+                ((FileRequest *) g_ptr_array_index(s->abandoned_copies, i))->session = NULL;
+        g_clear_pointer(&s->abandoned_copies, g_ptr_array_unref);
 }
 
 int session_resend_message(Session *s, const char *conversation, const char *id) {

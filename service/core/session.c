@@ -821,6 +821,7 @@ void session_free(Session *s) {
         session_cancel_fetches(s);
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
+        session_disown_copies(s);
         session_cancel_discovery(s);
         forget_credentials(s);
         if (s->reap_source)

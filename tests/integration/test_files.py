@@ -26,7 +26,7 @@ from gi.repository import GLib
 
 from conftest import Account, proxied_prosody
 from harness.asserts import raises_im_error
-from harness.bus import IM_ERROR
+from harness.bus import IM_ERROR, DBusCallError
 from harness.peer import Peer, http_get
 from harness.prosody import Prosody
 
@@ -560,6 +560,67 @@ def test_kill_9_while_the_copy_moves_to_the_cache(client, imd, logged_in, peer, 
         assert sha(fh.read()) == sha(data), "imd's copy differs"
     assert os.stat(got["path"]).st_nlink == 1
     assert outbox_files(imd) == []
+
+
+def killed_in_send_file(client, imd, peer, path, function):
+    """SendFile of path, imd killed (-9) by gdb the moment it calls function:
+    the call never gets an id. Returns what imd left in its outbox."""
+    gdb = kill_at(imd.pid, function)
+    try:
+        with pytest.raises(DBusCallError) as e:
+            send_path(client, peer.jid, path, name=os.path.basename(path))
+        out, _ = gdb.communicate(timeout=60)
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+            gdb.wait()
+    assert imd.proc.wait(10) == -9, out
+    assert e.value.name == "org.freedesktop.DBus.Error.NoReply", e.value
+    imd.kill()
+    return outbox_files(imd)
+
+
+def nothing_left_of_it(client, imd, logged_in, peer, proxy, accepted):
+    """After a restart and login: no copy in the outbox, no message, nothing
+    uploaded or sent."""
+    imd.start()
+    client.login_account(logged_in)
+    assert outbox_files(imd) == []
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+    assert proxy.accepted == accepted, "something was uploaded"
+    no_message_for(peer, logged_in.jid)
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
+def test_whole_copy_killed_before_its_message_is_stored_is_removed(client, imd, logged_in, peer, proxy,
+                                                                   tmp_path):
+    """imd is killed once its copy of the file is whole in the outbox and
+    before the message is stored (store_append_message): its caller never
+    got an id. The next opening removes the copy, which nothing named (it
+    stayed forever, up to 4 GiB), and nothing is stored or sent."""
+    data = os.urandom(300 * 1024)
+    accepted = proxy.accepted
+    left = killed_in_send_file(client, imd, peer, write_file(tmp_path, data, "unnamed.bin"),
+                               "store_append_message")
+    assert len(left) == 1 and not left[0].endswith(".part"), left
+    with open(left[0], "rb") as fh:
+        assert sha(fh.read()) == sha(data), "not the whole copy"
+    nothing_left_of_it(client, imd, logged_in, peer, proxy, accepted)
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
+def test_copy_cut_off_by_a_kill_is_removed_at_the_next_start(client, imd, logged_in, peer, proxy, tmp_path):
+    """imd is killed while its copy thread writes outbox/<id>.part (at
+    image_size, after the data and before the rename), and started again at
+    once: the .part goes at the first opening (it stayed while younger than
+    60 s, and a quick restart kept it until the next one), nothing is stored
+    or sent."""
+    data = make_png(64, 48)
+    accepted = proxy.accepted
+    left = killed_in_send_file(client, imd, peer, write_file(tmp_path, data, "cut.png"), "image_size")
+    assert len(left) == 1 and left[0].endswith(".part"), left
+    nothing_left_of_it(client, imd, logged_in, peer, proxy, accepted)
 
 
 @pytest.mark.parametrize("imd_env", [{"IMD_TEST_LOOPBACK_HTTP": None}])
