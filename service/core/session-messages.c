@@ -556,12 +556,15 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
         if (age_ms > (int64_t) s->config.revoke_window_ms)
                 return -ETIME;
         /* A file whose upload has not finished, or failed, never went out:
-         * nothing to take back from anyone; the upload and our copy go. */
+         * nothing to take back from anyone; the upload and our copy go,
+         * once the revoke is committed: until then the message is pending
+         * or failed, and its file must be there (a crash in between
+         * leaves a copy no message keeps, which the next opening removes). */
         if (session_upload_waiting(m) || strcmp(m->status, "failed") == 0) {
-                session_upload_drop(s, m);
                 r = store_revoke_message(s->store, conversation, id);
                 if (r < 0)
                         return r;
+                session_upload_drop(s, m);
                 s->events.message_revoked(conversation, id, s->userdata);
                 announce_conversation_of(s, conversation, id, false);
                 return 0;

@@ -331,7 +331,8 @@ bool session_upload_waiting(const StoreMessage *m);
 /* Queues the upload of m (session_upload_waiting()) unless it is queued;
  * session_pump_uploads() starts it. */
 void session_upload_resume(Session *s, const StoreMessage *m);
-/* m (ours, never sent) is revoked: its upload stops and imd's copy goes. */
+/* m (ours, never sent) is revoked, and that is committed: its upload stops
+ * and imd's copy goes. */
 void session_upload_drop(Session *s, const StoreMessage *m);
 /* Moves every queued upload on as far as it can go now (connected: service
  * discovery, slot request). */

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import socket
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -912,6 +913,40 @@ def test_upload_server_slow_to_answer(client, imd, tmp_path):
             peer.stop()
         p.cleanup()
         server.close()
+
+
+def test_revoke_that_cannot_be_stored_keeps_the_file(client, imd, logged_in, peer, proxy, tmp_path):
+    """RevokeMessage of a failed upload while another process holds the
+    history's write lock longer than imd's 5 s busy timeout: the revoke
+    fails and changes nothing. imd's copy is still there (it was removed
+    before the revoke was tried, and the message, still "failed", named a
+    file that was gone), and ResendMessage then sends the file."""
+    data = os.urandom(200 * 1024)
+    proxy.set(mode="refuse")
+    start = client.mark()
+    mid = send_path(client, peer.jid, write_file(tmp_path, data, "kept.bin"), name="kept.bin")
+    wait_status(client, mid, "failed", start)
+    copy = stored(client, peer.jid, mid)["path"]
+    proxy.reset()
+
+    db = sqlite3.connect(os.path.join(imd.data_dir, logged_in.jid, "history.sqlite"), timeout=0,
+                         isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(DBusCallError) as e:
+            client.call("RevokeMessage", "ss", (peer.jid, mid), timeout=30)
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+    assert e.value.short and e.value.name.startswith(IM_ERROR), e.value
+    assert os.path.exists(copy), "imd removed the copy of a message the history still holds"
+    got = stored(client, peer.jid, mid)
+    assert not got.get("revoked") and got["status"] == "failed" and got["path"] == copy, got
+
+    start = client.mark()
+    client.call("ResendMessage", "ss", (peer.jid, mid))
+    wait_status(client, mid, "sent", start)
+    received_file(peer, logged_in.jid, mid, data)
 
 
 def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, peer, proxy, tmp_path):
