@@ -95,6 +95,9 @@ static const char *send_file_error(int *error) {
                 return "The file is larger than the server's upload service takes (or than 4 GiB)";
         case -ENOTSUP:
                 return "The server has no upload service (XEP-0363)";
+        case -ETIMEDOUT:
+                return "The server did not answer the search for its upload service within a minute; "
+                       "nothing was kept (the next SendFile asks again)";
         case -ECANCELED:
                 return "Logged out before the file was taken";
         case -ESTALE:

@@ -79,6 +79,10 @@ typedef enum UploadServiceState {
         UPLOAD_SERVICE_LOOKING,         /* service discovery is out */
         UPLOAD_SERVICE_FOUND,
         UPLOAD_SERVICE_NONE,            /* the server has none */
+        /* Discovery timed out (an item, or the server, never answered):
+         * not asked again by itself on this connection, only for a new
+         * SendFile or ResendMessage; uploads meanwhile fail. */
+        UPLOAD_SERVICE_SILENT,
 } UploadServiceState;
 
 typedef struct Recording Recording;       /* session-voice.c */
@@ -342,6 +346,9 @@ void session_pump_uploads(Session *s);
 void session_lookup_upload_service(Session *s);
 /* A new connection or account: the service is asked for again. */
 void session_forget_upload_service(Session *s);
+/* A user asks to send a file (SendFile, ResendMessage): a discovery that
+ * timed out on this connection is tried once more. */
+void session_ask_upload_service_again(Session *s);
 /* Removes what a crash, a kill or a stop left in the account's outbox
  * directory (when the account is opened): copies cut off (*.part), whole
  * copies no message names (killed before the history did), copies of

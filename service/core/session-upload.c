@@ -5,7 +5,9 @@
  * has an id nothing depends on the caller, the connection or imd staying
  * alive; then the message is stored "pending" with that copy as its path and
  * no URL. Uploading it takes the server's XEP-0363 service (found by service
- * discovery, once per connection), a slot, and an HTTP PUT; only once the
+ * discovery, once per connection; one that timed out is asked again only
+ * for the next SendFile or ResendMessage, and the uploads waiting for it
+ * fail), a slot, and an HTTP PUT; only once the
  * server has the whole file does the message get its URL and go out like
  * any other. An upload whose connection was refused or broke is tried
  * again by itself, spaced like reconnects; one the server refused, or that
@@ -353,6 +355,8 @@ static void request_copy(Session *s, FileRequest *req) {
 static void request_continue(Session *s, FileRequest *req) {
         if (s->upload_state == UPLOAD_SERVICE_NONE)
                 request_finish(s, req, -ENOTSUP, NULL);
+        else if (s->upload_state == UPLOAD_SERVICE_SILENT)
+                request_finish(s, req, -ETIMEDOUT, NULL);
         else if (s->upload_state == UPLOAD_SERVICE_FOUND && s->upload_max && req->size > s->upload_max)
                 request_finish(s, req, -EMSGSIZE, NULL);
         else
@@ -488,6 +492,7 @@ int session_send_file(Session *s, const char *conversation, int fd, const Sessio
         g_ptr_array_add(s->file_requests, req);
 
         /* online, the server's limit is known before the caller is answered */
+        session_ask_upload_service_again(s);
         session_lookup_upload_service(s);
         if (s->upload_state != UPLOAD_SERVICE_LOOKING)
                 request_continue(s, req);
@@ -521,8 +526,9 @@ static void lookup_done(Session *s, UploadServiceState state) {
                 g_debug("session: upload service %s, max-file-size %" G_GUINT64_FORMAT, s->upload_service,
                         s->upload_max);
         else
-                g_debug("session: %s", state == UPLOAD_SERVICE_NONE ? "the server has no upload service"
-                                                                    : "upload service not known yet");
+                g_debug("session: %s", state == UPLOAD_SERVICE_NONE     ? "the server has no upload service"
+                                       : state == UPLOAD_SERVICE_SILENT ? "service discovery timed out"
+                                                                        : "upload service not known yet");
         on_service_known(s);
 }
 
@@ -569,7 +575,7 @@ static void on_info(int error, const XmlNode *reply, void *userdata) {
                 return;
         }
         if (s->upload_lookups->len == 0)
-                lookup_done(s, s->upload_lookup_unsure ? UPLOAD_SERVICE_UNKNOWN : UPLOAD_SERVICE_NONE);
+                lookup_done(s, s->upload_lookup_unsure ? UPLOAD_SERVICE_SILENT : UPLOAD_SERVICE_NONE);
 }
 
 static void ask_info(Session *s, const char *jid) {
@@ -593,9 +599,11 @@ static void on_items(int error, const XmlNode *reply, void *userdata) {
         forget_lookup(s, l->handle);
         lookup_free(l);
         if (error < 0) {
-                /* one that did not answer is asked again when an upload needs it */
-                lookup_done(s, error == -ECONNRESET || error == -ETIMEDOUT ? UPLOAD_SERVICE_UNKNOWN
-                                                                          : UPLOAD_SERVICE_NONE);
+                /* a server that did not answer is asked again for the next
+                 * SendFile; asking at once would repeat for ever */
+                lookup_done(s, error == -ECONNRESET  ? UPLOAD_SERVICE_UNKNOWN
+                               : error == -ETIMEDOUT ? UPLOAD_SERVICE_SILENT
+                                                     : UPLOAD_SERVICE_NONE);
                 return;
         }
         /* the server itself may be the service too */
@@ -626,6 +634,11 @@ void session_lookup_upload_service(Session *s) {
                 s->upload_lookups = g_array_new(false, false, sizeof(unsigned));
         g_array_append_val(s->upload_lookups, l->handle);
         s->upload_state = UPLOAD_SERVICE_LOOKING;
+}
+
+void session_ask_upload_service_again(Session *s) {
+        if (s->upload_state == UPLOAD_SERVICE_SILENT)
+                s->upload_state = UPLOAD_SERVICE_UNKNOWN;
 }
 
 void session_forget_upload_service(Session *s) {
@@ -842,6 +855,10 @@ static void upload_start(Session *s, Upload *u) {
         case UPLOAD_SERVICE_NONE:
                 upload_fail(s, u, -ENOTSUP, "the server offers no file upload (XEP-0363)");
                 return;
+        case UPLOAD_SERVICE_SILENT:
+                upload_fail(s, u, -ETIMEDOUT, "the server did not answer the search for its upload service "
+                                              "(XEP-0030 service discovery) within a minute");
+                return;
         case UPLOAD_SERVICE_FOUND:
                 break;
         }
@@ -943,6 +960,7 @@ int session_resend_message(Session *s, const char *conversation, const char *id)
                 return r;
         s->events.message_status_changed(conversation, id, "pending", s->userdata);
         if (session_upload_waiting(m)) {
+                session_ask_upload_service_again(s);
                 upload_new(s, m);
                 session_pump_uploads(s);
         } else if (s->ready && s->stream)

@@ -217,8 +217,9 @@ typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdat
  * -ENOTCONN not logged in, -EINVAL not a regular file or empty, -EMSGSIZE
  * larger than the server takes (or than 4 GiB), -ENOTSUP the server has no
  * upload service.
- * Through callback: the same (once the server was asked), -ECANCELED
- * logout, or the copy's errno. Upload failures come later, as the status
+ * Through callback: the same (once the server was asked), -ETIMEDOUT
+ * the server did not answer service discovery (the next call asks again),
+ * -ECANCELED logout, or the copy's errno. Upload failures come later, as the status
  * "failed" and an error() event. */
 int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
                       SessionSendFileCallback callback, void *userdata);

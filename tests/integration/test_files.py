@@ -25,11 +25,13 @@ import zlib
 import pytest
 from gi.repository import GLib
 
-from conftest import Account, proxied_prosody
+from conftest import Account, proxied_prosody, write_config
 from harness.asserts import raises_im_error
 from harness.bus import IM_ERROR, DBusCallError
+from harness.imd import Imd
 from harness.peer import Peer, http_get
 from harness.prosody import Prosody
+from harness.wsserver import WsXmppServer
 
 MiB = 1024 * 1024
 QUIET = 1.5         # how long "nothing arrives" is watched for
@@ -982,3 +984,92 @@ def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, pee
     assert statuses(client, mid, start) == []
     assert [tuple(s.args) for s in client.signals[start:] if s.member == "MessageRevoked"] == [
         (peer.jid, mid)]
+
+
+# -- an upload service that never answers --------------------------------------------------------
+
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_UPLOAD = "urn:xmpp:http:upload:0"
+UPLOAD = "upload.localhost"
+
+
+def wait_until(pred, timeout=15, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "no %s within %.0f s" % (what, timeout)
+        time.sleep(0.05)
+
+
+def test_upload_service_that_never_answers(bus, tmp_path):
+    """The server lists an upload component that never answers service
+    discovery (its disco#info times out after a minute, imd's IQ timeout).
+    A file waiting for its upload becomes "failed" with an Error saying why
+    (it stayed "pending" for ever, discovery asked again every minute); a
+    SendFile that waited for the same discovery fails with Timeout and keeps
+    nothing (it was accepted, to stay pending); nothing asks again by
+    itself, a user's ResendMessage does. (WsXmppServer, not Prosody: its
+    components always answer.)"""
+    server = WsXmppServer({"alice": "pw"}).start()
+    workdir = str(tmp_path / "imd-silent")
+    write_config(workdir, reconnect_min=0.2, reconnect_max=1)
+    imd = Imd(bus, workdir).start()
+    client = bus.client()
+    fd = None
+    try:
+        server.iq_answers = {
+            ("localhost", NS_DISCO_ITEMS): "<query xmlns='%s'><item jid='%s'/></query>"
+                                           % (NS_DISCO_ITEMS, UPLOAD),
+            (UPLOAD, NS_DISCO_INFO): "<query xmlns='%s'><feature var='%s'/></query>"
+                                     % (NS_DISCO_INFO, NS_UPLOAD),
+            (UPLOAD, NS_UPLOAD): None,          # no slot: the file waits for its upload
+        }
+        client.login("alice@localhost", "pw", server.url)
+        first = server.connection(0).wait_ready()
+        start = client.mark()
+        mid = send_path(client, "bob@localhost", write_file(tmp_path, b"waiting" * 1000, "w.bin"),
+                        name="w.bin")
+        wait_until(lambda: first.iqs(UPLOAD, NS_UPLOAD), what="slot request")
+        # the next connection's upload service never answers
+        server.iq_answers[(UPLOAD, NS_DISCO_INFO)] = None
+        first.close()
+        second = server.connection(1).wait_ready()
+        wait_until(lambda: second.iqs("localhost", NS_DISCO_ITEMS), what="service discovery")
+        # a SendFile joins that discovery
+        result = {}
+        fd = os.open(write_file(tmp_path, b"late" * 1000, "late.bin"), os.O_RDONLY | os.O_CLOEXEC)
+
+        def call():
+            try:
+                result["id"] = send_fd(bus.client(), "bob@localhost", fd, timeout=120, name="late.bin")
+            except DBusCallError as e:
+                result["error"] = e
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+
+        wait_status(client, mid, "failed", start, timeout=90)
+        assert any(a[0] == "Timeout" or "upload service" in a[1] for a in errors(client, start)), \
+            errors(client, start)
+        thread.join(30)
+        assert not thread.is_alive(), "SendFile did not answer"
+        assert "id" not in result, "SendFile was accepted as %s, to wait for ever" % result["id"]
+        assert result["error"].short == "Timeout", result["error"]
+        assert "upload service" in result["error"].message, result["error"]
+        msgs, _ = client.call("GetMessages", "ssu", ("bob@localhost", "", 10))
+        assert [(m["id"], m["status"]) for m in msgs] == [(mid, "failed")], msgs
+        assert [os.path.basename(p) for p in outbox_files(imd)] == [mid]
+        time.sleep(2)
+        assert len(second.iqs("localhost", NS_DISCO_ITEMS)) == 1, "discovery asked again by itself"
+
+        # a user's ResendMessage asks again
+        client.call("ResendMessage", "ss", ("bob@localhost", mid))
+        wait_until(lambda: len(second.iqs("localhost", NS_DISCO_ITEMS)) == 2, what="second discovery")
+    finally:
+        if fd is not None:
+            os.close(fd)
+        client.close()
+        imd.stop()
+        server.stop()
+        if imd.problems:
+            print(imd.stderr_text(all_runs=True))
+    assert not imd.problems, imd.problems

@@ -263,7 +263,14 @@ class Connection:
         iq_id = iq.get("id", "")
         child = iq[0] if len(iq) else None
         body = ""
-        if child is not None and child.tag == "{%s}bind" % NS_BIND:
+        frm = ""
+        scripted = (iq.get("to"), child.tag[1:].partition("}")[0]) if child is not None else None
+        if scripted in self.server.iq_answers:
+            body = self.server.iq_answers[scripted]
+            if body is None:
+                return          # never answered
+            frm = " from='%s'" % scripted[0] if scripted[0] else ""
+        elif child is not None and child.tag == "{%s}bind" % NS_BIND:
             res = child.findtext("{%s}resource" % NS_BIND) or "res"
             self.jid = "%s@%s/%s" % (self._scram.user, self.server.domain, res)
             body = "<bind xmlns='%s'><jid>%s</jid></bind>" % (NS_BIND, self.jid)
@@ -279,7 +286,8 @@ class Connection:
             ns, _, name = child.tag[1:].partition("}")
             body = "<%s xmlns='%s'/>" % (name, ns)
         to = " to='%s'" % self.jid if self.jid else ""
-        self.send_text("<iq xmlns='jabber:client' type='result' id='%s'%s>%s</iq>" % (iq_id, to, body))
+        self.send_text("<iq xmlns='jabber:client' type='result' id='%s'%s%s>%s</iq>"
+                       % (iq_id, frm, to, body))
 
     def run(self):
         try:
@@ -335,6 +343,20 @@ class Connection:
                                % (self.number, timeout))
         return self
 
+    def iqs(self, to, ns):
+        """The IQs the client sent to TO whose child has namespace NS (their
+        ids), in order."""
+        out = []
+        for msg in self.received:
+            try:
+                el = ET.fromstring(msg)
+            except ET.ParseError:
+                continue
+            if (el.tag == "{%s}iq" % NS_CLIENT and el.get("to") == to and len(el)
+                    and el[0].tag.startswith("{%s}" % ns)):
+                out.append(el.get("id"))
+        return out
+
     def stream_errors(self):
         """The conditions of the stream errors the client sent."""
         out = []
@@ -365,6 +387,10 @@ class WsXmppServer:
         self.salts = {}         # (user, hash): SCRAM salt, the same for every login
         self.roster = ""        # the <item/>s of every roster result (XML text)
         self.mam_answer = ""    # the archive query's result instead of an empty archive (XML text)
+        # IQs to the entity TO whose child has namespace NS: {(TO, NS): the
+        # result's content (XML text; the result comes from TO), or None:
+        # never answered}. Read as each IQ comes, so a change applies at once.
+        self.iq_answers = {}
         self.connections = []
         self._cond = threading.Condition()
         self._sock = None
