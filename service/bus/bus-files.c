@@ -100,6 +100,9 @@ static const char *send_file_error(int *error) {
                        "nothing was kept (the next SendFile asks again)";
         case -ECANCELED:
                 return "Logged out before the file was taken";
+        case -EBUSY:
+                return "imd is already taking " G_STRINGIFY(SESSION_MAX_FILE_REQUESTS) " files (SendFile calls not "
+                       "answered yet); try again once one of them is answered";
         case -ESTALE:
                 *error = -EINVAL;
                 return "The file changed while imd was copying it";

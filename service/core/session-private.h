@@ -330,6 +330,11 @@ void session_media_remove_partial(Session *s);
 char *session_media_find_link(Session *s, const struct stat *st);
 
 /* session-upload.c */
+/* session_send_file() for the voice recording that ends, which is not held
+ * to SESSION_MAX_FILE_REQUESTS (one runs at a time: a recording is not
+ * lost because files are being taken). */
+int session_send_recording(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
+                           SessionSendFileCallback callback, void *userdata);
 /* m is our file message whose upload has not finished (no URL yet). */
 bool session_upload_waiting(const StoreMessage *m);
 /* Queues the upload of m (session_upload_waiting()) unless it is queued;

@@ -34,6 +34,9 @@
 /* Image dimensions are read from this much of the start of the file. */
 #define SNIFF_BYTES (64 * 1024)
 #define COPY_BUFFER (128 * 1024)
+/* copy_file_range() at most this much at a time, so that a logout stops a
+ * copy soon. */
+#define COPY_CHUNK (G_GUINT64_CONSTANT(64) << 20)
 /* The largest file SendFile takes whatever the server says (public
  * services allow 10 to 100 MiB; none takes this much). */
 #define MAX_FILE_BYTES (G_GUINT64_CONSTANT(4) << 30)
@@ -54,6 +57,7 @@ typedef struct FileRequest {
         uint32_t width, height, duration_ms;
         uint64_t size;                  /* from fstat(): the copy must have just this many bytes */
         bool copying;                   /* a thread has it */
+        gint cancelled;                 /* atomic: the thread may stop (logout, the end) */
         SessionSendFileCallback callback;
         void *userdata;
         /* the thread's */
@@ -219,11 +223,13 @@ void session_clean_outbox(Session *s) {
 /* --- the copy (in a thread) --- */
 
 /* Copies at most max bytes (pread: from offset 0 whatever the caller's
- * offset). */
-static int copy_plain(int src, int dst, uint64_t max, uint64_t *copied) {
+ * offset), until *cancelled. */
+static int copy_plain(int src, int dst, uint64_t max, uint64_t *copied, gint *cancelled) {
         g_autofree char *buffer = g_malloc(COPY_BUFFER);
 
         while (*copied < max) {
+                if (g_atomic_int_get(cancelled))
+                        return -ECANCELED;
                 ssize_t n = pread(src, buffer, (size_t) MIN((uint64_t) COPY_BUFFER, max - *copied),
                                   (off_t) *copied);
                 if (n < 0 && errno == EINTR)
@@ -248,17 +254,20 @@ static int copy_plain(int src, int dst, uint64_t max, uint64_t *copied) {
 /* copy_file_range() lets the file system share the blocks (btrfs, XFS) or
  * copy in the kernel; where it cannot (another file system, a memfd), a
  * plain copy. */
-static int copy_file(int src, int dst, uint64_t max, uint64_t *copied) {
+static int copy_file(int src, int dst, uint64_t max, uint64_t *copied, gint *cancelled) {
         *copied = 0;
         while (*copied < max) {
                 off_t in = (off_t) *copied;
-                ssize_t n = copy_file_range(src, &in, dst, NULL, (size_t) MIN(max - *copied, (uint64_t) 1 << 30), 0);
+                ssize_t n;
+                if (g_atomic_int_get(cancelled))
+                        return -ECANCELED;
+                n = copy_file_range(src, &in, dst, NULL, (size_t) MIN(max - *copied, COPY_CHUNK), 0);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && *copied == 0 &&
                     (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
                      errno == EBADF))
-                        return copy_plain(src, dst, max, copied);
+                        return copy_plain(src, dst, max, copied, cancelled);
                 if (n < 0)
                         return -errno;
                 if (n == 0)
@@ -286,7 +295,7 @@ static int copy_into_outbox(FileRequest *req) {
         /* the size the limits were checked against, and one byte more to
          * see whether it grew: a file that changes under the copy is not
          * the caller's to send, and must not fill the disk */
-        r = copy_file(req->src, fd, req->size + 1, &req->copied);
+        r = copy_file(req->src, fd, req->size + 1, &req->copied, &req->cancelled);
         if (r == 0 && req->copied == 0)
                 r = -ENODATA;
         else if (r == 0 && req->copied != req->size)
@@ -445,8 +454,16 @@ static gboolean on_copied(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
-                      SessionSendFileCallback callback, void *userdata) {
+/* Calls not answered yet, and copies a logout abandoned that still run:
+ * each holds up to three file descriptors (the call's, our dup, the copy)
+ * and a thread. */
+static guint requests_in_flight(const Session *s) {
+        return (s->file_requests ? s->file_requests->len : 0) +
+               (s->abandoned_copies ? s->abandoned_copies->len : 0);
+}
+
+static int send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info, bool counted,
+                     SessionSendFileCallback callback, void *userdata) {
         FileRequest *req;
         struct stat st;
 
@@ -464,6 +481,11 @@ int session_send_file(Session *s, const char *conversation, int fd, const Sessio
          * server takes fills the disk meanwhile */
         if ((uint64_t) st.st_size > MAX_FILE_BYTES)
                 return -EMSGSIZE;
+        /* a caller (or many) starting SendFile after SendFile must not
+         * run imd out of file descriptors: at the limit sd-bus drops the
+         * bus connection, and imd can serve no one */
+        if (counted && requests_in_flight(s) >= SESSION_MAX_FILE_REQUESTS)
+                return -EBUSY;
 
         req = g_new0(FileRequest, 1);
         req->src = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -497,6 +519,16 @@ int session_send_file(Session *s, const char *conversation, int fd, const Sessio
         if (s->upload_state != UPLOAD_SERVICE_LOOKING)
                 request_continue(s, req);
         return 0;
+}
+
+int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
+                      SessionSendFileCallback callback, void *userdata) {
+        return send_file(s, conversation, fd, info, true, callback, userdata);
+}
+
+int session_send_recording(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
+                           SessionSendFileCallback callback, void *userdata) {
+        return send_file(s, conversation, fd, info, false, callback, userdata);
 }
 
 /* --- finding the upload service (XEP-0363 §2) --- */
@@ -919,6 +951,7 @@ void session_cancel_uploads(Session *s) {
                 req->callback(-ECANCELED, NULL, req->userdata);
                 if (req->copying) {
                         /* on_copied() throws the copy away */
+                        g_atomic_int_set(&req->cancelled, 1);
                         req->abandoned = true;
                         if (!s->abandoned_copies)
                                 s->abandoned_copies = g_ptr_array_new();

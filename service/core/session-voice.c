@@ -152,7 +152,7 @@ static void recording_send(Session *s, Recording *rec, const char *reason, Sessi
         r = rec->audio->encoder_finish(g_steal_pointer(&rec->encoder));
         /* session_send_file() takes its own copy, as of any caller's file */
         if (r == 0)
-                r = session_send_file(s, rec->conversation, rec->fd, &(SessionFileInfo) {
+                r = session_send_recording(s, rec->conversation, rec->fd, &(SessionFileInfo) {
                                               .name = name, .mime = VOICE_MIME, .type = "audio",
                                               .duration_ms = duration_ms },
                                       on_voice_sent, v);

@@ -206,6 +206,11 @@ typedef struct SessionFileInfo {
         uint32_t width, height;         /* 0: unknown (an image's are read from it) */
         uint32_t duration_ms;
 } SessionFileInfo;
+/* SendFile calls taken at once (copying, or waiting for the upload service),
+ * copies a logout abandoned that still run included: each holds file
+ * descriptors and a thread. */
+#define SESSION_MAX_FILE_REQUESTS 8
+
 /* The outcome of session_send_file(): the new message's id, or negative errno. */
 typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdata);
 /* Sends the file fd (a regular file, read from offset 0; the callee dups
@@ -216,7 +221,7 @@ typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdat
  * upload starts (session-upload.c). Immediate errors (callback not called):
  * -ENOTCONN not logged in, -EINVAL not a regular file or empty, -EMSGSIZE
  * larger than the server takes (or than 4 GiB), -ENOTSUP the server has no
- * upload service.
+ * upload service, -EBUSY SESSION_MAX_FILE_REQUESTS are being taken.
  * Through callback: the same (once the server was asked), -ETIMEDOUT
  * the server did not answer service discovery (the next call asks again),
  * -ECANCELED logout, or the copy's errno. Upload failures come later, as the status

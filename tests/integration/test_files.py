@@ -951,6 +951,44 @@ def test_revoke_that_cannot_be_stored_keeps_the_file(client, imd, logged_in, pee
     received_file(peer, logged_in.jid, mid, data)
 
 
+@pytest.mark.parametrize("imd_prefix", [("prlimit", "--nofile=64", "--")])
+def test_many_send_files_at_once_under_a_low_fd_limit(client, imd, logged_in, peer, tmp_path):
+    """40 SendFile calls at once from one client, imd limited to 64 file
+    descriptors (each call in flight holds three): imd takes 8 at a time and
+    answers the others Busy at once, stays on the bus (it ran out of
+    descriptors, sd-bus dropped the connection, and imd exited with status
+    0, which Restart=on-failure does not restart), and every file it took
+    reaches the peer."""
+    data = os.urandom(64 * 1024)
+    path = write_file(tmp_path, data, "many.bin")
+    fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for _ in range(40)]
+    start = client.mark()
+    try:
+        calls = [client.call_async_with_fds("SendFile", "sha{sv}", (peer.jid, 0, info(name="f%d.bin" % i)),
+                                            [fd], timeout=60) for i, fd in enumerate(fds)]
+        ids, busy = [], []
+        for c in calls:
+            try:
+                ids.append(c.result(60))
+            except DBusCallError as e:
+                busy.append(e)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert imd.running, "imd exited with status %s" % imd.proc.returncode
+    assert all(e.short == "Busy" and "already taking 8 files" in e.message for e in busy), busy
+    assert len(ids) >= 8 and len(ids) + len(busy) == 40, (ids, busy)
+    for mid in ids:
+        wait_status(client, mid, "sent", start, timeout=60)
+        m = peer.wait_for_message(lambda m, mid=mid: m["origin_id"] == mid, timeout=30)
+        assert sha(peer.download(m["oob_url"])) == sha(data)
+    assert sorted(m["origin_id"] for m in from_me(peer, logged_in.jid)) == sorted(ids)
+    # and once they are answered, the next ones are taken
+    start = client.mark()
+    mid = send_path(client, peer.jid, path, name="after.bin")
+    wait_status(client, mid, "sent", start)
+
+
 def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, peer, proxy, tmp_path):
     """A file whose upload failed never went out: revoking it sends no
     retraction to anyone, removes imd's copy from the outbox, and it cannot be

@@ -134,15 +134,29 @@ class PendingCall:
     def _done(self, conn, res):
         try:
             v = conn.call_finish(res)
-            vals = v.unpack() if v is not None else ()
-            self._value = None if len(vals) == 0 else vals[0] if len(vals) == 1 else vals
+            self._finish(v)
         except GLib.Error as e:
-            name = Gio.DBusError.get_remote_error(e) if Gio.DBusError.is_remote_error(e) else None
-            message = e.message
-            if name and message.startswith("GDBus.Error:%s: " % name):
-                message = message[len("GDBus.Error:%s: " % name):]
-            self._error = DBusCallError(name, message, self.method)
+            self._fail(e)
         self.done = True
+
+    def _done_with_fds(self, conn, res):
+        try:
+            v, _ = conn.call_with_unix_fd_list_finish(res)
+            self._finish(v)
+        except GLib.Error as e:
+            self._fail(e)
+        self.done = True
+
+    def _finish(self, v):
+        vals = v.unpack() if v is not None else ()
+        self._value = None if len(vals) == 0 else vals[0] if len(vals) == 1 else vals
+
+    def _fail(self, e):
+        name = Gio.DBusError.get_remote_error(e) if Gio.DBusError.is_remote_error(e) else None
+        message = e.message
+        if name and message.startswith("GDBus.Error:%s: " % name):
+            message = message[len("GDBus.Error:%s: " % name):]
+        self._error = DBusCallError(name, message, self.method)
 
     def poll(self):
         self.client.pump()
@@ -241,6 +255,22 @@ class DBusClient:
                            _variant_args(signature, args), None,
                            Gio.DBusCallFlags.NO_AUTO_START, int(timeout * 1000), None,
                            pending._done)
+        finally:
+            self.context.pop_thread_default()
+        return pending
+
+    def call_async_with_fds(self, method, signature, args, fds, timeout=40.0):
+        """call_with_fds() without waiting: a PendingCall (as call_async())."""
+        pending = PendingCall(self, method)
+        fd_list = Gio.UnixFDList.new()
+        for fd in fds:
+            fd_list.append(fd)
+        self.context.push_thread_default()
+        try:
+            self.conn.call_with_unix_fd_list(self.name, self.path, self.iface, method,
+                                             _variant_args(signature, args), None,
+                                             Gio.DBusCallFlags.NO_AUTO_START, int(timeout * 1000),
+                                             fd_list, None, pending._done_with_fds)
         finally:
             self.context.pop_thread_default()
         return pending
