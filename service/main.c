@@ -100,6 +100,5 @@ int main(int argc, char **argv) {
                         strerror(-r));
                 return 1;
         }
-        manager_run(m);
-        return 0;
+        return manager_run(m);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 #include <errno.h>
+#include <stdlib.h>
 #include <glib-unix.h>
 
 #include <systemd/sd-daemon.h>
@@ -13,16 +14,47 @@
 #include "bus-source.h"
 #include "manager.h"
 
+/* How long the check whether the bus is still there may take. */
+#define BUS_PROBE_TIMEOUT_US (2 * G_USEC_PER_SEC)
+
 static gboolean on_quit_signal(gpointer userdata) {
         Manager *m = userdata;
         g_main_loop_quit(m->loop);
         return G_SOURCE_CONTINUE;
 }
 
+/* Whether the bus still takes connections: then it dropped ours, or sd-bus
+ * did, and imd did not end with its bus. */
+static bool bus_still_there(bool system_bus) {
+        sd_bus *bus = NULL;
+        sd_id128_t id;
+        int r;
+
+        r = system_bus ? sd_bus_open_system(&bus) : sd_bus_open_user(&bus);
+        if (r >= 0)
+                r = sd_bus_set_method_call_timeout(bus, BUS_PROBE_TIMEOUT_US);
+        if (r >= 0)
+                r = sd_bus_get_bus_id(bus, &id);
+        sd_bus_close_unref(bus);
+        return r >= 0;
+}
+
 static gboolean on_bus_disconnected(gpointer userdata) {
         Manager *m = userdata;
-        /* Our bus is gone: nobody can reach us any more, so don't outlive it. */
-        g_message("The D-Bus connection is gone; exiting");
+        int error = bus_source_error(m->bus_source);
+
+        /* Nobody can reach us any more, so don't outlive the connection.
+         * The bus ending (the session's, at logout) is a clean end; losing
+         * the connection while the bus goes on is a failure, for
+         * Restart=on-failure to start imd again. */
+        if (error < 0) {
+                g_warning("The D-Bus connection failed: %s; exiting", g_strerror(-error));
+                m->exit_status = EXIT_FAILURE;
+        } else if (bus_still_there(m->system_bus)) {
+                g_warning("The bus closed imd's connection; exiting");
+                m->exit_status = EXIT_FAILURE;
+        } else
+                g_message("The D-Bus connection is gone; exiting");
         g_main_loop_quit(m->loop);
         return G_SOURCE_REMOVE;
 }
@@ -188,8 +220,9 @@ int manager_start(Manager *m, gid_t allowed_gid) {
         return 0;
 }
 
-void manager_run(Manager *m) {
+int manager_run(Manager *m) {
         g_main_loop_run(m->loop);
+        return m->exit_status;
 }
 
 void manager_free(Manager *m) {

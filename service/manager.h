@@ -41,6 +41,7 @@ typedef struct Manager {
         bool system_bus;
         struct BusAuth *auth;
         guint watchdog_source;
+        int exit_status;                /* manager_run()'s */
 } Manager;
 
 /* CONFIG_PATH: the GKeyFile read at start (see manager.c); it need not exist.
@@ -52,6 +53,9 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
  * only root, imd's own user and members of ALLOWED_GID in), exports the
  * object and takes the bus name. -EEXIST if another instance owns the name. */
 int manager_start(Manager *m, gid_t allowed_gid);
-void manager_run(Manager *m);
+/* Until SIGTERM or SIGINT (0) or the end of the bus connection: 0 when the
+ * bus itself went away (the session ended), EXIT_FAILURE when the
+ * connection failed or the bus dropped it while it goes on. */
+int manager_run(Manager *m);
 void manager_free(Manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)

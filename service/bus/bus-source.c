@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 
+#include <errno.h>
 #include <poll.h>
 #include <time.h>
 
@@ -15,6 +16,7 @@ typedef struct BusSource {
         GIOCondition events;    /* what the fd is polled for now */
         bool more;              /* sd_bus_process() had more work when we stopped */
         bool disconnected;
+        int error;              /* sd_bus_process()'s, when it failed */
 } BusSource;
 
 static GIOCondition poll_to_gio(int events) {
@@ -64,6 +66,13 @@ static gboolean bus_source_check(GSource *source) {
         return s->more || g_source_query_unix_fd(source, s->fd_tag) != 0;
 }
 
+/* What sd_bus_process() says when the other end closed the connection
+ * (the bus went away, or dropped us), as opposed to a failure of ours. */
+static bool closed_by_peer(int r) {
+        return r >= 0 || r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN || r == -ECONNABORTED ||
+               r == -ESHUTDOWN;
+}
+
 static gboolean bus_source_dispatch(GSource *source, GSourceFunc callback, gpointer userdata) {
         BusSource *s = (BusSource *) source;
         int r = 0;
@@ -79,6 +88,7 @@ static gboolean bus_source_dispatch(GSource *source, GSourceFunc callback, gpoin
         if (r < 0 || !sd_bus_is_open(s->bus)) {
                 if (!s->disconnected) {
                         s->disconnected = true;
+                        s->error = closed_by_peer(r) ? 0 : r;
                         if (callback)
                                 callback(userdata);
                 }
@@ -98,6 +108,10 @@ static GSourceFuncs bus_source_funcs = {
         .dispatch = bus_source_dispatch,
         .finalize = bus_source_finalize,
 };
+
+int bus_source_error(GSource *source) {
+        return ((BusSource *) source)->error;
+}
 
 GSource *bus_source_new(sd_bus *bus, GSourceFunc on_disconnect, gpointer userdata) {
         BusSource *s = (BusSource *) g_source_new(&bus_source_funcs, sizeof(BusSource));

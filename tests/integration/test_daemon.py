@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.bus import IM_IFACE, IM_NAME, IM_PATH
+from harness.bus import IM_IFACE, IM_NAME, IM_PATH, Bus, DBusCallError
 from harness.imd import Imd, imd_path
 from harness.util import REPO, sanitizer_report
 
@@ -105,6 +105,59 @@ def test_exits_when_bus_goes_away_while_logged_in(bus, imd, client, alice):
     rc = imd.wait_exit(timeout=15)
     assert rc is not None, "imd outlived its bus"
     assert rc == 0, imd.stderr_text()
+
+
+def test_exits_with_failure_when_the_bus_drops_it(tmp_path):
+    """The bus goes on but drops imd's connection (here: imd sends a message
+    over the bus's max_message_size, its introspection): imd exits with
+    status 1, for Restart=on-failure (it exited 0, as when its bus ends,
+    and was not started again)."""
+    bus = Bus(str(tmp_path), limits={"max_message_size": 4096}).start()
+    imd = Imd(bus, str(tmp_path / "imd")).start()
+    client = bus.client()
+    try:
+        try:
+            client.introspect()
+        except Exception:           # noqa: BLE001 (imd is gone: no answer)
+            pass
+        rc = imd.wait_exit(timeout=15)
+        assert rc is not None, "imd stayed without a bus connection"
+        assert rc == 1, "imd exit status %s when the bus dropped it\n%s" % (rc, imd.stderr_text())
+        assert bus.running
+        assert "closed imd's connection" in imd.stderr_text(), imd.stderr_text()
+    finally:
+        client.close()
+        imd.stop()
+        bus.stop()
+    assert not imd.problems, imd.problems
+
+
+def test_exits_with_failure_when_its_bus_connection_fails(bus, imd, client, alice, prosody, tmp_path):
+    """sd-bus fails on imd's side: imd is out of file descriptors when a
+    call passes one (its limit lowered to what it holds and two more; the
+    first SendFile keeps two while the upload service does not answer, the
+    second cannot be received). imd exits with status 1 (it exited 0)."""
+    client.login_account(alice)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC)
+    prosody.pause()
+    try:
+        held = len(os.listdir("/proc/%d/fd" % imd.pid))
+        subprocess.run(["prlimit", "--pid", str(imd.pid), "--nofile=%d:%d" % (held + 2, held + 2)],
+                       check=True)
+        calls = [client.call_async_with_fds("SendFile", "sha{sv}", ("bob@localhost", 0, {}), [fd],
+                                            timeout=30) for _ in range(2)]
+        rc = imd.wait_exit(timeout=15)
+    finally:
+        prosody.resume()
+        os.close(fd)
+    for c in calls:
+        with pytest.raises(DBusCallError):
+            c.result(15)
+    assert rc is not None, "imd is still running\n" + imd.stderr_text()
+    assert rc == 1, "imd exit status %s when its bus connection failed\n%s" % (rc, imd.stderr_text())
+    assert "D-Bus connection failed" in imd.stderr_text(), imd.stderr_text()
 
 
 def test_sigterm_is_clean(imd, client, alice):

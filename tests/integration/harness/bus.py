@@ -23,17 +23,20 @@ IM_ERROR = "org.example.IM.Error."
 
 
 class Bus:
-    def __init__(self, tmpdir=None):
+    def __init__(self, tmpdir=None, limits=None):
+        """limits: dbus-daemon <limit>s over the config's, e.g.
+        {"max_message_size": 4096}."""
         self.dir = tempfile.mkdtemp(prefix="imd-bus-", dir=tmpdir)
         self.servicedir = os.path.join(self.dir, "services")
         os.makedirs(self.servicedir)
         self.config = os.path.join(self.dir, "bus.conf")
+        extra = "".join('  <limit name="%s">%d</limit>\n' % kv for kv in (limits or {}).items())
         with open(self.config, "w") as f:
             f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus '
                     'Configuration 1.0//EN"\n "http://www.freedesktop.org/standards/'
                     'dbus/1.0/busconfig.dtd">\n<busconfig>\n'
-                    '  <include>%s</include>\n  <servicedir>%s</servicedir>\n'
-                    '</busconfig>\n' % (BUS_CONF, self.servicedir))
+                    '  <include>%s</include>\n  <servicedir>%s</servicedir>\n%s'
+                    '</busconfig>\n' % (BUS_CONF, self.servicedir, extra))
         self.proc = None
         self.address = None
 
