@@ -5,6 +5,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "manager.h"
@@ -18,6 +19,21 @@ static char *system_dir(const char *env, const char *fallback) {
         if (dir && dir[0] == '/' && !strchr(dir, ':'))
                 return g_strdup(dir);
         return g_strdup(fallback);
+}
+
+/* The soft limit on file descriptors up to the hard one: the default soft
+ * 1024 is there for programs that use select(), which imd does not (GLib
+ * polls, sd-bus and PipeWire too), and libwebsockets sizes its tables by
+ * its own cap (xmpp/transport.c), not by this limit. Running out makes
+ * sd-bus drop the bus connection. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                g_debug("Cannot raise the limit on open files: %s", g_strerror(errno));
 }
 
 int main(int argc, char **argv) {
@@ -62,6 +78,7 @@ int main(int argc, char **argv) {
         }
         if (verbose)
                 g_log_set_debug_enabled(TRUE);
+        raise_fd_limit();
         if (system_bus) {
                 const struct group *gr = getgrnam(group ? group : "imd");
 

@@ -160,6 +160,21 @@ def test_exits_with_failure_when_its_bus_connection_fails(bus, imd, client, alic
     assert "D-Bus connection failed" in imd.stderr_text(), imd.stderr_text()
 
 
+def test_raises_its_soft_fd_limit(bus, tmp_path):
+    """imd starts with its soft limit on file descriptors raised to the hard
+    one: a default soft limit of 1024 does not bound the SendFile calls,
+    transfers and database files it holds (libwebsockets' own table stays
+    sized for 64)."""
+    imd = Imd(bus, str(tmp_path / "imd"), prefix=("prlimit", "--nofile=256:4096", "--")).start()
+    try:
+        with open("/proc/%d/limits" % imd.pid) as f:
+            line = [x for x in f if x.startswith("Max open files")][0]
+        assert line.split()[3:5] == ["4096", "4096"], line
+    finally:
+        imd.stop()
+    assert not imd.problems, imd.problems
+
+
 def test_sigterm_is_clean(imd, client, alice):
     client.login_account(alice)
     rc = imd.stop()
