@@ -135,7 +135,12 @@ static gpointer scram_job_run(gpointer data) {
         return NULL;
 }
 
+/* g_thread_new() aborts the process when no thread can be made (out of
+ * memory or of the process limit): this login attempt fails instead, and
+ * is retried like a lost connection. */
 static void scram_start_final(XmppStream *s, char *challenge, size_t len) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *text = NULL;
         ScramJob *job = g_new0(ScramJob, 1);
         GThread *thread;
 
@@ -144,7 +149,15 @@ static void scram_start_final(XmppStream *s, char *challenge, size_t len) {
         job->challenge = challenge;
         job->len = len;
         s->scram_job = job;
-        thread = g_thread_new("imd-scram", scram_job_run, job);
+        thread = g_thread_try_new("imd-scram", scram_job_run, job, &error);
+        if (!thread) {
+                s->scram_job = NULL;
+                s->scram = g_steal_pointer(&job->scram);
+                scram_job_free(job);
+                text = g_strdup_printf("cannot start a thread for SCRAM: %s", error->message);
+                stream_fail(s, -EAGAIN, text);
+                return;
+        }
         g_thread_unref(thread);
 }
 

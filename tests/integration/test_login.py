@@ -1,12 +1,15 @@
 """Login / Logout of imd against a real Prosody over RFC 7395 WebSocket."""
 
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
 from gi.repository import GLib
 
 from harness.asserts import raises_im_error
+from harness.bus import DBusCallError
 from harness.util import free_port
 
 
@@ -291,3 +294,36 @@ def test_login_ca_file_not_certificates(client, alice, tmp_path):
                                          {"ca_file": GLib.Variant("s", str(bogus))}), timeout=10)
     assert "ca_file" in ei.value.message
     assert client.get_property("NetState") == "disconnected"
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
+def test_login_when_no_thread_can_be_started(client, imd, alice):
+    """The SCRAM proof is computed in a thread; when none can be started
+    (gdb makes that pthread_create fail with EAGAIN, as a process or memory
+    limit would), the login fails with a reason and imd stays up (it
+    aborted). The next Login succeeds."""
+    commands = ["set confirm off", "set breakpoint pending off", "break scram_start_final", "continue",
+                "break pthread_create", "continue", "return (int) 11", "delete", "detach"]
+    gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-p", str(imd.pid)]
+                           + [a for c in commands for a in ("-ex", c)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in gdb.stdout:
+            seen.append(line)
+            if line.startswith("Breakpoint 1 at"):
+                break
+        else:
+            pytest.skip("gdb cannot stop imd here: " + "".join(seen[-5:]))
+        with pytest.raises(DBusCallError) as e:
+            client.login_account(alice)
+        out, _ = gdb.communicate(timeout=30)
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+            gdb.wait()
+    assert "thread" in e.value.message, (e.value, "".join(seen) + out)
+    assert imd.running, imd.stderr_text()
+    assert client.get_property("Ready") is False
+    client.login_account(alice)
+    assert client.get_property("Ready") is True
