@@ -73,6 +73,7 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   [media]
  *   max_download=104857600  bytes: the largest file FetchMedia takes
  *   stall_timeout=60     seconds a download may receive nothing before it fails
+ *   max_outbox=1073741824   bytes an account's outbox may hold for uploads (SendFile)
  *   [voice]
  *   source=              PipeWire node name of the microphone (default: the default source)
  *   min_duration=1       seconds: shorter recordings are not sent
@@ -113,6 +114,12 @@ static void load_config(const char *path, SessionConfig *ret) {
                 guint64 bytes = g_key_file_get_uint64(kf, "media", "max_download", &e);
                 if (!e && bytes > 0)
                         ret->max_download_bytes = bytes;
+        }
+        {
+                g_autoptr(GError) e = NULL;
+                guint64 bytes = g_key_file_get_uint64(kf, "media", "max_outbox", &e);
+                if (!e && bytes > 0)
+                        ret->max_outbox_bytes = bytes;
         }
         {
                 g_autoptr(GError) e = NULL;

@@ -40,6 +40,8 @@
 /* The largest file SendFile takes whatever the server says (public
  * services allow 10 to 100 MiB; none takes this much). */
 #define MAX_FILE_BYTES (G_GUINT64_CONSTANT(4) << 30)
+/* What the outbox of an account may hold for uploads ([media] max_outbox). */
+#define DEFAULT_MAX_OUTBOX (G_GUINT64_CONSTANT(1) << 30)
 /* TransferProgress at most this often. */
 #define PROGRESS_INTERVAL_US (100 * 1000)
 /* Attempts in all at an upload whose connection fails (refused, reset, cut
@@ -138,27 +140,42 @@ static bool copy_in_flight(Session *s, const char *dir, const char *name) {
         return false;
 }
 
-/* Whether the history keeps outbox/<name>: one of our file messages with
- * that id names it (under whatever spelling of the data directory) and
- * was not revoked before it went out, whose copy was on its way out
- * (session_upload_drop()). Pending, failed (for ResendMessage), or sent
- * with the copy left here (the cache is on another file system). -errno
- * if the history cannot say. */
-static int history_keeps(Session *s, const char *name) {
+/* What the history says of outbox/<name>. */
+typedef enum CopyState {
+        COPY_UNNAMED,           /* no message keeps it */
+        COPY_WAITING,           /* its message waits for the upload: pending, or failed (for ResendMessage) */
+        COPY_SENT,              /* its message went out and the copy stayed here (the cache is on another file system) */
+} CopyState;
+
+/* outbox/<name> under whatever spelling of the data directory */
+static bool names_copy(const StoreMessage *m, const char *name) {
+        g_autofree char *base = g_path_get_basename(m->path);
+        g_autofree char *parent = g_path_get_dirname(m->path);
+        g_autofree char *parent_base = g_path_get_basename(parent);
+
+        return strcmp(base, name) == 0 && strcmp(parent_base, OUTBOX_DIR) == 0;
+}
+
+/* A CopyState, or -errno if the history cannot say. A message revoked
+ * before it went out does not keep its copy, which was on its way out
+ * (session_upload_drop()). */
+static int copy_state(Session *s, const char *name) {
         g_autoptr(GPtrArray) named = NULL;
         int r = store_list_own_files(s->store, name, &named);
+        CopyState state = COPY_UNNAMED;
 
         if (r < 0)
                 return r;
         for (guint i = 0; i < named->len; i++) {
                 const StoreMessage *m = g_ptr_array_index(named, i);
-                g_autofree char *base = g_path_get_basename(m->path);
-                g_autofree char *parent = g_path_get_dirname(m->path);
-                g_autofree char *parent_base = g_path_get_basename(parent);
-                if ((!m->revoked || m->url) && strcmp(base, name) == 0 && strcmp(parent_base, OUTBOX_DIR) == 0)
-                        return 1;
+                if (!names_copy(m, name))
+                        continue;
+                if (m->url)
+                        return COPY_SENT;
+                if (!m->revoked)
+                        state = COPY_WAITING;
         }
-        return 0;
+        return state;
 }
 
 /* Whether a message of the outbox names path as its file: -errno if the
@@ -211,7 +228,7 @@ void session_clean_outbox(Session *s) {
                         (void) unlink(path);
                 } else if (st.st_nlink > 1)
                         finish_move_to_cache(s, path, &st);
-                else if (history_keeps(s, name) == 0) {
+                else if (copy_state(s, name) == COPY_UNNAMED) {
                         /* whole, but killed or stopped before the history
                          * named it (up to 4 GiB no one would ever remove) */
                         g_debug("session: removing %s, which no message names", path);
@@ -454,6 +471,34 @@ static gboolean on_copied(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+/* Bytes the outbox holds for uploads: the copies whose messages wait (and
+ * anything the history cannot account for), and the sizes of the copies
+ * being made. The copies of files that went out do not count. */
+static uint64_t outbox_bytes(Session *s) {
+        g_autofree char *dir = outbox_dir(s);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        GPtrArray *lists[] = { s->file_requests, s->abandoned_copies };
+        uint64_t bytes = 0;
+        const char *name;
+
+        for (size_t l = 0; l < G_N_ELEMENTS(lists); l++)
+                for (guint i = 0; lists[l] && i < lists[l]->len; i++)
+                        bytes += ((const FileRequest *) g_ptr_array_index(lists[l], i))->size;
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                struct stat st;
+                if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || copy_in_flight(s, dir, name) ||
+                    copy_state(s, name) == COPY_SENT)
+                        continue;
+                bytes += (uint64_t) st.st_size;
+        }
+        return bytes;
+}
+
+uint64_t session_max_outbox_bytes(const Session *s) {
+        return s->config.max_outbox_bytes ? s->config.max_outbox_bytes : DEFAULT_MAX_OUTBOX;
+}
+
 /* Calls not answered yet, and copies a logout abandoned that still run:
  * each holds up to three file descriptors (the call's, our dup, the copy)
  * and a thread. */
@@ -486,6 +531,11 @@ static int send_file(Session *s, const char *conversation, int fd, const Session
          * bus connection, and imd can serve no one */
         if (counted && requests_in_flight(s) >= SESSION_MAX_FILE_REQUESTS)
                 return -EBUSY;
+        /* on a shared machine (system mode) anyone allowed in could fill
+         * the disk with copies, of uploads that fail (they stay for
+         * ResendMessage) or of one sparse file sent again and again */
+        if (outbox_bytes(s) + (uint64_t) st.st_size > session_max_outbox_bytes(s))
+                return -EDQUOT;
 
         req = g_new0(FileRequest, 1);
         req->src = fcntl(fd, F_DUPFD_CLOEXEC, 3);

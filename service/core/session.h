@@ -32,6 +32,9 @@ typedef struct SessionConfig {
         unsigned archive_wait_ms;       /* how long GetMessages waits for the archive; 0: 10 s */
         uint64_t max_download_bytes;    /* the largest file FetchMedia takes; 0: 100 MiB */
         unsigned stall_timeout_ms;      /* the longest silence of a download; 0: 60 s */
+        /* The bytes an account's outbox may hold for uploads (waiting,
+         * failed, being copied); 0: 1 GiB. */
+        uint64_t max_outbox_bytes;
         /* Plain http to this machine too, for files (IMD_TEST_LOOPBACK_HTTP=1,
          * test suites only): else https only. */
         bool loopback_http;
@@ -221,13 +224,17 @@ typedef void (*SessionSendFileCallback)(int error, const char *id, void *userdat
  * upload starts (session-upload.c). Immediate errors (callback not called):
  * -ENOTCONN not logged in, -EINVAL not a regular file or empty, -EMSGSIZE
  * larger than the server takes (or than 4 GiB), -ENOTSUP the server has no
- * upload service, -EBUSY SESSION_MAX_FILE_REQUESTS are being taken.
+ * upload service, -EBUSY SESSION_MAX_FILE_REQUESTS are being taken,
+ * -EDQUOT the files waiting in the outbox and this one would be over
+ * session_max_outbox_bytes().
  * Through callback: the same (once the server was asked), -ETIMEDOUT
  * the server did not answer service discovery (the next call asks again),
  * -ECANCELED logout, or the copy's errno. Upload failures come later, as the status
  * "failed" and an error() event. */
 int session_send_file(Session *s, const char *conversation, int fd, const SessionFileInfo *info,
                       SessionSendFileCallback callback, void *userdata);
+/* config.max_outbox_bytes, or its default. */
+uint64_t session_max_outbox_bytes(const Session *s);
 /* Tries our "failed" message again (status back to "pending"; a file is
  * uploaded anew). -ENOENT no such message (or its file is gone), -EPERM not
  * ours or not failed, -ENOTCONN no history open. */

@@ -989,6 +989,54 @@ def test_many_send_files_at_once_under_a_low_fd_limit(client, imd, logged_in, pe
     wait_status(client, mid, "sent", start)
 
 
+def test_outbox_is_bounded(client, imd, logged_in, peer, proxy, tmp_path):
+    """[media] max_outbox (here 300,000 bytes) bounds what an account's
+    outbox holds for uploads, failed ones included (they stay for
+    ResendMessage): a file that would pass it is TooLarge at once and
+    nothing of it is kept (a sparse file sent again and again filled the
+    disk); revoking a failed one, or an upload that went out, makes room."""
+    conf = os.path.join(imd.workdir, "xdg-config", "imd")
+    os.makedirs(conf, exist_ok=True)
+    with open(os.path.join(conf, "imd.conf"), "w") as f:
+        f.write("[media]\nmax_outbox=300000\n")
+    imd.restart()
+    client.login_account(logged_in)
+
+    sparse = str(tmp_path / "sparse.bin")
+    with open(sparse, "wb") as fh:
+        os.truncate(fh.fileno(), 60 * MiB)
+    with raises_im_error("TooLarge") as ei:
+        send_path(client, peer.jid, sparse, name="sparse.bin")
+    assert "max_outbox" in ei.value.message and "300000" in ei.value.message, ei.value.message
+    assert outbox_files(imd) == []
+
+    proxy.set(mode="refuse")
+    failed = []
+    for i in range(2):
+        start = client.mark()
+        failed.append(send_path(client, peer.jid, write_file(tmp_path, os.urandom(100000), "f.bin"),
+                                name="f%d.bin" % i))
+        wait_status(client, failed[-1], "failed", start)
+    with raises_im_error("TooLarge"):
+        send_path(client, peer.jid, write_file(tmp_path, os.urandom(100001), "g.bin"), name="g.bin")
+    assert len(outbox_files(imd)) == 2, outbox_files(imd)
+    proxy.reset()
+    start = client.mark()
+    fits = send_path(client, peer.jid, write_file(tmp_path, os.urandom(100000), "h.bin"), name="h.bin")
+    wait_status(client, fits, "sent", start)        # and then it is out of the outbox
+    more = send_path(client, peer.jid, write_file(tmp_path, os.urandom(100000), "i.bin"), name="i.bin")
+    wait_status(client, more, "sent", start)
+
+    proxy.set(mode="refuse")
+    with raises_im_error("TooLarge"):
+        send_path(client, peer.jid, write_file(tmp_path, os.urandom(100001), "j.bin"), name="j.bin")
+    client.call("RevokeMessage", "ss", (peer.jid, failed[0]))
+    start = client.mark()
+    room = send_path(client, peer.jid, write_file(tmp_path, os.urandom(200000), "k.bin"), name="k.bin")
+    wait_status(client, room, "failed", start)
+    assert len(outbox_files(imd)) == 2, outbox_files(imd)
+
+
 def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, peer, proxy, tmp_path):
     """A file whose upload failed never went out: revoking it sends no
     retraction to anyone, removes imd's copy from the outbox, and it cannot be
