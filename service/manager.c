@@ -27,16 +27,28 @@ static gboolean on_quit_signal(gpointer userdata) {
  * did, and imd did not end with its bus. */
 static bool bus_still_there(bool system_bus) {
         sd_bus *bus = NULL;
-        sd_id128_t id;
+        uint64_t deadline = g_get_monotonic_time() + BUS_PROBE_TIMEOUT_US;
+        bool there = false;
         int r;
 
+        /* Waits on its own (not sd-bus's 25 s for Hello's answer): a bus
+         * that takes the connection but does not answer counts as there. */
         r = system_bus ? sd_bus_open_system(&bus) : sd_bus_open_user(&bus);
-        if (r >= 0)
-                r = sd_bus_set_method_call_timeout(bus, BUS_PROBE_TIMEOUT_US);
-        if (r >= 0)
-                r = sd_bus_get_bus_id(bus, &id);
+        while (r >= 0) {
+                uint64_t now = g_get_monotonic_time();
+                if (sd_bus_is_ready(bus) > 0 || now >= deadline) {
+                        there = true;
+                        break;
+                }
+                r = sd_bus_process(bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(bus, deadline - now);
+        }
+        g_debug("bus probe: %s", there ? "the bus is there" : g_strerror(-r));
         sd_bus_close_unref(bus);
-        return r >= 0;
+        /* imd's own trouble says nothing of the bus (its socket refuses or
+         * resets the connection when it is gone) */
+        return there || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOBUFS;
 }
 
 static gboolean on_bus_disconnected(gpointer userdata) {
@@ -147,6 +159,23 @@ static void load_config(const char *path, SessionConfig *ret) {
         }
 }
 
+/* DIR (created 0700 if missing) by its real name: SQLite opens no history
+ * with a symlink anywhere in its path (SQLITE_OPEN_NOFOLLOW, which keeps a
+ * planted link from redirecting it), and a home directory may be reached
+ * through one (/home -> /var/home). */
+static int real_dir(const char *dir, char **ret) {
+        char *real;
+
+        if (g_mkdir_with_parents(dir, 0700) < 0)
+                return -errno;
+        real = realpath(dir, NULL);
+        if (!real)
+                return -errno;
+        *ret = g_strdup(real);
+        free(real);
+        return 0;
+}
+
 int manager_new(const char *data_dir, const char *cache_dir, const char *config_path, bool system_bus,
                 Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
@@ -155,11 +184,9 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
 
         m->loop = g_main_loop_new(NULL, FALSE);
         m->system_bus = system_bus;
-        m->data_dir = g_strdup(data_dir);
-        m->cache_dir = g_strdup(cache_dir);
         m->events = event_log_new();
-        if (g_mkdir_with_parents(cache_dir, 0700) < 0)
-                return -errno;
+        if ((r = real_dir(data_dir, &m->data_dir)) < 0 || (r = real_dir(cache_dir, &m->cache_dir)) < 0)
+                return r;
         r = xmpp_transport_context_new(m->loop, &m->transport_ctx);
         if (r < 0)
                 return r;
@@ -170,7 +197,7 @@ int manager_new(const char *data_dir, const char *cache_dir, const char *config_
         config.loopback_http = g_strcmp0(g_getenv("IMD_TEST_LOOPBACK_HTTP"), "1") == 0;
         if (config.loopback_http)
                 g_message("IMD_TEST_LOOPBACK_HTTP=1: files also over plain http to this machine (for tests only)");
-        r = session_new(data_dir, cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
+        r = session_new(m->data_dir, m->cache_dir, m->transport_ctx, &config, &bus_session_events, m, &m->session);
         g_free(config.voice_source);
         g_free(config.websocket_url);
         if (r < 0)
@@ -218,6 +245,7 @@ int manager_start(Manager *m, gid_t allowed_gid) {
         r = sd_bus_request_name(m->bus, IM_BUS_NAME, 0);
         if (r < 0)
                 return r;
+        session_start(m->session);
 
         m->bus_source = bus_source_new(m->bus, on_bus_disconnected, m);
         g_source_attach(m->bus_source, NULL);

@@ -122,6 +122,7 @@ struct Session {
         ScramKeys *keys;                /* a remembered login's (credentials.h), when there is no password */
         bool remember;                  /* Login's remember: store the keys once logged in */
         bool autologin;                 /* logging in by itself with remembered keys, not ready yet */
+        bool started;                   /* session_start(): the bus name is ours */
         guint autologin_source;         /* at start: the remembered login is tried */
         char *autologin_account;        /* ... of this account, the last one */
         Backoff backoff;

@@ -83,7 +83,8 @@ static int open_account(Session *s, const char *account) {
         s->account = g_strdup(account);
         load_announced(s);
         session_schedule_indexing(s, INDEX_QUIET_MS);   /* whatever an earlier run left unindexed */
-        session_clean_outbox(s);
+        if (s->started)
+                session_clean_outbox(s);
         /* Compared with the previous account's count, so that a change
          * (to 0 as well) is announced; one that cannot be read is 0 here,
          * not the previous account's. */
@@ -782,7 +783,6 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         s->userdata = userdata;
         s->data_dir = g_strdup(data_dir);
         s->cache_dir = g_strdup(cache_dir);
-        session_media_remove_partial(s);
         s->transport_ctx = transport_ctx;
         s->net_state = SESSION_NET_DISCONNECTED;
         s->max_stanza_bytes = XMPP_DEFAULT_MAX_STANZA_BYTES;
@@ -803,12 +803,19 @@ int session_new(const char *data_dir, const char *cache_dir, XmppTransportContex
         last = read_last_account(data_dir);
         if (last && !s->config.private_history && open_account(s, last) < 0)
                 g_warning("Cannot open the history of %s", last);
-        if (last && (s->account || s->config.private_history)) {
+        if (last && (s->account || s->config.private_history))
                 s->autologin_account = g_steal_pointer(&last);
-                s->autologin_source = g_idle_add(on_autologin, s);
-        }
         *ret = s;
         return 0;
+}
+
+void session_start(Session *s) {
+        s->started = true;
+        session_media_remove_partial(s);
+        if (s->store)
+                session_clean_outbox(s);
+        if (s->autologin_account)
+                s->autologin_source = g_idle_add(on_autologin, s);
 }
 
 void session_free(Session *s) {

@@ -101,6 +101,11 @@ typedef struct SessionEvents {
 int session_new(const char *data_dir, const char *cache_dir, XmppTransportContext *transport_ctx,
                 const SessionConfig *config,
                 const SessionEvents *events, void *userdata, Session **ret);
+/* This process is the one imd of its directories now (it owns the bus
+ * name): what a crash left half-written goes, and the remembered login is
+ * tried. Before, nothing is removed: a second imd, refused the name, must
+ * not touch the files of the one that runs. */
+void session_start(Session *s);
 void session_free(Session *s);
 
 /* Starts logging in; login_finished() follows. jid must be a normalised bare JID.

@@ -75,6 +75,52 @@ def test_unknown_method_and_wrong_signature(client):
     assert client.get_property("Ready") is False
 
 
+def test_a_refused_second_instance_leaves_the_files_alone(bus, imd, client, logged_in, tmp_path):
+    """A second imd on the same directories is refused the bus name; until
+    then it must not take what the running one is writing (a download's or
+    a copy's partial file, a whole copy not in the history yet) for what a
+    crash left behind."""
+    outbox = os.path.join(imd.data_dir, logged_in.jid, "outbox")
+    media = os.path.join(imd.cache_dir, "media")
+    os.makedirs(outbox, exist_ok=True)
+    os.makedirs(media, exist_ok=True)
+    planted = [os.path.join(media, ".part-0123456789abcdef"), os.path.join(outbox, "copy-in-flight.part"),
+               os.path.join(outbox, "copy-in-flight")]
+    for path in planted:
+        with open(path, "wb") as f:
+            f.write(b"being written by the running imd")
+    second = Imd(bus, str(tmp_path / "second"))
+    second.data_dir, second.cache_dir = imd.data_dir, imd.cache_dir
+    second.start(wait=False)
+    rc = second.wait_exit(timeout=15)
+    assert rc is not None and rc != 0, "the second imd was not refused"
+    assert [p for p in planted if not os.path.exists(p)] == []
+    assert imd.running
+
+
+def test_data_directory_through_a_symlink(bus, tmp_path, alice, peer):
+    """A data directory reached through a symlink (/home -> /var/home on some
+    systems) holds the history like any other (SQLite refuses a symlink
+    anywhere in a database's path: imd opened no history at all)."""
+    real = tmp_path / "var-home"
+    real.mkdir()
+    os.symlink(real, tmp_path / "home")
+    d = Imd(bus, str(tmp_path / "imd"))
+    d.data_dir = str(tmp_path / "home" / "data")
+    d.start()
+    client = bus.client()
+    try:
+        client.login_account(alice)
+        start = client.mark()
+        peer.send_message(alice.jid, "through the link")
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "through the link", start=start)
+        assert os.path.exists(real / "data" / alice.jid)
+    finally:
+        client.close()
+        d.stop()
+    assert not d.problems, d.problems
+
+
 def test_second_instance_refused(bus, imd, client, tmp_path):
     owner = client.name_owner()
     second = Imd(bus, str(tmp_path / "second"))
