@@ -212,7 +212,9 @@ static const char *const statement_sql[_STMT_MAX] = {
         /* The content goes; the row stays, so the conversation keeps its place
          * and a copy arriving later (archive) is still a duplicate. */
         [STMT_REVOKE]              =
-                "UPDATE messages SET revoked = 1, text = NULL, data = NULL, extension = NULL "
+                "UPDATE messages SET revoked = 1, text = NULL, data = NULL, extension = NULL, "
+                /* a file that never went up: its copy goes with the revoke */
+                "path = CASE WHEN url IS NULL THEN NULL ELSE path END "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         /* The retracted message ?2 (a seq), if it still counted as unread,
          * counts no more. unread counts the incoming messages appended since

@@ -1062,6 +1062,7 @@ def test_revoking_a_failed_upload_takes_nothing_back(client, imd, logged_in, pee
     assert outbox_files(imd) == []
     got = stored(client, peer.jid, mid)
     assert got["revoked"] is True and "url" not in got, got
+    assert "path" not in got, "a revoked message names the copy that went with it"
     with raises_im_error("NotAllowed"):
         client.call("ResendMessage", "ss", (peer.jid, mid))
     client.call("RevokeMessage", "ss", (peer.jid, mid))         # again: nothing happens

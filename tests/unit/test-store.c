@@ -1354,12 +1354,19 @@ static void test_own_files(Fixture *f, gconstpointer data) {
                                                                                   : "/cache/media/x.bin");
         }
         g_clear_pointer(&got, g_ptr_array_unref);
-        /* failed and revoked: still named, the caller decides */
+        /* failed: still named; revoked before it went up: its copy goes
+         * with the revoke, and the message names none (the other stays) */
         g_assert_cmpint(store_set_message_status(f->store, ALICE, "f1", "failed"), ==, 0);
-        g_assert_cmpint(store_revoke_message(f->store, ALICE, "f1"), ==, 0);
         fixture_reopen(f);
         g_assert_cmpint(store_list_own_files(f->store, "f1", &got), ==, 0);
         g_assert_cmpuint(got->len, ==, 2);
+        g_clear_pointer(&got, g_ptr_array_unref);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "f1"), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, BOB, "f1"), ==, 0);
+        fixture_reopen(f);
+        g_assert_cmpint(store_list_own_files(f->store, "f1", &got), ==, 0);
+        g_assert_cmpuint(got->len, ==, 1);
+        g_assert_cmpstr(((StoreMessage *) g_ptr_array_index(got, 0))->path, ==, "/cache/media/x.bin");
         g_clear_pointer(&got, g_ptr_array_unref);
         /* no file, someone else's file, nothing */
         for (const char *const *id = (const char *const[]) { "t1", "i1", "none", NULL }; *id; id++) {
