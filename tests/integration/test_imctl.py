@@ -407,6 +407,20 @@ def test_monitor_plain(imctl, alice, peer):
 
 # -- chat ---------------------------------------------------------------------------------------
 
+def _wait_live_message(peer, alice, out, err, pattern):
+    """peer sends numbered messages (pattern % i) until one shows in `imctl
+    chat`'s output: chat may still be subscribing when the first comes."""
+    for i in range(15):
+        text = pattern % i
+        peer.send_message(alice.jid, text)
+        try:
+            out.wait_contains(text, timeout=1.0)
+            return
+        except TimeoutError:
+            continue
+    pytest.fail("chat shows no incoming message\n%s\n%s" % (out.text(), err.text()))
+
+
 def test_chat_through_a_pipe(imctl, alice, peer, client):
     login(imctl, alice)
     start = client.mark()
@@ -420,16 +434,7 @@ def test_chat_through_a_pipe(imctl, alice, peer, client):
         # recent messages first
         out.wait_contains("earlier message 🕰", timeout=15)
         # then incoming ones as they arrive
-        for i in range(15):
-            text = "live-%d 💬" % i
-            peer.send_message(alice.jid, text)
-            try:
-                out.wait_contains(text, timeout=1.0)
-                break
-            except TimeoutError:
-                continue
-        else:
-            pytest.fail("chat does not show incoming messages\n%s\n%s" % (out.text(), err.text()))
+        _wait_live_message(peer, alice, out, err, "live-%d 💬")
         # every stdin line is sent
         p.stdin.write("typed line ☕ <&>\n")
         p.stdin.flush()
@@ -511,16 +516,7 @@ def test_chat_with_a_jid_typed_in_capitals_shows_live_messages(imctl, alice, pee
     out = LineReader(p.stdout, "imctl chat")
     err = LineReader(p.stderr, "imctl chat stderr")
     try:
-        for i in range(15):
-            text = "live-%d für dich" % i
-            unal.send_message(alice.jid, text)
-            try:
-                out.wait_contains(text, timeout=1.0)
-                break
-            except TimeoutError:
-                continue
-        else:
-            pytest.fail("chat shows no incoming message\n%s\n%s" % (out.text(), err.text()))
+        _wait_live_message(unal, alice, out, err, "live-%d für dich")
         # and our own lines come back as imd echoes them
         p.stdin.write("zurück\n")
         p.stdin.flush()
