@@ -97,14 +97,21 @@ static int read_tty_line(int fd, int sfd, char **ret, int *ret_signal) {
         return 0;
 }
 
-/* Blocks prompt_signals and returns a signalfd for them; @old gets the mask before. */
+/* Blocks prompt_signals and returns a signalfd for them; @old gets the mask
+ * before. Not those imctl was started ignoring (`imctl login &` in a script
+ * without job control ignores SIGINT and SIGQUIT): blocked, they would
+ * still reach the signalfd and end the prompt, for nothing. */
 static int block_prompt_signals(sigset_t *old) {
         sigset_t mask;
         int sfd;
 
         sigemptyset(&mask);
-        for (size_t i = 0; i < sizeof prompt_signals / sizeof prompt_signals[0]; i++)
+        for (size_t i = 0; i < sizeof prompt_signals / sizeof prompt_signals[0]; i++) {
+                struct sigaction sa;
+                if (sigaction(prompt_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+                        continue;
                 sigaddset(&mask, prompt_signals[i]);
+        }
         if (sigprocmask(SIG_BLOCK, &mask, old) < 0)
                 return -errno;
         sfd = signalfd(-1, &mask, SFD_CLOEXEC);

@@ -132,7 +132,7 @@ class PtyLogin:
     """`imctl login JID` as from a shell: stdin and stderr on a pty that is
     its controlling terminal (the prompt goes to /dev/tty), stdout a pipe."""
 
-    def __init__(self, imctl, acc):
+    def __init__(self, imctl, acc, sigint=signal.SIG_DFL):
         self.master, self.slave = os.openpty()
         self.before = termios.tcgetattr(self.slave)
         self.seen = b""
@@ -141,6 +141,11 @@ class PtyLogin:
             die_with_parent()
             # start_new_session made us a session leader: take the pty as our terminal
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            # as from an interactive shell: a test run started in the
+            # background (`cmd &` without job control) ignores these, and
+            # imctl keeps what it was started with
+            signal.signal(signal.SIGINT, sigint)
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
         self.proc = subprocess.Popen([imctl.path, "login", acc.jid, "--url", acc.ws_url], env=imctl.env(),
                                      stdin=self.slave, stdout=subprocess.PIPE, stderr=self.slave,
@@ -196,6 +201,23 @@ def test_password_prompt_interrupted_gives_the_terminal_its_echo_back(imctl, ali
         assert t.echo(), "echo still off after %s" % how
         assert termios.tcgetattr(t.slave) == t.before
         assert t.proc.stdout.read() == b""
+    finally:
+        t.close()
+
+
+def test_password_prompt_started_ignoring_ctrl_c(imctl, alice):
+    """imctl started with SIGINT ignored (`imctl login &` in a script):
+    Ctrl-C at the prompt ends nothing, and the password typed after it
+    logs in (it ended the prompt: 'cannot read the password')."""
+    t = PtyLogin(imctl, alice, sigint=signal.SIG_IGN)
+    try:
+        t.wait_prompt()
+        os.write(t.master, b"\x03")
+        time.sleep(0.3)
+        assert t.proc.poll() is None, t.seen
+        os.write(t.master, alice.password.encode() + b"\n")
+        assert t.wait(60) == 0, t.seen
+        assert t.echo() and termios.tcgetattr(t.slave) == t.before
     finally:
         t.close()
 
