@@ -36,6 +36,7 @@ static const ErrnoMapping mappings[] = {
         { ENODATA,      IM_ERROR_PREFIX "TooShort",        "Too short" },
         { EMSGSIZE,     IM_ERROR_PREFIX "TooLarge",        "Too large" },
         { E2BIG,        IM_ERROR_PREFIX "TooLarge",        "Too large" },
+        { EDQUOT,       IM_ERROR_PREFIX "TooLarge",        "imd's outbox is full ([media] max_outbox)" },
         { EBUSY,        IM_ERROR_PREFIX "Busy",            "Busy" },
         { ENOTSUP,      IM_ERROR_PREFIX "NotSupported",    "Not supported" },
         { ETIMEDOUT,    IM_ERROR_PREFIX "Timeout",         "The server did not answer in time" },

@@ -151,7 +151,7 @@ int bus_method_send_file(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return 1;       /* answered by on_file_sent(), once the file is imd's */
         sd_bus_message_unref(m);
         if (r == -EDQUOT)
-                return bus_set_errno(error, -EMSGSIZE, "imd's outbox is full: the files waiting there to be uploaded "
+                return bus_set_errno(error, r, "imd's outbox is full: the files waiting there to be uploaded "
                                      "(failed ones included) and this one would be over %" G_GUINT64_FORMAT
                                      " bytes ([media] max_outbox); wait for uploads to finish, or revoke failed ones",
                                      session_max_outbox_bytes(mgr->session));

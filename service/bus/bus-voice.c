@@ -152,6 +152,9 @@ static void on_stopped_sent(int error, const char *id, void *userdata) {
                 (void) sd_bus_reply_method_return(call, "s", id);
         else if (error == -ECANCELED)
                 bus_reply_errno(call, error, "Logged out before the voice message was taken");
+        else if (error == -EDQUOT)
+                bus_reply_errno(call, error, "The voice message was not sent: imd's outbox is full "
+                                "([media] max_outbox); wait for uploads to finish, or revoke failed ones");
         else
                 bus_reply_errno(call, error, "The voice message could not be sent");
         sd_bus_message_unref(call);

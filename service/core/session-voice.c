@@ -119,6 +119,13 @@ static void on_voice_sent(int error, const char *id, void *userdata) {
                         s->voice_auto_us = g_get_monotonic_time();
                 }
         }
+        /* sent by itself (its maximum): nobody's call hears why it was not */
+        if (!v->callback && error < 0 && error != -ECANCELED) {
+                g_autofree char *text = g_strdup_printf("The voice message to %s was not sent: %s", v->conversation,
+                                                        error == -EDQUOT ? "imd's outbox is full ([media] max_outbox)"
+                                                                         : g_strerror(-error));
+                s->events.error(error, text, s->userdata);
+        }
         s->events.recording_stopped(v->conversation, error == 0 ? id : "", error == 0 ? v->reason : "failed",
                                     s->userdata);
         if (v->callback)

@@ -64,15 +64,22 @@ def voice_conf():
 
 
 @pytest.fixture
-def imd_env(graph, voice_conf, tmp_path):
+def media_conf():
+    """imd.conf's [media] group for the test (parametrize to change it)."""
+    return {}
+
+
+@pytest.fixture
+def imd_env(graph, voice_conf, media_conf, tmp_path):
     """conftest's imd runs with the graph's environment, and an imd.conf
-    holding voice_conf when there is one."""
+    holding voice_conf and media_conf when there are any."""
     env = graph.env()
-    if voice_conf:
+    if voice_conf or media_conf:
         conf = tmp_path / "voice-config"
         (conf / "imd").mkdir(parents=True)
         (conf / "imd" / "imd.conf").write_text(
-            "[voice]\n" + "".join("%s=%s\n" % kv for kv in voice_conf.items()))
+            "[voice]\n" + "".join("%s=%s\n" % kv for kv in voice_conf.items()) +
+            "[media]\n" + "".join("%s=%s\n" % kv for kv in media_conf.items()))
         env["XDG_CONFIG_HOME"] = str(conf)
     return env
 
@@ -433,6 +440,33 @@ def test_maximum_length_sends_by_itself(client, imd, logged_in, peer, graph, tmp
 
 
 # -- failures -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("voice_conf,media_conf", [({"max_duration": "2"}, {"max_outbox": "1000"})],
+                         ids=["outbox1000"])
+def test_a_voice_message_the_outbox_has_no_room_for(client, imd, logged_in, peer, graph, voice_conf,
+                                                    media_conf):
+    """[media] max_outbox bounds voice messages as it bounds SendFile: the
+    owner's StopRecording gets TooLarge (it got Failed), and one that went
+    by itself at its maximum raises an Error saying why (nothing did)."""
+    graph.play_speech(SPEECH, seconds=8)
+    start = client.mark()
+    start_recording(client, peer.jid)
+    time.sleep(1.3)
+    with raises_im_error("TooLarge") as ei:
+        client.call("StopRecording", timeout=30)
+    assert "max_outbox" in ei.value.message, ei.value.message
+    assert wait_stopped(client, start) == (peer.jid, "", "failed")
+
+    start = client.mark()
+    start_recording(client, peer.jid)
+    assert wait_stopped(client, start, timeout=8) == (peer.jid, "", "failed")
+    err = client.wait_signal("Error", start=start, timeout=5).args
+    assert err[0] == IM_ERROR + "TooLarge" and "max_outbox" in err[1], err
+    assert recording(client) is False
+    no_message_for(peer, logged_in.jid)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+    assert msgs == []
+
 
 def test_source_vanishing_fails_the_recording(client, imd, logged_in, peer, graph):
     graph.play_speech(SPEECH, seconds=5)
