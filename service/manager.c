@@ -91,6 +91,18 @@ static gboolean on_bus_disconnected(gpointer userdata) {
  *   min_duration=1       seconds: shorter recordings are not sent
  *   max_duration=60      seconds: a recording this long is sent by itself
  *   bitrate=24000        bits/s of the Opus encoding */
+/* A key that is there but cannot be read (a number with a comment after it,
+ * say: GKeyFile takes only whole lines as comments) is named, not skipped
+ * in silence. True if the key has a value to use. */
+static bool key_read(const char *path, const char *key, const GError *e) {
+        if (!e)
+                return true;
+        if (!g_error_matches(e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND) &&
+            !g_error_matches(e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND))
+                g_warning("%s: %s: %s; ignored", path, key, e->message);
+        return false;
+}
+
 static void load_config(const char *path, SessionConfig *ret) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) error = NULL;
@@ -124,20 +136,20 @@ static void load_config(const char *path, SessionConfig *ret) {
         {
                 g_autoptr(GError) e = NULL;
                 guint64 bytes = g_key_file_get_uint64(kf, "media", "max_download", &e);
-                if (!e && bytes > 0)
+                if (key_read(path, "max_download", e) && bytes > 0)
                         ret->max_download_bytes = bytes;
         }
         {
                 g_autoptr(GError) e = NULL;
                 guint64 bytes = g_key_file_get_uint64(kf, "media", "max_outbox", &e);
-                if (!e && bytes > 0)
+                if (key_read(path, "max_outbox", e) && bytes > 0)
                         ret->max_outbox_bytes = bytes;
         }
         {
                 g_autoptr(GError) e = NULL;
                 gint bitrate = g_key_file_get_integer(kf, "voice", "bitrate", &e);
                 /* what Opus takes */
-                if (!e && (bitrate < 6000 || bitrate > 510000))
+                if (key_read(path, "bitrate", e) && (bitrate < 6000 || bitrate > 510000))
                         g_warning("%s: bitrate=%d is outside 6000..510000; ignored", path, bitrate);
                 else if (!e)
                         ret->voice_bitrate = (unsigned) bitrate;
@@ -148,7 +160,7 @@ static void load_config(const char *path, SessionConfig *ret) {
         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                 g_autoptr(GError) e = NULL;
                 double seconds = g_key_file_get_double(kf, keys[i].group, keys[i].key, &e);
-                if (e)
+                if (!key_read(path, keys[i].key, e))
                         continue;
                 if (seconds < 0.1 || seconds > keys[i].max_seconds) {
                         g_warning("%s: %s=%g is outside 0.1..%g seconds; ignored", path, keys[i].key, seconds,

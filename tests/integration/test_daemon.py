@@ -2,6 +2,7 @@
 it owns org.example.IM alone, it exits when its bus goes away."""
 
 import os
+import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -118,6 +119,24 @@ def test_data_directory_through_a_symlink(bus, tmp_path, alice, peer):
     finally:
         client.close()
         d.stop()
+    assert not d.problems, d.problems
+
+
+def test_an_unreadable_setting_is_named(bus, tmp_path):
+    """A value imd.conf gives that cannot be read (GKeyFile takes only whole
+    lines as comments, so a comment after a number is part of it) is
+    ignored with a warning naming it, not in silence."""
+    d = Imd(bus, str(tmp_path / "imd"))
+    conf = os.path.join(d.workdir, "xdg-config", "imd")
+    os.makedirs(conf)
+    with open(os.path.join(conf, "imd.conf"), "w") as f:
+        f.write("[connection]\nping_interval=30   # seconds\n[media]\nmax_outbox=lots\n"
+                "[voice]\nbitrate=fast\n")
+    d.start()
+    d.stop()
+    text = d.stderr_text()
+    for key in ("ping_interval", "max_outbox", "bitrate"):
+        assert re.search(r"WARNING.*imd\.conf: %s: .*; ignored" % key, text), (key, text)
     assert not d.problems, d.problems
 
 
