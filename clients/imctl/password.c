@@ -4,9 +4,10 @@
  * echo off when stdin is a terminal. Never taken from the command line,
  * where other users could see it in the process list.
  *
- * While echo is off, the signals that end imctl are blocked and read from a
- * signalfd next to the terminal: the terminal is restored before one takes
- * effect, with no handler and no global state.
+ * While echo is off, the signals that end or stop imctl are blocked and read
+ * from a signalfd next to the terminal: the terminal is restored before one
+ * takes effect, with no handler and no global state. After a stop (Ctrl-Z)
+ * and `fg`, the prompt starts again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,9 +49,9 @@ static int read_line(FILE *f, char **ret) {
  * N_TTY_BUF_SIZE less the newline); more cannot be typed. */
 #define TTY_LINE_MAX 4096
 
-/* Signals that end imctl at the prompt: each must give the terminal its
- * echo back first (Ctrl-C left it off for the shell). */
-static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+/* Signals that end or stop imctl at the prompt: each must give the terminal
+ * its echo back first (Ctrl-C, or Ctrl-Z, left it off for the shell). */
+static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
 
 /* One line from the terminal @fd, unless a signal of @sfd (a signalfd of
  * prompt_signals, blocked) comes first: then *ret_signal is its number. */
@@ -155,9 +156,22 @@ static int prompt_with_echo_off(FILE *tty, int sfd, char **ret, int *ret_signal)
         return r;
 }
 
+/* Stops imctl as SIGTSTP would have, the terminal restored; returns once
+ * it is continued (at once if its process group is orphaned: the kernel
+ * discards stop signals there). */
+static void stop_here(void) {
+        sigset_t tstp;
+
+        sigemptyset(&tstp);
+        sigaddset(&tstp, SIGTSTP);
+        (void) sigprocmask(SIG_UNBLOCK, &tstp, NULL);
+        (void) raise(SIGTSTP);
+        (void) sigprocmask(SIG_BLOCK, &tstp, NULL);
+}
+
 static int prompt_tty(char **ret) {
         sigset_t old_mask;
-        int sfd, sig = 0, r;
+        int sfd, sig, r;
         FILE *tty;
 
         tty = fopen("/dev/tty", "r+e");
@@ -168,7 +182,14 @@ static int prompt_tty(char **ret) {
                 fclose(tty);
                 return sfd;
         }
-        r = prompt_with_echo_off(tty, sfd, ret, &sig);
+        for (;;) {
+                sig = 0;
+                r = prompt_with_echo_off(tty, sfd, ret, &sig);
+                if (sig != SIGTSTP)
+                        break;
+                /* what was typed went with the line discipline's flush */
+                stop_here();
+        }
         fclose(tty);
         close(sfd);
         if (sig)

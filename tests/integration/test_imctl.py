@@ -132,7 +132,7 @@ class PtyLogin:
     """`imctl login JID` as from a shell: stdin and stderr on a pty that is
     its controlling terminal (the prompt goes to /dev/tty), stdout a pipe."""
 
-    def __init__(self, imctl, acc, sigint=signal.SIG_DFL):
+    def __init__(self, imctl, acc, sigint=signal.SIG_DFL, job_control=False):
         self.master, self.slave = os.openpty()
         self.before = termios.tcgetattr(self.slave)
         self.seen = b""
@@ -147,7 +147,14 @@ class PtyLogin:
             signal.signal(signal.SIGINT, sigint)
             signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
-        self.proc = subprocess.Popen([imctl.path, "login", acc.jid, "--url", acc.ws_url], env=imctl.env(),
+        argv = [imctl.path, "login", acc.jid, "--url", acc.ws_url]
+        if job_control:
+            # as typed at an interactive shell: imctl in a foreground job of
+            # its own (a stop signal is discarded in an orphaned process
+            # group, as imctl's would be as the session leader); once it
+            # stops, a line on the terminal makes the shell `fg` it
+            argv = ["/bin/bash", "-c", 'set -m; "$0" "$@"; read -r _; fg'] + argv
+        self.proc = subprocess.Popen(argv, env=imctl.env(),
                                      stdin=self.slave, stdout=subprocess.PIPE, stderr=self.slave,
                                      start_new_session=True, preexec_fn=child_setup)
 
@@ -203,6 +210,31 @@ def test_password_prompt_interrupted_gives_the_terminal_its_echo_back(imctl, ali
         assert t.proc.stdout.read() == b""
     finally:
         t.close()
+
+
+def test_password_prompt_stopped_and_continued(imctl, alice):
+    """Ctrl-Z at the password prompt stops imctl with echo back on (the
+    shell that took the terminal back is not left blind); `fg` brings the
+    prompt back with echo off, and the password typed then logs in."""
+    t = PtyLogin(imctl, alice, job_control=True)
+    try:
+        t.wait_prompt()
+        os.write(t.master, b"\x1a")          # the line discipline sends SIGTSTP
+        deadline = time.monotonic() + 15
+        while b"Stopped" not in t.seen:
+            assert time.monotonic() < deadline and t.proc.poll() is None, t.seen
+            t.read()
+        assert t.echo(), "echo still off while imctl is stopped: %r" % t.seen
+        t.seen = b""
+        os.write(t.master, b"\n")            # the shell's `read`, then `fg`
+        t.wait_prompt()
+        os.write(t.master, alice.password.encode() + b"\n")
+        assert t.wait(60) == 0, t.seen
+        assert alice.password.encode() not in t.seen, t.seen
+        assert t.echo() and termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+    assert jrun(imctl, "status")["ready"] is True
 
 
 def test_password_prompt_started_ignoring_ctrl_c(imctl, alice):
