@@ -88,35 +88,70 @@ int store_fts_before_change(Store *store, const char *conversation, const char *
         return store_fts_run(store, STMT_FTS_DELETE, *ret_seq, (const char *) sqlite3_column_text(st, 1));
 }
 
+/* True if @word has a character the unicode61 tokenizer keeps: a letter, a
+ * number or a private-use character (its default categories, "L* N* Co");
+ * the rest separates words. @word is valid UTF-8 (store_valid_optional). */
+static bool has_token_char(const char *word) {
+        const unsigned token_types =
+                1u << G_UNICODE_LOWERCASE_LETTER | 1u << G_UNICODE_MODIFIER_LETTER |
+                1u << G_UNICODE_OTHER_LETTER | 1u << G_UNICODE_TITLECASE_LETTER |
+                1u << G_UNICODE_UPPERCASE_LETTER | 1u << G_UNICODE_DECIMAL_NUMBER |
+                1u << G_UNICODE_LETTER_NUMBER | 1u << G_UNICODE_OTHER_NUMBER |
+                1u << G_UNICODE_PRIVATE_USE;
+
+        for (const char *c = word; *c; c = g_utf8_next_char(c))
+                if (token_types & 1u << g_unichar_type(g_utf8_get_char(c)))
+                        return true;
+        return false;
+}
+
+/* The user's words, split at any Unicode space (a no-break space too, or
+ * the words around it would have to stand side by side), keeping those
+ * the index can hold: "." or "-" alone is no word. */
+static GPtrArray *query_words(const char *text) {
+        GPtrArray *words = g_ptr_array_new_with_free_func(g_free);
+        const char *start = NULL;
+
+        for (const char *c = text;; c = g_utf8_next_char(c)) {
+                bool end = !*c || g_unichar_isspace(g_utf8_get_char(c));
+
+                if (end && start) {
+                        char *word = g_strndup(start, (gsize) (c - start));
+                        if (has_token_char(word))
+                                g_ptr_array_add(words, word);
+                        else
+                                g_free(word);
+                        start = NULL;
+                } else if (!end && !start) {
+                        start = c;
+                }
+                if (!*c)
+                        return words;
+        }
+}
+
 /* The user's words as an FTS5 query: every word must occur (the last one
  * also as the start of a word, for search-as-you-type); each word quoted, so
  * that nothing the user types is FTS5 syntax. NULL if there is no word. */
-static char *fts_query(const char *words) {
-        g_auto(GStrv) parts = g_strsplit_set(words, " \t\r\n", -1);
-        GString *q = g_string_new(NULL);
-        char *last_word = NULL;
+static char *fts_query(const char *text) {
+        g_autoptr(GPtrArray) words = query_words(text);
+        GString *q;
 
-        for (char **p = parts; *p; p++)
-                if (**p)
-                        last_word = *p;
-        for (char **p = parts; *p; p++) {
-                if (!**p)
-                        continue;
+        if (words->len == 0)
+                return NULL;
+        q = g_string_new(NULL);
+        for (guint i = 0; i < words->len; i++) {
                 if (q->len)
                         g_string_append_c(q, ' ');
                 g_string_append_c(q, '"');
-                for (const char *c = *p; *c; c++) {
+                for (const char *c = g_ptr_array_index(words, i); *c; c++) {
                         if (*c == '"')
                                 g_string_append_c(q, '"');
                         g_string_append_c(q, *c);
                 }
                 g_string_append_c(q, '"');
-                if (*p == last_word)
+                if (i == words->len - 1)
                         g_string_append_c(q, '*');
-        }
-        if (q->len == 0) {
-                g_string_free(q, TRUE);
-                return NULL;
         }
         return g_string_free(q, FALSE);
 }

@@ -608,6 +608,21 @@ def test_search_finds_a_word_among_thousands(client, logged_in, peer_factory, im
         client.call("SearchMessages", "ssu", ("x" * 2000, "", 10))
 
 
+def test_search_words_are_what_the_index_holds(client, logged_in, peer):
+    """A query without a letter or digit is no query (InvalidArgument, as
+    documented; it used to answer an empty list), and words are split at any
+    space, a no-break space too (it made its neighbours a phrase)."""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "tea first, and then some time to talk")
+    _wait_texts(client, ["tea first, and then some time to talk"], start)
+    for query in (".", "-", "(", ")", '"', "*", "\u00a0", " - . "):
+        with raises_im_error("InvalidArgument"):
+            client.call("SearchMessages", "ssu", (query, "", 10))
+    for query in ("tea\u00a0time", "time\u3000tea", "tea - time", "tea ."):
+        hits = client.call("SearchMessages", "ssu", (query, "", 10))
+        assert [h["text"] for h in hits] == ["tea first, and then some time to talk"], query
+
+
 def test_history_from_the_archive_keeps_revokes_edits_and_reactions(client, imd, logged_in, peer):
     """Paging back after the cache is lost: retractions, corrections and
     reactions come (newest first) before the messages they act on, in the
