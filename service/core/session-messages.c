@@ -191,13 +191,48 @@ static int status_rank(const char *status) {
         return -1;
 }
 
+/* Paging back (GetMessages), a report from the archive may be for a message
+ * of the same page, which is stored only once the page is complete: the
+ * message takes the status there, and nothing is announced, as nobody saw
+ * it before. false if the page has no such message of ours. */
+static bool advance_on_back_page(Session *s, const char *from, const char *id, const char *status) {
+        GPtrArray *page = s->back_page;
+        guint i;
+
+        for (i = page->len; i > 0; i--) {
+                const StoreMessage *m = g_ptr_array_index(page, i - 1);
+                if (m->direction == STORE_DIRECTION_OUT && strcmp(m->id, id) == 0 &&
+                    strcmp(m->conversation, from) == 0)
+                        break;
+        }
+        if (i == 0)
+                return false;
+        /* the page is oldest first: XEP-0333 §3.2, the marker covers the
+         * messages before it as well */
+        for (guint j = strcmp(status, "read") == 0 ? 0 : i - 1; j < i; j++) {
+                StoreMessage *m = g_ptr_array_index(page, j);
+                if (m->direction != STORE_DIRECTION_OUT || strcmp(m->conversation, from) != 0 ||
+                    status_rank(status) <= status_rank(m->status) || status_rank(m->status) < 0)
+                        continue;
+                g_free(m->status);
+                m->status = g_strdup(status);
+        }
+        return true;
+}
+
 /* A report only counts from the conversation the message went to, only for
- * our own messages, and only moves the status forward. */
-static void advance_status(Session *s, const char *from, const char *id, const char *status) {
+ * our own messages, and only moves the status forward: so one found in the
+ * archive, maybe long after the fact and already applied, announces only
+ * what it changes. */
+static void advance_status(Session *s, const char *from, const char *id, const char *status, bool archived) {
         g_autoptr(StoreMessage) m = NULL;
+        int r;
 
         session_flush_if_batched(s, from, id);
-        if (store_get_message(s->store, from, id, &m) < 0 || m->direction != STORE_DIRECTION_OUT) {
+        r = store_get_message(s->store, from, id, &m);
+        if (r == -ENOENT && archived && s->back_running && advance_on_back_page(s, from, id, status))
+                return;
+        if (r < 0 || m->direction != STORE_DIRECTION_OUT) {
                 g_debug("session: ignoring a %s report from %s for %s", status, from, id);
                 return;
         }
@@ -217,12 +252,12 @@ static void advance_status(Session *s, const char *from, const char *id, const c
         }
 }
 
-void on_stream_delivered(const char *from, const char *id, void *userdata) {
-        advance_status(userdata, from, id, "delivered");
+void on_stream_delivered(const char *from, const char *id, bool archived, void *userdata) {
+        advance_status(userdata, from, id, "delivered", archived);
 }
 
-void on_stream_displayed(const char *from, const char *id, void *userdata) {
-        advance_status(userdata, from, id, "read");
+void on_stream_displayed(const char *from, const char *id, bool archived, void *userdata) {
+        advance_status(userdata, from, id, "read", archived);
 }
 
 void on_stream_sent(const char *to, const char *id, void *userdata) {
@@ -232,7 +267,7 @@ void on_stream_sent(const char *to, const char *id, void *userdata) {
         /* one of our actions: the server has it, it need not go again */
         if (s->store && store_action_done(s->store, id) == 0)
                 return;
-        advance_status(s, to, id, "sent");
+        advance_status(s, to, id, "sent", false);
 }
 
 /* Sets sender's reactions to message m: 1 and *ret_updated the new state

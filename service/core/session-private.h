@@ -293,8 +293,8 @@ void session_retry_actions(Session *s);
 /* Applies the actions that waited for the held messages (just stored). */
 void session_apply_held_actions(Session *s);
 void pending_action_free(PendingAction *p);
-void on_stream_delivered(const char *from, const char *id, void *userdata);
-void on_stream_displayed(const char *from, const char *id, void *userdata);
+void on_stream_delivered(const char *from, const char *id, bool archived, void *userdata);
+void on_stream_displayed(const char *from, const char *id, bool archived, void *userdata);
 void on_stream_sent(const char *to, const char *id, void *userdata);
 void on_stream_action(const XmppMessageAction *a, void *userdata);
 void on_stream_typing(const char *from, bool typing, void *userdata);

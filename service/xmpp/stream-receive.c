@@ -51,13 +51,13 @@ static const char *report_id(const XmlNode *report) {
 }
 
 /* XEP-0184 receipts and XEP-0333 displayed markers for messages we sent. */
-static void handle_reports(XmppStream *s, const XmlNode *msg, const char *from) {
+static void handle_reports(XmppStream *s, const XmlNode *msg, const char *from, bool archived) {
         const char *id;
 
         if ((id = report_id(xml_node_child(msg, "received", NS_RECEIPTS))) && s->cb.delivered)
-                s->cb.delivered(from, id, s->userdata);
+                s->cb.delivered(from, id, archived, s->userdata);
         if ((id = report_id(xml_node_child(msg, "displayed", NS_MARKERS))) && s->cb.displayed)
-                s->cb.displayed(from, id, s->userdata);
+                s->cb.displayed(from, id, archived, s->userdata);
 }
 
 /* Servers address messages to our bound JID exactly as they gave it to us; only
@@ -187,10 +187,11 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
                         return;
                 }
                 m.peer = from;
-                /* Reports to another device of ours count as well; old ones
-                 * from the archive are history. */
-                if (source != CHAT_ARCHIVED)
-                        handle_reports(s, msg, from);
+                /* Reports to another device of ours count as well, and so
+                 * do those in the archive: while we were away with another
+                 * device online, the server kept no offline copy, and the
+                 * archive is the only way one reaches us. */
+                handle_reports(s, msg, from, source == CHAT_ARCHIVED);
                 /* Typing is news only as it happens, and only from the peer. */
                 if (source == CHAT_LIVE && s->cb.typing)
                         handle_chat_state(s, msg, from);

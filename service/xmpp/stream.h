@@ -127,13 +127,15 @@ typedef struct XmppStreamCallbacks {
         /* full: the whole roster (initial fetch) rather than a push. */
         void (*roster)(const XmppRosterItem *items, size_t n_items, bool full, void *userdata);
         /* A peer reports on a message we sent: XEP-0184 receipt or XEP-0333
-         * displayed marker. from: normalised bare JID; id: the message's id.
-         * Whether from may speak for that message is the caller's to check. */
-        void (*delivered)(const char *from, const char *id, void *userdata);
+         * displayed marker. from: normalised bare JID; id: the message's id;
+         * archived: found in a page of our archive (xmpp_stream_mam_query()
+         * and _query_before()), so possibly long after the fact. Whether
+         * from may speak for that message is the caller's to check. */
+        void (*delivered)(const char *from, const char *id, bool archived, void *userdata);
         /* The server acknowledged our chat message (or action on one) id to
          * to: XEP-0198, or without it the answer to a ping sent after it. */
         void (*sent)(const char *to, const char *id, void *userdata);
-        void (*displayed)(const char *from, const char *id, void *userdata);
+        void (*displayed)(const char *from, const char *id, bool archived, void *userdata);
         /* XEP-0085 from a peer's live message: composing (typing true), or
          * active / paused / inactive / gone (false). from: normalised bare JID. */
         void (*typing)(const char *from, bool typing, void *userdata);

@@ -17,6 +17,7 @@ from harness.asserts import raises_im_error
 from harness.peer import Peer
 from harness.prosody import Prosody
 from test_faults import _bound_resource, _wait
+from test_reliability import _receipt, _wait_status
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -181,6 +182,100 @@ def test_first_login_does_not_download_the_old_archive(client, new_account, peer
         assert _texts(client, peer.jid)["old news"] == 1
     finally:
         phone.stop()
+
+
+# -- receipts and markers from the archive ------------------------------------------------
+
+def _reports(client, start):
+    """(status changes as (id, status), MessageReadByPeer as (conversation, id)) since start."""
+    client.pump()
+    changes = [(s.args[1], s.args[2]) for s in client.signals[start:] if s.member == "MessageStatusChanged"]
+    reads = [tuple(s.args) for s in client.signals[start:] if s.member == "MessageReadByPeer"]
+    return changes, reads
+
+
+def _send_and_wait_sent(client, peer, texts):
+    start = client.mark()
+    ids = [client.call("SendText", "ss", (peer.jid, t)) for t in texts]
+    for mid in ids:
+        if _history_status(client, peer.jid, mid) == "pending":
+            _wait_status(client, mid, "sent", start)
+    peer.wait_for_body(texts[-1])
+    return ids
+
+
+def _history_status(client, conv, mid):
+    return next(m["status"] for m in _history(client, conv) if m["id"] == mid)
+
+
+def test_reports_while_away_come_from_the_archive(client, logged_in, peer, prosody):
+    """bob receives and reads our messages while imd is away and another
+    device of ours is online: the server keeps no offline copy of his receipt
+    and marker, and the catch-up from the archive is the only way they reach
+    imd. Our messages become delivered and read, each announced once."""
+    ids = _send_and_wait_sent(client, peer, ["one", "two", "three"])
+    _logout(client)
+    phone = _second_device(prosody, logged_in)
+    try:
+        _receipt(peer, logged_in.jid, ids[2])
+        peer.send_displayed(logged_in.jid, ids[1])      # covers "one" too (XEP-0333)
+        phone.wait_for_marker(lambda m: m["id"] == ids[1])
+        start = client.mark()
+        _relogin(client, logged_in)
+        client.wait_signal("MessageReadByPeer", lambda a: a[1] == ids[1], start=start)
+        client.pump(SETTLE)
+    finally:
+        phone.stop()
+    assert [_history_status(client, peer.jid, mid) for mid in ids] == ["read", "read", "delivered"]
+    changes, reads = _reports(client, start)
+    assert reads == [(peer.jid, ids[1])]
+    assert sorted(changes) == sorted([(ids[0], "read"), (ids[1], "read"), (ids[2], "delivered")])
+
+
+def test_reports_already_applied_are_not_announced_again_by_the_catch_up(client, logged_in, peer):
+    """The catch-up after a reconnect reads again what the archive got while
+    imd was online, the receipts and markers imd applied live among them:
+    they change nothing, and nothing is announced again."""
+    ids = _send_and_wait_sent(client, peer, ["seen live", "delivered live"])
+    start = client.mark()
+    peer.send_displayed(logged_in.jid, ids[0])
+    _receipt(peer, logged_in.jid, ids[1])
+    client.wait_signal("MessageReadByPeer", lambda a: a[1] == ids[0], start=start)
+    _wait_status(client, ids[1], "delivered", start)
+    _logout(client)
+    start = client.mark()
+    _relogin(client, logged_in)
+    peer.send_message(logged_in.jid, "after the catch-up")    # the catch-up is over when it is in
+    _wait_texts(client, ["after the catch-up"], start)
+    client.pump(SETTLE)
+    assert _reports(client, start) == ([], [])
+    assert [_history_status(client, peer.jid, mid) for mid in ids] == ["read", "delivered"]
+
+
+def test_history_from_the_archive_keeps_what_the_peer_reported(client, imd, logged_in, peer):
+    """Paging back after the cache is lost: bob's receipt and marker come in
+    the same archive pages as our messages; those messages come back
+    delivered and read, and nothing is announced for them (they are new to
+    the history, not changed)."""
+    ids = _send_and_wait_sent(client, peer, ["first", "second", "third", "fourth"])
+    start = client.mark()
+    _receipt(peer, logged_in.jid, ids[2])
+    peer.send_displayed(logged_in.jid, ids[1])
+    client.wait_signal("MessageReadByPeer", lambda a: a[1] == ids[1], start=start)
+    _wait_status(client, ids[2], "delivered", start)
+    imd.stop()
+    account_dir = os.path.join(imd.data_dir, logged_in.jid)
+    for name in os.listdir(account_dir):
+        os.unlink(os.path.join(account_dir, name))
+    imd.start()
+    start = client.mark()
+    client.login_account(logged_in)
+    pages, flags = _page_all(client, peer.jid, 10)
+    assert flags[-1] is True
+    status = {m["id"]: m["status"] for page in pages for m in page}
+    assert [status[mid] for mid in ids] == ["read", "read", "delivered", "sent"]
+    client.pump(SETTLE)
+    assert _reports(client, start) == ([], [])
 
 
 # -- carbons --------------------------------------------------------------------------------
