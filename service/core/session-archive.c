@@ -185,18 +185,20 @@ static void back_run(Session *s) {
         key = meta_key(META_ARCHIVE_CURSOR, req->conversation);
         if (store_get_meta(s->store, key, &cursor) < 0)
                 cursor = NULL;
-        /* The first time: before the oldest cached message, by its archive id
-         * when the server gave it one; else (our own messages get none) by its
-         * time, up to and in its second, as clocks differ: duplicates of
-         * cached messages drop out. */
+        /* The first time: before the oldest cached message the server gave
+         * an id, by that archive id; our own messages get none, and those
+         * cached before it come again, as duplicates that drop out. Never by
+         * the time of one of ours: it is our clock's, and a clock behind the
+         * server's would skip what the archive got in between, and call the
+         * history complete without it. With no such message (only ours are
+         * cached), from the archive's end: what comes again is only ours.
+         * Only when the archive did not know the id, by time, with a margin. */
         if (!cursor) {
-                g_autoptr(StoreMessage) oldest = NULL;
-                if (store_oldest_message(s->store, req->conversation, &oldest) >= 0) {
-                        if (oldest->stanza_id && !req->by_time)
-                                cursor = g_strdup(oldest->stanza_id);
-                        else
-                                end_ms = oldest->time_ms + 1000;
-                }
+                g_autoptr(StoreMessage) anchor = NULL, oldest = NULL;
+                if (!req->by_time && store_oldest_archived_message(s->store, req->conversation, &anchor) >= 0)
+                        cursor = g_strdup(anchor->stanza_id);
+                else if (req->by_time && store_oldest_message(s->store, req->conversation, &oldest) >= 0)
+                        end_ms = oldest->time_ms + BACK_CLOCK_MARGIN_MS;
         }
         r = xmpp_stream_mam_query_before(s->stream, req->conversation, cursor, end_ms,
                                          MAX(req->limit, BACK_PAGE_MIN) > MAM_PAGE_SIZE ? MAM_PAGE_SIZE

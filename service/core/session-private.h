@@ -65,6 +65,11 @@
 #define META_ARCHIVE_DONE "archive-done:"
 #define BACK_PAGE_MIN 20
 #define BACK_QUERIES_MAX 8
+/* When the archive has to be asked by time (it did not know the stanza-id
+ * of the oldest cached message it gave one), the query reaches this far past
+ * the oldest cached message: our own messages carry our clock's time, which
+ * may be behind the server's. What it brings twice drops out as duplicates. */
+#define BACK_CLOCK_MARGIN_MS (INT64_C(24) * 3600 * 1000)
 
 /* Search indexing waits until no message was stored for this long (so that a
  * flood is not slowed down by it), then indexes this many per step, with a
@@ -95,7 +100,7 @@ typedef struct BackRequest {
         char *before_id;                /* "" for the newest */
         unsigned limit;
         unsigned queries;               /* archive pages asked for so far */
-        bool by_time;                   /* the archive did not know the oldest message's id */
+        bool by_time;                   /* the archive did not know the cached message's id */
         SessionMessagesCallback callback;       /* NULL once answered (the wait ran out) */
         void *userdata;
         guint deadline;                 /* answers from the cache after config.archive_wait_ms */

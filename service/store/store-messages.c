@@ -337,19 +337,27 @@ int store_last_seq(Store *store, int64_t *ret) {
         return 0;
 }
 
-int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret) {
+static int oldest_message(Store *store, StoreStatement id, const char *conversation, StoreMessage **ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
         if (!store || !conversation || !ret)
                 return -EINVAL;
-        st = store_stmt(store, STMT_OLDEST);
+        st = store_stmt(store, id);
         if (store_bind_text(st, 1, conversation) != SQLITE_OK)
-                return store_fail(store, STMT_OLDEST);
+                return store_fail(store, id);
         r = sqlite3_step(st);
         if (r == SQLITE_DONE)
                 return -ENOENT;
         if (r != SQLITE_ROW)
-                return store_fail(store, STMT_OLDEST);
+                return store_fail(store, id);
         return store_message_from_row(st, 0, ret);
+}
+
+int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret) {
+        return oldest_message(store, STMT_OLDEST, conversation, ret);
+}
+
+int store_oldest_archived_message(Store *store, const char *conversation, StoreMessage **ret) {
+        return oldest_message(store, STMT_OLDEST_ARCHIVED, conversation, ret);
 }

@@ -47,6 +47,7 @@ typedef enum StoreStatement {
         STMT_FIRST_SEQ,
         STMT_ADOPT_LAST,
         STMT_OLDEST,
+        STMT_OLDEST_ARCHIVED,
         STMT_SEARCH,
         STMT_FTS_INSERT,
         STMT_FTS_DELETE,

@@ -245,6 +245,9 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_OLDEST]              =
                 "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
                 "WHERE conversation = " CONVERSATION_KEY " ORDER BY seq LIMIT 1",
+        [STMT_OLDEST_ARCHIVED]     =
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
+                "WHERE conversation = " CONVERSATION_KEY " AND stanza_id IS NOT NULL ORDER BY seq LIMIT 1",
         [STMT_SEARCH]              =
                 "SELECT " MESSAGE_COLUMNS("c.id") " FROM messages_fts "
                 "JOIN messages ON messages.seq = messages_fts.rowid "

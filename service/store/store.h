@@ -115,6 +115,10 @@ int store_search(Store *store, const char *words, const char *conversation, unsi
 int store_index_pending(Store *store, unsigned max_messages, bool *ret_done);
 /* The conversation's oldest message; -ENOENT if it has none. */
 int store_oldest_message(Store *store, const char *conversation, StoreMessage **ret);
+/* The conversation's oldest message with a stanza_id (the server's id for it,
+ * which its archive knows); -ENOENT if it has none. Walks the messages older
+ * than it: our own, which get none. */
+int store_oldest_archived_message(Store *store, const char *conversation, StoreMessage **ret);
 
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);

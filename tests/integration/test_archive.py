@@ -597,6 +597,54 @@ def test_history_comes_back_from_the_archive_after_the_cache_is_lost(client, imd
     assert [m["text"] for m in newest] == ["me too", "after the rebuild", "m %03d" % (n - 1)]
 
 
+@pytest.mark.parametrize("reply", [False, True], ids=["only-ours-cached", "a-reply-cached"])
+def test_paging_back_with_a_clock_behind_the_server_skips_nothing(client, imd, new_account, peer, prosody,
+                                                                   reply):
+    """bob writes 30 messages that alice's phone takes; then imd logs in for
+    the first time (its history starts at the archive's end) and alice sends
+    from it, with a clock 10 minutes behind the server's (emulated by moving
+    that message's stored time back as such a clock would have stamped it);
+    with reply, bob answers. Paging back brings all of bob's earlier messages,
+    in order, each once, and says complete only at the real end."""
+    alice = new_account("alice")
+    before = ["before imd %02d" % i for i in range(30)]
+    phone = _second_device(prosody, alice)
+    try:
+        for t in before:
+            peer.send_message(alice.jid, t)
+        phone.wait_for_body(before[-1])
+    finally:
+        phone.stop()
+    time.sleep(1.5)     # a second apart from what follows: a query by time would see them
+    client.login_account(alice)
+    start = client.mark()
+    mine = client.call("SendText", "ss", (peer.jid, "my first message from imd"))
+    _wait_status(client, mine, "sent", start)
+    peer.wait_for_body("my first message from imd")
+    after = []
+    if reply:
+        peer.send_message(alice.jid, "bob answers")
+        _wait_texts(client, ["bob answers"], start)
+        after = ["bob answers"]
+    client.close()
+    imd.stop()
+    db = sqlite3.connect(os.path.join(imd.data_dir, alice.jid, "history.sqlite"))
+    with db:
+        assert db.execute("UPDATE messages SET time_ms = time_ms - 600000 WHERE id = ?", (mine,)).rowcount == 1
+    db.close()
+    imd.start()
+    c2 = imd.bus.client()
+    try:
+        c2.login_account(alice)
+        pages, flags = _page_all(c2, peer.jid, 10)
+    finally:
+        c2.close()
+    texts = [m["text"] for page in pages for m in page]
+    assert list(reversed(texts)) == before + ["my first message from imd"] + after, texts
+    assert flags[-1] is True and not any(flags[:-1]), flags
+    assert [len(p) for p in pages[:-1]] == [10] * (len(pages) - 1)
+
+
 def test_paging_back_while_offline_answers_from_the_cache(client, imd, logged_in, peer, prosody):
     start = client.mark()
     for i in range(3):

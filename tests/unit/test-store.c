@@ -895,6 +895,7 @@ static void test_prepend(Fixture *f, gconstpointer data) {
         StoreMessage *first[] = { &dup, &o3 }, *second[] = { &o2, &o1 }, *bob[] = { &b1 };
         bool complete = false;
 
+        o3.stanza_id = (char *) "archive-3";   /* the server's id; ours (o2) and o1 have none */
         g_assert_cmpint(store_append_message(f->store, &live, NULL), ==, 0);   /* seq 1 */
         /* newest first; below seq 1 comes -1 (0 is nobody's seq), then -2, -3 */
         g_assert_cmpint(store_prepend_messages(f->store, first, 2), ==, 0);
@@ -934,6 +935,14 @@ static void test_prepend(Fixture *f, gconstpointer data) {
         g_assert_cmpint(oldest->time_ms, ==, 100);
         g_clear_pointer(&oldest, store_message_free);
         g_assert_cmpint(store_oldest_message(f->store, "nobody@x", &oldest), ==, -ENOENT);
+
+        /* the oldest the archive knows by id: past those without one */
+        g_assert_cmpint(store_oldest_archived_message(f->store, ALICE, &oldest), ==, 0);
+        g_assert_cmpstr(oldest->id, ==, "o3");
+        g_assert_cmpstr(oldest->stanza_id, ==, "archive-3");
+        g_clear_pointer(&oldest, store_message_free);
+        g_assert_cmpint(store_oldest_archived_message(f->store, BOB, &oldest), ==, -ENOENT);
+        g_assert_cmpint(store_oldest_archived_message(f->store, "nobody@x", &oldest), ==, -ENOENT);
 }
 
 static void test_search(Fixture *f, gconstpointer data) {
