@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The outbox of actions (migration 7 in store.c): retractions, corrections
+ * The outbox of actions (migration 7 in store-migrate.c): retractions, corrections
  * and reactions of ours that the server has not acknowledged yet. Messages
  * have their outbox in the messages table itself (status "pending"); an
  * action changes a message in place, so what must still go out is kept

@@ -3,8 +3,8 @@
 
 /*
  * The Store's insides, shared by its files:
- *  - store.c: opening, schema and migrations, statements, transactions, meta,
- *    freeing results;
+ *  - store.c: opening, statements, transactions, meta, freeing results;
+ *  - store-migrate.c: the schema and its migrations;
  *  - store-append.c: appending and prepending messages;
  *  - store-messages.c: reading, paging and changing stored messages;
  *  - store-conversations.c: the conversation list, unread counts, names;
@@ -21,7 +21,7 @@
 
 #include "store.h"
 
-/* The store's own meta key: see migration 3 in store.c. */
+/* The store's own meta key: see migration 3 in store-migrate.c. */
 #define META_FTS_SEQ "fts-seq"
 
 typedef enum StoreStatement {
@@ -107,6 +107,13 @@ static inline void stmt_resetp(sqlite3_stmt **st) {
 #define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
 
 /* store.c */
+/* Logs SQLite's error about what at debug level; -EIO. */
+int store_sqlite_fail(sqlite3 *db, const char *what);
+/* Runs sql, one or more statements without results. */
+int store_exec_sql(sqlite3 *db, const char *sql);
+/* Compiles every statement the Store runs, and throws it away: whether
+ * db's schema is one the Store can use. */
+int store_check_statements(sqlite3 *db);
 /* Logs SQLite's error for statement id at debug level; -EIO. */
 int store_fail(Store *store, StoreStatement id);
 /* Statement id, prepared now if this is its first use; NULL if that failed. */
@@ -123,6 +130,12 @@ bool store_valid_optional(const char *s);
 bool store_direction_valid(StoreDirection d);
 /* -EIO if SQLite rolled back the open batch after an error; else 0. */
 int store_check_transaction(Store *store);
+
+/* store-migrate.c */
+/* Brings db's schema to the current version, in one transaction committed
+ * only if store_check_statements() passes. -EPROTO for a version newer
+ * than this imd's or a schema it cannot use; the file is then unchanged. */
+int store_migrate(sqlite3 *db);
 
 /* store-append.c */
 /* Sets store->seq_floor_pending from the messages stored now; clears

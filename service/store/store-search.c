@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Full-text search over the history: the FTS5 index (migration 3 in store.c),
+ * Full-text search over the history: the FTS5 index (migration 3 in store-migrate.c),
  * filled in bulk behind the appends, and the queries on it.
  */
 

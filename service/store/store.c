@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The database itself: opening it, the schema and its migrations, the SQL of
- * every statement the Store runs, transactions, the meta table, and freeing
- * what the Store returns. What it does with messages and conversations is
- * in store-append.c, store-messages.c, store-conversations.c and
- * store-search.c; the outbox of actions is store-actions.c.
+ * The database itself: opening it, the SQL of every statement the Store
+ * runs, transactions, the meta table, and freeing what the Store returns.
+ * The schema and its migrations are store-migrate.c. What the Store does
+ * with messages and conversations is in store-append.c, store-messages.c,
+ * store-conversations.c and store-search.c; the outbox of actions is
+ * store-actions.c.
  */
 
 #include <errno.h>
@@ -32,123 +33,6 @@
 /* The WAL file keeps its size after a checkpoint (reusing it is cheaper than
  * growing it again); this bounds it if a reader held a checkpoint back. */
 #define STORE_WAL_SIZE_LIMIT 25165824 /* 24 MiB */
-
-/*
- * migrations[i] takes the schema from user_version i to i + 1, so a schema change
- * appends a step. A released step never changes: databases out there already ran it.
- *
- * Version 1 is shaped by the cost of an append, which is mostly I/O: every
- * b-tree page a commit dirties is checksummed and written to the WAL, and later
- * copied to the database by a checkpoint, so the schema keeps the number of
- * pages a batch of messages touches small:
- *  - messages refer to their conversation by its integer key, so the index
- *    entries are short (more per page, fewer pages) and compare as integers;
- *  - UNIQUE (conversation, id) is the dedupe key for our own ids. With random
- *    (UUID) ids it is the one index whose inserts scatter: one page per message.
- *    Everything else appends at the right edge of its b-tree. (Indexing a 64-bit
- *    hash of the id instead makes the entries a third the size and, while the
- *    history is young, saved a quarter of the pages per batch; but it needs a
- *    second statement per message to tell collisions from duplicates, which
- *    cost as much CPU as the pages saved. Clustering messages by (conversation,
- *    seq) in a WITHOUT ROWID table to drop the index below cost more pages
- *    than it saved once batches span several conversations.)
- *  - the partial index dedupes MAM results by server stanza-id without indexing
- *    the many messages that have none. XEP-0359 stanza-ids are unique per
- *    archive, and the archive of a chat is its conversation;
- *  - (conversation, seq) makes paging a range search ending in the rowid, so
- *    neither paging nor "newest incoming" ever scans the table;
- *  - conversations.last_seq is a plain integer, not a foreign key: it is written
- *    only by an append, in the same transaction, so it cannot dangle, and a
- *    foreign key would cost a lookup on every conversation update;
- *  - conversations deliberately has no index on (time_ms, last_seq): every append
- *    moves a conversation's time, and re-sorting a few hundred rows when the list
- *    is asked for is cheaper than maintaining an index 20,000 times a second.
- */
-
-static const char *const migrations[] = {
-        "CREATE TABLE conversations ("
-        "        key INTEGER PRIMARY KEY,"
-        "        id TEXT NOT NULL UNIQUE,"
-        "        kind TEXT NOT NULL,"
-        "        name TEXT NOT NULL,"
-        "        unread INTEGER NOT NULL DEFAULT 0,"
-        "        time_ms INTEGER NOT NULL,"
-        "        last_seq INTEGER);"
-        "CREATE TABLE messages ("
-        "        seq INTEGER PRIMARY KEY,"
-        "        conversation INTEGER NOT NULL,"
-        "        id TEXT NOT NULL,"
-        "        sender TEXT,"
-        "        stanza_id TEXT,"
-        "        direction INTEGER NOT NULL,"
-        "        time_ms INTEGER NOT NULL,"
-        "        type TEXT,"
-        "        text TEXT,"
-        "        status TEXT,"
-        "        UNIQUE (conversation, id));"
-        "CREATE UNIQUE INDEX messages_stanza_id ON messages (conversation, stanza_id) WHERE stanza_id IS NOT NULL;"
-        "CREATE INDEX messages_conversation_seq ON messages (conversation, seq);"
-        /* The outbox: our messages the server has not acknowledged yet. */
-        "CREATE INDEX messages_unsent ON messages (seq) WHERE direction = 1 AND status = 'pending';"
-        "CREATE TABLE meta ("
-        "        key TEXT PRIMARY KEY,"
-        "        value TEXT NOT NULL);",
-        /* Version 2: custom messages (XEP-0335 data, imd's extension string),
-         * retraction (XEP-0424), correction (XEP-0308) and reactions (XEP-0444,
-         * a JSON object of sender -> emoji list, NULL when none). NULL columns
-         * cost a byte of record header, so plain text messages stay as small. */
-        "ALTER TABLE messages ADD COLUMN data TEXT;"
-        "ALTER TABLE messages ADD COLUMN extension TEXT;"
-        "ALTER TABLE messages ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;"
-        "ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
-        "ALTER TABLE messages ADD COLUMN reactions TEXT;",
-        /* Version 3: full-text search over message text (FTS5, external
-         * content: the text is stored once, in messages). Not kept up to date
-         * by triggers: indexing in the insert doubled the CPU cost of a
-         * received message. Appended messages are indexed later, in order of
-         * seq, up to the meta "fts-seq" mark (store_index_pending(): when the
-         * daemon is idle, and before every search); history prepended from
-         * the archive (seq <= 0) is indexed as it is stored. */
-        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='seq',"
-        "        tokenize='unicode61 remove_diacritics 2');"
-        "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages WHERE seq <= 0 AND text IS NOT NULL;",
-        /* Version 4: our messages the peer has not displayed yet, per
-         * conversation. An XEP-0333 displayed marker covers every earlier
-         * message too; this finds those without walking the history. Every
-         * message passes through it briefly (sent -> delivered -> read). */
-        "CREATE INDEX messages_unread_by_peer ON messages (conversation, seq) "
-        "        WHERE direction = 1 AND status IN ('sent', 'delivered');",
-        /* Version 5: media messages (image, video, audio, file): the URL and
-         * what the sender said of the file. */
-        "ALTER TABLE messages ADD COLUMN url TEXT;"
-        "ALTER TABLE messages ADD COLUMN mime TEXT;"
-        "ALTER TABLE messages ADD COLUMN name TEXT;"
-        "ALTER TABLE messages ADD COLUMN size INTEGER;"
-        "ALTER TABLE messages ADD COLUMN width INTEGER;"
-        "ALTER TABLE messages ADD COLUMN height INTEGER;"
-        "ALTER TABLE messages ADD COLUMN duration_ms INTEGER;",
-        /* Version 6: where FetchMedia put a file in the cache directory. */
-        "ALTER TABLE messages ADD COLUMN path TEXT;",
-        /* Version 7: the outbox of actions (store-actions.c): retractions,
-         * corrections and reactions the server has not acknowledged yet.
-         * It holds a handful of rows at most, so it has no index but its
-         * keys: finding what an action supersedes reads them all. */
-        "CREATE TABLE actions ("
-        "        seq INTEGER PRIMARY KEY,"
-        "        id TEXT NOT NULL UNIQUE,"
-        "        conversation TEXT NOT NULL,"
-        "        target TEXT NOT NULL,"
-        "        kind TEXT NOT NULL,"
-        "        payload TEXT);",
-        /* Version 8: our messages with a file, by id: imd's copy of a file
-         * it sends is outbox/<id>, and the outbox is checked against the
-         * history at every opening (store_list_own_files()). Only our file
-         * messages enter it: a text message's append does not pay for it. */
-        "CREATE INDEX messages_own_files ON messages (id) WHERE direction = 1 AND path IS NOT NULL;",
-};
-
-#define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))
-
 
 /* Column order read by store_message_from_row(); CONV is the conversation's JID. */
 #define MESSAGE_COLUMNS(conv) \
@@ -316,7 +200,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_DELETE_META]         = "DELETE FROM meta WHERE key = ?1",
 };
 
-static int sqlite_fail(sqlite3 *db, const char *what) {
+int store_sqlite_fail(sqlite3 *db, const char *what) {
         g_debug("store: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "out of memory",
                 db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM);
         return -EIO;
@@ -340,15 +224,26 @@ sqlite3_stmt *store_stmt(Store *store, StoreStatement id) {
         if (!store->stmt[id] &&
             sqlite3_prepare_v3(store->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                &store->stmt[id], NULL) != SQLITE_OK)
-                (void) sqlite_fail(store->db, statement_sql[id]);
+                (void) store_sqlite_fail(store->db, statement_sql[id]);
         return store->stmt[id];
+}
+
+int store_check_statements(sqlite3 *db) {
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                sqlite3_stmt *st = NULL;
+
+                if (sqlite3_prepare_v2(db, statement_sql[i], -1, &st, NULL) != SQLITE_OK)
+                        return store_sqlite_fail(db, statement_sql[i]);
+                sqlite3_finalize(st);
+        }
+        return 0;
 }
 
 int store_fail(Store *store, StoreStatement id) {
         /* not prepared: store_stmt() logged why, and the step's MISUSE says nothing */
         if (!store->stmt[id])
                 return -EIO;
-        return sqlite_fail(store->db, statement_sql[id]);
+        return store_sqlite_fail(store->db, statement_sql[id]);
 }
 
 static int stmt_run(Store *store, StoreStatement id) {
@@ -401,25 +296,9 @@ int store_check_transaction(Store *store) {
         return 0;
 }
 
-static int exec_sql(sqlite3 *db, const char *sql) {
+int store_exec_sql(sqlite3 *db, const char *sql) {
         if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-                return sqlite_fail(db, sql);
-        return 0;
-}
-
-static int query_int(sqlite3 *db, const char *sql, int *ret) {
-        sqlite3_stmt *st = NULL;
-        int r;
-
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-                return sqlite_fail(db, sql);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-                r = sqlite_fail(db, sql);
-                sqlite3_finalize(st);
-                return r;
-        }
-        *ret = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
+                return store_sqlite_fail(db, sql);
         return 0;
 }
 
@@ -430,9 +309,9 @@ static int store_set_journal_mode(sqlite3 *db) {
         int r = 0;
 
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-                return sqlite_fail(db, sql);
+                return store_sqlite_fail(db, sql);
         if (sqlite3_step(st) != SQLITE_ROW)
-                r = sqlite_fail(db, sql);
+                r = store_sqlite_fail(db, sql);
         else {
                 /* SQLite answers with the mode it kept when it cannot switch
                  * (e.g. no shared memory on the file system): refuse rather than
@@ -444,51 +323,6 @@ static int store_set_journal_mode(sqlite3 *db) {
                 }
         }
         sqlite3_finalize(st);
-        return r;
-}
-
-static int store_migrate(sqlite3 *db) {
-        g_autofree char *set_version = NULL;
-        int version, r;
-
-        /* One transaction for all steps: a crash mid-way leaves the old version
-         * intact (SQLite DDL is transactional), never a half-migrated schema. */
-        r = exec_sql(db, "BEGIN IMMEDIATE");
-        if (r < 0)
-                return r;
-
-        r = query_int(db, "PRAGMA user_version", &version);
-        if (r < 0)
-                goto rollback;
-        if (version < 0 || version > STORE_SCHEMA_VERSION) {
-                g_debug("store: schema version %d is newer than %d, written by a newer imd?",
-                        version, STORE_SCHEMA_VERSION);
-                r = -EPROTO;
-                goto rollback;
-        }
-
-        for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
-                g_debug("store: migrating schema from version %d to %d", v, v + 1);
-                r = exec_sql(db, migrations[v]);
-                if (r < 0)
-                        goto rollback;
-        }
-
-        if (version < STORE_SCHEMA_VERSION) {
-                set_version = g_strdup_printf("PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
-                r = exec_sql(db, set_version);
-                if (r < 0)
-                        goto rollback;
-        }
-
-        r = exec_sql(db, "COMMIT");
-        if (r < 0)
-                goto rollback;
-        return 0;
-
-rollback:
-        if (!sqlite3_get_autocommit(db))
-                (void) exec_sql(db, "ROLLBACK");
         return r;
 }
 
@@ -536,7 +370,7 @@ int store_open(const char *dir, Store **ret) {
         if (sqlite3_open_v2(path, &store->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK)
-                return sqlite_fail(store->db, path);
+                return store_sqlite_fail(store->db, path);
 
         /* Extended codes make the debug messages of failures precise. */
         sqlite3_extended_result_codes(store->db, 1);
@@ -548,7 +382,7 @@ int store_open(const char *dir, Store **ret) {
          * SQLite writes each WAL frame with its own system calls, so in the
          * daemon smaller pages (more frames per commit) measured slower; 4096,
          * the kernel's page, is also SQLite's default. */
-        r = exec_sql(store->db, "PRAGMA page_size = " G_STRINGIFY(STORE_PAGE_SIZE));
+        r = store_exec_sql(store->db, "PRAGMA page_size = " G_STRINGIFY(STORE_PAGE_SIZE));
         if (r < 0)
                 return r;
         r = store_set_journal_mode(store->db);
@@ -562,18 +396,18 @@ int store_open(const char *dir, Store **ret) {
          * synced at checkpoints), so an OS crash or power cut may lose the last
          * commits but never corrupts the database. FULL would add an fsync()
          * per batch, costing far more than the batch itself. */
-        r = exec_sql(store->db, "PRAGMA synchronous = NORMAL");
+        r = store_exec_sql(store->db, "PRAGMA synchronous = NORMAL");
         if (r < 0)
                 return r;
         /* Reading pages through a mapping instead of pread() copies saves CPU on
          * every insert (index lookups) and page; 64 MiB of address space, not RSS. */
-        r = exec_sql(store->db, "PRAGMA mmap_size = 67108864");
+        r = store_exec_sql(store->db, "PRAGMA mmap_size = 67108864");
         if (r < 0)
                 return r;
-        r = exec_sql(store->db, "PRAGMA wal_autocheckpoint = " G_STRINGIFY(STORE_WAL_CHECKPOINT_PAGES));
+        r = store_exec_sql(store->db, "PRAGMA wal_autocheckpoint = " G_STRINGIFY(STORE_WAL_CHECKPOINT_PAGES));
         if (r < 0)
                 return r;
-        r = exec_sql(store->db, "PRAGMA journal_size_limit = " G_STRINGIFY(STORE_WAL_SIZE_LIMIT));
+        r = store_exec_sql(store->db, "PRAGMA journal_size_limit = " G_STRINGIFY(STORE_WAL_SIZE_LIMIT));
         if (r < 0)
                 return r;
 
@@ -585,7 +419,7 @@ int store_open(const char *dir, Store **ret) {
                 StoreStatement id = append_statements[i];
                 if (sqlite3_prepare_v3(store->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                        &store->stmt[id], NULL) != SQLITE_OK)
-                        return sqlite_fail(store->db, statement_sql[id]);
+                        return store_sqlite_fail(store->db, statement_sql[id]);
         }
         {
                 g_autofree char *mark = NULL;
@@ -753,14 +587,14 @@ int store_explain(Store *store, char **ret) {
                 int r;
 
                 if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK)
-                        return sqlite_fail(store->db, sql);
+                        return store_sqlite_fail(store->db, sql);
 
                 g_string_append_printf(plan, "%s\n", statement_sql[i]);
                 while ((r = sqlite3_step(st)) == SQLITE_ROW)
                         g_string_append_printf(plan, "\t%s\n", (const char *) sqlite3_column_text(st, 3));
                 sqlite3_finalize(st);
                 if (r != SQLITE_DONE)
-                        return sqlite_fail(store->db, sql);
+                        return store_sqlite_fail(store->db, sql);
         }
 
         *ret = g_string_free(g_steal_pointer(&plan), false);
