@@ -123,6 +123,38 @@ static const char *const migrations[] = {
          * history at every opening (store_list_own_files()). Only our file
          * messages enter it: a text message's append does not pay for it. */
         "CREATE INDEX messages_own_files ON messages (id) WHERE direction = 1 AND path IS NOT NULL;",
+        /* Version 9: unread counts recomputed from the messages. Before
+         * e253c3e (schema version 7) a retraction left its message counted
+         * as unread, and nothing but MarkRead lowers the counter, so such
+         * a count stayed wrong for good, through every later upgrade.
+         * Where the read mark was is not stored; what can be known:
+         *  - an imd before e253c3e counted the newest `unread` appended
+         *    (seq > 0) incoming messages, retracted ones included: of
+         *    those, the ones not retracted are what the current rules
+         *    count. Every history at version 6 or lower was last written
+         *    by such an imd. At version 7 both kinds exist (c7a546b up to
+         *    e253c3e, then up to 17f79f2), and nothing in the file tells
+         *    them apart: they are counted as the older ones, whose counts
+         *    are the wrong ones (a newer one that has a retracted message
+         *    among its newest `unread` incoming ones loses it from the
+         *    count). The steps run before user_version is set, so the
+         *    version read here is the one the file had.
+         *  - under the current rules unread never exceeds the appended
+         *    incoming messages not retracted: every count is bounded by
+         *    that, which changes none kept by those rules. */
+        "UPDATE conversations SET unread = counted.n FROM ("
+        "        SELECT i.conversation AS key, sum(i.revoked = 0) AS n FROM ("
+        "                SELECT conversation, revoked,"
+        "                        row_number() OVER (PARTITION BY conversation ORDER BY seq DESC) AS rank"
+        "                FROM messages WHERE seq > 0 AND direction = 0"
+        "                AND conversation IN (SELECT key FROM conversations WHERE unread > 0)) AS i"
+        "        JOIN conversations AS c ON c.key = i.conversation AND i.rank <= c.unread"
+        "        GROUP BY i.conversation) AS counted"
+        "        WHERE conversations.key = counted.key"
+        "        AND (SELECT user_version FROM pragma_user_version) <= 7;"
+        "UPDATE conversations SET unread = min(unread, (SELECT count(*) FROM messages"
+        "        WHERE conversation = conversations.key AND seq > 0 AND direction = 0 AND revoked = 0))"
+        "        WHERE unread > 0;",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))

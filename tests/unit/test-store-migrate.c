@@ -2,8 +2,8 @@
 /*
  * Histories written by earlier imds, opened by this one: the layout before
  * integer conversation keys (and files a failed open stamped with a later
- * version in that layout), and a migration whose result does not fit. The
- * old files are built here from
+ * version in that layout), a migration whose result does not fit, and the
+ * unread counts of imds before e253c3e. The old files are built here from
  * their SQL, as those imds wrote them.
  */
 
@@ -18,7 +18,7 @@
 #define BOB "bob@example.org"
 
 /* The schema version this build migrates to. */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 
 static char *make_tmp_dir(void) {
         g_autoptr(GError) error = NULL;
@@ -297,12 +297,92 @@ static void test_unusable_not_committed(void) {
         remove_dir(dir);
 }
 
+static void append(Store *store, const char *conversation, const char *id, StoreDirection direction,
+                   int64_t time_ms) {
+        StoreMessage m = {
+                .id = (char *) id, .conversation = (char *) conversation, .sender = (char *) conversation,
+                .direction = direction, .time_ms = time_ms, .type = (char *) "text", .text = (char *) "hello",
+                .status = (char *) (direction == STORE_DIRECTION_IN ? "received" : "sent"), .size = -1,
+        };
+
+        g_assert_cmpint(store_append_message(store, &m, NULL), ==, 0);
+}
+
+/* Alice: a1 read; a2, a3, a4 unread, o1 ours; a3 retracted. Bob: b1, b2
+ * unread, both retracted. An imd before e253c3e counted the retracted
+ * ones still: 3 and 2, where the current rules count 2 and 0. The file is
+ * made by this Store, then given the counts and the version of such an
+ * imd (version 7: no messages_own_files yet). */
+static char *make_retracted_unread(int version) {
+        char *dir = make_tmp_dir();
+        g_autoptr(Store) store = NULL;
+        g_autofree char *sql = NULL;
+
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        append(store, ALICE, "a1", STORE_DIRECTION_IN, 10);
+        g_assert_cmpint(store_mark_read(store, ALICE, NULL), ==, 0);
+        append(store, ALICE, "a2", STORE_DIRECTION_IN, 20);
+        append(store, ALICE, "a3", STORE_DIRECTION_IN, 30);
+        append(store, ALICE, "o1", STORE_DIRECTION_OUT, 40);
+        append(store, ALICE, "a4", STORE_DIRECTION_IN, 50);
+        append(store, BOB, "b1", STORE_DIRECTION_IN, 60);
+        append(store, BOB, "b2", STORE_DIRECTION_IN, 70);
+        g_assert_cmpint(store_revoke_message(store, ALICE, "a3"), >=, 0);
+        g_assert_cmpint(store_revoke_message(store, BOB, "b1"), >=, 0);
+        g_assert_cmpint(store_revoke_message(store, BOB, "b2"), >=, 0);
+        g_clear_pointer(&store, store_close);
+
+        sql = g_strdup_printf("UPDATE conversations SET unread = 3 WHERE id = '" ALICE "';"
+                              "UPDATE conversations SET unread = 2 WHERE id = '" BOB "';"
+                              "%s"
+                              "PRAGMA user_version = %d;",
+                              version < 8 ? "DROP INDEX messages_own_files;" : "", version);
+        raw_exec(dir, sql);
+        return dir;
+}
+
+/* A history from before e253c3e gets the counts of the current rules. */
+static void test_unread_recomputed(void) {
+        g_autofree char *dir = make_retracted_unread(7);
+        g_autoptr(Store) store = NULL;
+        uint32_t total = 0;
+
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpint(raw_query_int(dir, "PRAGMA user_version"), ==, SCHEMA_VERSION);
+        g_assert_cmpuint(unread_of(store, ALICE), ==, 2);
+        g_assert_cmpuint(unread_of(store, BOB), ==, 0);
+        g_assert_cmpint(store_unread_total(store, &total), ==, 0);
+        g_assert_cmpuint(total, ==, 2);
+        /* and the current rules go on from there */
+        g_assert_cmpint(store_revoke_message(store, ALICE, "a4"), ==, 1);
+        g_assert_cmpuint(unread_of(store, ALICE), ==, 1);
+        remove_dir(dir);
+}
+
+/* A version-8 file was kept by the current rules: its counts stand, but
+ * for one above what the current rules can count at all (Bob's 2, where
+ * both messages were retracted). */
+static void test_unread_bounded(void) {
+        g_autofree char *dir = make_retracted_unread(8);
+        g_autoptr(Store) store = NULL;
+
+        /* Alice's 2 (a2, a4) is right by the current rules; the rules of
+         * the older imds would make it 1 (a3 and a4 the newest two) */
+        raw_exec(dir, "UPDATE conversations SET unread = 2 WHERE id = '" ALICE "';");
+        g_assert_cmpint(store_open(dir, &store), ==, 0);
+        g_assert_cmpuint(unread_of(store, ALICE), ==, 2);
+        g_assert_cmpuint(unread_of(store, BOB), ==, 0);
+        remove_dir(dir);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
         g_test_add_func("/store/migration/text-keys-v1", test_text_keys_v1);
         g_test_add_func("/store/migration/text-keys-stamped", test_text_keys_stamped);
         g_test_add_func("/store/migration/unusable-not-committed", test_unusable_not_committed);
+        g_test_add_func("/store/migration/unread-recomputed", test_unread_recomputed);
+        g_test_add_func("/store/migration/unread-bounded", test_unread_bounded);
 
         return g_test_run();
 }

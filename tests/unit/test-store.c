@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 8
+#define STORE_TEST_SCHEMA_VERSION 9
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
