@@ -595,7 +595,7 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
          * once the revoke is committed: until then the message is pending
          * or failed, and its file must be there (a crash in between
          * leaves a copy no message keeps, which the next opening removes). */
-        if (session_upload_waiting(m) || strcmp(m->status, "failed") == 0) {
+        if (session_upload_waiting(m) || g_strcmp0(m->status, "failed") == 0) {
                 r = store_revoke_message(s->store, conversation, id);
                 if (r < 0)
                         return r;
@@ -607,7 +607,7 @@ int session_revoke_message(Session *s, const char *conversation, const char *id)
         if (!s->ready || !s->stream)
                 return -ENETDOWN;
         /* Never sent, nothing to take back: only our copy goes. */
-        if (strcmp(m->status, "pending") != 0 || xmpp_stream_is_in_flight(s->stream, id)) {
+        if (g_strcmp0(m->status, "pending") != 0 || xmpp_stream_is_in_flight(s->stream, id)) {
                 action_id = xmpp_new_id();
                 action = (StoreAction) { .id = action_id, .conversation = (char *) conversation,
                                          .target = (char *) id, .kind = STORE_ACTION_RETRACT };
@@ -675,7 +675,7 @@ int session_edit_message(Session *s, const char *conversation, const char *id, c
         r = own_message(s, conversation, id, &m);
         if (r < 0)
                 return r;
-        if (m->revoked || strcmp(m->type, "text") != 0)
+        if (m->revoked || g_strcmp0(m->type, "text") != 0)
                 return -EPERM;
         if (!s->ready || !s->stream)
                 return -ENETDOWN;

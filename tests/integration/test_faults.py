@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError, IqTimeout
 
+from harness.asserts import raises_im_error
 from harness.peer import Peer
 from test_messages import wait_in
 from test_reliability import _login, _net_states, _peer
@@ -166,6 +167,35 @@ def test_roster_push_from_another_device_is_refused(client, logged_in, peer, pro
 
 def _history_db(imd, account):
     return os.path.join(imd.data_dir, account, "history.sqlite")
+
+
+@pytest.mark.parametrize("column,method", [("type", "EditMessage"), ("status", "RevokeMessage"),
+                                           ("type", "GetMessages")])
+def test_a_damaged_row_is_no_crash(client, logged_in, peer, imd, column, method):
+    """A history whose message of ours has no type or status (NULL: the
+    schema allows it, imd never writes it; a hand-edited or damaged file):
+    the calls that read it answer, and imd goes on (it crashed on a NULL:
+    the store gives NULL back as NULL)."""
+    mid = client.call("SendText", "ss", (peer.jid, "hello"))
+    peer.wait_for_body("hello")
+    imd.stop()
+    db = sqlite3.connect(_history_db(imd, logged_in.jid))
+    with db:
+        db.execute("UPDATE messages SET %s = NULL WHERE id = ?" % column, (mid,))
+    db.close()
+    imd.start()
+    client.login_account(logged_in)
+    client.wait_property("Ready", lambda v: v is True, timeout=20)
+    if method == "EditMessage":
+        with raises_im_error("NotAllowed"):     # not a text message any more
+            client.call(method, "sss", (peer.jid, mid, "edited"))
+    elif method == "RevokeMessage":
+        client.call(method, "ss", (peer.jid, mid))
+    else:
+        msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 10))
+        assert [(m["id"], m["type"]) for m in msgs] == [(mid, "")]
+    assert imd.running
+    assert client.call("GetMessages", "ssu", (peer.jid, "", 10))[0][0]["id"] == mid
 
 
 def test_signals_lost_in_a_crash_are_sent_on_restart(client, logged_in, peer, imd):
