@@ -74,15 +74,22 @@ static char *reactions_to_payload(const char *const *reactions, size_t n) {
         return g_string_free(payload, FALSE);
 }
 
-static XmlNode *action_stanza(const StoreAction *a) {
+static XmlNode *action_stanza(Session *s, const StoreAction *a) {
+        g_autoptr(StoreMessage) m = NULL;
+        const char *target = a->target;
+
+        /* The peer knows a message the store gave an id of its own (its
+         * sender reused one) by the id it came with. */
+        if (store_get_message(s->store, a->conversation, a->target, &m) >= 0 && m->wire_id)
+                target = m->wire_id;
         switch (a->kind) {
         case STORE_ACTION_RETRACT:
-                return xmpp_retract_new(a->conversation, a->id, a->target);
+                return xmpp_retract_new(a->conversation, a->id, target);
         case STORE_ACTION_CORRECT:
-                return xmpp_correction_new(a->conversation, a->id, a->target, a->payload ? a->payload : "");
+                return xmpp_correction_new(a->conversation, a->id, target, a->payload ? a->payload : "");
         case STORE_ACTION_REACT: {
                 g_auto(GStrv) reactions = g_strsplit(a->payload ? a->payload : "", "\n", -1);
-                return xmpp_reactions_new(a->conversation, a->id, a->target, (const char *const *) reactions,
+                return xmpp_reactions_new(a->conversation, a->id, target, (const char *const *) reactions,
                                           g_strv_length(reactions));
         }
         }
@@ -103,7 +110,7 @@ static const char *action_kind_name(StoreActionKind kind) {
 
 /* -EMSGSIZE if the server would not take the action's stanza. */
 static int check_action_size(Session *s, const StoreAction *a) {
-        g_autoptr(XmlNode) stanza = action_stanza(a);
+        g_autoptr(XmlNode) stanza = action_stanza(s, a);
         g_autofree char *xml = NULL;
         size_t len = 0;
 
@@ -116,7 +123,7 @@ static int check_action_size(Session *s, const StoreAction *a) {
 /* Sends a queued action, minding the server's refusals of it as for a
  * message (session-refusal.c): its stanza's size, or negative errno. */
 static int send_action(Session *s, const StoreAction *a) {
-        XmlNode *stanza = action_stanza(a);
+        XmlNode *stanza = action_stanza(s, a);
         int r;
 
         if (!stanza)
@@ -319,14 +326,18 @@ static void announce_conversation_of(Session *s, const char *conversation, const
 
 /* A retraction or correction counts only from the message's own sender: the
  * peer for its messages, our account (another device) for ours. Reactions
- * count from either. False if the message is not in the history (yet). */
+ * count from either. False if the message is not in the history (yet). The
+ * target is the newest message that came with the id named (a sender reusing
+ * ids means its latest), which may be stored under another id. */
 static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) {
         g_autoptr(StoreMessage) m = NULL;
         StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
+        const char *id;
         int r;
 
-        if (!s->store || store_get_message(s->store, a->peer, a->target_id, &m) < 0)
+        if (!s->store || store_get_message_by_wire_id(s->store, a->peer, a->target_id, &m) < 0)
                 return false;
+        id = m->id;
         if (m->direction != want && a->kind != XMPP_ACTION_REACT) {
                 g_debug("session: ignoring a %s of %s in %s: not its sender's message",
                         a->kind == XMPP_ACTION_RETRACT ? "retraction" : "correction", a->target_id, a->peer);
@@ -340,19 +351,19 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                 return true;
         }
         if (a->kind == XMPP_ACTION_RETRACT) {
-                if (m->revoked || (r = store_revoke_message(s->store, a->peer, a->target_id)) < 0)
+                if (m->revoked || (r = store_revoke_message(s->store, a->peer, id)) < 0)
                         return true;
                 if (announce)
-                        s->events.message_revoked(a->peer, a->target_id, s->userdata);
+                        s->events.message_revoked(a->peer, id, s->userdata);
                 if (announce || r > 0)
-                        announce_conversation_of(s, a->peer, a->target_id, r > 0);
+                        announce_conversation_of(s, a->peer, id, r > 0);
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
-                    store_edit_message(s->store, a->peer, a->target_id, a->text) < 0)
+                    store_edit_message(s->store, a->peer, id, a->text) < 0)
                         return true;
                 if (announce) {
-                        s->events.message_edited(a->peer, a->target_id, a->text, s->userdata);
-                        announce_conversation_of(s, a->peer, a->target_id, false);
+                        s->events.message_edited(a->peer, id, a->text, s->userdata);
+                        announce_conversation_of(s, a->peer, id, false);
                 }
         }
         return true;

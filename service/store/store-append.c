@@ -124,6 +124,92 @@ static int message_insert_at(Store *store, const StoreMessage *msg, int64_t key,
         return 0;
 }
 
+/* Attempts at an id of the store's own for a message whose sender reused an
+ * id: its stanza-id, then random ones. Another message having a stanza-id
+ * as its id is unlikely, two random ids colliding out of the question: the
+ * bound only keeps a damaged database from looping. */
+#define PLACE_ELSEWHERE_ATTEMPTS 4
+
+/* The INSERT of MSG (into conversation KEY, at seq AT as for
+ * message_insert_at()) was ignored. If that is because its sender gave an
+ * earlier, different message the same id (STMT_ID_REUSED: the server gave
+ * the two different stanza-ids), MSG goes in under an id of the store's own,
+ * which *ret_id gets, and keeps the id it came with as wire_id; *ret_seq gets
+ * its seq. Else MSG is a duplicate: *ret_seq 0. Bodies are not compared: a
+ * copy from the archive of a message since corrected differs from ours. */
+static int place_elsewhere(Store *store, const StoreMessage *msg, int64_t key, int64_t at, int64_t *ret_seq,
+                           char **ret_id) {
+        StoreMessage renamed;
+        int r;
+
+        *ret_seq = 0;
+        if (!msg->stanza_id)
+                return 0;
+        {
+                sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_ID_REUSED);
+
+                if (sqlite3_bind_int64(st, 1, key) != SQLITE_OK || store_bind_text(st, 2, msg->id) != SQLITE_OK ||
+                    store_bind_text(st, 3, msg->stanza_id) != SQLITE_OK)
+                        return store_fail(store, STMT_ID_REUSED);
+                r = sqlite3_step(st);
+                if (r == SQLITE_DONE)
+                        return 0;
+                if (r != SQLITE_ROW)
+                        return store_fail(store, STMT_ID_REUSED);
+        }
+
+        renamed = *msg;
+        for (unsigned i = 0; i < PLACE_ELSEWHERE_ATTEMPTS; i++) {
+                g_autofree char *id = i == 0 ? g_strdup(msg->stanza_id) : g_uuid_string_random();
+                int64_t seq = 0;
+
+                renamed.id = id;
+                r = message_insert_at(store, &renamed, key, at, &seq);
+                if (r < 0)
+                        return r;
+                /* its stanza-id is new (STMT_ID_REUSED): only this id can be taken */
+                if (seq == 0)
+                        continue;
+                {
+                        sqlite3_stmt *st _cleanup_reset_ = store_stmt(store, STMT_SET_WIRE_ID);
+
+                        if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK ||
+                            store_bind_text(st, 2, msg->id) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+                                return store_fail(store, STMT_SET_WIRE_ID);
+                }
+                *ret_seq = seq;
+                *ret_id = g_steal_pointer(&id);
+                return 0;
+        }
+        g_debug("store: found no free id for a message reusing id %s", msg->id);
+        return -EIO;
+}
+
+/* Where a message of a batch went: seq 0 for a duplicate; id NULL, or the id
+ * the store gave it (place_elsewhere()). Handed to the messages only once
+ * the batch is committed. */
+typedef struct Placed {
+        int64_t seq;
+        char *id;
+} Placed;
+
+static void placed_clear(Placed *placed, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                g_clear_pointer(&placed[i].id, g_free);
+}
+
+/* After the commit: the messages learn their seq and, if the store gave
+ * them one, their new id. */
+static void placed_apply(Placed *placed, StoreMessage *const *msgs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                msgs[i]->seq = placed[i].seq;
+                if (placed[i].id) {
+                        g_free(msgs[i]->id);
+                        msgs[i]->id = g_steal_pointer(&placed[i].id);
+                }
+        }
+}
+
 static bool message_valid(const StoreMessage *msg) {
         return msg && store_valid_key(msg->conversation) && store_valid_key(msg->id) &&
                store_valid_optional(msg->sender) && store_valid_optional(msg->type) &&
@@ -147,11 +233,12 @@ int store_refresh_seq_floor(Store *store) {
 }
 
 /* The common part of both appends, inside a transaction the caller opened:
- * seqs[i] gets the seq of msgs[i], 0 for a duplicate. Per batch, each
- * conversation is looked up once and updated once; per message there is one
- * INSERT. */
-static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_msgs, int64_t *seqs,
-                        size_t *ret_added) {
+ * placed[i] (zeroed by the caller, who frees its ids) gets where msgs[i]
+ * went; with !elsewhere, a message whose id is taken is always a duplicate.
+ * Per batch, each conversation is looked up once and updated once; per
+ * message there is one INSERT, and more only for a message it ignored. */
+static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_msgs, Placed *placed,
+                        bool elsewhere, size_t *ret_added) {
         ConversationDelta local[8];
         g_autofree ConversationDelta *heap = NULL;
         ConversationDelta *deltas = local;
@@ -165,7 +252,7 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
         for (size_t i = 0; i < n_msgs; i++) {
                 const StoreMessage *m = msgs[i];
                 ConversationDelta *d = NULL;
-                int64_t seq = 0;
+                int64_t seq = 0, at;
 
                 /* A batch rarely spans more than a few conversations, and runs of
                  * one conversation are the rule: try the previous one, then a
@@ -197,10 +284,13 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
                                 return r;
                 }
 
-                r = message_insert_at(store, m, d->key, store->seq_floor_pending ? 1 : 0, &seq);
+                at = store->seq_floor_pending ? 1 : 0;
+                r = message_insert_at(store, m, d->key, at, &seq);
                 if (r < 0)
                         return r;
-                seqs[i] = seq;
+                if (seq == 0 && elsewhere && (r = place_elsewhere(store, m, d->key, at, &seq, &placed[i].id)) < 0)
+                        return r;
+                placed[i].seq = seq;
                 if (seq == 0)
                         continue;
                 store->seq_floor_pending = false;
@@ -227,7 +317,8 @@ static int append_batch(Store *store, const StoreMessage *const *msgs, size_t n_
 }
 
 int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq) {
-        int64_t seq = 0;
+        Placed placed = { 0 };
+        int64_t seq;
         int r;
 
         if (!store || !message_valid(msg))
@@ -238,7 +329,7 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
         r = store_begin(store);
         if (r < 0)
                 return r;
-        r = append_batch(store, &msg, 1, &seq, NULL);
+        r = append_batch(store, &msg, 1, &placed, false, NULL);
         if (r < 0) {
                 (void) store_rollback(store);
                 return r;
@@ -246,6 +337,7 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
         r = store_commit(store);
         if (r < 0)
                 return r;
+        seq = placed.seq;
         if (seq == 0)
                 return -EEXIST;
 
@@ -255,9 +347,9 @@ int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq
 }
 
 int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added) {
-        int64_t local[64];
-        g_autofree int64_t *heap = NULL;
-        int64_t *seqs = local;
+        Placed local[64] = { 0 };
+        g_autofree Placed *heap = NULL;
+        Placed *placed = local;
         size_t added = 0;
         int r;
 
@@ -268,12 +360,12 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
                         return -EINVAL;
 
         if (n_msgs > G_N_ELEMENTS(local))
-                seqs = heap = g_new(int64_t, n_msgs);
+                placed = heap = g_new0(Placed, n_msgs);
 
         r = store_begin(store);
         if (r < 0)
                 return r;
-        r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, seqs, &added);
+        r = append_batch(store, (const StoreMessage *const *) msgs, n_msgs, placed, true, &added);
         if (r < 0) {
                 (void) store_rollback(store);
                 goto fail;
@@ -282,13 +374,13 @@ int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs
         if (r < 0)
                 goto fail;
 
-        for (size_t i = 0; i < n_msgs; i++)
-                msgs[i]->seq = seqs[i];
+        placed_apply(placed, msgs, n_msgs);
         if (ret_added)
                 *ret_added = added;
         return 0;
 
 fail:
+        placed_clear(placed, n_msgs);
         for (size_t i = 0; i < n_msgs; i++)
                 msgs[i]->seq = 0;
         return r;
@@ -306,8 +398,9 @@ static int step_int64(Store *store, StoreStatement id, int64_t *ret) {
         return 0;
 }
 
-/* Inside the caller's transaction: see store_prepend_messages(). */
-static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
+/* Inside the caller's transaction: see store_prepend_messages(); placed as
+ * for append_batch(). */
+static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs, Placed *placed) {
         int64_t next = 1;
         int r;
 
@@ -316,16 +409,18 @@ static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs)
                 return r;
         for (size_t i = 0; i < n_msgs; i++) {
                 ConversationDelta d = { .id = msgs[i]->conversation };
-                int64_t seq = 0;
+                /* 0 means "no seq" (and "duplicate") everywhere: skip it */
+                int64_t seq = 0, at = next - 1 == 0 ? -1 : next - 1;
 
                 r = conversation_resolve(store, &d, msgs[i]->time_ms);
                 if (r < 0)
                         return r;
-                /* 0 means "no seq" (and "duplicate") everywhere: skip it */
-                r = message_insert_at(store, msgs[i], d.key, next - 1 == 0 ? -1 : next - 1, &seq);
+                r = message_insert_at(store, msgs[i], d.key, at, &seq);
                 if (r < 0)
                         return r;
-                msgs[i]->seq = seq;
+                if (seq == 0 && (r = place_elsewhere(store, msgs[i], d.key, at, &seq, &placed[i].id)) < 0)
+                        return r;
+                placed[i].seq = seq;
                 if (seq == 0)
                         continue;
                 next = seq;
@@ -344,6 +439,7 @@ static int prepend_batch(Store *store, StoreMessage *const *msgs, size_t n_msgs)
 }
 
 int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs) {
+        g_autofree Placed *placed = NULL;
         int r;
 
         if (!store || (n_msgs && !msgs))
@@ -351,18 +447,21 @@ int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msg
         for (size_t i = 0; i < n_msgs; i++)
                 if (!message_valid(msgs[i]))
                         return -EINVAL;
+        placed = g_new0(Placed, n_msgs);
         r = store_begin(store);
         if (r < 0)
                 return r;
-        r = prepend_batch(store, msgs, n_msgs);
-        if (r < 0) {
+        r = prepend_batch(store, msgs, n_msgs, placed);
+        if (r >= 0)
+                r = store_commit(store);
+        else
                 (void) store_rollback(store);
+        if (r < 0) {
+                placed_clear(placed, n_msgs);
                 for (size_t i = 0; i < n_msgs; i++)
                         msgs[i]->seq = 0;
                 return r;
         }
-        r = store_commit(store);
-        if (r < 0)
-                return r;
+        placed_apply(placed, msgs, n_msgs);
         return store_refresh_seq_floor(store);
 }

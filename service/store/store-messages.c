@@ -44,29 +44,40 @@ int store_message_from_row(sqlite3_stmt *st, int col, StoreMessage **ret) {
         m->height = (uint32_t) sqlite3_column_int64(st, col + 20);
         m->duration_ms = (uint32_t) sqlite3_column_int64(st, col + 21);
         m->path = store_column_strdup(st, col + 22);
+        m->wire_id = store_column_strdup(st, col + 23);
 
         *ret = m;
         return 0;
 }
 
-int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret) {
+/* The message that statement id, bound to (conversation, key), finds. */
+static int get_message(Store *store, StoreStatement id, const char *conversation, const char *key,
+                       StoreMessage **ret) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;
 
-        if (!store || !conversation || !id || !ret)
+        if (!store || !conversation || !key || !ret)
                 return -EINVAL;
 
-        st = store_stmt(store, STMT_GET_MESSAGE);
-        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, id) != SQLITE_OK)
-                return store_fail(store, STMT_GET_MESSAGE);
+        st = store_stmt(store, id);
+        if (store_bind_text(st, 1, conversation) != SQLITE_OK || store_bind_text(st, 2, key) != SQLITE_OK)
+                return store_fail(store, id);
 
         r = sqlite3_step(st);
         if (r == SQLITE_DONE)
                 return -ENOENT;
         if (r != SQLITE_ROW)
-                return store_fail(store, STMT_GET_MESSAGE);
+                return store_fail(store, id);
 
         return store_message_from_row(st, 0, ret);
+}
+
+int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret) {
+        return get_message(store, STMT_GET_MESSAGE, conversation, id, ret);
+}
+
+int store_get_message_by_wire_id(Store *store, const char *conversation, const char *wire_id, StoreMessage **ret) {
+        return get_message(store, STMT_GET_MESSAGE_BY_WIRE_ID, conversation, wire_id, ret);
 }
 
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status) {

@@ -40,7 +40,7 @@
         "messages.direction, messages.time_ms, messages.type, messages.text, messages.status, " \
         "messages.data, messages.extension, messages.revoked, messages.edited, messages.reactions, " \
         "messages.url, messages.mime, messages.name, messages.size, messages.width, messages.height, " \
-        "messages.duration_ms, messages.path"
+        "messages.duration_ms, messages.path, messages.wire_id"
 
 /* The key of the conversation whose JID is ?1. */
 #define CONVERSATION_KEY "(SELECT key FROM conversations WHERE id = ?1)"
@@ -88,6 +88,16 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_GET_MESSAGE]         =
                 "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
                 "WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
+        /* The newest message that came with id ?2: stored under it, or under
+         * another id (wire_id). Each lookup searches a unique or partial
+         * index; max() of several arguments is NULL if one is, hence the
+         * coalesce() to the smallest seq. */
+        [STMT_GET_MESSAGE_BY_WIRE_ID] =
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages WHERE seq = max("
+                "coalesce((SELECT seq FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2), "
+                "-9223372036854775808), "
+                "coalesce((SELECT max(seq) FROM messages WHERE conversation = " CONVERSATION_KEY " AND wire_id = ?2), "
+                "-9223372036854775808))",
         [STMT_GET_SEQ]             =
                 "SELECT seq FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_GET_MESSAGES]        =
@@ -122,6 +132,16 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "INSERT OR IGNORE INTO messages (conversation, id, sender, stanza_id, direction, time_ms, type, text, status, "
                 "data, extension, seq, url, mime, name, size, width, height, duration_ms, path) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        /* An insert of message (?1 a conversation's key, ?2 its id, ?3 its
+         * stanza-id) was ignored: a row if that is because an earlier message
+         * has its id while its stanza-id is new and differs from the earlier
+         * one's, i.e. the server took them for two messages (see
+         * place_elsewhere() in store-append.c). */
+        [STMT_ID_REUSED]           =
+                "SELECT 1 FROM messages WHERE conversation = ?1 AND id = ?2 "
+                "AND stanza_id IS NOT NULL AND stanza_id <> ?3 "
+                "AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1 AND stanza_id = ?3)",
+        [STMT_SET_WIRE_ID]         = "UPDATE messages SET wire_id = ?2 WHERE seq = ?1",
         [STMT_FIRST_SEQ]           = "SELECT coalesce(min(seq), 1) FROM messages",
         /* A conversation that only has older messages takes the newest of them as its last. */
         [STMT_ADOPT_LAST]          =
@@ -167,7 +187,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_GET_CONVERSATION]    =
                 CONVERSATION_SELECT "WHERE c.id = ?1",
         [STMT_LAST_INCOMING]       =
-                "SELECT id FROM messages WHERE conversation = " CONVERSATION_KEY " AND direction = 0 "
+                "SELECT coalesce(wire_id, id) FROM messages WHERE conversation = " CONVERSATION_KEY " AND direction = 0 "
                 "ORDER BY seq DESC LIMIT 1",
         [STMT_CLEAR_UNREAD]        = "UPDATE conversations SET unread = 0 WHERE id = ?1",
         [STMT_UNREAD_TOTAL]        = "SELECT coalesce(sum(unread), 0) FROM conversations",
@@ -631,6 +651,7 @@ StoreMessage *store_message_copy(const StoreMessage *msg) {
         m->height = msg->height;
         m->duration_ms = msg->duration_ms;
         m->path = g_strdup(msg->path);
+        m->wire_id = g_strdup(msg->wire_id);
         return m;
 }
 
@@ -652,6 +673,7 @@ void store_message_free(StoreMessage *msg) {
         g_free(msg->mime);
         g_free(msg->name);
         g_free(msg->path);
+        g_free(msg->wire_id);
         g_free(msg);
 }
 

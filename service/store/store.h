@@ -27,7 +27,10 @@ typedef enum StoreDirection {
 
 typedef struct StoreMessage {
         int64_t seq;            /* local order (SQLite rowid); set by store_append_message */
-        char *id;               /* stable id: XEP-0359 origin-id, else one the daemon generated */
+        char *id;               /* stable id, unique in its conversation: XEP-0359 origin-id, else
+                                 * the stanza's id, else one the daemon generated; or, for a
+                                 * message whose sender reused an id, one the store gave it
+                                 * (see store_append_messages()) */
         char *conversation;     /* bare JID */
         char *sender;           /* bare JID */
         char *stanza_id;        /* server-assigned XEP-0359 stanza-id, or NULL */
@@ -48,6 +51,8 @@ typedef struct StoreMessage {
         int64_t size;
         uint32_t width, height, duration_ms;
         char *path;             /* the file in the cache directory once fetched, or NULL */
+        char *wire_id;          /* read back only: the id the message came with when the
+                                 * store gave it another (id), else NULL */
 } StoreMessage;
 
 typedef struct StoreConversation {
@@ -85,22 +90,35 @@ int store_rollback(Store *store);
  * this non-NULL stanza_id (XEP-0359 stanza-ids are unique per archive, i.e. per
  * conversation). *ret_seq (optional) gets the new seq. conversation and id must be
  * non-empty; sender, type, text and status may be NULL and read back as NULL;
- * stanza_id is NULL or non-empty; all strings valid UTF-8 (else -EINVAL). */
+ * stanza_id is NULL or non-empty; all strings valid UTF-8 (else -EINVAL).
+ * wire_id is ignored. For messages of our own, which have no stanza-id: unlike
+ * store_append_messages(), it never stores a message under another id. */
 int store_append_message(Store *store, const StoreMessage *msg, int64_t *ret_seq);
 
 /* Appends a batch in one transaction (or inside the caller's): each message as
  * store_append_message() would, but every conversation is updated once for the
  * whole batch, which is what makes a flood cheap. Duplicates are skipped: their
  * seq is set to 0; the others get their new seq. *ret_added (optional) counts
- * the messages stored. On error nothing of the batch is stored. */
+ * the messages stored. On error nothing of the batch is stored.
+ *
+ * A message with a stanza-id already in its conversation is a duplicate. One
+ * whose id is taken is a duplicate too (a copy from the archive, offline
+ * storage or a carbon), unless both it and the message holding the id have a
+ * stanza-id and the two differ: then the server took them for two messages
+ * (a sender reusing ids, such as a bot counting from 1), and the second is
+ * kept under an id of the store's own: its stanza-id, or if that is taken as
+ * well, a random one. Its id is set to that; read back, the message has the
+ * id it came with as wire_id. Only such a collision costs more than the
+ * INSERT: a lookup, and a second INSERT. */
 int store_append_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs, size_t *ret_added);
 
 /* Older history (from the server's archive), newest first: each message goes
  * before every message the store holds (seq below the smallest so far), so
  * that paging by seq keeps each conversation in time order. Duplicates are
- * skipped (seq 0), the others get their seq. The conversation is created if
- * new (and then takes the newest of them as its last message); unread counts
- * do not change. On error nothing is stored. */
+ * skipped (seq 0), the others get their seq; an id reused by its sender as in
+ * store_append_messages() (the message's id is then changed). The conversation
+ * is created if new (and then takes the newest of them as its last message);
+ * unread counts do not change. On error nothing is stored. */
 int store_prepend_messages(Store *store, StoreMessage *const *msgs, size_t n_msgs);
 /* Full-text search (FTS5, unicode61 without diacritics): messages whose text
  * holds every word of words (the last one also as a word's start), in one
@@ -121,6 +139,11 @@ int store_oldest_message(Store *store, const char *conversation, StoreMessage **
 int store_oldest_archived_message(Store *store, const char *conversation, StoreMessage **ret);
 
 int store_get_message(Store *store, const char *conversation, const char *id, StoreMessage **ret);
+/* What a peer means by id wire_id (XEP-0308, XEP-0424, XEP-0444 name their
+ * target so): the newest message of the conversation that came with that id,
+ * whether stored under it or, its id being taken, under another (see
+ * store_append_messages()). -ENOENT if none. */
+int store_get_message_by_wire_id(Store *store, const char *conversation, const char *wire_id, StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
 
 /* XEP-0424: marks the message revoked and drops its text, data and extension

@@ -117,6 +117,27 @@ def test_messages_while_not_running_arrive_once(client, imd, logged_in, peer):
         c2.close()
 
 
+@pytest.mark.parametrize("imd_env", [{"G_MESSAGES_DEBUG": "all"}])
+def test_messages_reusing_an_id_while_logged_out_arrive_once_each(client, imd, logged_in, peer):
+    """A sender reusing an id (no origin-id) while imd is logged out: offline
+    storage and the archive both bring each of the two messages, every copy
+    with the stanza-id our server gave that message. The copies are still
+    copies (same id, same stanza-id): each message is stored and signalled
+    once, and the two are both kept."""
+    _logout(client)
+    texts = ["away with id 7, first", "away with id 7, second"]
+    for t in texts:
+        peer.send_message(logged_in.jid, t, id="7", origin_id=False)
+    start = client.mark()
+    _relogin(client, logged_in)
+    _wait_texts(client, texts, start)
+    _assert_once(client, start, peer.jid, texts)
+    ids = [m["id"] for m in _history(client, peer.jid)]
+    assert len(ids) == 2 and len(set(ids)) == 2 and "7" in ids, ids
+    # both paths did bring them: the copies were there to be recognised
+    assert imd.stderr_text().count("duplicate message 7 from %s ignored" % peer.jid) == 2, imd.stderr_text()[-3000:]
+
+
 def test_archive_brings_what_another_device_handled(client, logged_in, peer, prosody):
     """While imd is away another device is online: nothing goes to offline
     storage, so only the archive can tell imd what was said, both ways."""

@@ -4,6 +4,7 @@ counts and MarkRead, as seen over org.example.IM."""
 import uuid
 import random
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -131,6 +132,55 @@ def test_receive_byte_exact(client, logged_in, peer, kind):
     peer.send_message(logged_in.jid, TEXTS[kind])
     m = wait_in(client, TEXTS[kind], start)
     assert m["text"].encode() == TEXTS[kind].encode()
+
+
+NS_CORRECT = "urn:xmpp:message-correct:0"
+
+
+def test_two_messages_with_the_same_id_are_both_kept(client, logged_in, peer):
+    """A sender that numbers its messages itself (a bot counting from 1), with
+    no XEP-0359 origin-id, gives two different messages the same id. Our server
+    gave them different stanza-ids, so they are two messages: both signalled,
+    both in the history, both unread. The second gets an id of imd's own; the
+    peer knows it by the id it gave: a correction naming that id corrects the
+    newest message that had it (XEP-0308), and MarkRead's displayed marker
+    names it so, as do our reactions to it."""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "first with id 1", id="1", origin_id=False)
+    first = wait_in(client, "first with id 1", start)
+    peer.send_message(logged_in.jid, "second with id 1", id="1", origin_id=False)
+    second = wait_in(client, "second with id 1", start)
+    assert first["id"] == "1"
+    assert second["id"] not in ("", "1")
+
+    msgs, complete = get_messages(client, peer.jid)
+    assert [(m["id"], m["text"]) for m in msgs] == [(second["id"], "second with id 1"), ("1", "first with id 1")]
+    assert complete is True
+    client.wait_signal("ConversationsChanged",
+                       lambda a: any(c["id"] == peer.jid and c["unread"] == 2 and c["last"]["id"] == second["id"]
+                                     for c in a[0]), start=start)
+    conv = find_conversation(client.call("GetConversations"), peer.jid)
+    assert conv["unread"] == 2 and conv["last"]["text"] == "second with id 1"
+    assert client.get_property("UnreadTotal") == 2
+
+    mark = client.mark()
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>second, corrected</body>"
+                  "<replace xmlns='%s' id='1'/></message>" % (logged_in.jid, uuid.uuid4().hex, NS_CORRECT))
+    edited = client.wait_signal("MessageEdited", lambda a: a[0] == peer.jid, start=mark)
+    assert tuple(edited.args) == (peer.jid, second["id"], "second, corrected")
+    msgs, _ = get_messages(client, peer.jid)
+    assert [m["text"] for m in msgs] == ["second, corrected", "first with id 1"]
+
+    mark = client.mark()
+    client.call("React", "ssas", (peer.jid, second["id"], ["👍"]))
+    reaction = peer.wait_for_message(lambda m: "urn:xmpp:reactions:0" in m["xml"])
+    assert ET.fromstring(reaction["xml"]).find("{urn:xmpp:reactions:0}reactions").get("id") == "1"
+    changed = client.wait_signal("ReactionsChanged", start=mark)
+    assert tuple(changed.args) == (peer.jid, second["id"], {logged_in.jid: ["👍"]})
+
+    client.call("MarkRead", "s", (peer.jid,))
+    assert peer.wait_for_marker(lambda m: m["id"] == "1")["id"] == "1"
+    assert client.get_property("UnreadTotal") == 0
 
 
 def test_received_message_survives_restart(client, logged_in, peer, imd):

@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 9
+#define STORE_TEST_SCHEMA_VERSION 10
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
@@ -357,6 +357,124 @@ static void test_duplicates(Fixture *f, gconstpointer data) {
         g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 2);
 }
 
+/* Appends one message as a batch of one (the session's path): its seq, 0 for a
+ * duplicate; *id (owned by the caller) becomes the id it was stored under. */
+static int64_t append_one(Store *store, StoreMessage m, char **id) {
+        StoreMessage *msgs[] = { &m };
+
+        m.id = *id;
+        g_assert_cmpint(store_append_messages(store, msgs, 1, NULL), ==, 0);
+        *id = m.id;
+        return m.seq;
+}
+
+/* A sender that reuses ids (a bot counting from 1): two messages with the
+ * same id but different stanza-ids from our server are two messages, the
+ * second stored under its stanza-id; copies (same stanza-id, or a missing
+ * one on either side) are still duplicates. */
+static void test_reused_id(Fixture *f, gconstpointer data) {
+        g_autoptr(StoreConversation) conv = NULL;
+        g_autoptr(StoreMessage) got = NULL;
+        g_autofree char *id1 = g_strdup("1"), *id2 = g_strdup("1"), *copy = NULL, *squat = g_strdup("s-3");
+        g_autofree char *id3 = g_strdup("1"), *mine = g_strdup("o-1"), *last = NULL;
+        StoreMessage first = make_message(ALICE, NULL, STORE_DIRECTION_IN, 100, "first with id 1");
+        StoreMessage second = make_message(ALICE, NULL, STORE_DIRECTION_IN, 200, "second with id 1");
+        StoreMessage third = make_message(ALICE, NULL, STORE_DIRECTION_IN, 300, "third with id 1");
+        StoreMessage other = make_message(ALICE, NULL, STORE_DIRECTION_IN, 250, "id looks like a stanza-id");
+        StoreMessage out = make_message(ALICE, NULL, STORE_DIRECTION_OUT, 400, "mine");
+        StoreMessage older = make_message(ALICE, "1", STORE_DIRECTION_IN, 50, "older with id 1");
+        StoreMessage *page[] = { &older };
+        int64_t seq1, seq2, seq3;
+
+        first.stanza_id = (char *) "s-1";
+        second.stanza_id = (char *) "s-2";
+        third.stanza_id = (char *) "s-3";
+        other.stanza_id = (char *) "s-x";
+
+        seq1 = append_one(f->store, first, &id1);
+        seq2 = append_one(f->store, second, &id2);
+        g_assert_cmpint(seq1, >, 0);
+        g_assert_cmpint(seq2, >, seq1);
+        g_assert_cmpstr(id1, ==, "1");
+        g_assert_cmpstr(id2, ==, "s-2");
+        g_assert_cmpint(store_get_message(f->store, ALICE, "s-2", &got), ==, 0);
+        g_assert_cmpstr(got->text, ==, "second with id 1");
+        g_assert_cmpstr(got->wire_id, ==, "1");
+        g_clear_pointer(&got, store_message_free);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "1", &got), ==, 0);
+        g_assert_null(got->wire_id);
+        g_clear_pointer(&got, store_message_free);
+
+        /* copies of either (the archive's, a redelivery): duplicates, whatever their text */
+        copy = g_strdup("1");
+        second.text = (char *) "second, corrected since";
+        g_assert_cmpint(append_one(f->store, second, &copy), ==, 0);
+        g_assert_cmpstr(copy, ==, "1");
+        g_assert_cmpint(append_one(f->store, first, &copy), ==, 0);
+        /* without a stanza-id it cannot be told from a copy */
+        third.stanza_id = NULL;
+        g_assert_cmpint(append_one(f->store, third, &copy), ==, 0);
+        third.stanza_id = (char *) "s-3";
+
+        /* the stanza-id is some other message's id: a random one */
+        g_assert_cmpint(append_one(f->store, other, &squat), >, 0);
+        g_assert_cmpstr(squat, ==, "s-3");
+        seq3 = append_one(f->store, third, &id3);
+        g_assert_cmpint(seq3, >, seq2);
+        g_assert_cmpstr(id3, !=, "1");
+        g_assert_cmpstr(id3, !=, "s-3");
+        g_assert_cmpint(store_get_message(f->store, ALICE, id3, &got), ==, 0);
+        g_assert_cmpstr(got->text, ==, "third with id 1");
+        g_assert_cmpstr(got->wire_id, ==, "1");
+        g_clear_pointer(&got, store_message_free);
+
+        /* our own message has no stanza-id: its carbon or archive copy is a copy */
+        g_assert_cmpint(append_one(f->store, out, &mine), >, 0);
+        out.stanza_id = (char *) "s-4";
+        g_assert_cmpint(append_one(f->store, out, &mine), ==, 0);
+        g_assert_cmpstr(mine, ==, "o-1");
+
+        /* all four incoming ones count, in order */
+        g_assert_cmpint(store_get_conversation(f->store, ALICE, &conv), ==, 0);
+        g_assert_cmpuint(conv->unread, ==, 4);
+        g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, 5);
+
+        /* what the peer means by "1": the newest that came with it */
+        g_assert_cmpint(store_get_message_by_wire_id(f->store, ALICE, "1", &got), ==, 0);
+        g_assert_cmpstr(got->id, ==, id3);
+        g_clear_pointer(&got, store_message_free);
+        g_assert_cmpint(store_get_message_by_wire_id(f->store, ALICE, "s-3", &got), ==, 0);
+        g_assert_cmpstr(got->text, ==, "id looks like a stanza-id");
+        g_clear_pointer(&got, store_message_free);
+        g_assert_cmpint(store_get_message_by_wire_id(f->store, ALICE, "none", &got), ==, -ENOENT);
+        g_assert_cmpint(store_get_message_by_wire_id(f->store, BOB, "1", &got), ==, -ENOENT);
+
+        /* the displayed marker names the newest incoming one as its sender did */
+        g_assert_cmpint(store_mark_read(f->store, ALICE, &last), ==, 0);
+        g_assert_cmpstr(last, ==, "1");
+
+        /* older history from the archive follows the same rule */
+        older.stanza_id = (char *) "s-0";
+        older.id = g_strdup("1");
+        g_assert_cmpint(store_prepend_messages(f->store, page, 1), ==, 0);
+        g_assert_cmpint(older.seq, <, seq1);
+        g_assert_cmpstr(older.id, ==, "s-0");
+        g_free(older.id);
+        older.id = (char *) "1";
+        older.stanza_id = (char *) "s-2";
+        g_assert_cmpint(store_prepend_messages(f->store, page, 1), ==, 0);
+        g_assert_cmpint(older.seq, ==, 0);
+        g_assert_cmpstr(older.id, ==, "1");
+        g_assert_cmpint(store_get_message_by_wire_id(f->store, ALICE, "1", &got), ==, 0);
+        g_assert_cmpstr(got->id, ==, id3);
+        g_clear_pointer(&got, store_message_free);
+
+        fixture_reopen(f);
+        g_assert_cmpint(store_get_message(f->store, ALICE, "s-0", &got), ==, 0);
+        g_assert_cmpstr(got->wire_id, ==, "1");
+        g_assert_cmpstr(got->text, ==, "older with id 1");
+}
+
 static void test_append_batch(Fixture *f, gconstpointer data) {
         g_autoptr(StoreConversation) alice = NULL, bob = NULL;
         StoreMessage a1 = make_message(ALICE, "a1", STORE_DIRECTION_IN, 100, "one");
@@ -416,18 +534,26 @@ static void test_stanza_id_per_conversation(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(unread_of(f->store, BOB), ==, 1);
 }
 
+static void free_id_and_message(StoreMessage *m) {
+        g_free(m->id);          /* the store may have replaced it */
+        g_free(m);
+}
+
 /* More messages and conversations than append_batch() keeps on its stack, with
  * repeated ids and stanza-ids inside the batch, in the same conversation (then
- * duplicates) and in others (then not). */
+ * duplicates, or for a repeated id with another stanza-id, a message stored
+ * under its stanza-id) and in others (then not). */
 static void test_append_big_batch(Fixture *f, gconstpointer data) {
         enum { N = 300, CONVERSATIONS = 13 };
-        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func((GDestroyNotify) free_id_and_message);
         g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
-        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GPtrArray) sent_ids = g_ptr_array_new_with_free_func(g_free);
+        /* "conversation id X" -> the stanza-id of the message holding it, "" for none */
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         uint32_t unread[CONVERSATIONS] = { 0 };
         const StoreMessage *last[CONVERSATIONS] = { NULL };
         int64_t prev = 0;
-        size_t added = 0, expected = 0, duplicates = 0;
+        size_t added = 0, expected = 0, duplicates = 0, renamed = 0;
 
         for (unsigned i = 0; i < N; i++) {
                 char *conversation = g_strdup_printf("user%u@example.org", i % CONVERSATIONS);
@@ -446,39 +572,56 @@ static void test_append_big_batch(Fixture *f, gconstpointer data) {
                 *m = make_message(conversation, NULL, i % 3 ? STORE_DIRECTION_IN : STORE_DIRECTION_OUT, 1000 + i, "hi");
                 m->id = g_strdup_printf("id-%u", id);
                 m->stanza_id = i % 4 ? g_strdup_printf("s-%u", stanza_id) : NULL;
-                g_ptr_array_add(strings, m->id);
+                g_ptr_array_add(sent_ids, g_strdup(m->id));
                 g_ptr_array_add(strings, m->stanza_id);
                 g_ptr_array_add(msgs, m);
         }
 
         g_assert_cmpint(store_append_messages(f->store, (StoreMessage *const *) msgs->pdata, N, &added), ==, 0);
 
-        /* The model: a message is stored unless its conversation already has its
-         * id or its (non-NULL) stanza-id. */
+        /* The model: a message is a duplicate if its conversation already has
+         * its (non-NULL) stanza-id, or its id unless both messages have a
+         * stanza-id (then different ones): that one is stored under its
+         * stanza-id (none of the ids here looks like one). */
         for (unsigned i = 0; i < N; i++) {
                 const StoreMessage *m = msgs->pdata[i];
+                const char *sent_id = sent_ids->pdata[i];
                 unsigned c = i % CONVERSATIONS;
-                g_autofree char *id_key = g_strdup_printf("%s id %s", m->conversation, m->id);
+                g_autofree char *id_key = g_strdup_printf("%s id %s", m->conversation, sent_id);
                 g_autofree char *stanza_key = g_strdup_printf("%s stanza %s", m->conversation,
                                                               m->stanza_id ? m->stanza_id : "");
-                bool dup = g_hash_table_contains(seen, id_key) ||
-                           (m->stanza_id && g_hash_table_contains(seen, stanza_key));
+                const char *holder = g_hash_table_lookup(seen, id_key);
+                bool dup = (m->stanza_id && g_hash_table_contains(seen, stanza_key)) ||
+                           (holder && (!m->stanza_id || !*holder));
 
                 if (dup) {
                         g_assert_cmpint(m->seq, ==, 0);
+                        g_assert_cmpstr(m->id, ==, sent_id);
                         duplicates++;
                         continue;
                 }
                 g_assert_cmpint(m->seq, >, prev);
                 prev = m->seq;
-                g_hash_table_add(seen, g_steal_pointer(&id_key));
+                if (holder) {
+                        g_autoptr(StoreMessage) back = NULL;
+
+                        g_assert_cmpstr(m->id, ==, m->stanza_id);
+                        g_assert_cmpint(store_get_message(f->store, m->conversation, m->id, &back), ==, 0);
+                        g_assert_cmpstr(back->wire_id, ==, sent_id);
+                        g_clear_pointer(&id_key, g_free);
+                        id_key = g_strdup_printf("%s id %s", m->conversation, m->id);
+                        renamed++;
+                } else
+                        g_assert_cmpstr(m->id, ==, sent_id);
+                g_hash_table_insert(seen, g_steal_pointer(&id_key), g_strdup(m->stanza_id ? m->stanza_id : ""));
                 if (m->stanza_id)
-                        g_hash_table_add(seen, g_steal_pointer(&stanza_key));
+                        g_hash_table_insert(seen, g_steal_pointer(&stanza_key), g_strdup(""));
                 expected++;
                 unread[c] += m->direction == STORE_DIRECTION_IN;
                 last[c] = m;
         }
-        g_assert_cmpuint(duplicates, >, 20);
+        g_assert_cmpuint(duplicates, >, 10);
+        g_assert_cmpuint(renamed, >, 10);
         g_assert_cmpuint(added, ==, expected);
         g_assert_cmpint(raw_query_int(f->dir, "SELECT count(*) FROM messages"), ==, (int64_t) expected);
 
@@ -1753,6 +1896,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/message/invalid-arguments", test_invalid_arguments);
         ADD("/store/message/duplicates", test_duplicates);
         ADD("/store/message/stanza-id-per-conversation", test_stanza_id_per_conversation);
+        ADD("/store/message/reused-id", test_reused_id);
         ADD("/store/append/big-batch", test_append_big_batch);
         g_test_add_func("/store/append/survives-sigkill", test_survives_sigkill);
         ADD("/store/message/status", test_message_status);
