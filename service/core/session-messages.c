@@ -92,6 +92,8 @@ static XmlNode *action_stanza(Session *s, const StoreAction *a) {
                 return xmpp_reactions_new(a->conversation, a->id, target, (const char *const *) reactions,
                                           g_strv_length(reactions));
         }
+        case STORE_ACTION_DISPLAYED:
+                return xmpp_displayed_new(a->conversation, a->id, a->target);
         }
         return NULL;
 }
@@ -104,6 +106,8 @@ static const char *action_kind_name(StoreActionKind kind) {
                 return "correction";
         case STORE_ACTION_REACT:
                 return "reaction";
+        case STORE_ACTION_DISPLAYED:
+                return "displayed marker";
         }
         return "message action";
 }
@@ -134,10 +138,10 @@ static int send_action(Session *s, const StoreAction *a) {
         return r;
 }
 
-/* Our retractions, corrections and reactions that the server has not
- * acknowledged, with the ids they had, after the messages they may act on:
- * a fresh session has none of them in flight, a resumed one sent its own
- * again already. */
+/* Our retractions, corrections, reactions and displayed markers that the
+ * server has not acknowledged, with the ids they had, after the messages
+ * they may act on: a fresh session has none of them in flight, a resumed
+ * one sent its own again already. */
 static void send_queued_actions(Session *s) {
         g_autoptr(GPtrArray) actions = NULL;
 
@@ -564,11 +568,12 @@ static int own_message(Session *s, const char *conversation, const char *id, Sto
 
 /* Ends the transaction (store_begin()) of an action's effect on its message
  * (r: how applying it went): queues the action with it, so that a crash
- * leaves both or neither, commits, and only then sends it: what the peer
- * gets is always recorded here. One the server would not take (TooLarge)
- * changes nothing. (The callers made sure the session is ready, so the send
- * does not fail; if it did, the action would wait in the queue for the next
- * session.) action NULL: nothing goes out, only the effect is committed. */
+ * leaves both or neither, commits, and only then sends it if the session is
+ * ready: what the peer gets is always recorded here. One the server would
+ * not take (TooLarge) changes nothing. An action not sent now, or lost
+ * unacknowledged with the connection, waits in the queue for the next
+ * session (session_send_outbox()). action NULL: nothing goes out, only the
+ * effect is committed. */
 static int end_action(Session *s, const StoreAction *action, int r) {
         if (r >= 0 && action)
                 r = check_action_size(s, action);
@@ -581,7 +586,7 @@ static int end_action(Session *s, const StoreAction *action, int r) {
         r = store_commit(s->store);
         if (r < 0)
                 return r;
-        if (action && send_action(s, action) < 0)
+        if (action && (!s->ready || !s->stream || send_action(s, action) < 0))
                 g_debug("session: action %s waits for the next session", action->id);
         return 0;
 }
@@ -728,10 +733,15 @@ int session_get_conversations(Session *s, GPtrArray **ret) {
         return store_list_conversations(s->store, ret);
 }
 
+/* The displayed marker for the newest incoming message is an action like a
+ * retraction: queued with the unread count's reset, sent now if the session
+ * is ready, else (or if the connection loses it) by the next session, until
+ * the server has it. A newer one replaces the one still queued. */
 int session_mark_read(Session *s, const char *conversation) {
-        g_autofree char *last_incoming = NULL;
+        g_autofree char *last_incoming = NULL, *action_id = NULL;
         g_autoptr(GHashTable) changed = NULL;
         StoreConversation *before = NULL;
+        StoreAction action = { 0 };
         uint32_t unread;
         int r;
 
@@ -744,11 +754,18 @@ int session_mark_read(Session *s, const char *conversation) {
         unread = before->unread;
         store_conversation_free(before);
 
-        r = store_mark_read(s->store, conversation, &last_incoming);
+        r = store_begin(s->store);
         if (r < 0)
                 return r;
-        if (last_incoming && s->ready && s->stream)
-                xmpp_stream_send_displayed(s->stream, conversation, last_incoming);
+        r = store_mark_read(s->store, conversation, &last_incoming);
+        if (r >= 0 && last_incoming) {
+                action_id = xmpp_new_id();
+                action = (StoreAction) { .id = action_id, .conversation = (char *) conversation,
+                                         .target = last_incoming, .kind = STORE_ACTION_DISPLAYED };
+        }
+        r = end_action(s, action.id ? &action : NULL, r);
+        if (r < 0)
+                return r;
         if (unread == 0)
                 return 0;
         changed = g_hash_table_new(g_str_hash, g_str_equal);

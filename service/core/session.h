@@ -140,6 +140,11 @@ uint32_t session_unread_total(const Session *s);
  * it waits in the outbox and goes out on reconnect. -ENOTCONN if not logged in. */
 int session_send_text(Session *s, const char *conversation, const char *text, char **ret_id);
 int session_get_conversations(Session *s, GPtrArray **ret);
+/* Resets the unread count and queues the XEP-0333 displayed marker for the
+ * newest incoming message in the outbox of actions (replacing one queued
+ * for the conversation): sent now if ready, else by the next session, until
+ * the server acknowledges it. -ENOTCONN if no history is open, -ENOENT if
+ * the conversation does not exist. */
 int session_mark_read(Session *s, const char *conversation);
 
 /* The outcome of session_get_messages_async(): error 0 and the page (newest

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The outbox of actions (migration 7 in store-migrate.c): retractions, corrections
- * and reactions of ours that the server has not acknowledged yet. Messages
- * have their outbox in the messages table itself (status "pending"); an
- * action changes a message in place, so what must still go out is kept
- * here, beside the change.
+ * The outbox of actions (migration 7 in store-migrate.c): retractions, corrections,
+ * reactions and displayed markers of ours that the server has not
+ * acknowledged yet. Messages have their outbox in the messages table itself
+ * (status "pending"); an action changes a message in place (a marker, the
+ * unread count), so what must still go out is kept here, beside the change.
  */
 
 #include <errno.h>
@@ -17,6 +17,7 @@ static const char *const kind_names[] = {
         [STORE_ACTION_RETRACT] = "retract",
         [STORE_ACTION_CORRECT] = "correct",
         [STORE_ACTION_REACT] = "react",
+        [STORE_ACTION_DISPLAYED] = "displayed",
 };
 
 static const char *kind_to_string(StoreActionKind kind) {

@@ -108,7 +108,9 @@ static const char *const migrations[] = {
         /* Version 6: where FetchMedia put a file in the cache directory. */
         "ALTER TABLE messages ADD COLUMN path TEXT;",
         /* Version 7: the outbox of actions (store-actions.c): retractions,
-         * corrections and reactions the server has not acknowledged yet.
+         * corrections and reactions the server has not acknowledged yet
+         * (and since, displayed markers: kind is free text, so the kind
+         * 'displayed' needed no migration).
          * It holds a handful of rows at most, so it has no index but its
          * keys: finding what an action supersedes reads them all. */
         "CREATE TABLE actions ("

@@ -208,9 +208,13 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_QUEUE_ACTION]        =
                 "INSERT INTO actions (id, conversation, target, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         /* a retraction makes every other action on the message pointless;
-         * a correction or a set of reactions, the earlier ones of its kind */
+         * a correction or a set of reactions, the earlier ones of its kind;
+         * a displayed marker, the earlier one of the conversation (it covers
+         * every earlier message), and only a marker replaces a marker */
         [STMT_SUPERSEDE_ACTIONS]   =
-                "DELETE FROM actions WHERE conversation = ?1 AND target = ?2 AND (kind = ?3 OR ?3 = 'retract')",
+                "DELETE FROM actions WHERE conversation = ?1 AND "
+                "CASE WHEN ?3 = 'displayed' THEN kind = 'displayed' "
+                "ELSE kind <> 'displayed' AND target = ?2 AND (kind = ?3 OR ?3 = 'retract') END",
         [STMT_ACTION_DONE]         = "DELETE FROM actions WHERE id = ?1",
         [STMT_LIST_ACTIONS]        = "SELECT id, conversation, target, kind, payload FROM actions ORDER BY seq",
         [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",

@@ -208,28 +208,35 @@ int store_mark_read(Store *store, const char *conversation, char **ret_last_inco
 int store_unread_total(Store *store, uint32_t *ret);
 
 /* The outbox of actions: what we did to a message that the server must
- * pass on (XEP-0424 retraction, XEP-0308 correction, XEP-0444 reactions),
- * kept from the moment it is done until the server acknowledges it, so that
- * it goes out again after a crash or a session the server did not resume.
- * Queue it in the same transaction as its effect on the message. */
+ * pass on (XEP-0424 retraction, XEP-0308 correction, XEP-0444 reactions,
+ * XEP-0333 displayed marker), kept from the moment it is done until the
+ * server acknowledges it, so that it goes out again after a crash or a
+ * session the server did not resume. Queue it in the same transaction as
+ * its effect on the message (for a marker, on the unread count). */
 typedef enum StoreActionKind {
         STORE_ACTION_RETRACT,
         STORE_ACTION_CORRECT,
         STORE_ACTION_REACT,
+        STORE_ACTION_DISPLAYED,
 } StoreActionKind;
 
 typedef struct StoreAction {
         char *id;               /* the stanza's id, the same every time it goes */
         char *conversation;     /* bare JID */
-        char *target;           /* the id of the message acted on */
+        char *target;           /* the id of the message acted on (a marker's:
+                                 * the newest one read, the peer's) */
         StoreActionKind kind;
         char *payload;          /* a correction's text, the reactions (opaque to
-                                 * the store); NULL for a retraction */
+                                 * the store); NULL for a retraction or a marker */
 } StoreAction;
 
 /* Queues an action, dropping the queued ones it makes pointless: a
  * retraction every other action on its message, a correction or a set of
- * reactions (each the whole new state) the earlier ones of its kind.
+ * reactions (each the whole new state) the earlier ones of its kind, a
+ * displayed marker (which covers every earlier message) the earlier marker
+ * of its conversation, whatever message that named; so a conversation has
+ * one marker queued at most. A marker is not an action on our message: a
+ * retraction, or a revoke (store_revoke_message()), leaves it queued.
  * -EEXIST if another queued action has its id; -EINVAL for a bad argument. */
 int store_queue_action(Store *store, const StoreAction *action);
 /* The server has action id: it leaves the queue. -ENOENT if it was not in it. */

@@ -8,6 +8,7 @@
 #define NS_CLIENT "jabber:client"
 #define NS_SID    "urn:xmpp:sid:0"
 #define NS_HINTS  "urn:xmpp:hints"
+#define NS_MARKERS "urn:xmpp:chat-markers:0"
 #define MAX_ID_LEN 256
 
 XmlNode *xmpp_chat_stanza_new(const char *to, const char *stanza_id) {
@@ -36,6 +37,14 @@ XmlNode *xmpp_correction_new(const char *to, const char *stanza_id, const char *
         xml_node_set_text(xml_node_add_child(msg, "body", NULL), text);
         xml_node_set_attr(xml_node_add_child(msg, "replace", NS_CORRECT), "id", target_id);
         xml_node_set_attr(xml_node_add_child(msg, "origin-id", NS_SID), "id", stanza_id);
+        return msg;
+}
+
+XmlNode *xmpp_displayed_new(const char *to, const char *stanza_id, const char *target_id) {
+        XmlNode *msg = xmpp_chat_stanza_new(to, stanza_id);
+
+        xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", target_id);
+        xml_node_add_child(msg, "store", NS_HINTS);
         return msg;
 }
 

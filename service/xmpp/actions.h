@@ -5,6 +5,8 @@
  * Messages that act on an earlier message rather than being one: XEP-0424
  * retraction, XEP-0308 correction and XEP-0444 reactions. Building them and recognising them; who
  * may act on which message is the layer above's to check (only its sender).
+ * And the XEP-0333 displayed marker we send, which the layer above keeps
+ * and sends again like them until the server has it.
  */
 
 #include <stdbool.h>
@@ -34,6 +36,11 @@ XmlNode *xmpp_chat_stanza_new(const char *to, const char *stanza_id);
 XmlNode *xmpp_retract_new(const char *to, const char *stanza_id, const char *target_id);
 /* <message type='chat'> with the new text and <replace id=target_id/>. */
 XmlNode *xmpp_correction_new(const char *to, const char *stanza_id, const char *target_id, const char *text);
+
+/* <message type='chat'> with <displayed id=target_id/> (XEP-0333: we have
+ * read the peer's message target_id and every earlier one), with a store
+ * hint: it has no body, and the archive should keep it for other devices. */
+XmlNode *xmpp_displayed_new(const char *to, const char *stanza_id, const char *target_id);
 
 /* <message type='chat'> with our whole set of reactions to target_id (none:
  * we took them all back), with a store hint. */

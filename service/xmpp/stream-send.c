@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 
 /* What the layer above sends through an XmppStream: chat messages, the
- * actions, markers and chat states about them, and queries of our archive
- * (XEP-0313), whose results stream-receive.c reads. */
+ * actions (our displayed markers among them) and chat states about them,
+ * and queries of our archive (XEP-0313), whose results stream-receive.c
+ * reads. */
 
 #include <errno.h>
 #include <glib.h>
@@ -87,21 +88,6 @@ int xmpp_stream_send_action(XmppStream *s, XmlNode *msg, const char *stanza_id, 
                 return r;
         stream_sm_request_ack(s);
         return r;
-}
-
-int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id) {
-        g_autoptr(XmlNode) msg = NULL;
-        g_autofree char *stanza_id = NULL;
-
-        if (s->phase != PHASE_READY)
-                return -ENOTCONN;
-        stanza_id = xmpp_new_id();
-        msg = xmpp_chat_stanza_new(to, stanza_id);
-        xml_node_set_attr(xml_node_add_child(msg, "displayed", NS_MARKERS), "id", id);
-        /* Markers carry no body; ask the server to archive them so other devices see them. */
-        xml_node_add_child(msg, "store", NS_HINTS);
-        stream_send_node(s, msg);
-        return 0;
 }
 
 int xmpp_stream_send_chat_state(XmppStream *s, const char *to, bool composing) {

@@ -203,14 +203,12 @@ size_t xmpp_chat_stanza_bytes(const char *own_jid, const char *to, const XmppCha
 int xmpp_stream_send_chat(XmppStream *s, const char *to, const XmppChatContent *content, const char *origin_id,
                           int64_t delayed_ms);
 /* An action on a message, built by actions.h (XEP-0424 retraction, XEP-0308
- * correction, XEP-0444 reactions) as stanza stanza_id to to: sent (msg is
- * taken) and kept for XEP-0198 like a chat message, whose acknowledgement
- * reports stanza_id (so the same id goes when it is sent again). Returns
+ * correction, XEP-0444 reactions, XEP-0333 displayed marker) as stanza
+ * stanza_id to to: sent (msg is taken) and kept for XEP-0198 like a chat
+ * message, whose acknowledgement reports stanza_id (so the same id goes when it is sent again). Returns
  * the stanza's size in bytes; -ENOTCONN if not ready, -EMSGSIZE (nothing
  * sent) if larger than xmpp_stream_max_stanza_bytes(). */
 int xmpp_stream_send_action(XmppStream *s, XmlNode *msg, const char *stanza_id, const char *to);
-/* XEP-0333 <displayed/> for message id of peer to. */
-int xmpp_stream_send_displayed(XmppStream *s, const char *to, const char *id);
 
 /* XEP-0085 chat state to a peer: <composing/> or <paused/>, with a
  * no-store hint (a passing state is not history). -ENOTCONN if not ready. */

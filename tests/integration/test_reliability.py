@@ -387,6 +387,121 @@ def test_an_action_survives_kill_9(client, imd, private_prosody, kind):
         c2.close()
 
 
+# -- a MarkRead's displayed marker is an action like them ------------------------------
+
+def _markers_of(bob, mid):
+    return [m for m in bob.markers if m["id"] == mid]
+
+
+def _read_by_alice(p, bob_jid, bob_pw, alice_jid, mid):
+    """bob (online now, or getting what the server kept for him) sees
+    alice's displayed marker for his message mid, and only one."""
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        marker = bob.wait_for_marker(lambda m: m["id"] == mid, timeout=20)
+        assert marker["from"].split("/")[0] == alice_jid
+        time.sleep(1.5)
+        assert len(_markers_of(bob, mid)) == 1, bob.markers
+    finally:
+        bob.stop()
+
+
+def _unread_message_from_bob(client, p, alice_jid, text):
+    """bob sends alice text and leaves; returns his JID, password and the
+    message's id once imd has it (unread)."""
+    bob = _peer(p)
+    try:
+        start = client.mark()
+        mid = bob.send_message(alice_jid, text)
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == text, start=start, timeout=15)
+        assert client.get_property("UnreadTotal") == 1
+    finally:
+        bob.stop()
+    return bob.jid, bob.password, mid
+
+
+def test_mark_read_while_offline_reaches_the_peer_after_reconnect(fclient, fast_imd, private_prosody):
+    """MarkRead while the server is away is accepted (the unread count goes to
+    0 at once) and the peer sees "read" once imd is back: the displayed
+    marker waited in the outbox. A second MarkRead meanwhile replaces the
+    first marker: one goes."""
+    p = private_prosody
+    jid, _ = _login(fclient, p)
+    bob_jid, bob_pw, mid = _unread_message_from_bob(fclient, p, jid, "please read me")
+    start = fclient.mark()
+    p.stop()
+    fclient.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+    assert fclient.call("MarkRead", "s", (bob_jid,)) is None
+    assert fclient.get_property("UnreadTotal") == 0
+    fclient.call("MarkRead", "s", (bob_jid,))
+    p.start()
+    fclient.wait_property("Ready", lambda v: v is True, start=start, timeout=20)
+    _read_by_alice(p, bob_jid, bob_pw, jid, mid)
+
+
+def test_mark_read_while_offline_survives_kill_9(client, imd, private_prosody):
+    """The same, with imd killed (-9) before the server comes back: the
+    marker is in the history's outbox, and goes after the restart. Once the
+    server has it, it is not sent again by the next session."""
+    p = private_prosody
+    jid, pw = _login(client, p)
+    bob_jid, bob_pw, mid = _unread_message_from_bob(client, p, jid, "read me, then crash")
+    start = client.mark()
+    p.stop()
+    client.wait_property("Ready", lambda v: v is False, start=start, timeout=10)
+    client.call("MarkRead", "s", (bob_jid,))
+    imd.kill()
+    p.start()
+    imd.start()
+    client.close()
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port)
+    bob.start()
+    try:
+        c2 = imd.bus.client()
+        try:
+            c2.login(jid, pw, p.ws_url)
+            assert c2.get_property("UnreadTotal") == 0
+            bob.wait_for_marker(lambda m: m["id"] == mid, timeout=20)
+            time.sleep(1.5)                 # the server's acknowledgement
+        finally:
+            c2.close()
+        imd.restart()
+        c3 = imd.bus.client()
+        try:
+            c3.login(jid, pw, p.ws_url)
+            c3.pump(2)
+        finally:
+            c3.close()
+        assert len(_markers_of(bob, mid)) == 1, bob.markers
+    finally:
+        bob.stop()
+
+
+@pytest.mark.parametrize("sm", [True, False], ids=["xep0198", "no-xep0198"])
+def test_a_displayed_marker_the_server_lost_goes_again(client_factory, patient_imd, sm):
+    """MarkRead while the server hangs: the marker is written, not
+    acknowledged (by XEP-0198, or without it by the answer to a ping), and
+    the server dies with it (kill -9). The next session is a fresh one, and
+    imd sends the marker again, once."""
+    client = client_factory()
+    p = Prosody(extra_config="" if sm else 'modules_disabled = { "s2s"; "smacks" }')
+    p.start()
+    try:
+        jid, _ = _login(client, p)
+        bob_jid, bob_pw, mid = _unread_message_from_bob(client, p, jid, "read me before the crash")
+        p.pause()
+        client.call("MarkRead", "s", (bob_jid,))    # accepted: Ready is still true
+        time.sleep(0.3)                             # written, and not acknowledged
+        p.kill()
+        m = client.mark()
+        p.start()
+        client.wait_property("Ready", lambda v: v is True, start=m, timeout=30)
+        _read_by_alice(p, bob_jid, bob_pw, jid, mid)
+    finally:
+        p.cleanup()
+
+
 def _assert_settled(client, bob, text):
     """A message sent now reaches bob, and the session stays up meanwhile."""
     settled = client.mark()

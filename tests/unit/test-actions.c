@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
 /* Messages acting on earlier ones (service/xmpp/actions.c): XEP-0424
- * retraction, XEP-0308 correction, XEP-0444 reactions; built and recognised. */
+ * retraction, XEP-0308 correction, XEP-0444 reactions; built and recognised.
+ * And the XEP-0333 displayed marker we send. */
 
 #include <string.h>
 #include <glib.h>
@@ -54,6 +55,23 @@ static void test_correction(void) {
         g_assert_null(xmpp_retract_target(back));
 }
 
+static void test_displayed(void) {
+        g_autoptr(XmlNode) built = xmpp_displayed_new("bob@x", "s4", "theirs-4");
+        g_autoptr(XmlNode) back = round_trip(built);
+        const XmlNode *marker = xml_node_child(back, "displayed", "urn:xmpp:chat-markers:0");
+
+        g_assert_cmpstr(xml_node_attr(back, "to"), ==, "bob@x");
+        g_assert_cmpstr(xml_node_attr(back, "id"), ==, "s4");
+        g_assert_cmpstr(xml_node_attr(back, "type"), ==, "chat");
+        g_assert_nonnull(marker);
+        g_assert_cmpstr(xml_node_attr(marker, "id"), ==, "theirs-4");
+        /* no body: without the hint the archive would not keep it */
+        g_assert_nonnull(xml_node_child(back, "store", "urn:xmpp:hints"));
+        g_assert_null(xml_node_child(back, "body", "jabber:client"));
+        g_assert_null(xmpp_retract_target(back));
+        g_assert_null(xmpp_correction_target(back));
+}
+
 static void test_reactions(void) {
         const char *const mine[] = { "👍", "❤️" };
         g_autoptr(XmlNode) built = xmpp_reactions_new("bob@x", "s3", "orig-3", mine, 2);
@@ -104,5 +122,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/actions/retract", test_retract);
         g_test_add_func("/actions/correction", test_correction);
         g_test_add_func("/actions/reactions", test_reactions);
+        g_test_add_func("/actions/displayed", test_displayed);
         return g_test_run();
 }

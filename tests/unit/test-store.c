@@ -1750,7 +1750,7 @@ static void test_revoke_unread(Fixture *f, gconstpointer data) {
 static void assert_actions(Store *store, const char *expected) {
         g_autoptr(GPtrArray) actions = NULL;
         g_autoptr(GString) got = g_string_new(NULL);
-        static const char *const kinds[] = { "retract", "correct", "react" };
+        static const char *const kinds[] = { "retract", "correct", "react", "displayed" };
 
         g_assert_cmpint(store_list_actions(store, &actions), ==, 0);
         for (guint i = 0; i < actions->len; i++) {
@@ -1829,6 +1829,42 @@ static void test_actions(Fixture *f, gconstpointer data) {
         /* not for a message that is not there */
         g_assert_cmpint(store_revoke_message(f->store, ALICE, "m1"), ==, -ENOENT);
         assert_actions(f->store, "x1 " ALICE " m1 retract -");
+}
+
+/* Displayed markers: one queued per conversation at most, the newer
+ * replacing the older whatever message each named; nothing else replaces
+ * one, and one replaces nothing else. */
+static void test_displayed_actions(Fixture *f, gconstpointer data) {
+        StoreAction a = { .id = (char *) "d1", .conversation = (char *) ALICE, .target = (char *) "in1",
+                          .kind = STORE_ACTION_DISPLAYED };
+        StoreMessage in2 = make_message(ALICE, "in2", STORE_DIRECTION_IN, 100, "read me");
+
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "d2", .conversation = (char *) BOB, .target = (char *) "in1",
+                            .kind = STORE_ACTION_DISPLAYED };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "e1", .conversation = (char *) ALICE, .target = (char *) "in2",
+                            .kind = STORE_ACTION_CORRECT, .payload = (char *) "same id as theirs" };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        a = (StoreAction) { .id = (char *) "d3", .conversation = (char *) ALICE, .target = (char *) "in2",
+                            .kind = STORE_ACTION_DISPLAYED };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        assert_actions(f->store, "d2 " BOB " in1 displayed -; e1 " ALICE " in2 correct same id as theirs; "
+                                 "d3 " ALICE " in2 displayed -");
+
+        /* kept across a reopen (a crash), gone once the server has it */
+        fixture_reopen(f);
+        a = (StoreAction) { .id = (char *) "x1", .conversation = (char *) ALICE, .target = (char *) "in2",
+                            .kind = STORE_ACTION_RETRACT };
+        g_assert_cmpint(store_queue_action(f->store, &a), ==, 0);
+        assert_actions(f->store, "d2 " BOB " in1 displayed -; d3 " ALICE " in2 displayed -; "
+                                 "x1 " ALICE " in2 retract -");
+        /* the peer taking the message back leaves our marker queued */
+        g_assert_cmpint(store_append_message(f->store, &in2, NULL), ==, 0);
+        g_assert_cmpint(store_revoke_message(f->store, ALICE, "in2"), >=, 0);
+        assert_actions(f->store, "d2 " BOB " in1 displayed -; d3 " ALICE " in2 displayed -");
+        g_assert_cmpint(store_action_done(f->store, "d3"), ==, 0);
+        assert_actions(f->store, "d2 " BOB " in1 displayed -");
 }
 
 static void test_migration_from_newer(void) {
@@ -1921,6 +1957,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/message/revoke-and-edit", test_revoke_and_edit);
         ADD("/store/message/revoke-unread", test_revoke_unread);
         ADD("/store/actions", test_actions);
+        ADD("/store/displayed-actions", test_displayed_actions);
         ADD("/store/perf/append", test_perf_append);
 #undef ADD
 
