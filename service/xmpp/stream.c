@@ -56,10 +56,19 @@ bool stream_is_stanza(const XmlNode *node) {
                 strcmp(node->name, "presence") == 0);
 }
 
+/* XEP-0198 keeps every stanza we send until the server acknowledges it, and
+ * only our messages ask for that at once: replies to a peer's IQs, markers
+ * and keepalive pings ask every this many, or a session that only reads
+ * would keep them all (a peer flooding IQs at us, without bound). */
+#define SM_ACK_REQUEST_EVERY 32
+
 static void send_serialized(XmppStream *s, const XmlNode *node, const char *xml, size_t len,
                             const char *message_id, const char *to) {
-        if (stream_is_stanza(node))
+        if (stream_is_stanza(node)) {
                 xmpp_sm_sent(s->sm, xml, len, message_id, to);
+                if (xmpp_sm_n_unacked(s->sm) % SM_ACK_REQUEST_EVERY == 0 && xmpp_sm_n_unacked(s->sm) > 0)
+                        stream_sm_request_ack(s);
+        }
         if (!s->transport || xmpp_transport_send(s->transport, xml, len) < 0)
                 g_debug("xmpp: stanza not written (connection closed); kept for a resume");
 }

@@ -2,6 +2,7 @@
 detection, kicked out. Real Prosody (a private one where a test breaks it),
 real slixmpp peers, the real imd."""
 
+import asyncio
 import os
 import re
 import time
@@ -58,6 +59,38 @@ def test_status_pending_sent_delivered_read(client, logged_in, peer):
     _wait_status(client, msg_id, "read", start)         # XEP-0333
     assert _stored(client, peer.jid, msg_id)["status"] == "read"
     assert _statuses(client, msg_id, start) == ["sent", "delivered", "read"]
+
+
+def test_replies_to_a_peer_ask_for_acknowledgement(client, logged_in, peer, prosody):
+    """XEP-0198 keeps each stanza imd sends until the server acknowledges
+    it. A peer flooding IQs at a session that only reads (no message of its
+    own asks for acknowledgement) made imd keep every reply, without bound
+    (about 300 bytes each). imd asks the server (<r/>) every 32 stanzas."""
+    start = client.mark()
+    mid = client.call("SendText", "ss", (peer.jid, "hello"))
+    full = peer.wait_for_message(lambda m: m["origin_id"] == mid)["from"]
+    _wait_status(client, mid, "sent", start)
+
+    def requests():
+        with open(prosody.log_path, errors="replace") as f:
+            return f.read().count("Received ack request, acking for")
+
+    async def flood(n):
+        for i in range(n):
+            peer.client.send_raw("<iq type='get' to='%s' id='q%d'>"
+                                 "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>" % (full, i))
+        iq = peer.client.make_iq_get(ito=full)          # answered after every one before it
+        ET.SubElement(iq.xml, "{urn:xmpp:ping}ping")
+        await iq.send(timeout=60)
+
+    # (the peer's slixmpp does not use XEP-0198: every request is imd's;
+    # one burst of replies may go out before imd asks, so fewer than 10)
+    before = requests()
+    asyncio.run_coroutine_threadsafe(flood(320), peer.loop).result(90)
+    deadline = time.monotonic() + 10
+    while requests() - before < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert requests() - before >= 3, "imd asked for %d acknowledgements over 321 replies" % (requests() - before)
 
 
 def test_reports_from_someone_else_are_ignored(client, logged_in, peer_factory):
