@@ -80,6 +80,13 @@ static void mam_page_done(Session *s, int error, bool complete, const char *last
                 s->mam_done = true;
                 return;
         }
+        /* A page that ends where it started has brought nothing: asking
+         * again would bring the same, as fast as the server answers. */
+        if (saved && strcmp(saved, last) == 0) {
+                g_message("The server's archive does not move past %s; catch-up stops", last);
+                s->mam_done = true;
+                return;
+        }
         mam_query(s, XMPP_MAM_AFTER, last);
 }
 

@@ -604,6 +604,31 @@ def test_oversized_answer_fails_its_query(tmp_path):
         assert not s.imd.problems, "imd: " + "; ".join(s.imd.problems)
 
 
+def test_an_archive_that_does_not_move_on_is_not_asked_again_and_again(tmp_path):
+    """A catch-up page that ends where it started (the same <last/> as the
+    id imd asked after) and says it is not complete: imd used to ask for
+    the same page again as fast as the server answered (11,684 queries in
+    6 s); now it stops, and live messages still arrive."""
+    s = Session(str(tmp_path))
+    try:
+        s.server.mam_answer = ("<fin xmlns='urn:xmpp:mam:2' complete='false'>"
+                               "<set xmlns='http://jabber.org/protocol/rsm'><first>L</first><last>L</last>"
+                               "<count>5</count></set></fin>")
+        s.login()
+        time.sleep(1)
+        s.server.connection(0).close()          # the next catch-up continues after L
+        conn = s.server.connection(1).wait_ready()
+        time.sleep(3)
+        assert len(conn.iqs(None, "urn:xmpp:mam:2")) <= 2, "imd asked for the same archive page again and again"
+        mark = s.client.mark()
+        conn.send_text(chat("live, after the catch-up"))
+        s.client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "live, after the catch-up",
+                             start=mark, timeout=10)
+    finally:
+        s.close()
+        assert not s.imd.problems, "imd: " + "; ".join(s.imd.problems)
+
+
 def test_oversized_request_gets_an_error(session):
     """RFC 6120 §8.2.3: a get or set is answered, even one too large to
     read; the stream goes on."""
