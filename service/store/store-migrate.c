@@ -170,7 +170,8 @@ static const char *const migrations[] = {
  * while the current ones are built beside them. */
 #define OLD_PREFIX "migrating_"
 
-static int query_int(sqlite3 *db, const char *sql, int *ret) {
+/* sql prepared and stepped to its first row, in *ret_st (to finalize). */
+static int query_first_row(sqlite3 *db, const char *sql, sqlite3_stmt **ret_st) {
         sqlite3_stmt *st = NULL;
         int r;
 
@@ -181,6 +182,16 @@ static int query_int(sqlite3 *db, const char *sql, int *ret) {
                 sqlite3_finalize(st);
                 return r;
         }
+        *ret_st = st;
+        return 0;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int r = query_first_row(db, sql, &st);
+
+        if (r < 0)
+                return r;
         *ret = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         return 0;
@@ -189,15 +200,10 @@ static int query_int(sqlite3 *db, const char *sql, int *ret) {
 /* The first column of sql's first row as text (NULL for SQL NULL). */
 static int query_text(sqlite3 *db, const char *sql, char **ret) {
         sqlite3_stmt *st = NULL;
-        int r;
+        int r = query_first_row(db, sql, &st);
 
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-                return store_sqlite_fail(db, sql);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-                r = store_sqlite_fail(db, sql);
-                sqlite3_finalize(st);
+        if (r < 0)
                 return r;
-        }
         *ret = store_column_strdup(st, 0);
         sqlite3_finalize(st);
         return 0;
