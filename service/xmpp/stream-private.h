@@ -96,6 +96,14 @@ struct XmppStream {
         size_t max_stanza_bytes;        /* XEP-0478 max-bytes after login; 0: not said */
         char *stream_error;             /* the condition of the server's stream error, if any */
         bool delivered_current;         /* the stanza being dispatched went to the layer above */
+        /* <message/>s that came after resource binding, before ready (the
+         * server routes to a bound resource: carbons, messages to our full
+         * JID), oldest first, and their size as received; handed up once
+         * ready (stream.c: hold_early_message()). */
+        GQueue early;
+        size_t early_bytes;
+        bool replaying;                 /* handing them up: each was counted as it came */
+        bool replay_committed;          /* ... and the layer above stored all it took meanwhile */
         guint ack_request_source;       /* one <r/> (or ping) per burst of messages */
         /* Without XEP-0198: the ping whose answer acknowledges the first
          * ack_ping_count messages and actions (the ones the local count

@@ -232,8 +232,10 @@ static void handle_chat(XmppStream *s, const XmlNode *msg, ChatSource source, co
                 m.id = NULL;
         if (m.stanza_id && (!*m.stanza_id || strlen(m.stanza_id) > 256))
                 m.stanza_id = NULL;
-        /* Counts as handled for XEP-0198 only once the layer above stored it. */
-        xmpp_sm_received(s->sm, true);
+        /* Counts as handled for XEP-0198 only once the layer above stored it
+         * (one held until ready was counted so as it came). */
+        if (!s->replaying)
+                xmpp_sm_received(s->sm, true);
         s->delivered_current = true;
         s->cb.chat_message(&m, s->userdata);
 }

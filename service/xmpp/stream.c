@@ -41,6 +41,12 @@ static const XmlLimits head_limits = {
         .max_children = 0,
 };
 
+/* Messages held between resource binding and ready: a roster fetch takes
+ * a round trip or two, and no one but our own account's other devices (and
+ * whoever guesses our resource) can address a resource without presence. */
+#define EARLY_MESSAGES_MAX 1024
+#define EARLY_BYTES_MAX (16 * 1024 * 1024)
+
 char *xmpp_new_id(void) {
         return g_uuid_string_random();
 }
@@ -245,6 +251,39 @@ static void stop_timers(XmppStream *s) {
         }
 }
 
+/* What came between binding and ready (hold_early_message()) goes up now,
+ * in the order it came and as if it came now: the layer above takes
+ * messages only once ready (the account's history opens then), and its
+ * archive catch-up, started by then, stores once what it brings too. Each
+ * was counted for XEP-0198 as it came, as a message still to be stored; a
+ * storing that settles them (xmpp_stream_messages_committed()) is only
+ * passed on once nothing taken up is left unstored: it would otherwise
+ * settle the ones not handed up yet as well. */
+static void deliver_early_messages(XmppStream *s) {
+        bool was_delivered = s->delivered_current;      /* the roster's answer, being dispatched */
+        bool unstored = false;
+        XmlNode *msg;
+
+        if (g_queue_is_empty(&s->early))
+                return;
+        s->replaying = true;
+        while (s->phase == PHASE_READY && !s->orphan && (msg = g_queue_pop_head(&s->early))) {
+                s->delivered_current = false;
+                s->replay_committed = false;
+                stream_handle_message(s, msg);
+                xml_node_free(msg);
+                if (s->replay_committed)
+                        unstored = false;
+                if (s->delivered_current && !s->replay_committed)
+                        unstored = true;
+        }
+        s->replaying = false;
+        s->early_bytes = 0;
+        s->delivered_current = was_delivered;
+        if (!unstored && s->phase == PHASE_READY && !s->orphan)
+                xmpp_stream_messages_committed(s);
+}
+
 void stream_become_ready(XmppStream *s, bool resumed) {
         if (!resumed) {
                 g_autoptr(XmlNode) presence = xml_node_new("presence", NS_CLIENT);
@@ -259,6 +298,7 @@ void stream_become_ready(XmppStream *s, bool resumed) {
         s->last_rx_us = g_get_monotonic_time();
         s->ping_timer = g_timeout_add(s->ping_interval_ms, on_ping_timer, s);
         s->cb.ready(resumed, s->userdata);
+        deliver_early_messages(s);
 }
 
 /* Replies from anyone but our server (no from, our domain, or our own bare JID)
@@ -476,9 +516,12 @@ static void on_transport_connected(void *userdata) {
         stream_send_open(s);
 }
 
-static void dispatch_stanza(XmppStream *s, const XmlNode *node);
+static void dispatch_stanza(XmppStream *s, XmlNode **node, size_t len);
 
-static void dispatch(XmppStream *s, const XmlNode *node) {
+/* node: taken if it is kept (hold_early_message()); len: its size as received. */
+static void dispatch(XmppStream *s, XmlNode **nodep, size_t len) {
+        const XmlNode *node = *nodep;
+
         if (strcmp(node->ns, NS_FRAMING) == 0) {
                 if (strcmp(node->name, "close") == 0) {
                         if (s->phase == PHASE_CLOSING)
@@ -509,22 +552,41 @@ static void dispatch(XmppStream *s, const XmlNode *node) {
         /* Counted before it is handled: a message handed up may be stored (and
          * confirmed) before the handler returns. */
         s->delivered_current = false;
-        dispatch_stanza(s, node);
+        dispatch_stanza(s, nodep, len);
         if (!s->delivered_current && s->phase != PHASE_CLOSED)
                 xmpp_sm_received(s->sm, false);
 }
 
-static void dispatch_stanza(XmppStream *s, const XmlNode *node) {
+/* A message to our bound resource before we are ready: the server counts it
+ * as sent (XEP-0198 is on by now), and the archive catch-up does not bring
+ * it back on a first login (it only learns where the archive ends) nor
+ * without an archive. It is kept for deliver_early_messages() and counted
+ * as received but not handled, so no <a/> acknowledges it until the layer
+ * above stored it; more than we keep ends the login rather than losing
+ * any (nothing past the first one kept was acknowledged). */
+static void hold_early_message(XmppStream *s, XmlNode **node, size_t len) {
+        if (s->early.length >= EARLY_MESSAGES_MAX || s->early_bytes + len > EARLY_BYTES_MAX)
+                return stream_fail(s, -ENOBUFS, "the server sent too many messages before the login completed");
+        g_queue_push_tail(&s->early, g_steal_pointer(node));
+        s->early_bytes += len;
+        xmpp_sm_received(s->sm, true);
+        s->delivered_current = true;
+}
+
+static void dispatch_stanza(XmppStream *s, XmlNode **nodep, size_t len) {
+        const XmlNode *node = *nodep;
+
         /* Before the resource is bound nothing but our own setup replies is
          * expected; the server has not even authenticated us yet. */
         if (s->phase < PHASE_BINDING)
                 return;
         if (strcmp(node->name, "iq") == 0)
                 return handle_iq(s, node);
-        if (s->phase != PHASE_READY)
+        if (strcmp(node->name, "message") != 0)
                 return;
-        if (strcmp(node->name, "message") == 0)
-                return stream_handle_message(s, node);
+        if (s->phase != PHASE_READY)
+                return hold_early_message(s, nodep, len);
+        stream_handle_message(s, node);
 }
 
 /* An iq over the limits still gets what RFC 6120 §8.2.3 promises both
@@ -674,7 +736,7 @@ static void on_transport_message(const char *data, size_t len, void *userdata) {
                 return drop_input(s, r, data, len, len);
         if (r < 0)
                 return refuse_input(s, r, data, len);
-        dispatch(s, node);
+        dispatch(s, &node, len);
 }
 
 static gboolean on_orphan_reap(gpointer userdata) {
@@ -830,6 +892,7 @@ void xmpp_stream_free(XmppStream *s) {
                 return;
         stop_timers(s);
         stream_iq_forget_all(s);
+        g_queue_clear_full(&s->early, (GDestroyNotify) xml_node_free);
         if (s->ack_request_source)
                 g_source_remove(s->ack_request_source);
         g_free(s->ack_ping_id);
@@ -877,6 +940,12 @@ const char *xmpp_stream_full_jid(const XmppStream *s) {
 }
 
 void xmpp_stream_messages_committed(XmppStream *s) {
+        /* The layer above has not seen what is held for
+         * deliver_early_messages() yet: that decides once it has. */
+        if (s->replaying || !g_queue_is_empty(&s->early)) {
+                s->replay_committed = true;
+                return;
+        }
         xmpp_sm_committed(s->sm);
         if (s->ack_owed && s->phase == PHASE_READY) {
                 s->ack_owed = false;

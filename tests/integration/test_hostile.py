@@ -655,3 +655,58 @@ def test_oversized_request_gets_an_error(session):
     assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
     assert not conn.closed.is_set() and conn.stream_errors() == []
     assert client.get_property("NetState") == "connected"
+
+
+def _reconnect_holding_the_roster(session):
+    """Drops the connection; the next one stops before the roster's answer,
+    the last step of the login (bound, no presence sent yet)."""
+    session.server.iq_answers[(None, "jabber:iq:roster")] = None
+    try:
+        session.conn.close()
+        session.conn.wait_closed()
+        session.conn_no += 1
+        conn = session.conn
+        deadline = time.monotonic() + 20
+        while not conn.iqs(None, "jabber:iq:roster"):
+            assert time.monotonic() < deadline, "no roster get on the new connection"
+            time.sleep(0.05)
+        return conn
+    finally:
+        del session.server.iq_answers[(None, "jabber:iq:roster")]
+
+
+def test_messages_before_the_roster_arrive_after_it(session):
+    """Messages to imd's bound resource before the roster's answer (no
+    presence sent yet) are signalled once it comes, in the order they came:
+    a server without an archive (this one's is empty) has no other copy."""
+    session.settle()
+    client = session.client
+    conn = _reconnect_holding_the_roster(session)
+    mark = client.mark()
+    bodies = ["before the roster %d" % i for i in range(3)]
+    conn.play([text(chat(b)) for b in bodies], wait=True)
+    client.pump(0.5)
+    assert not client.get_property("Ready")
+    (roster_id,) = conn.iqs(None, "jabber:iq:roster")
+    conn.send_text("<iq xmlns='jabber:client' type='result' id='%s'/>" % roster_id)
+    conn.wait_ready()
+    client.wait_signal("MessageReceived", lambda a: a[0]["text"] == bodies[-1], start=mark)
+    client.pump(0.5)
+    got = [s.args[0]["text"] for s in client.signals[mark:] if s.member == "MessageReceived"]
+    assert got == bodies
+
+
+def test_too_many_messages_before_the_roster_end_the_login(session):
+    """More messages than imd keeps before the login is complete (1,024)
+    end that connection at once instead of being dropped (or kept without
+    bound); the next one logs in."""
+    session.settle()
+    start = session.client.mark()
+    conn = _reconnect_holding_the_roster(session)
+    rss = session.reset_peak()
+    conn.play([text(chat("early %d" % i)) for i in range(1100)])
+    conn.wait_closed(10)                # not the login's timeout (30 s)
+    session.hwm.append((rss, vm(session.imd.pid, "VmHWM")))
+    assert not session.client.get_property("Ready")
+    session.recovered(start)
+    session.alive()

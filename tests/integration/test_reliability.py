@@ -10,6 +10,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
+from gi.repository import GLib
 
 from harness.asserts import raises_im_error
 from harness.peer import Peer
@@ -858,4 +859,75 @@ def test_a_message_queued_for_a_server_that_takes_less_fails(fclient, fast_imd):
         assert _stored(fclient, bob_jid, mid)["status"] == "failed"
         assert fclient.get_property("Ready") is True
     finally:
+        p.cleanup()
+
+
+# -- messages that come during the login ----------------------------------------------
+
+def _held_roster_gets(prosody):
+    return len(re.findall(r"holding roster get", prosody.log_tail(1000000)))
+
+
+def _wait_log(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.05)
+
+
+def _texts(client, conv):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 500))
+    return [(m["text"], m["direction"]) for m in msgs]
+
+
+@pytest.mark.parametrize("case", ["first-login", "relogin", "no-archive"])
+def test_messages_during_the_login_are_kept(client, imd, case):
+    """The server holds imd's roster fetch, the last step of the login: by
+    then the resource is bound and XEP-0198 and carbons are enabled, but imd
+    has not sent its presence yet. Meanwhile another device of the account
+    receives a message and sends one, and imd gets both as carbons, counted
+    as received for XEP-0198. Both reach the history, once, after the
+    login: on a first login (whose catch-up only learns where the archive
+    ends), on a later one (whose catch-up would have brought them back from
+    the archive anyway) and without any archive (where nothing else would)."""
+    extra = "test_delay_roster = 3\n"
+    if case == "no-archive":
+        extra += 'modules_disabled = { "mam" }\n'
+    p = Prosody(extra_config=extra, test_modules=("test_delay_roster",))
+    p.start()
+    alice_jid, alice_pw = p.new_account("alice")
+    bob_jid, bob_pw = p.new_account("bob")
+    bob = Peer(bob_jid, bob_pw, "127.0.0.1", p.c2s_port).start()
+    phone = Peer(alice_jid, alice_pw, "127.0.0.1", p.c2s_port, resource="phone").start()
+    try:
+        if case == "relogin":
+            client.login(alice_jid, alice_pw, p.ws_url)
+            start = client.mark()
+            bob.send_message(alice_jid, "before")
+            client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "before", start=start)
+            client.call("Logout")
+        held = _held_roster_gets(p)
+        start = client.mark()
+        login = client.call_async("Login", "ssa{sv}",
+                                  (alice_jid, alice_pw, {"websocket_url": GLib.Variant("s", p.ws_url)}))
+        _wait_log(lambda: _held_roster_gets(p) > held, 15, "the server held no roster get")
+        bob.send_message(alice_jid, "while imd logs in")
+        phone.wait_for_body("while imd logs in")
+        phone.send_message(bob_jid, "from the phone while imd logs in")
+        bob.wait_for_body("from the phone while imd logs in")
+        assert not login.done
+        login.result()
+        bob.send_message(alice_jid, "after the login")
+        client.wait_signal("MessageReceived", lambda a: a[0]["text"] == "after the login", start=start)
+        client.pump(1.5)                        # the catch-up, if it brings anything
+        texts = _texts(client, bob_jid)[::-1]        # oldest first
+        assert texts.count(("while imd logs in", "in")) == 1, texts
+        assert texts.count(("from the phone while imd logs in", "out")) == 1, texts
+        assert texts.index(("while imd logs in", "in")) < texts.index(("after the login", "in"))
+        received = [s.args[0]["text"] for s in client.signals[start:] if s.member == "MessageReceived"]
+        assert received.count("while imd logs in") == 1, received
+    finally:
+        bob.stop()
+        phone.stop()
         p.cleanup()
