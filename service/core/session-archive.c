@@ -251,10 +251,14 @@ static void back_page_done(Session *s, int error, bool complete, const char *fir
                         page->pdata[i] = page->pdata[page->len - 1 - i];
                         page->pdata[page->len - 1 - i] = t;
                 }
+                g_autoptr(GPtrArray) waited = session_waited_for(s, page);
                 if (store_prepend_messages(s->store, (StoreMessage *const *) page->pdata, page->len) < 0) {
                         error = -EIO;
                 } else {
+                        /* the page's own actions, then the newer ones that
+                         * waited: a later correction wins */
                         session_retry_actions(s);
+                        session_apply_waiting_to(s, page, waited, ACTION_NEWS_COUNTS, false);
                         session_settle_acks(s);
                         if (first)
                                 (void) store_set_meta(s->store, cursor_key, first);

@@ -333,9 +333,10 @@ static void announce_conversation_of(Session *s, const char *conversation, const
  * count from either. False if the message is not in the history (yet). The
  * target is the newest message that came with the id named (a sender reusing
  * ids means its latest), which may be stored under another id. */
-static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) {
+bool session_apply_action(Session *s, const XmppMessageAction *a, ActionNews news) {
         g_autoptr(StoreMessage) m = NULL;
         StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
+        bool announce = news == ACTION_NEWS_ALL;
         const char *id;
         int r;
 
@@ -359,7 +360,7 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
                         return true;
                 if (announce)
                         s->events.message_revoked(a->peer, id, s->userdata);
-                if (announce || r > 0)
+                if (announce || (r > 0 && news == ACTION_NEWS_COUNTS))
                         announce_conversation_of(s, a->peer, id, r > 0);
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
@@ -373,7 +374,7 @@ static bool apply_action(Session *s, const XmppMessageAction *a, bool announce) 
         return true;
 }
 
-static PendingAction *pending_action_new(const XmppMessageAction *a) {
+PendingAction *pending_action_new(const XmppMessageAction *a) {
         PendingAction *p = g_new0(PendingAction, 1);
 
         p->kind = a->kind;
@@ -387,7 +388,7 @@ static PendingAction *pending_action_new(const XmppMessageAction *a) {
         return p;
 }
 
-static XmppMessageAction pending_action_view(const PendingAction *p, bool archived) {
+XmppMessageAction pending_action_view(const PendingAction *p, bool archived) {
         return (XmppMessageAction) {
                 .kind = p->kind, .peer = p->peer, .outgoing = p->outgoing, .archived = archived,
                 .target_id = p->target_id, .text = p->text,
@@ -414,8 +415,8 @@ void session_apply_held_actions(Session *s) {
 
         for (guint i = 0; actions && i < actions->len; i++) {
                 XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i), false);
-                if (!apply_action(s, &a, true))
-                        g_debug("session: ignoring an action on %s in %s: no such message", a.target_id, a.peer);
+                if (!session_apply_action(s, &a, ACTION_NEWS_ALL))
+                        session_keep_action(s, &a, false);
         }
 }
 
@@ -427,13 +428,14 @@ void on_stream_action(const XmppMessageAction *a, void *userdata) {
                 return;
         }
         session_flush_if_batched(s, a->peer, a->target_id);
-        if (apply_action(s, a, true))
+        if (session_apply_action(s, a, ACTION_NEWS_ALL))
                 return;
         if (!a->archived && s->held) {
                 hold_action(s, a);
                 return;
         }
-        g_debug("session: ignoring an action on %s in %s: no such message", a->target_id, a->peer);
+        /* a message from before the history starts, or still on its way */
+        session_keep_action(s, a, false);
 }
 
 void pending_action_free(PendingAction *p) {
@@ -460,15 +462,24 @@ void session_defer_action(Session *s, const XmppMessageAction *a) {
 }
 
 void session_retry_actions(Session *s) {
-        if (!s->pending_actions)
+        g_autoptr(GPtrArray) actions = g_steal_pointer(&s->pending_actions);
+
+        if (!actions)
                 return;
         /* oldest first: a later correction wins over an earlier one */
-        for (guint i = 0; i < s->pending_actions->len;) {
-                XmppMessageAction a = pending_action_view(g_ptr_array_index(s->pending_actions, i), true);
-                if (apply_action(s, &a, false))
-                        g_ptr_array_remove_index(s->pending_actions, i);
+        for (guint i = 0; i < actions->len;) {
+                XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i), true);
+                if (session_apply_action(s, &a, ACTION_NEWS_COUNTS))
+                        g_ptr_array_remove_index(actions, i);
                 else
                         i++;
+        }
+        /* The rest act on older messages, of pages to come (maybe after a
+         * restart): they wait on disk, older than every action kept so far,
+         * so each goes below the one after it. */
+        for (guint i = actions->len; i > 0; i--) {
+                XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i - 1), true);
+                session_keep_action(s, &a, true);
         }
 }
 

@@ -194,6 +194,12 @@ struct Session {
          * backwards: newest first, they come before the older messages they
          * act on, so they wait here and are tried again after each page. */
         GPtrArray *pending_actions;     /* PendingAction*, oldest first */
+        /* What of the above finds no message, and was not held, waits in
+         * the store (session-waiting.c) for a message with the id it
+         * names: "conversation\ntarget" -> how many wait for it (the
+         * store's waiting actions, so that storing a message needs no
+         * lookup unless one waits for it); NULL when none. */
+        GHashTable *waiting;
 
         char *cache_dir;                /* $XDG_CACHE_HOME/imd: fetched files go to its media/ */
         GPtrArray *fetches;             /* FetchMedia downloads in progress (session-media.c) */
@@ -228,6 +234,16 @@ struct Session {
         GHashTable *roster_names;
 };
 
+/* What applying a peer's action announces: everything (it is news), only a
+ * drop of the unread count (a change to a message of an archive page,
+ * which nobody saw; the count was announced), or nothing (the message is
+ * about to be announced as it is now). */
+typedef enum ActionNews {
+        ACTION_NEWS_ALL,
+        ACTION_NEWS_COUNTS,
+        ACTION_NEWS_NONE,
+} ActionNews;
+
 /* An XmppMessageAction kept beyond the stanza it came in. */
 typedef struct PendingAction {
         XmppActionKind kind;
@@ -257,6 +273,13 @@ void session_flush_if_batched(Session *s, const char *conversation, const char *
 /* XEP-0198: once nothing waits to be stored, every message the stream counted
  * is stored or deliberately dropped, and the count may move on. */
 void session_settle_acks(Session *s);
+/* messages were just stored (a message's seq 0: it was not, a duplicate);
+ * ids: for each, the id it came with where actions wait for it, else NULL
+ * (NULL: none). Applies those actions; reread: replaces each message
+ * changed by the history's copy of it. */
+void session_apply_waiting_to(Session *s, GPtrArray *messages, GPtrArray *ids, ActionNews news, bool reread);
+/* The ids session_apply_waiting_to() wants, taken before messages are stored. */
+GPtrArray *session_waited_for(Session *s, GPtrArray *messages);
 /* The catch-up is over (or broke off): what was held goes into the history. */
 void session_release_held(Session *s);
 void session_announce_conversations(Session *s, GHashTable *ids);
@@ -290,10 +313,17 @@ void session_refusal_on_ready(Session *s, bool resumed);
 /* id was acknowledged (or logout: everything). */
 void session_forget_refusals_of(Session *s, const char *id);
 void session_forget_refusals(Session *s);
+/* Applies a peer's (or our other device's) action to the message it names,
+ * if its actor may act on it: false if the history has no such message. */
+bool session_apply_action(Session *s, const XmppMessageAction *a, ActionNews news);
+PendingAction *pending_action_new(const XmppMessageAction *a);
+/* The action p holds, valid as long as p. */
+XmppMessageAction pending_action_view(const PendingAction *p, bool archived);
 /* Keeps an action from an archive page for session_retry_actions(). */
 void session_defer_action(Session *s, const XmppMessageAction *a);
 /* Applies the deferred actions whose message is now in the history, without
- * announcing them (they change history the caller is about to be given). */
+ * announcing them (they change history the caller is about to be given);
+ * the others wait in the store, as the oldest (session_keep_action()). */
 void session_retry_actions(Session *s);
 /* Applies the actions that waited for the held messages (just stored). */
 void session_apply_held_actions(Session *s);
@@ -303,6 +333,23 @@ void on_stream_displayed(const char *from, const char *id, bool archived, void *
 void on_stream_sent(const char *to, const char *id, void *userdata);
 void on_stream_action(const XmppMessageAction *a, void *userdata);
 void on_stream_typing(const char *from, bool typing, void *userdata);
+
+/* session-waiting.c */
+/* Keeps action a, whose message is not in the history, in the store until
+ * one with its target id is stored; older: it is older than every action
+ * kept so far (from an archive page fetched backwards). */
+void session_keep_action(Session *s, const XmppMessageAction *a, bool older);
+/* Whether actions may wait for message id of conversation (the id it
+ * came with): no lookup, so that storing a message costs nothing more. */
+bool session_waiting_for(const Session *s, const char *conversation, const char *id);
+/* Message id of conversation (as it came) was just stored: the actions
+ * waiting for it are applied, oldest first, and forgotten. true if there
+ * were any (the message may have changed). */
+bool session_apply_waiting(Session *s, const char *conversation, const char *id, ActionNews news);
+/* The history just opened: learns what waits in it, and applies what
+ * waits for a message it already has (stored, then imd stopped). */
+void session_waiting_load(Session *s);
+void session_waiting_forget(Session *s);
 
 /* session.c: the login goes on, to s->url (after discovery). */
 void session_login_connect(Session *s);

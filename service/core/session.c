@@ -81,6 +81,7 @@ static int open_account(Session *s, const char *account) {
         s->store = store;
         g_free(s->account);
         s->account = g_strdup(account);
+        session_waiting_load(s);
         load_announced(s);
         session_schedule_indexing(s, INDEX_QUIET_MS);   /* whatever an earlier run left unindexed */
         if (s->started)
@@ -106,6 +107,7 @@ static void close_account(Session *s) {
         session_cancel_recording(s, "cancelled");
         session_cancel_uploads(s);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
+        session_waiting_forget(s);
         g_clear_pointer(&s->roster_names, g_hash_table_unref);
         if (s->replay_source) {
                 g_source_remove(s->replay_source);
@@ -341,9 +343,44 @@ void session_settle_acks(Session *s) {
                 xmpp_stream_messages_committed(s->stream);
 }
 
+/* The ids the messages came with (the store may give one another), where
+ * actions wait for it, else NULL; NULL if none waits for any. */
+GPtrArray *session_waited_for(Session *s, GPtrArray *messages) {
+        GPtrArray *ids = NULL;
+
+        if (!s->waiting)
+                return NULL;
+        for (guint i = 0; i < messages->len; i++) {
+                const StoreMessage *m = g_ptr_array_index(messages, i);
+                if (!session_waiting_for(s, m->conversation, m->id))
+                        continue;
+                if (!ids) {
+                        ids = g_ptr_array_new_full(messages->len, g_free);
+                        g_ptr_array_set_size(ids, (gint) messages->len);
+                }
+                ids->pdata[i] = g_strdup(m->id);
+        }
+        return ids;
+}
+
+void session_apply_waiting_to(Session *s, GPtrArray *messages, GPtrArray *ids, ActionNews news, bool reread) {
+        for (guint i = 0; ids && i < messages->len; i++) {
+                StoreMessage *m = g_ptr_array_index(messages, i), *now = NULL;
+                const char *id = g_ptr_array_index(ids, i);
+                if (!id || m->seq == 0 || !session_apply_waiting(s, m->conversation, id, news) || !reread)
+                        continue;
+                /* the message as it is now, for its announcement */
+                if (store_get_message(s->store, m->conversation, m->id, &now) < 0)
+                        continue;
+                store_message_free(m);
+                messages->pdata[i] = now;
+        }
+}
+
 /* Stores a batch and announces what was new in it. */
 static int store_and_announce(Session *s, GPtrArray *messages) {
         g_autoptr(GHashTable) conversations = NULL;
+        g_autoptr(GPtrArray) waited = session_waited_for(s, messages);
         int r;
 
         r = store_append_messages(s->store, (StoreMessage *const *) messages->pdata, messages->len, NULL);
@@ -365,6 +402,11 @@ static int store_and_announce(Session *s, GPtrArray *messages) {
         /* Held messages are not stored yet: acknowledging now would
          * acknowledge them too (XEP-0198 counts in arrival order). */
         session_settle_acks(s);
+        /* A message others acted on before it came is announced as it is
+         * after their actions: a retracted one never with its text. (A
+         * crash before they are applied leaves them waiting: the next
+         * opening applies them before announcing the message again.) */
+        session_apply_waiting_to(s, messages, waited, ACTION_NEWS_NONE, true);
         conversations = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < messages->len;) {
                 StoreMessage *m = g_ptr_array_index(messages, i);
@@ -844,6 +886,7 @@ void session_free(Session *s) {
         xmpp_stream_free(s->stream);
         g_clear_pointer(&s->pending_actions, g_ptr_array_unref);
         g_clear_pointer(&s->held_actions, g_ptr_array_unref);
+        session_waiting_forget(s);
         g_clear_pointer(&s->roster_names, g_hash_table_unref);
         store_close(s->store);
         g_free(s->account);

@@ -156,12 +156,25 @@ static const char *const migrations[] = {
         "        AND (SELECT user_version FROM pragma_user_version) <= 7;"
         "UPDATE conversations SET unread = min(unread, (SELECT count(*) FROM messages"
         "        WHERE conversation = conversations.key AND seq > 0 AND direction = 0 AND revoked = 0))"
-        "        WHERE unread > 0;",        /* Version 10: the id a message came with, when it is stored under
+        "        WHERE unread > 0;",
+        /* Version 10: the id a message came with, when it is stored under
          * another: its sender gave an earlier, different message the same
          * id (see place_elsewhere() in store-append.c). Rare, so the index
          * is partial: an append pays a NULL column, not an index entry. */
         "ALTER TABLE messages ADD COLUMN wire_id TEXT;"
         "CREATE INDEX messages_wire_id ON messages (conversation, wire_id) WHERE wire_id IS NOT NULL;",
+        /* Version 11: others' retractions, corrections and reactions that
+         * wait for their message (store-actions.c): named by the id it came
+         * with, found by it when such a message is stored. A thousand rows
+         * at most; an append never reads it (the daemon knows the targets). */
+        "CREATE TABLE waiting_actions ("
+        "        seq INTEGER PRIMARY KEY,"
+        "        conversation TEXT NOT NULL,"
+        "        target TEXT NOT NULL,"
+        "        kind TEXT NOT NULL,"
+        "        outgoing INTEGER NOT NULL,"
+        "        payload TEXT);"
+        "CREATE INDEX waiting_actions_target ON waiting_actions (conversation, target);",
 };
 
 #define STORE_SCHEMA_VERSION ((int) G_N_ELEMENTS(migrations))

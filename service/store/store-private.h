@@ -10,7 +10,7 @@
  *  - store-conversations.c: the conversation list, unread counts, names;
  *  - store-search.c: the FTS5 index;
  *  - store-actions.c: the outbox of actions (retractions, corrections,
- *    reactions).
+ *    reactions), and others' actions waiting for their message.
  * Nothing outside service/store includes this.
  */
 
@@ -77,6 +77,12 @@ typedef enum StoreStatement {
         STMT_SUPERSEDE_ACTIONS,
         STMT_ACTION_DONE,
         STMT_LIST_ACTIONS,
+        STMT_KEEP_WAITING,
+        STMT_KEEP_WAITING_OLDER,
+        STMT_TRIM_WAITING,
+        STMT_LIST_WAITING,
+        STMT_LIST_ALL_WAITING,
+        STMT_DROP_WAITING,
         _STMT_MAX,
 } StoreStatement;
 

@@ -217,6 +217,23 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "ELSE kind <> 'displayed' AND target = ?2 AND (kind = ?3 OR ?3 = 'retract') END",
         [STMT_ACTION_DONE]         = "DELETE FROM actions WHERE id = ?1",
         [STMT_LIST_ACTIONS]        = "SELECT id, conversation, target, kind, payload FROM actions ORDER BY seq",
+        [STMT_KEEP_WAITING]        =
+                "INSERT INTO waiting_actions (conversation, target, kind, outgoing, payload) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_KEEP_WAITING_OLDER]  =
+                "INSERT INTO waiting_actions (seq, conversation, target, kind, outgoing, payload) "
+                "VALUES ((SELECT coalesce(min(seq), 1) - 1 FROM waiting_actions), ?1, ?2, ?3, ?4, ?5)",
+        /* every one older than the newest STORE_WAITING_ACTIONS_MAX: a walk
+         * of at most that many rowids */
+        [STMT_TRIM_WAITING]        =
+                "DELETE FROM waiting_actions WHERE seq < (SELECT seq FROM waiting_actions ORDER BY seq DESC "
+                "LIMIT 1 OFFSET ?1 - 1) RETURNING seq, conversation, target, kind, outgoing, payload",
+        [STMT_LIST_WAITING]        =
+                "SELECT seq, conversation, target, kind, outgoing, payload FROM waiting_actions "
+                "WHERE conversation = ?1 AND target = ?2 ORDER BY seq",
+        [STMT_LIST_ALL_WAITING]    =
+                "SELECT seq, conversation, target, kind, outgoing, payload FROM waiting_actions ORDER BY seq",
+        [STMT_DROP_WAITING]        = "DELETE FROM waiting_actions WHERE conversation = ?1 AND target = ?2",
         [STMT_GET_META]            = "SELECT value FROM meta WHERE key = ?1",
         [STMT_SET_META]            =
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) "

@@ -246,6 +246,41 @@ int store_list_actions(Store *store, GPtrArray **ret /* of StoreAction* */);
 void store_action_free(StoreAction *action);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreAction, store_action_free)
 
+/* Actions of others on a message the history does not have (yet): a
+ * retraction, correction or reaction (live, or from the archive) naming a
+ * message that came before imd's history starts, or that is still on its
+ * way. They wait, on disk, until a message with that id is stored (paging
+ * back through the archive, a catch-up, a late delivery); the caller then
+ * applies them (checking, as for a live one, who may act on the message)
+ * and drops them. The newest STORE_WAITING_ACTIONS_MAX of an account are
+ * kept: anyone can send actions naming ids that never come. */
+#define STORE_WAITING_ACTIONS_MAX 1000
+
+typedef struct StoreWaitingAction {
+        int64_t seq;            /* order of application: oldest first; set by the store */
+        char *conversation;     /* bare JID */
+        char *target;           /* the id the actor named (the message's id as it came) */
+        StoreActionKind kind;
+        bool outgoing;          /* by our account (another device of ours), not the peer */
+        char *payload;          /* as StoreAction's */
+} StoreWaitingAction;
+
+/* Keeps action (seq ignored): as the newest of all, or with older as the
+ * oldest (an action from an archive page fetched backwards, older than
+ * every one kept so far). Beyond STORE_WAITING_ACTIONS_MAX, the oldest go
+ * (the one kept, if it is the oldest): *ret_dropped (optional) gets them,
+ * for a caller that keeps track of the targets. */
+int store_keep_waiting_action(Store *store, const StoreWaitingAction *action, bool older,
+                              GPtrArray **ret_dropped /* of StoreWaitingAction* */);
+/* The actions waiting for target of conversation, oldest first; or, with
+ * conversation and target NULL, all of them. */
+int store_list_waiting_actions(Store *store, const char *conversation, const char *target,
+                               GPtrArray **ret /* of StoreWaitingAction* */);
+/* Forgets the actions waiting for target of conversation. */
+int store_drop_waiting_actions(Store *store, const char *conversation, const char *target);
+void store_waiting_action_free(StoreWaitingAction *action);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreWaitingAction, store_waiting_action_free)
+
 /* Small key/value table for per-account state. *ret NULL if unset.
  * store_set_meta() with value NULL unsets the key. */
 int store_get_meta(Store *store, const char *key, char **ret);

@@ -840,3 +840,131 @@ def test_history_from_the_archive_keeps_revokes_edits_and_reactions(client, imd,
     assert by_id[theirs["oops"]]["revoked"] is True and by_id[theirs["oops"]]["text"] == ""
     assert by_id[ids["mine2"]]["revoked"] is True
     assert by_id[ids["mine"]]["reactions"] == {peer.jid: ["👍"]}
+
+
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+
+
+def _retraction(to, target):
+    return ("<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/></message>"
+            % (to, uuid.uuid4().hex, NS_RETRACT, target))
+
+
+def _correction(to, target, text):
+    return ("<message to='%s' type='chat' id='%s'><body>%s</body><replace xmlns='%s' id='%s'/></message>"
+            % (to, uuid.uuid4().hex, text, NS_CORRECT, target))
+
+
+def _reaction(to, target, emoji):
+    return ("<message to='%s' type='chat' id='%s'><reactions xmlns='%s' id='%s'><reaction>%s</reaction>"
+            "</reactions><store xmlns='urn:xmpp:hints'/></message>"
+            % (to, uuid.uuid4().hex, NS_REACTIONS, target, emoji))
+
+
+def _before_the_history(prosody, alice, peer, texts):
+    """peer's messages to alice that only another device of hers saw: in the
+    archive, before imd's history (its first login starts at the archive's
+    end). Their ids."""
+    phone = _second_device(prosody, alice)
+    try:
+        ids = [peer.send_message(alice.jid, t) for t in texts]
+        phone.wait_for_body(texts[-1])
+    finally:
+        phone.stop()
+    return ids
+
+
+def _first_login(client, alice, peer):
+    start = client.mark()
+    client.login_account(alice)
+    peer.send_message(alice.jid, "fresh")
+    _wait_texts(client, ["fresh"], start)
+    return start
+
+
+def _paged_back(client, conv, wanted):
+    msgs, _ = client.call("GetMessages", "ssu", (conv, "", 50), timeout=60)
+    by_id = {m["id"]: m for m in msgs}
+    assert set(wanted) <= set(by_id), "the old messages did not come from the archive: %r" % msgs
+    return by_id
+
+
+def _assert_never_shown(client, start, secret):
+    client.pump(SETTLE)
+    shown = [m for m in client.messages_received(start) if secret in (m.get("text") or "")]
+    assert shown == [], shown
+
+
+def test_actions_on_messages_before_the_history_apply_when_paged_back(client, new_account, peer, prosody):
+    """A retraction, correction and reaction arrive live for messages imd
+    never had (another device of ours saw them): paging back, the messages
+    come from the archive with them applied, and the retracted text is never
+    shown."""
+    alice = new_account("alice")
+    secret, typo, liked = _before_the_history(prosody, alice, peer,
+                                              ["my password is hunter2", "I hate you", "lunch?"])
+    start = _first_login(client, alice, peer)
+    peer.send_raw(_retraction(alice.jid, secret))
+    peer.send_raw(_correction(alice.jid, typo, "I love you"))
+    peer.send_raw(_reaction(alice.jid, liked, "👍"))
+    peer.send_message(alice.jid, "after")
+    _wait_texts(client, ["after"], start)
+    client.pump(1.0)
+    by_id = _paged_back(client, peer.jid, [secret, typo, liked])
+    assert by_id[secret].get("revoked") is True and by_id[secret]["text"] == "", by_id[secret]
+    assert by_id[typo]["text"] == "I love you" and by_id[typo].get("edited") is True, by_id[typo]
+    assert by_id[liked].get("reactions") == {peer.jid: ["👍"]}, by_id[liked]
+    assert by_id[liked]["text"] == "lunch?"
+    _assert_never_shown(client, start, "hunter2")
+    # applied once: paging again gives the same, from the cache
+    again = _paged_back(client, peer.jid, [secret, typo, liked])
+    assert again[secret].get("revoked") is True and again[typo]["text"] == "I love you"
+
+
+def test_actions_on_messages_before_the_history_survive_a_restart(client, imd, new_account, peer, prosody):
+    """The same, with imd restarted between the actions and the paging back."""
+    alice = new_account("alice")
+    secret, typo = _before_the_history(prosody, alice, peer, ["my password is hunter2", "I hate you"])
+    start = _first_login(client, alice, peer)
+    peer.send_raw(_retraction(alice.jid, secret))
+    peer.send_raw(_correction(alice.jid, typo, "I love you"))
+    peer.send_message(alice.jid, "after")
+    _wait_texts(client, ["after"], start)
+    client.pump(1.0)
+    client.close()
+    imd.restart()
+    c2 = imd.bus.client()
+    try:
+        start = c2.mark()
+        c2.login_account(alice)
+        by_id = _paged_back(c2, peer.jid, [secret, typo])
+        assert by_id[secret].get("revoked") is True and by_id[secret]["text"] == "", by_id[secret]
+        assert by_id[typo]["text"] == "I love you" and by_id[typo].get("edited") is True, by_id[typo]
+        _assert_never_shown(c2, start, "hunter2")
+    finally:
+        c2.close()
+
+
+def test_actions_waiting_for_their_message_count_only_from_its_sender(client, new_account, peer, prosody):
+    """Another device of ours retracts and corrects the peer's message, which
+    imd does not have yet: when it comes from the archive, neither is applied
+    (only its sender may), but that device's reaction is (anyone may react)."""
+    alice = new_account("alice")
+    theirs, = _before_the_history(prosody, alice, peer, ["mine to keep"])
+    start = _first_login(client, alice, peer)
+    phone = _second_device(prosody, alice)
+    try:
+        phone.send_raw(_retraction(peer.jid, theirs))
+        phone.send_raw(_correction(peer.jid, theirs, "forged"))
+        phone.send_raw(_reaction(peer.jid, theirs, "🎉"))
+        phone.send_message(peer.jid, "phone after")
+        _wait_texts(client, ["phone after"], start)
+    finally:
+        phone.stop()
+    client.pump(1.0)
+    by_id = _paged_back(client, peer.jid, [theirs])
+    m = by_id[theirs]
+    assert not m.get("revoked") and m["text"] == "mine to keep" and not m.get("edited"), m
+    assert m.get("reactions") == {alice.jid: ["🎉"]}, m

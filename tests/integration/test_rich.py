@@ -1104,3 +1104,30 @@ def test_a_download_cut_by_a_crash_leaves_nothing(client, client_factory, imd, l
     scripted_files.files["/up/crash.bin"] = ("length", data)
     assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
     assert _media_files(imd) == [os.path.basename(_stored(client, peer.jid, mid)["path"])]
+
+
+def test_actions_before_their_message_apply_when_it_comes(client, logged_in, peer):
+    """A retraction and a correction that overtake their message (a late
+    delivery): the message is announced, and stored, as they left it; the
+    retracted text never reaches a frontend."""
+    me = logged_in.jid
+    gone, fixed = uuid.uuid4().hex, uuid.uuid4().hex
+    start = client.mark()
+    peer.send_raw("<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/></message>"
+                  % (me, uuid.uuid4().hex, NS_RETRACT, gone))
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>I love you</body><replace xmlns='%s' id='%s'/>"
+                  "</message>" % (me, uuid.uuid4().hex, NS_CORRECT, fixed))
+    time.sleep(0.5)
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>my password is hunter2</body></message>"
+                  % (me, gone))
+    peer.send_raw("<message to='%s' type='chat' id='%s'><body>I hate you</body></message>" % (me, fixed))
+    got = {}
+    for mid in (gone, fixed):
+        sig = client.wait_signal("MessageReceived", lambda a, mid=mid: a[0]["id"] == mid, start=start)
+        got[mid] = sig.args[0]
+    assert got[gone].get("revoked") is True and "hunter2" not in got[gone].get("text", ""), got[gone]
+    assert got[fixed]["text"] == "I love you" and got[fixed].get("edited") is True, got[fixed]
+    assert _stored(client, peer.jid, gone).get("revoked") is True
+    assert _stored(client, peer.jid, fixed)["text"] == "I love you"
+    # the retracted one does not count as unread
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 1

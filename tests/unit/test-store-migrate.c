@@ -18,7 +18,7 @@
 #define BOB "bob@example.org"
 
 /* The schema version this build migrates to. */
-#define SCHEMA_VERSION 10
+#define SCHEMA_VERSION 11
 
 static char *make_tmp_dir(void) {
         g_autoptr(GError) error = NULL;
@@ -312,7 +312,8 @@ static void append(Store *store, const char *conversation, const char *id, Store
  * unread, both retracted. An imd before e253c3e counted the retracted
  * ones still: 3 and 2, where the current rules count 2 and 0. The file is
  * made by this Store, then given the counts and the version of such an
- * imd (before version 10 no wire_id, before 8 no messages_own_files). */
+ * imd (before version 11 no waiting_actions, before 10 no wire_id, before 8
+ * no messages_own_files). */
 static char *make_retracted_unread(int version) {
         char *dir = make_tmp_dir();
         g_autoptr(Store) store = NULL;
@@ -334,6 +335,7 @@ static char *make_retracted_unread(int version) {
 
         sql = g_strdup_printf("UPDATE conversations SET unread = 3 WHERE id = '" ALICE "';"
                               "UPDATE conversations SET unread = 2 WHERE id = '" BOB "';"
+                              "DROP TABLE waiting_actions;"
                               "DROP INDEX messages_wire_id;"
                               "ALTER TABLE messages DROP COLUMN wire_id;"
                               "%s"

@@ -95,7 +95,7 @@ static char *raw_query_str(const char *dir, const char *sql) {
 }
 
 /* The schema version this build migrates to. */
-#define STORE_TEST_SCHEMA_VERSION 10
+#define STORE_TEST_SCHEMA_VERSION 11
 
 static void raw_exec(const char *dir, const char *sql) {
         g_autofree char *path = g_build_filename(dir, "history.sqlite", NULL);
@@ -1761,6 +1761,87 @@ static void assert_actions(Store *store, const char *expected) {
         g_assert_cmpstr(got->str, ==, expected);
 }
 
+static void assert_waiting(Store *store, const char *conversation, const char *target, const char *expected) {
+        g_autoptr(GPtrArray) actions = NULL;
+        g_autoptr(GString) got = g_string_new(NULL);
+
+        g_assert_cmpint(store_list_waiting_actions(store, conversation, target, &actions), ==, 0);
+        for (guint i = 0; i < actions->len; i++) {
+                const StoreWaitingAction *a = g_ptr_array_index(actions, i);
+                static const char *const kinds[] = { "retract", "correct", "react" };
+                g_string_append_printf(got, "%s%s %s %s %s %s", i ? "; " : "", a->conversation, a->target,
+                                       kinds[a->kind], a->outgoing ? "ours" : "theirs",
+                                       a->payload ? a->payload : "-");
+        }
+        g_assert_cmpstr(got->str, ==, expected);
+}
+
+/* Others' actions waiting for their message: kept across a reopen, in order
+ * (one from an archive page fetched backwards before all), per target,
+ * forgotten once applied, and the newest STORE_WAITING_ACTIONS_MAX only. */
+static void test_waiting_actions(Fixture *f, gconstpointer data) {
+        StoreWaitingAction a = { .conversation = (char *) ALICE, .target = (char *) "m1",
+                                 .kind = STORE_ACTION_RETRACT };
+        g_autoptr(GPtrArray) dropped = NULL;
+
+        assert_waiting(f->store, NULL, NULL, "");
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, NULL), ==, 0);
+        a = (StoreWaitingAction) { .conversation = (char *) ALICE, .target = (char *) "m2",
+                                   .kind = STORE_ACTION_CORRECT, .payload = (char *) "new" };
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, NULL), ==, 0);
+        a = (StoreWaitingAction) { .conversation = (char *) ALICE, .target = (char *) "m2",
+                                   .kind = STORE_ACTION_CORRECT, .payload = (char *) "old" };
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, true, NULL), ==, 0);
+        a = (StoreWaitingAction) { .conversation = (char *) BOB, .target = (char *) "m2", .outgoing = true,
+                                   .kind = STORE_ACTION_REACT, .payload = (char *) "👍\n🎉" };
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, &dropped), ==, 0);
+        g_assert_cmpuint(dropped->len, ==, 0);
+        g_clear_pointer(&dropped, g_ptr_array_unref);
+
+        fixture_reopen(f);
+        assert_waiting(f->store, ALICE, "m2", ALICE " m2 correct theirs old; " ALICE " m2 correct theirs new");
+        assert_waiting(f->store, BOB, "m2", BOB " m2 react ours 👍\n🎉");
+        assert_waiting(f->store, ALICE, "m3", "");
+        assert_waiting(f->store, NULL, NULL,
+                       ALICE " m2 correct theirs old; " ALICE " m1 retract theirs -; " ALICE " m2 correct theirs new; "
+                       BOB " m2 react ours 👍\n🎉");
+        g_assert_cmpint(store_drop_waiting_actions(f->store, ALICE, "m2"), ==, 0);
+        assert_waiting(f->store, NULL, NULL, ALICE " m1 retract theirs -; " BOB " m2 react ours 👍\n🎉");
+
+        a = (StoreWaitingAction) { .conversation = (char *) ALICE, .target = (char *) "", .kind = STORE_ACTION_RETRACT };
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, NULL), ==, -EINVAL);
+        a.target = (char *) "m1";
+        a.kind = (StoreActionKind) 7;
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, NULL), ==, -EINVAL);
+        g_assert_cmpint(store_list_waiting_actions(f->store, ALICE, NULL, &dropped), ==, -EINVAL);
+
+        /* a flood: the oldest go, each said */
+        a.kind = STORE_ACTION_RETRACT;
+        for (unsigned i = 0; i < STORE_WAITING_ACTIONS_MAX; i++) {
+                g_autofree char *target = g_strdup_printf("f%u", i);
+                a.target = target;
+                g_assert_cmpint(store_keep_waiting_action(f->store, &a, false, &dropped), ==, 0);
+                if (i < STORE_WAITING_ACTIONS_MAX - 2) {
+                        g_assert_cmpuint(dropped->len, ==, 0);
+                } else {
+                        const StoreWaitingAction *d = g_ptr_array_index(dropped, 0);
+                        g_assert_cmpuint(dropped->len, ==, 1);
+                        g_assert_cmpstr(d->target, ==, i == STORE_WAITING_ACTIONS_MAX - 2 ? "m1" : "m2");
+                }
+                g_clear_pointer(&dropped, g_ptr_array_unref);
+        }
+        assert_waiting(f->store, ALICE, "m1", "");
+        assert_waiting(f->store, ALICE, "f0", ALICE " f0 retract theirs -");
+        /* an older one than all, when full, is the one to go */
+        a.target = (char *) "old";
+        g_assert_cmpint(store_keep_waiting_action(f->store, &a, true, &dropped), ==, 0);
+        g_assert_cmpuint(dropped->len, ==, 1);
+        g_assert_cmpstr(((StoreWaitingAction *) g_ptr_array_index(dropped, 0))->target, ==, "old");
+        g_clear_pointer(&dropped, g_ptr_array_unref);
+        g_assert_cmpint(store_list_waiting_actions(f->store, NULL, NULL, &dropped), ==, 0);
+        g_assert_cmpuint(dropped->len, ==, STORE_WAITING_ACTIONS_MAX);
+}
+
 /* The outbox of actions: queued with their message's change, the latest of
  * a kind replacing the earlier, a retraction replacing all, gone once done,
  * and kept across a reopen (a crash). */
@@ -1958,6 +2039,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/message/revoke-unread", test_revoke_unread);
         ADD("/store/actions", test_actions);
         ADD("/store/displayed-actions", test_displayed_actions);
+        ADD("/store/waiting-actions", test_waiting_actions);
         ADD("/store/perf/append", test_perf_append);
 #undef ADD
 
