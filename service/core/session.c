@@ -364,13 +364,24 @@ GPtrArray *session_waited_for(Session *s, GPtrArray *messages) {
 }
 
 void session_apply_waiting_to(Session *s, GPtrArray *messages, GPtrArray *ids, ActionNews news, bool reread) {
-        for (guint i = 0; ids && i < messages->len; i++) {
-                StoreMessage *m = g_ptr_array_index(messages, i), *now = NULL;
+        if (!ids)
+                return;
+        for (guint i = 0; i < messages->len; i++) {
+                const StoreMessage *m = g_ptr_array_index(messages, i);
                 const char *id = g_ptr_array_index(ids, i);
-                if (!id || m->seq == 0 || !session_apply_waiting(s, m->conversation, id, news) || !reread)
-                        continue;
-                /* the message as it is now, for its announcement */
-                if (store_get_message(s->store, m->conversation, m->id, &now) < 0)
+                if (id && m->seq != 0)
+                        (void) session_apply_waiting(s, m->conversation, id, news);
+        }
+        if (!reread)
+                return;
+        /* Each message an action waited for, as it is now, for its
+         * announcement: not only the one whose turn applied them, as two
+         * of the batch may have come with the same id (the actions went to
+         * the newest). */
+        for (guint i = 0; i < messages->len; i++) {
+                StoreMessage *m = g_ptr_array_index(messages, i), *now = NULL;
+                if (!g_ptr_array_index(ids, i) || m->seq == 0 ||
+                    store_get_message(s->store, m->conversation, m->id, &now) < 0)
                         continue;
                 store_message_free(m);
                 messages->pdata[i] = now;

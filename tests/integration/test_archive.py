@@ -897,6 +897,32 @@ def _assert_never_shown(client, start, secret):
     assert shown == [], shown
 
 
+def test_a_waiting_retraction_and_two_messages_with_its_id_in_one_batch(client, imd, logged_in, peer):
+    """A retraction waits for id 'dup' (no such message); then two messages
+    with that id (a sender reusing ids; different stanza-ids) come in one
+    batch (held offline while logged out). The retraction goes to the newest,
+    and that message is announced revoked, never with its text (only the
+    first of the batch was read again for the announcement)."""
+    start = client.mark()
+    peer.send_raw(_retraction(logged_in.jid, "dup"))
+    peer.send_message(logged_in.jid, "marker msg")
+    _wait_texts(client, ["marker msg"], start)
+    client.pump(1.0)
+    _logout(client)
+    peer.send_message(logged_in.jid, "first dup", id="dup", origin_id=False)
+    peer.send_message(logged_in.jid, "secret dup hunter2", id="dup", origin_id=False)
+    start = client.mark()
+    _relogin(client, logged_in)
+    peer.send_message(logged_in.jid, "after")
+    _wait_texts(client, ["after"], start)
+    client.pump(SETTLE)
+    shown = [(m["text"], bool(m.get("revoked"))) for m in client.messages_received(start)]
+    hist = [(m["text"], bool(m.get("revoked"))) for m in _history(client, peer.jid)]
+    assert not any("hunter2" in t for t, _ in shown), shown
+    assert ("first dup", False) in shown and ("", True) in shown, shown
+    assert [(t, r) for t, r in hist if "dup" in t or r] == [("", True), ("first dup", False)], hist  # newest first
+
+
 def test_actions_on_messages_before_the_history_apply_when_paged_back(client, new_account, peer, prosody):
     """A retraction, correction and reaction arrive live for messages imd
     never had (another device of ours saw them): paging back, the messages
