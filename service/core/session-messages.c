@@ -410,6 +410,20 @@ static void hold_action(Session *s, const XmppMessageAction *a) {
         g_ptr_array_add(s->held_actions, pending_action_new(a));
 }
 
+void session_batch_held_actions(Session *s) {
+        GPtrArray *actions = s->held_actions;
+
+        for (guint i = 0; actions && i < actions->len;) {
+                XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i), false);
+                if (!session_is_batched(s, a.peer, a.target_id)) {
+                        i++;
+                        continue;
+                }
+                session_keep_action(s, &a, false);
+                g_ptr_array_remove_index(actions, i);
+        }
+}
+
 void session_apply_held_actions(Session *s) {
         g_autoptr(GPtrArray) actions = g_steal_pointer(&s->held_actions);
 
@@ -427,7 +441,14 @@ void on_stream_action(const XmppMessageAction *a, void *userdata) {
                 session_defer_action(s, a);
                 return;
         }
-        session_flush_if_batched(s, a->peer, a->target_id);
+        /* Its message waits in the batch (the offline messages or the
+         * catch-up's page that bring both, say): the action waits with it
+         * and is applied as it is stored, so the message is announced as
+         * the action leaves it (a retracted text never announced). */
+        if (session_is_batched(s, a->peer, a->target_id)) {
+                session_keep_action(s, a, false);
+                return;
+        }
         if (session_apply_action(s, a, ACTION_NEWS_ALL))
                 return;
         if (!a->archived && s->held) {

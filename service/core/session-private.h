@@ -266,9 +266,11 @@ void session_roster_apply(Session *s);
 /* Stores and announces the batch of incoming messages; negative errno if it
  * could not be stored (then nothing of it is announced or acknowledged). */
 int session_flush(Session *s);
+/* True if the batch holds conversation's message id (not stored yet). */
+bool session_is_batched(const Session *s, const char *conversation, const char *id);
 /* Stores the batch first only if it holds conversation's message id (a carbon
- * of our own message, say), so that a report or an action on a message finds
- * it; any other leaves the batch to its timer. */
+ * of our own message, say), so that a report on a message finds it; any
+ * other leaves the batch to its timer. */
 void session_flush_if_batched(Session *s, const char *conversation, const char *id);
 /* XEP-0198: once nothing waits to be stored, every message the stream counted
  * is stored or deliberately dropped, and the count may move on. */
@@ -325,6 +327,9 @@ void session_defer_action(Session *s, const XmppMessageAction *a);
  * announcing them (they change history the caller is about to be given);
  * the others wait in the store, as the oldest (session_keep_action()). */
 void session_retry_actions(Session *s);
+/* The held actions whose message is in the batch wait for it
+ * (session_keep_action()): applied as it is stored, before it is announced. */
+void session_batch_held_actions(Session *s);
 /* Applies the actions that waited for the held messages (just stored). */
 void session_apply_held_actions(Session *s);
 void pending_action_free(PendingAction *p);

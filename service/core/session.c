@@ -369,8 +369,10 @@ void session_apply_waiting_to(Session *s, GPtrArray *messages, GPtrArray *ids, A
         for (guint i = 0; i < messages->len; i++) {
                 const StoreMessage *m = g_ptr_array_index(messages, i);
                 const char *id = g_ptr_array_index(ids, i);
-                if (id && m->seq != 0)
-                        (void) session_apply_waiting(s, m->conversation, id, news);
+                /* a copy of a message stored before (seq 0) brings it as
+                 * well: it was announced then, so its change is news */
+                if (id)
+                        (void) session_apply_waiting(s, m->conversation, id, m->seq ? news : ACTION_NEWS_ALL);
         }
         if (!reread)
                 return;
@@ -466,14 +468,18 @@ int session_flush(Session *s) {
         return r;
 }
 
-void session_flush_if_batched(Session *s, const char *conversation, const char *id) {
+bool session_is_batched(const Session *s, const char *conversation, const char *id) {
         for (guint i = 0; s->batch_messages && i < s->batch_messages->len; i++) {
                 const StoreMessage *m = g_ptr_array_index(s->batch_messages, i);
-                if (g_strcmp0(m->id, id) == 0 && g_strcmp0(m->conversation, conversation) == 0) {
-                        session_flush(s);
-                        return;
-                }
+                if (g_strcmp0(m->id, id) == 0 && g_strcmp0(m->conversation, conversation) == 0)
+                        return true;
         }
+        return false;
+}
+
+void session_flush_if_batched(Session *s, const char *conversation, const char *id) {
+        if (session_is_batched(s, conversation, id))
+                session_flush(s);
 }
 
 static void batch_add(Session *s, StoreMessage *m);
@@ -488,6 +494,7 @@ void session_release_held(Session *s) {
         g_ptr_array_set_free_func(held, NULL);  /* batch_add() takes them */
         for (guint i = 0; i < held->len; i++)
                 batch_add(s, g_ptr_array_index(held, i));
+        session_batch_held_actions(s);
         session_flush(s);
         session_apply_held_actions(s);
 }

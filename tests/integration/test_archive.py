@@ -458,7 +458,8 @@ def test_forged_answers_to_a_pending_archive_query_are_ignored(client, imd, slow
 def test_a_retraction_during_the_catch_up_is_applied(client, slow_archive_prosody):
     """The archive answers 2 s late, so live messages wait for it (held, to
     keep the archive's order). A retraction of one of them that comes
-    meanwhile too is applied, and announced, once they are stored."""
+    meanwhile too is applied as they are stored: the message is announced
+    revoked, never with its text."""
     p = slow_archive_prosody
     alice_jid, alice_pw = p.new_account("alice")
     bob_jid, bob_pw = p.new_account("bob")
@@ -473,10 +474,12 @@ def test_a_retraction_during_the_catch_up_is_applied(client, slow_archive_prosod
                      % (alice_jid, mid))
         bob.send_raw("<message to='%s' type='chat' id='%s'><retract xmlns='urn:xmpp:message-retract:1' "
                      "id='%s'/><body>fallback</body></message>" % (alice_jid, uuid.uuid4().hex, mid))
-        client.wait_signal("MessageRevoked", lambda a: a[1] == mid, start=start, timeout=15)
+        got = client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start, timeout=15).args[0]
+        assert (got["text"], got.get("revoked")) == ("", True), got
         assert [(m["id"], m["text"], m.get("revoked")) for m in _history(client, bob_jid)] == \
             [(mid, "", True)]
-        assert "fallback" not in _signalled(client, start)
+        signalled = _signalled(client, start)
+        assert "fallback" not in signalled and "take this back" not in signalled
     finally:
         bob.stop()
 
@@ -895,6 +898,65 @@ def _assert_never_shown(client, start, secret):
     client.pump(SETTLE)
     shown = [m for m in client.messages_received(start) if secret in (m.get("text") or "")]
     assert shown == [], shown
+
+
+def _shown_and_revoked(client, start):
+    shown = [(m["text"], bool(m.get("revoked"))) for m in client.messages_received(start)]
+    return shown, [sig.args for sig in client.signals[start:] if sig.member == "MessageRevoked"]
+
+
+def test_retracted_while_away_is_revoked(client, imd, logged_in, peer):
+    """Logged out, bob sends a secret and retracts it; at the next login
+    offline storage and the catch-up bring both. The history has it revoked,
+    and a frontend that was shown its text hears MessageRevoked. (With the
+    retraction waiting for a message of the batch that turned out to be a
+    copy of one stored before, it was never applied.)"""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "hello first")
+    _wait_texts(client, ["hello first"], start)
+    _logout(client)
+    mid = peer.send_message(logged_in.jid, "offline secret hunter2")
+    time.sleep(0.3)
+    peer.send_raw(_retraction(logged_in.jid, mid))
+    time.sleep(0.5)
+    start = client.mark()
+    _relogin(client, logged_in)
+    peer.send_message(logged_in.jid, "after")
+    _wait_texts(client, ["after"], start)
+    client.pump(SETTLE)
+    shown, revoked = _shown_and_revoked(client, start)
+    if ("offline secret hunter2", False) in shown:
+        assert revoked == [(peer.jid, mid)], (shown, revoked)
+    hist = [(m["id"], m["text"], bool(m.get("revoked"))) for m in _history(client, peer.jid)]
+    assert (mid, "", True) in hist and not any("hunter2" in t for _, t, _ in hist), hist
+
+
+def test_retracted_while_away_with_another_device_is_revoked(client, imd, logged_in, peer, prosody):
+    """The same while another device of the account was online: the archive
+    catch-up brings the message and its retraction."""
+    start = client.mark()
+    peer.send_message(logged_in.jid, "hello first")
+    _wait_texts(client, ["hello first"], start)
+    _logout(client)
+    phone = _second_device(prosody, logged_in)
+    try:
+        mid = peer.send_message(logged_in.jid, "archived secret hunter2")
+        phone.wait_for_body("archived secret hunter2")
+        peer.send_raw(_retraction(logged_in.jid, mid).replace("</message>",
+                                                              "<store xmlns='urn:xmpp:hints'/></message>"))
+        time.sleep(0.5)
+    finally:
+        phone.stop()
+    start = client.mark()
+    _relogin(client, logged_in)
+    peer.send_message(logged_in.jid, "after")
+    _wait_texts(client, ["after"], start)
+    client.pump(SETTLE)
+    shown, revoked = _shown_and_revoked(client, start)
+    if ("archived secret hunter2", False) in shown:
+        assert revoked == [(peer.jid, mid)], (shown, revoked)
+    hist = [(m["id"], m["text"], bool(m.get("revoked"))) for m in _history(client, peer.jid)]
+    assert (mid, "", True) in hist and not any("hunter2" in t for _, t, _ in hist), hist
 
 
 def test_a_waiting_retraction_and_two_messages_with_its_id_in_one_batch(client, imd, logged_in, peer):

@@ -325,7 +325,8 @@ def test_edit_both_ways(client, logged_in, peer_factory):
 
 def test_actions_right_behind_their_message(client, logged_in, peer):
     """A correction and a reaction that arrive in the same write as their
-    message (so within one batch, not yet stored) are applied to it."""
+    message (so within one batch, not yet stored) are applied to it as it is
+    stored: it is announced corrected and reacted to."""
     me = logged_in.jid
     start = client.mark()
     mid = uuid.uuid4().hex
@@ -334,8 +335,8 @@ def test_actions_right_behind_their_message(client, logged_in, peer):
                   + ("<message to='%s' type='chat' id='%s'><body>first</body>"
                      "<replace xmlns='%s' id='%s'/></message>" % (me, uuid.uuid4().hex, NS_CORRECT, mid))
                   + _reactions_raw(me, mid, ["👍"]))
-    client.wait_signal("MessageEdited", start=start)
-    client.wait_signal("ReactionsChanged", start=start)
+    shown = client.wait_signal("MessageReceived", lambda a: a[0]["id"] == mid, start=start).args[0]
+    assert (shown["text"], shown["edited"], shown["reactions"]) == ("first", True, {peer.jid: ["👍"]}), shown
     got = _stored(client, peer.jid, mid)
     assert (got["text"], got["edited"]) == ("first", True)
     assert got["reactions"] == {peer.jid: ["👍"]}
@@ -1104,6 +1105,25 @@ def test_a_download_cut_by_a_crash_leaves_nothing(client, client_factory, imd, l
     scripted_files.files["/up/crash.bin"] = ("length", data)
     assert _read_fd(client.call_fd("FetchMedia", "ss", (peer.jid, mid), timeout=20)) == data
     assert _media_files(imd) == [os.path.basename(_stored(client, peer.jid, mid)["path"])]
+
+
+def test_a_message_retracted_while_it_waits_in_the_batch_is_announced_revoked(client, logged_in, peer):
+    """A message and its retraction close together (one batch: offline
+    storage or a catch-up page brings them so): the message is announced
+    revoked, never with its text (it was announced, then revoked)."""
+    me = logged_in.jid
+    start = client.mark()
+    for _ in range(3):
+        mid = uuid.uuid4().hex
+        peer.send_raw("<message to='%s' type='chat' id='%s'><body>my password is hunter2</body></message>"
+                      "<message to='%s' type='chat' id='%s'><retract xmlns='%s' id='%s'/></message>"
+                      % (me, mid, me, uuid.uuid4().hex, NS_RETRACT, mid))
+        got = client.wait_signal("MessageReceived", lambda a, mid=mid: a[0]["id"] == mid, start=start).args[0]
+        assert got.get("revoked") is True and "hunter2" not in got.get("text", ""), got
+        assert _stored(client, peer.jid, mid).get("revoked") is True
+    client.pump(SETTLE)
+    assert [sig for sig in client.signals[start:] if sig.member == "MessageRevoked"] == []
+    assert find_conversation(client.call("GetConversations"), peer.jid)["unread"] == 0
 
 
 def test_actions_before_their_message_apply_when_it_comes(client, logged_in, peer):
