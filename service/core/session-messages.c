@@ -330,34 +330,28 @@ static void announce_conversation_of(Session *s, const char *conversation, const
 
 /* A retraction or correction counts only from the message's own sender: the
  * peer for its messages, our account (another device) for ours. Reactions
- * count from either. False if the message is not in the history (yet). The
- * target is the newest message that came with the id named (a sender reusing
- * ids means its latest), which may be stored under another id. */
-bool session_apply_action(Session *s, const XmppMessageAction *a, ActionNews news) {
-        g_autoptr(StoreMessage) m = NULL;
+ * count from either. m: the message a names. */
+static void apply_action_to(Session *s, const XmppMessageAction *a, const StoreMessage *m, ActionNews news) {
         StoreDirection want = a->outgoing ? STORE_DIRECTION_OUT : STORE_DIRECTION_IN;
         bool announce = news == ACTION_NEWS_ALL;
-        const char *id;
+        const char *id = m->id;
         int r;
 
-        if (!s->store || store_get_message_by_wire_id(s->store, a->peer, a->target_id, &m) < 0)
-                return false;
-        id = m->id;
         if (m->direction != want && a->kind != XMPP_ACTION_REACT) {
                 g_debug("session: ignoring a %s of %s in %s: not its sender's message",
                         a->kind == XMPP_ACTION_RETRACT ? "retraction" : "correction", a->target_id, a->peer);
-                return true;
+                return;
         }
         if (a->kind == XMPP_ACTION_REACT) {
                 /* anyone of the conversation may react to any of its messages */
                 if (!m->revoked)
                         apply_reactions(s, m, a->outgoing ? s->account : a->peer, a->reactions, a->n_reactions,
                                         announce);
-                return true;
+                return;
         }
         if (a->kind == XMPP_ACTION_RETRACT) {
                 if (m->revoked || (r = store_revoke_message(s->store, a->peer, id)) < 0)
-                        return true;
+                        return;
                 if (announce)
                         s->events.message_revoked(a->peer, id, s->userdata);
                 if (announce || (r > 0 && news == ACTION_NEWS_COUNTS))
@@ -365,12 +359,40 @@ bool session_apply_action(Session *s, const XmppMessageAction *a, ActionNews new
         } else {
                 if (m->revoked || g_strcmp0(m->text, a->text) == 0 ||
                     store_edit_message(s->store, a->peer, id, a->text) < 0)
-                        return true;
+                        return;
                 if (announce) {
                         s->events.message_edited(a->peer, id, a->text, s->userdata);
                         announce_conversation_of(s, a->peer, id, false);
                 }
         }
+}
+
+/* False if the message is not in the history (yet). The target is the newest
+ * message that came with the id named (a sender reusing ids means its
+ * latest), which may be stored under another id. */
+bool session_apply_action(Session *s, const XmppMessageAction *a, ActionNews news) {
+        g_autoptr(StoreMessage) m = NULL;
+
+        if (!s->store || store_get_message_by_wire_id(s->store, a->peer, a->target_id, &m) < 0)
+                return false;
+        apply_action_to(s, a, m, news);
+        return true;
+}
+
+/* As session_apply_action() for a deferred action, which may name the one
+ * message of its page it meant (PendingAction.target_stanza_id): stored
+ * with that stanza-id, or, a copy of a message the history had without one
+ * (our own), under the very id the action names. */
+static bool apply_pending_action(Session *s, const PendingAction *p, ActionNews news) {
+        g_autoptr(StoreMessage) m = NULL;
+        XmppMessageAction a = pending_action_view(p, true);
+
+        if (!p->target_stanza_id)
+                return session_apply_action(s, &a, news);
+        if (!s->store || (store_get_message_by_stanza_id(s->store, p->peer, p->target_stanza_id, &m) < 0 &&
+                          store_get_message(s->store, p->peer, p->target_id, &m) < 0))
+                return false;
+        apply_action_to(s, &a, m, news);
         return true;
 }
 
@@ -462,6 +484,7 @@ void on_stream_action(const XmppMessageAction *a, void *userdata) {
 void pending_action_free(PendingAction *p) {
         g_free(p->peer);
         g_free(p->target_id);
+        g_free(p->target_stanza_id);
         g_free(p->text);
         g_strfreev(p->reactions);
         g_free(p);
@@ -477,6 +500,17 @@ void session_defer_action(Session *s, const XmppMessageAction *a) {
                 return;
         }
         p = pending_action_new(a);
+        /* The page's results come oldest first: the message it names is
+         * the newest of those so far that came with its target id (the
+         * store may give that one another id, and a newer message the id;
+         * its stanza-id stays). With none, it is older than the page. */
+        for (guint i = s->back_page ? s->back_page->len : 0; i > 0; i--) {
+                const StoreMessage *m = g_ptr_array_index(s->back_page, i - 1);
+                if (m->stanza_id && strcmp(m->id, a->target_id) == 0 && strcmp(m->conversation, a->peer) == 0) {
+                        p->target_stanza_id = g_strdup(m->stanza_id);
+                        break;
+                }
+        }
         /* pages come newest first, each oldest first: a page's actions go
          * before those of the (newer) pages fetched earlier */
         g_ptr_array_insert(s->pending_actions, (gint) s->pending_insert_at++, p);
@@ -489,8 +523,7 @@ void session_retry_actions(Session *s) {
                 return;
         /* oldest first: a later correction wins over an earlier one */
         for (guint i = 0; i < actions->len;) {
-                XmppMessageAction a = pending_action_view(g_ptr_array_index(actions, i), true);
-                if (session_apply_action(s, &a, ACTION_NEWS_COUNTS))
+                if (apply_pending_action(s, g_ptr_array_index(actions, i), ACTION_NEWS_COUNTS))
                         g_ptr_array_remove_index(actions, i);
                 else
                         i++;

@@ -250,6 +250,13 @@ typedef struct PendingAction {
         char *peer;
         bool outgoing;
         char *target_id;
+        /* From an archive page paged back: the stanza-id of the message of
+         * that page, before the action, that came with target_id, which is
+         * the one it names (the store may keep it under another id, and a
+         * newer one may have come with target_id); NULL: none came before
+         * it in its page, it names the newest message that came with
+         * target_id, as a live action does. */
+        char *target_stanza_id;
         char *text;
         char **reactions;               /* NULL-terminated */
 } PendingAction;

@@ -80,6 +80,11 @@ int store_get_message_by_wire_id(Store *store, const char *conversation, const c
         return get_message(store, STMT_GET_MESSAGE_BY_WIRE_ID, conversation, wire_id, ret);
 }
 
+int store_get_message_by_stanza_id(Store *store, const char *conversation, const char *stanza_id,
+                                   StoreMessage **ret) {
+        return get_message(store, STMT_GET_MESSAGE_BY_STANZA_ID, conversation, stanza_id, ret);
+}
+
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status) {
         sqlite3_stmt *st _cleanup_reset_ = NULL;
         int r;

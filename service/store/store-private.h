@@ -37,6 +37,7 @@ typedef enum StoreStatement {
         STMT_UPDATE_CONVERSATION,
         STMT_GET_MESSAGE,
         STMT_GET_MESSAGE_BY_WIRE_ID,
+        STMT_GET_MESSAGE_BY_STANZA_ID,
         STMT_GET_SEQ,
         STMT_GET_MESSAGES,
         STMT_SET_STATUS,

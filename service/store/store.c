@@ -98,6 +98,10 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "-9223372036854775808), "
                 "coalesce((SELECT max(seq) FROM messages WHERE conversation = " CONVERSATION_KEY " AND wire_id = ?2), "
                 "-9223372036854775808))",
+        /* The message the server gave stanza-id ?2, whatever its id. */
+        [STMT_GET_MESSAGE_BY_STANZA_ID] =
+                "SELECT " MESSAGE_COLUMNS("?1") " FROM messages "
+                "WHERE conversation = " CONVERSATION_KEY " AND stanza_id = ?2",
         [STMT_GET_SEQ]             =
                 "SELECT seq FROM messages WHERE conversation = " CONVERSATION_KEY " AND id = ?2",
         [STMT_GET_MESSAGES]        =

@@ -144,6 +144,10 @@ int store_get_message(Store *store, const char *conversation, const char *id, St
  * whether stored under it or, its id being taken, under another (see
  * store_append_messages()). -ENOENT if none. */
 int store_get_message_by_wire_id(Store *store, const char *conversation, const char *wire_id, StoreMessage **ret);
+/* The message of the conversation the server gave stanza_id (unique within
+ * it), whatever id it is stored under; -ENOENT if none. */
+int store_get_message_by_stanza_id(Store *store, const char *conversation, const char *stanza_id,
+                                   StoreMessage **ret);
 int store_set_message_status(Store *store, const char *conversation, const char *id, const char *status);
 
 /* XEP-0424: marks the message revoked and drops its text, data and extension

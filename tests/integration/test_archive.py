@@ -1035,6 +1035,37 @@ def test_actions_on_messages_before_the_history_survive_a_restart(client, imd, n
         c2.close()
 
 
+def test_actions_paged_back_name_the_message_before_them_that_had_the_id(client, new_account, peer, prosody):
+    """Before imd's history (another device of ours online), bob sends id 'r'
+    = a secret, retracts 'r', then sends another message with id 'r'; and
+    the same with a correction. Paging back, each action applies to the
+    message with its id that came before it (what it could only mean live),
+    not to the newest such: the secret comes back revoked, the later
+    messages untouched."""
+    alice = new_account("alice")
+    phone = _second_device(prosody, alice)
+    try:
+        peer.send_message(alice.jid, "old secret hunter2", id="r", origin_id=False)
+        # no body: only the hint has the archive keep it
+        peer.send_raw(_retraction(alice.jid, "r").replace("</message>", "<store xmlns='urn:xmpp:hints'/></message>"))
+        peer.send_message(alice.jid, "new innocent", id="r", origin_id=False)
+        peer.send_message(alice.jid, "old typo", id="c", origin_id=False)
+        peer.send_raw(_correction(alice.jid, "c", "old fixed"))
+        peer.send_message(alice.jid, "new as sent", id="c", origin_id=False)
+        phone.wait_for_body("new as sent")
+    finally:
+        phone.stop()
+    start = _first_login(client, alice, peer)
+    msgs, _ = client.call("GetMessages", "ssu", (peer.jid, "", 50), timeout=60)
+    got = [(m["text"], bool(m.get("revoked")), bool(m.get("edited"))) for m in msgs]
+    assert ("new innocent", False, False) in got, got
+    assert ("old fixed", False, True) in got, got
+    assert ("new as sent", False, False) in got, got
+    assert not any("hunter2" in t or t == "old typo" for (t, _, _) in got), got
+    assert sum(1 for (t, revoked, _) in got if revoked and t == "") == 1, got
+    _assert_never_shown(client, start, "hunter2")
+
+
 def test_actions_waiting_for_their_message_count_only_from_its_sender(client, new_account, peer, prosody):
     """Another device of ours retracts and corrects the peer's message, which
     imd does not have yet: when it comes from the archive, neither is applied

@@ -449,6 +449,16 @@ static void test_reused_id(Fixture *f, gconstpointer data) {
         g_assert_cmpint(store_get_message_by_wire_id(f->store, ALICE, "none", &got), ==, -ENOENT);
         g_assert_cmpint(store_get_message_by_wire_id(f->store, BOB, "1", &got), ==, -ENOENT);
 
+        /* one of them exactly, whatever its id: by the stanza-id the server gave it */
+        g_assert_cmpint(store_get_message_by_stanza_id(f->store, ALICE, "s-2", &got), ==, 0);
+        g_assert_cmpstr(got->text, ==, "second with id 1");
+        g_clear_pointer(&got, store_message_free);
+        g_assert_cmpint(store_get_message_by_stanza_id(f->store, ALICE, "s-1", &got), ==, 0);
+        g_assert_cmpstr(got->id, ==, "1");
+        g_clear_pointer(&got, store_message_free);
+        g_assert_cmpint(store_get_message_by_stanza_id(f->store, ALICE, "1", &got), ==, -ENOENT);
+        g_assert_cmpint(store_get_message_by_stanza_id(f->store, BOB, "s-2", &got), ==, -ENOENT);
+
         /* the displayed marker names the newest incoming one as its sender did */
         g_assert_cmpint(store_mark_read(f->store, ALICE, &last), ==, 0);
         g_assert_cmpstr(last, ==, "1");
